@@ -1,0 +1,148 @@
+// The contract between a byte stream and messages. A Session owns one Decoder
+// per connection; encoded frames may be shared by many sessions (broadcast),
+// so encoders return fresh bytes that nobody mutates afterwards.
+
+/**
+ * Turns one connection's incoming bytes into messages, incrementally.
+ *
+ * Rules every decoder follows (the built-in ones are tested for each):
+ * - it survives any split of the byte stream, down to one byte per chunk;
+ * - it checks its limits **before** allocating for a frame, and throws a
+ *   {@linkcode DecodeError} (often a {@linkcode FrameTooLargeError}) instead of
+ *   buffering without bound;
+ * - it copies whatever it keeps of `chunk`: the caller reuses that memory.
+ *
+ * After `decode` throws, the decoder is not used again (the session closes).
+ *
+ * @typeParam In The type of the decoded messages.
+ *
+ * @example A decoder that emits every byte as a number
+ * ```ts
+ * import type { Decoder } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes: Decoder<number> = {
+ *   buffered: 0,
+ *   decode(chunk, emit) {
+ *     for (const byte of chunk) emit(byte);
+ *   },
+ * };
+ * const seen: number[] = [];
+ * bytes.decode(new Uint8Array([1, 2]), (n) => seen.push(n));
+ * assert.deepEqual(seen, [1, 2]);
+ * ```
+ */
+export interface Decoder<In> {
+  /**
+   * Consumes `chunk` and calls `emit` once per complete message, in order.
+   *
+   * @param chunk Bytes just read. Only valid during the call.
+   * @param emit Receives each decoded message.
+   * @throws {DecodeError} When the bytes break the framing rules.
+   */
+  decode(chunk: Uint8Array, emit: (message: In) => void): void;
+  /** Bytes held for a frame that has not completed yet. */
+  readonly buffered: number;
+}
+
+/**
+ * Liveness probing for a codec that has a ping/pong exchange. Codecs without
+ * one leave {@linkcode Codec.heartbeat} undefined; any inbound frame then
+ * counts as a sign of life.
+ *
+ * @typeParam In The type of the decoded messages.
+ *
+ * @example A heartbeat for a line protocol
+ * ```ts
+ * import type { Heartbeat } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const heartbeat: Heartbeat<string> = {
+ *   ping: new TextEncoder().encode("PING\n"),
+ *   isPong: (line) => line === "PONG",
+ * };
+ * assert.ok(heartbeat.isPong("PONG"));
+ * ```
+ */
+export interface Heartbeat<In> {
+  /** The encoded frame sent as a ping; shared by every session. */
+  readonly ping: Uint8Array;
+  /**
+   * Tells whether a decoded message is the peer's answer to a ping. Pongs
+   * are consumed by the session and never reach message handlers.
+   *
+   * @param message A decoded message.
+   * @returns `true` when the message is a pong.
+   */
+  isPong(message: In): boolean;
+}
+
+/**
+ * A framing: how messages become bytes on the wire and back.
+ *
+ * Built-in codecs: {@linkcode lines}, {@linkcode lengthPrefixed}, and the
+ * ones exported next to them. Writing your own takes an `encode` function and
+ * a `decoder` factory; see the example.
+ *
+ * @typeParam In The type of decoded (incoming) messages.
+ * @typeParam Out The type of messages accepted for encoding (outgoing).
+ *
+ * @example A codec of fixed two-byte big-endian numbers
+ * ```ts
+ * import type { Codec, Decoder } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * function uint16(): Codec<number> {
+ *   return {
+ *     name: "uint16",
+ *     encode: (n) => new Uint8Array([n >> 8, n & 0xff]),
+ *     decoder(): Decoder<number> {
+ *       let high = -1; // a first byte waiting for its partner
+ *       return {
+ *         get buffered() {
+ *           return high < 0 ? 0 : 1;
+ *         },
+ *         decode(chunk, emit) {
+ *           for (const byte of chunk) {
+ *             if (high < 0) high = byte;
+ *             else {
+ *               emit((high << 8) | byte);
+ *               high = -1;
+ *             }
+ *           }
+ *         },
+ *       };
+ *     },
+ *   };
+ * }
+ *
+ * const codec = uint16();
+ * const decoder = codec.decoder();
+ * const out: number[] = [];
+ * const frame = codec.encode(513);
+ * decoder.decode(frame.subarray(0, 1), (n) => out.push(n));
+ * decoder.decode(frame.subarray(1), (n) => out.push(n));
+ * assert.deepEqual(out, [513]);
+ * ```
+ */
+export interface Codec<In, Out = In> {
+  /** A short name for diagnostics, e.g. `"lines"`. */
+  readonly name: string;
+  /**
+   * Encodes one message as one complete frame. The returned bytes may be
+   * shared between many sessions and are never mutated afterwards.
+   *
+   * @param message The message to encode.
+   * @returns The frame's bytes.
+   * @throws {TypeError} When the message cannot be represented.
+   */
+  encode(message: Out): Uint8Array;
+  /**
+   * Creates a fresh decoder for one connection.
+   *
+   * @returns A decoder with empty state.
+   */
+  decoder(): Decoder<In>;
+  /** Ping/pong for heartbeats, when the framing has one. */
+  readonly heartbeat?: Heartbeat<In>;
+}

@@ -1,0 +1,67 @@
+// Error types a caller may want to catch or recognise in `onError` /
+// `Session.closeError`. Misuse of the API throws plain TypeError/RangeError.
+
+/**
+ * Raised by a {@linkcode Decoder} when the incoming bytes break the framing
+ * rules (bad magic, invalid UTF-8, invalid JSON, ...). A session whose decoder
+ * throws is closed with reason `"decode error"`; the error is kept in
+ * `Session.closeError`.
+ *
+ * @example Recognising a decode error
+ * ```ts
+ * import { DecodeError } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new DecodeError("invalid UTF-8 in line");
+ * assert.ok(error instanceof Error);
+ * assert.equal(error.name, "DecodeError");
+ * ```
+ */
+export class DecodeError extends Error {
+  /**
+   * Creates a decode error.
+   *
+   * @param message What was wrong with the bytes.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DecodeError";
+  }
+}
+
+/**
+ * Raised by a {@linkcode Decoder} when a frame announces (or grows to) more
+ * bytes than the codec's limit. It is thrown **before** any buffer of that
+ * size is allocated. A session whose decoder throws it is closed with reason
+ * `"frame too large"`.
+ *
+ * @example Inspecting the sizes
+ * ```ts
+ * import { FrameTooLargeError } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new FrameTooLargeError(5_000_000, 1_048_576);
+ * assert.equal(error.size, 5_000_000);
+ * assert.equal(error.limit, 1_048_576);
+ * ```
+ */
+export class FrameTooLargeError extends DecodeError {
+  /** The announced or observed frame size, in bytes. */
+  readonly size: number;
+  /** The codec's limit, in bytes. */
+  readonly limit: number;
+
+  /**
+   * Creates a frame-too-large error.
+   *
+   * @param size The announced or observed frame size, in bytes.
+   * @param limit The codec's limit, in bytes.
+   */
+  constructor(size: number, limit: number) {
+    super(`Frame of ${size} bytes exceeds the limit of ${limit} bytes`);
+    this.name = "FrameTooLargeError";
+    this.size = size;
+    this.limit = limit;
+  }
+}
