@@ -1,0 +1,56 @@
+// The reasons the library itself gives when it closes a session. Application
+// code may close with any other string; stats count closes by reason.
+
+/**
+ * The close reasons microsocket uses. `Session.closed` resolves with one of
+ * these, or with the string the application passed to `Session.close()`.
+ *
+ * | reason | when |
+ * | --- | --- |
+ * | `"closed"` | `close()` was called without a reason |
+ * | `"eof"` | the peer ended its side of the stream (replies queued before are still sent) |
+ * | `"reset"` | the network failed: connection reset, broken pipe |
+ * | `"error"` | reading failed for another reason (e.g. a TLS handshake), see `closeError` |
+ * | `"decode error"` | the peer sent bytes the codec rejects |
+ * | `"frame too large"` | the peer announced or sent a frame over the codec's limit |
+ * | `"slow consumer"` | queued outbound bytes passed the budget (policy `"close"`) |
+ * | `"idle timeout"` | no inbound frame within `idleTimeout` |
+ * | `"heartbeat timeout"` | too many heartbeats went unanswered |
+ * | `"frame timeout"` | a started frame did not complete within `frameTimeout` |
+ * | `"server shutdown"` | the server is shutting down |
+ *
+ * @example Reacting to a slow consumer
+ * ```ts
+ * import { CloseReason } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * function describe(reason: string): string {
+ *   return reason === CloseReason.SlowConsumer ? "too slow" : reason;
+ * }
+ * assert.equal(describe("slow consumer"), "too slow");
+ * ```
+ */
+export const CloseReason = {
+  /** `close()` was called without a reason. */
+  Closed: "closed",
+  /** The peer ended its side of the stream. */
+  Eof: "eof",
+  /** The network failed (reset, broken pipe). */
+  Reset: "reset",
+  /** Reading failed for another reason. */
+  Error: "error",
+  /** The codec rejected the peer's bytes. */
+  DecodeError: "decode error",
+  /** A frame exceeded the codec's limit. */
+  FrameTooLarge: "frame too large",
+  /** Queued outbound bytes passed the budget. */
+  SlowConsumer: "slow consumer",
+  /** No inbound frame within the idle timeout. */
+  IdleTimeout: "idle timeout",
+  /** Too many heartbeats went unanswered. */
+  HeartbeatTimeout: "heartbeat timeout",
+  /** A started frame did not complete in time. */
+  FrameTimeout: "frame timeout",
+  /** The server is shutting down. */
+  ServerShutdown: "server shutdown",
+} as const;

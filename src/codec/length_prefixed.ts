@@ -1,0 +1,164 @@
+// Binary frames: a 4-byte big-endian length, then that many bytes.
+import type { Codec, Decoder } from "./codec.ts";
+import { FrameTooLargeError } from "../errors.ts";
+
+const HEADER_BYTES = 4;
+const INITIAL_PAYLOAD = 16384;
+
+/** Options for {@linkcode lengthPrefixed}. */
+export interface LengthPrefixedOptions {
+  /**
+   * The largest payload accepted, in bytes. A header announcing more is a
+   * {@linkcode FrameTooLargeError} before any byte of the payload is
+   * buffered. Lengths are read as unsigned 32-bit numbers, so a header of
+   * `0xFFFFFFFF` is simply too large, never negative.
+   *
+   * @default {1048576}
+   */
+  maxFrameBytes?: number;
+}
+
+/**
+ * A codec for binary frames: a 4-byte big-endian unsigned payload length,
+ * then the payload.
+ *
+ * Each decoded message is a fresh `Uint8Array` the handler may keep.
+ * Zero-length frames are valid and decode to an empty array.
+ *
+ * @param options Limits; see {@linkcode LengthPrefixedOptions}.
+ * @returns A codec of byte arrays.
+ *
+ * @example Round trip
+ * ```ts
+ * import { lengthPrefixed } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const codec = lengthPrefixed({ maxFrameBytes: 16 });
+ * const frame = codec.encode(new Uint8Array([7, 8, 9]));
+ * assert.deepEqual([...frame], [0, 0, 0, 3, 7, 8, 9]);
+ *
+ * const got: Uint8Array[] = [];
+ * codec.decoder().decode(frame, (payload) => got.push(payload));
+ * assert.deepEqual(got, [new Uint8Array([7, 8, 9])]);
+ * ```
+ */
+export function lengthPrefixed(
+  options: LengthPrefixedOptions = {},
+): Codec<Uint8Array> {
+  const maxFrameBytes = options.maxFrameBytes ?? 1048576;
+  if (
+    !Number.isInteger(maxFrameBytes) || maxFrameBytes < 0 ||
+    maxFrameBytes > 0xffffffff
+  ) {
+    throw new RangeError(
+      `maxFrameBytes must be an integer from 0 to 4294967295, got ${maxFrameBytes}`,
+    );
+  }
+  return {
+    name: "lengthPrefixed",
+    encode(payload: Uint8Array): Uint8Array {
+      const length = payload.byteLength;
+      if (length > 0xffffffff) {
+        throw new TypeError(`Payload of ${length} bytes does not fit a frame`);
+      }
+      const frame = new Uint8Array(HEADER_BYTES + length);
+      frame[0] = length >>> 24;
+      frame[1] = (length >>> 16) & 0xff;
+      frame[2] = (length >>> 8) & 0xff;
+      frame[3] = length & 0xff;
+      frame.set(payload, HEADER_BYTES);
+      return frame;
+    },
+    decoder(): Decoder<Uint8Array> {
+      return new LengthPrefixedDecoder(maxFrameBytes);
+    },
+  };
+}
+
+// A two-state machine: collecting the header, then the payload. The payload
+// buffer grows with the bytes that actually arrive (not with what the header
+// announces, or 4 bytes could make us allocate a megabyte), ends at exactly
+// the frame's size, and is handed to the handler.
+class LengthPrefixedDecoder implements Decoder<Uint8Array> {
+  #max: number;
+  #header = 0;
+  #headerBytes = 0;
+  #payload: Uint8Array | undefined;
+  #length = 0;
+  #filled = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get buffered(): number {
+    return this.#payload === undefined ? this.#headerBytes : HEADER_BYTES +
+      this.#filled;
+  }
+
+  decode(chunk: Uint8Array, emit: (payload: Uint8Array) => void): void {
+    let offset = 0;
+    const end = chunk.length;
+    while (offset < end) {
+      let payload = this.#payload;
+      if (payload === undefined) {
+        // Fast path: a whole header and payload inside this chunk.
+        if (this.#headerBytes === 0 && end - offset >= HEADER_BYTES) {
+          const length = ((chunk[offset]! << 24) | (chunk[offset + 1]! << 16) |
+            (chunk[offset + 2]! << 8) | chunk[offset + 3]!) >>> 0;
+          if (length > this.#max) {
+            throw new FrameTooLargeError(length, this.#max);
+          }
+          offset += HEADER_BYTES;
+          if (end - offset >= length) {
+            emit(chunk.slice(offset, offset + length));
+            offset += length;
+            continue;
+          }
+          payload = this.#start(length);
+        } else {
+          this.#header = ((this.#header << 8) | chunk[offset++]!) >>> 0;
+          if (++this.#headerBytes < HEADER_BYTES) continue;
+          const length = this.#header;
+          this.#header = 0;
+          this.#headerBytes = 0;
+          if (length > this.#max) {
+            throw new FrameTooLargeError(length, this.#max);
+          }
+          if (length === 0) {
+            emit(new Uint8Array(0));
+            continue;
+          }
+          payload = this.#start(length);
+        }
+      }
+      const take = Math.min(this.#length - this.#filled, end - offset);
+      if (this.#filled + take > payload.length) payload = this.#grow(take);
+      payload.set(chunk.subarray(offset, offset + take), this.#filled);
+      this.#filled += take;
+      offset += take;
+      if (this.#filled === this.#length) {
+        this.#payload = undefined;
+        this.#filled = 0;
+        emit(payload);
+      }
+    }
+  }
+
+  #start(length: number): Uint8Array {
+    this.#length = length;
+    this.#filled = 0;
+    return this.#payload = new Uint8Array(Math.min(length, INITIAL_PAYLOAD));
+  }
+
+  #grow(take: number): Uint8Array {
+    const old = this.#payload!;
+    const size = Math.min(
+      this.#length,
+      Math.max(old.length * 2, this.#filled + take),
+    );
+    const grown = new Uint8Array(size);
+    grown.set(old.subarray(0, this.#filled));
+    return this.#payload = grown;
+  }
+}

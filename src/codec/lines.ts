@@ -1,0 +1,144 @@
+// UTF-8 text lines: the chat room's framing, and what `nc` speaks.
+import type { Codec, Decoder } from "./codec.ts";
+import { DecodeError, FrameTooLargeError } from "../errors.ts";
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Options for {@linkcode lines}. */
+export interface LinesOptions {
+  /**
+   * The longest line accepted, in bytes of UTF-8, not counting the `\n` or
+   * `\r\n` terminator. A longer line is a {@linkcode FrameTooLargeError},
+   * raised as soon as the excess arrives (the line is never buffered whole).
+   *
+   * @default {65536}
+   */
+  maxLineBytes?: number;
+}
+
+/**
+ * A codec for UTF-8 text lines terminated by `\n` or `\r\n`.
+ *
+ * Decoding yields each line without its terminator. Invalid UTF-8 is a
+ * {@linkcode DecodeError}; a line longer than `maxLineBytes` is a
+ * {@linkcode FrameTooLargeError}. Encoding appends `\n`; a message that
+ * contains `\n` itself is refused with a `TypeError`, because it would reach
+ * the peer as two messages.
+ *
+ * @param options Limits; see {@linkcode LinesOptions}.
+ * @returns A codec of strings.
+ *
+ * @example Encoding and decoding a line split across two reads
+ * ```ts
+ * import { lines } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const codec = lines({ maxLineBytes: 1024 });
+ * const frame = codec.encode("héllo");
+ * const decoder = codec.decoder();
+ * const got: string[] = [];
+ * decoder.decode(frame.subarray(0, 2), (line) => got.push(line));
+ * decoder.decode(frame.subarray(2), (line) => got.push(line));
+ * assert.deepEqual(got, ["héllo"]);
+ * ```
+ */
+export function lines(options: LinesOptions = {}): Codec<string> {
+  const maxLineBytes = options.maxLineBytes ?? 65536;
+  if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) {
+    throw new RangeError(
+      `maxLineBytes must be a positive integer, got ${maxLineBytes}`,
+    );
+  }
+  const encoder = new TextEncoder();
+  return {
+    name: "lines",
+    encode(line: string): Uint8Array {
+      if (line.includes("\n")) {
+        throw new TypeError("Cannot encode a line that contains a line feed");
+      }
+      return encoder.encode(line + "\n");
+    },
+    decoder(): Decoder<string> {
+      return new LineDecoder(maxLineBytes);
+    },
+  };
+}
+
+// Bytes kept between reads are copied into `#partial`, which grows only while
+// a long line arrives and is dropped again once it completes, so an idle
+// connection holds no buffer at all.
+class LineDecoder implements Decoder<string> {
+  #max: number;
+  #utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  #partial: Uint8Array | undefined;
+  #partialLength = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get buffered(): number {
+    return this.#partialLength;
+  }
+
+  decode(chunk: Uint8Array, emit: (line: string) => void): void {
+    let start = 0;
+    const end = chunk.length;
+    if (this.#partialLength > 0) {
+      const newline = chunk.indexOf(LF);
+      if (newline < 0) {
+        this.#keep(chunk, 0, end);
+        return;
+      }
+      this.#keep(chunk, 0, newline);
+      const partial = this.#partial!;
+      const length = this.#partialLength;
+      this.#partialLength = 0;
+      if (partial.length > 4096) this.#partial = undefined;
+      emit(this.#text(partial, 0, length));
+      start = newline + 1;
+    }
+    while (start < end) {
+      const newline = chunk.indexOf(LF, start);
+      if (newline < 0) {
+        this.#keep(chunk, start, end);
+        return;
+      }
+      emit(this.#text(chunk, start, newline));
+      start = newline + 1;
+    }
+  }
+
+  // Decodes bytes [start, end) minus a trailing CR, enforcing the limit.
+  #text(bytes: Uint8Array, start: number, end: number): string {
+    if (end > start && bytes[end - 1] === CR) end--;
+    if (end - start > this.#max) {
+      throw new FrameTooLargeError(end - start, this.#max);
+    }
+    try {
+      return this.#utf8.decode(bytes.subarray(start, end));
+    } catch (error) {
+      throw new DecodeError("Line is not valid UTF-8", { cause: error });
+    }
+  }
+
+  // Appends bytes [start, end) to the partial line. The limit allows one
+  // extra byte for a CR that may precede the LF still to come.
+  #keep(bytes: Uint8Array, start: number, end: number): void {
+    const needed = this.#partialLength + (end - start);
+    if (needed > this.#max + 1) throw new FrameTooLargeError(needed, this.#max);
+    let partial = this.#partial;
+    if (partial === undefined || partial.length < needed) {
+      const grown = new Uint8Array(
+        Math.min(this.#max + 1, Math.max(256, needed * 2)),
+      );
+      if (partial !== undefined) {
+        grown.set(partial.subarray(0, this.#partialLength));
+      }
+      this.#partial = partial = grown;
+    }
+    partial.set(bytes.subarray(start, end), this.#partialLength);
+    this.#partialLength = needed;
+  }
+}

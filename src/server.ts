@@ -1,0 +1,534 @@
+// The accept loop and the server's lifecycle: limits, vetoes, stats and a
+// graceful shutdown that delivers what was already queued.
+import type { Codec } from "./codec/codec.ts";
+import { lines } from "./codec/lines.ts";
+import { Session, type SessionOptions } from "./session.ts";
+import { SessionManager } from "./session_manager.ts";
+import { CloseReason } from "./close_reason.ts";
+
+/** How to reach a TCP server. */
+export interface TcpListenOptions {
+  /**
+   * TCP, the default.
+   *
+   * @default {"tcp"}
+   */
+  transport?: "tcp";
+  /**
+   * The address to bind.
+   *
+   * @default {"0.0.0.0"}
+   */
+  hostname?: string;
+  /**
+   * The port; `0` picks a free one (read it back from `server.addr`).
+   *
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * Serve TLS with this PEM certificate chain and private key
+   * (`Deno.listenTls`). The session API is the same.
+   */
+  tls?: { cert: string; key: string };
+}
+
+/** How to reach a Unix domain socket server. */
+export interface UnixListenOptions {
+  /** A Unix domain socket. */
+  transport: "unix";
+  /** The socket file's path. */
+  path: string;
+}
+
+/**
+ * Everything `listen()` takes: where to listen, the codec, limits, and the
+ * handlers. The handlers receive the session first, then what happened.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages sessions send.
+ */
+export type ListenOptions<Data, In, Out> =
+  & (TcpListenOptions | UnixListenOptions)
+  & ServerOptions<Data, In, Out>;
+
+/**
+ * The transport-independent part of {@linkcode ListenOptions}.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages sessions send.
+ */
+export interface ServerOptions<Data, In, Out>
+  extends Omit<SessionOptions<Data, In, Out>, "codec" | "onError"> {
+  /**
+   * The framing of every connection.
+   *
+   * @default {lines()}
+   */
+  codec?: Codec<In, Out>;
+  /** Creates each session's initial `data`, before `onOpen`. */
+  data?: (session: Session<Data, In, Out>) => Data;
+  /**
+   * Decides whether to take a new connection, before any session exists
+   * (the seed's `OnHandel`). Returning `false` closes the connection at once.
+   */
+  onAccept?: (conn: Deno.Conn) => boolean | Promise<boolean>;
+  /**
+   * Receives what any handler threw or rejected, decode errors (with the
+   * session still open, so a last reply can be sent), and accept failures
+   * (without a session). The server keeps running in every case.
+   */
+  onError?: (error: unknown, session?: Session<Data, In, Out>) => void;
+  /**
+   * The most sessions open at once; further connections are closed at once
+   * and counted in `stats().rejected.maxConnections`.
+   *
+   * @default {Infinity}
+   */
+  maxConnections?: number;
+  /**
+   * The most sessions open at once from one IP address; further
+   * connections are closed at once and counted.
+   *
+   * @default {Infinity}
+   */
+  maxConnectionsPerIp?: number;
+  /** Aborting it shuts the server down, as `shutdown()` does. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Server.shutdown}. */
+export interface ShutdownOptions {
+  /**
+   * How long sessions get to write what is queued for them before their
+   * connections are cut, in milliseconds.
+   *
+   * @default {5000}
+   */
+  timeout?: number;
+  /**
+   * The close reason given to every session.
+   *
+   * @default {"server shutdown"}
+   */
+  reason?: string;
+}
+
+/** A snapshot of a server's counters; see {@linkcode Server.stats}. */
+export interface ServerStats {
+  /** Sessions not yet fully closed. */
+  sessionsOpen: number;
+  /** Sessions created since the server started. */
+  sessionsTotal: number;
+  /** Connections closed before becoming sessions, by cause. */
+  rejected: {
+    /** Over `maxConnections`. */
+    maxConnections: number;
+    /** Over `maxConnectionsPerIp`. */
+    maxConnectionsPerIp: number;
+    /** Vetoed by `onAccept`. */
+    vetoed: number;
+  };
+  /** Failed `accept()` calls (e.g. EMFILE), each followed by a backoff. */
+  acceptErrors: number;
+  /** Frames decoded from peers. */
+  framesIn: number;
+  /** Bytes read from peers. */
+  bytesIn: number;
+  /** Frames accepted for sending. */
+  framesOut: number;
+  /** Bytes written to peers. */
+  bytesOut: number;
+  /** Frames refused by the `"drop"` overflow policy. */
+  framesDropped: number;
+  /** Closed sessions by close reason. */
+  closedByReason: Record<string, number>;
+}
+
+const ACCEPT_BACKOFF_MIN = 5;
+const ACCEPT_BACKOFF_MAX = 1000;
+
+/**
+ * A listening server: the accept loop, its sessions and its counters.
+ * Create one with {@linkcode listen}.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages sessions send.
+ *
+ * @example Shutting down with `await using`
+ * ```ts
+ * import { listen } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * {
+ *   await using server = listen({ hostname: "127.0.0.1", port: 0 });
+ *   assert.equal(server.sessions.size, 0);
+ * } // shut down here
+ * ```
+ */
+export class Server<Data = unknown, In = string, Out = In>
+  implements AsyncDisposable {
+  /** The bound address; with port 0, the port the system picked. */
+  readonly addr: Deno.Addr;
+  /** The open sessions, with rooms and broadcast. */
+  readonly sessions: SessionManager<Data, In, Out> = new SessionManager();
+  /** Resolves once the server has shut down and released everything. */
+  readonly finished: Promise<void>;
+
+  readonly #listener: Deno.Listener;
+  readonly #options: ServerOptions<Data, In, Out>;
+  readonly #sessionOptions: SessionOptions<Data, In, Out>;
+  readonly #live = new Set<Session<Data, In, Out>>();
+  readonly #perIp = new Map<string, number>();
+  readonly #pendingAccepts = new Set<Deno.Conn>();
+  readonly #resolveFinished: () => void;
+  readonly #abortListener: (() => void) | undefined;
+  #acceptLoop: Promise<void>;
+  #nextId = 1;
+  #stopping: Promise<void> | undefined;
+  #backoffTimer: ReturnType<typeof setTimeout> | undefined;
+  #wakeBackoff: (() => void) | undefined;
+
+  // Counters of the server and of sessions already closed.
+  #sessionsTotal = 0;
+  #rejected = { maxConnections: 0, maxConnectionsPerIp: 0, vetoed: 0 };
+  #acceptErrors = 0;
+  #closedTotals = {
+    framesIn: 0,
+    bytesIn: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    framesDropped: 0,
+  };
+  #closedByReason: Record<string, number> = {};
+
+  /**
+   * Binds and starts accepting. Prefer {@linkcode listen}.
+   *
+   * @param options Where to listen, codec, limits and handlers.
+   * @throws {Deno.errors.AddrInUse} When the address is taken.
+   */
+  constructor(options: ListenOptions<Data, In, Out>) {
+    this.#options = options;
+    this.#listener = bind(options);
+    this.addr = this.#listener.addr;
+    const codec = options.codec ??
+      (lines() as unknown as Codec<In, Out>);
+    const onClose = options.onClose;
+    // One options object shared by every session: no per-connection closures.
+    this.#sessionOptions = {
+      ...options,
+      codec,
+      onError: (error, session) => this.#report(error, session),
+      onClose: (session, reason) => {
+        this.#forget(session, reason);
+        return onClose?.(session, reason);
+      },
+    };
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.finished = promise;
+    this.#resolveFinished = resolve;
+    const signal = options.signal;
+    if (signal !== undefined) {
+      const listener = () => void this.shutdown();
+      this.#abortListener = listener;
+      if (signal.aborted) queueMicrotask(listener);
+      else signal.addEventListener("abort", listener, { once: true });
+    }
+    this.#acceptLoop = this.#accept();
+  }
+
+  /**
+   * The server's counters: sessions, rejections, traffic, closes by reason.
+   *
+   * @returns A fresh snapshot.
+   */
+  stats(): ServerStats {
+    const totals = { ...this.#closedTotals };
+    for (const session of this.#live) {
+      totals.framesIn += session.framesIn;
+      totals.bytesIn += session.bytesIn;
+      totals.framesOut += session.framesOut;
+      totals.bytesOut += session.bytesOut;
+      totals.framesDropped += session.framesDropped;
+    }
+    return {
+      sessionsOpen: this.#live.size,
+      sessionsTotal: this.#sessionsTotal,
+      rejected: { ...this.#rejected },
+      acceptErrors: this.#acceptErrors,
+      ...totals,
+      closedByReason: { ...this.#closedByReason },
+    };
+  }
+
+  /**
+   * Stops accepting, gives every session up to `timeout` to write what is
+   * queued for it, closes them all and resolves when everything is
+   * released. Calling it again returns the same promise.
+   *
+   * @param options Timeout and close reason.
+   * @returns A promise that resolves once the server is shut down.
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<void> {
+    this.#stopping ??= this.#stop(
+      options.timeout ?? 5000,
+      options.reason ?? CloseReason.ServerShutdown,
+    );
+    return this.#stopping;
+  }
+
+  /**
+   * Shuts down with the default options; see {@linkcode Server.shutdown}.
+   *
+   * @returns A promise that resolves once the server is shut down.
+   */
+  close(): Promise<void> {
+    return this.shutdown();
+  }
+
+  /**
+   * Shuts down, for `await using`.
+   *
+   * @returns A promise that resolves once the server is shut down.
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  async #stop(timeout: number, reason: string): Promise<void> {
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    this.#wakeBackoff?.();
+    await this.#acceptLoop;
+    for (const conn of this.#pendingAccepts) closeQuietly(conn);
+    await Promise.all(
+      [...this.#live].map((session) => session.close(reason, timeout)),
+    );
+    if (this.#abortListener !== undefined) {
+      this.#options.signal?.removeEventListener("abort", this.#abortListener);
+    }
+    this.#resolveFinished();
+  }
+
+  // A loop over accept() rather than `for await`, which ends on the first
+  // accept error (EMFILE): here errors back off and the loop goes on.
+  async #accept(): Promise<void> {
+    let backoff = ACCEPT_BACKOFF_MIN;
+    while (this.#stopping === undefined) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (error) {
+        if (this.#stopping !== undefined) return;
+        if (error instanceof Deno.errors.BadResource) return;
+        this.#acceptErrors++;
+        this.#report(error, undefined);
+        await this.#sleep(backoff);
+        backoff = Math.min(backoff * 2, ACCEPT_BACKOFF_MAX);
+        continue;
+      }
+      backoff = ACCEPT_BACKOFF_MIN;
+      if (this.#stopping !== undefined) {
+        closeQuietly(conn);
+        return;
+      }
+      this.#admit(conn);
+    }
+  }
+
+  #admit(conn: Deno.Conn): void {
+    const options = this.#options;
+    if (this.#live.size >= (options.maxConnections ?? Infinity)) {
+      this.#rejected.maxConnections++;
+      closeQuietly(conn);
+      return;
+    }
+    const ip = ipOf(conn.remoteAddr);
+    if (ip !== undefined) {
+      const count = this.#perIp.get(ip) ?? 0;
+      if (count >= (options.maxConnectionsPerIp ?? Infinity)) {
+        this.#rejected.maxConnectionsPerIp++;
+        closeQuietly(conn);
+        return;
+      }
+      this.#perIp.set(ip, count + 1);
+    }
+    const onAccept = options.onAccept;
+    if (onAccept === undefined) {
+      this.#open(conn, ip);
+      return;
+    }
+    let verdict: boolean | Promise<boolean>;
+    try {
+      verdict = onAccept(conn);
+    } catch (error) {
+      this.#report(error, undefined);
+      verdict = false;
+    }
+    if (typeof verdict === "boolean") {
+      this.#decide(conn, ip, verdict);
+      return;
+    }
+    this.#pendingAccepts.add(conn);
+    verdict.then(
+      (accepted) => this.#decide(conn, ip, accepted === true),
+      (error) => {
+        this.#report(error, undefined);
+        this.#decide(conn, ip, false);
+      },
+    );
+  }
+
+  #decide(conn: Deno.Conn, ip: string | undefined, accepted: boolean): void {
+    this.#pendingAccepts.delete(conn);
+    if (accepted && this.#stopping === undefined) {
+      this.#open(conn, ip);
+      return;
+    }
+    if (!accepted) this.#rejected.vetoed++;
+    this.#release(ip);
+    closeQuietly(conn);
+  }
+
+  #open(conn: Deno.Conn, ip: string | undefined): void {
+    const session = new Session(conn, this.#sessionOptions, this.#nextId++);
+    this.#sessionsTotal++;
+    this.#live.add(session);
+    if (ip !== undefined) ipOfSession.set(session, ip);
+    this.sessions.set(session);
+    const data = this.#options.data;
+    if (data !== undefined) {
+      try {
+        session.data = data(session);
+      } catch (error) {
+        this.#report(error, session);
+        session.close(CloseReason.Error);
+      }
+    }
+  }
+
+  #forget(session: Session<Data, In, Out>, reason: string): void {
+    this.#live.delete(session);
+    this.#release(ipOfSession.get(session));
+    const totals = this.#closedTotals;
+    totals.framesIn += session.framesIn;
+    totals.bytesIn += session.bytesIn;
+    totals.framesOut += session.framesOut;
+    totals.bytesOut += session.bytesOut;
+    totals.framesDropped += session.framesDropped;
+    this.#closedByReason[reason] = (this.#closedByReason[reason] ?? 0) + 1;
+  }
+
+  #release(ip: string | undefined): void {
+    if (ip === undefined) return;
+    const count = this.#perIp.get(ip)! - 1;
+    if (count === 0) this.#perIp.delete(ip);
+    else this.#perIp.set(ip, count);
+  }
+
+  #report(error: unknown, session: Session<Data, In, Out> | undefined): void {
+    const onError = this.#options.onError;
+    if (onError === undefined) {
+      console.error("microsocket:", error);
+      return;
+    }
+    try {
+      onError(error, session);
+    } catch (secondary) {
+      console.error("microsocket: onError threw:", { error, secondary });
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(this.#backoffTimer);
+        this.#backoffTimer = undefined;
+        this.#wakeBackoff = undefined;
+        resolve();
+      };
+      this.#wakeBackoff = wake;
+      this.#backoffTimer = setTimeout(wake, ms);
+    });
+  }
+}
+
+// The IP each server session counts against, for maxConnectionsPerIp.
+const ipOfSession = new WeakMap<object, string>();
+
+/**
+ * Starts a server: binds at once (so `server.addr` is ready when this
+ * returns) and accepts connections in the background, each becoming a
+ * {@linkcode Session} in `server.sessions`.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages (from the codec).
+ * @typeParam Out The type of messages sessions send (from the codec).
+ * @param options Where to listen, codec, limits and handlers; see
+ * {@linkcode ListenOptions}.
+ * @returns The running server.
+ * @throws {Deno.errors.AddrInUse} When the address is taken.
+ *
+ * @example An echo server and a client
+ * ```ts
+ * import { listen, lines } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = listen({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   codec: lines(),
+ *   onMessage: (session, line) => void session.send(line.toUpperCase()),
+ * });
+ *
+ * const { port } = server.addr as Deno.NetAddr;
+ * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await conn.write(new TextEncoder().encode("hello\n"));
+ * const buffer = new Uint8Array(16);
+ * const n = await conn.read(buffer);
+ * assert.equal(new TextDecoder().decode(buffer.subarray(0, n!)), "HELLO\n");
+ * ```
+ */
+export function listen<Data = unknown, In = string, Out = In>(
+  options: ListenOptions<Data, In, Out>,
+): Server<Data, In, Out> {
+  return new Server(options);
+}
+
+function bind(options: TcpListenOptions | UnixListenOptions): Deno.Listener {
+  if (options.transport === "unix") {
+    return Deno.listen({ transport: "unix", path: options.path });
+  }
+  const hostname = options.hostname ?? "0.0.0.0";
+  const port = options.port ?? 0;
+  if (options.tls !== undefined) {
+    return Deno.listenTls({
+      hostname,
+      port,
+      cert: options.tls.cert,
+      key: options.tls.key,
+    });
+  }
+  return Deno.listen({ hostname, port });
+}
+
+function ipOf(addr: Deno.Addr): string | undefined {
+  return addr.transport === "tcp" || addr.transport === "udp"
+    ? addr.hostname
+    : undefined;
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}

@@ -1,0 +1,770 @@
+// One connection: the single owner of its writes, the reader feeding its
+// decoder, and the lifecycle open → closing → closed.
+import type { Codec, Decoder, Heartbeat } from "./codec/codec.ts";
+import { FrameTooLargeError } from "./errors.ts";
+import { CloseReason } from "./close_reason.ts";
+import { runClosing } from "./_closing.ts";
+import { type LivenessClock, livenessClock } from "./_liveness_clock.ts";
+
+/** Where a session is in its life. */
+export type SessionState = "open" | "closing" | "closed";
+
+/**
+ * What a session does when queued outbound bytes would pass its budget:
+ * `"close"` closes it with reason `"slow consumer"`; `"drop"` refuses the new
+ * frame (`send` returns `false`) and counts it in `framesDropped`.
+ */
+export type OverflowPolicy = "close" | "drop";
+
+/**
+ * Callbacks of one session. `listen()` passes the server's handlers here;
+ * every callback may be async, and whatever it throws or rejects goes to
+ * `onError` (never out of the session).
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages the session sends.
+ */
+export interface SessionHandlers<Data, In, Out> {
+  /**
+   * Runs before the first message is read. Reading waits for a returned
+   * promise.
+   */
+  onOpen?(session: Session<Data, In, Out>): void | Promise<void>;
+  /**
+   * Runs once per decoded message, in order. When it returns a promise, the
+   * session's later messages wait for it (reading pauses meanwhile), so a
+   * session's messages are handled one at a time.
+   */
+  onMessage?(
+    session: Session<Data, In, Out>,
+    message: In,
+  ): void | Promise<void>;
+  /** Runs once, after the connection has closed. */
+  onClose?(
+    session: Session<Data, In, Out>,
+    reason: string,
+  ): void | Promise<void>;
+  /**
+   * Receives what a handler threw, and decode errors. For a decode error it
+   * runs while the session is still open, so a last reply sent from here is
+   * delivered before the session closes.
+   */
+  onError?(error: unknown, session: Session<Data, In, Out>): void;
+}
+
+/**
+ * Options of a {@linkcode Session}. The same object may be shared by many
+ * sessions (a server passes one for all).
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages the session sends.
+ */
+export interface SessionOptions<Data, In, Out>
+  extends SessionHandlers<Data, In, Out> {
+  /** The framing of the connection. */
+  codec: Codec<In, Out>;
+  /**
+   * The most outbound bytes that may wait in memory (queued or being
+   * written). Past it, `overflow` decides. One frame larger than the budget
+   * is still accepted into an empty queue.
+   *
+   * @default {1048576}
+   */
+  outboundBudget?: number;
+  /**
+   * What happens when the budget would be exceeded.
+   *
+   * @default {"close"}
+   */
+  overflow?: OverflowPolicy;
+  /**
+   * How long `close()` waits for queued bytes to be written before it cuts
+   * the connection, in milliseconds.
+   *
+   * @default {5000}
+   */
+  closeTimeout?: number;
+  /**
+   * Close the session (reason `"idle timeout"`) when no frame arrives for
+   * this many milliseconds. Time in which our own handler was still busy
+   * with the peer's previous message, or in which bytes were flowing out to
+   * the peer, does not count. `0` disables it.
+   *
+   * @default {0}
+   */
+  idleTimeout?: number;
+  /**
+   * Close the session (reason `"frame timeout"`) when a frame has started
+   * but not completed for this many milliseconds (slowloris protection).
+   * `0` disables it.
+   *
+   * @default {0}
+   */
+  frameTimeout?: number;
+  /**
+   * Every this many milliseconds of silence from the peer, send the codec's
+   * ping (when it has one). After `heartbeatMaxMissed` silent intervals in a
+   * row the session closes with reason `"heartbeat timeout"`. Any inbound
+   * frame, pong or not, counts as an answer. `0` disables it.
+   *
+   * @default {0}
+   */
+  heartbeatInterval?: number;
+  /**
+   * How many heartbeat intervals may pass unanswered.
+   *
+   * @default {3}
+   */
+  heartbeatMaxMissed?: number;
+}
+
+/** The size a read buffer starts at and returns to: idle sessions stay small. */
+const READ_BUFFER_MIN = 4096;
+/** Reads that fill the buffer double it, up to this. */
+const READ_BUFFER_MAX = 65536;
+/** Queued frames are joined into writes of at most this many bytes. */
+const WRITE_BATCH_MAX = 65536;
+
+let nextStandaloneId = 1;
+
+interface FlushWaiter {
+  target: number;
+  resolve: (written: boolean) => void;
+}
+
+/**
+ * One connection and everything about it: identity, per-session data, the
+ * single writer all its bytes go through, and its lifecycle.
+ *
+ * Sending never blocks and never throws for a closed peer: `send()` encodes
+ * and enqueues synchronously and returns whether the frame was accepted.
+ * Frames queued in the same turn, or while a write is in flight, leave
+ * together in one write, in order. Queued bytes are bounded by
+ * `outboundBudget`.
+ *
+ * Reading starts in a microtask after construction, after `onOpen`. `listen()`
+ * and `connect()` create sessions; construct one yourself only to wrap a
+ * `Deno.Conn` you obtained otherwise.
+ *
+ * @typeParam Data The type of {@linkcode Session.data}.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages the session sends.
+ *
+ * @example Wrapping both ends of a loopback connection
+ * ```ts
+ * import { lines, Session } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const client = await Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: listener.addr.port,
+ * });
+ * const server = await listener.accept();
+ *
+ * const got = Promise.withResolvers<string>();
+ * const a = new Session(client, { codec: lines() });
+ * const b = new Session(server, {
+ *   codec: lines(),
+ *   onMessage: (_session, line) => got.resolve(line),
+ * });
+ * assert.equal(a.send("hello"), true);
+ * assert.equal(await got.promise, "hello");
+ * await a.close();
+ * assert.equal(await b.closed, "eof");
+ * ```
+ */
+export class Session<Data = unknown, In = unknown, Out = In>
+  implements AsyncDisposable {
+  /** Unique per server (per process for standalone sessions), increasing. */
+  readonly id: number;
+  /** The peer's address. */
+  readonly remoteAddr: Deno.Addr;
+  /** When the connection was accepted, in milliseconds since the epoch. */
+  readonly connectedAt: number;
+  /** The framing of this connection. */
+  readonly codec: Codec<In, Out>;
+  /**
+   * Application data for this session, e.g. a nickname. `listen()` sets it
+   * from its `data` option before `onOpen` runs.
+   */
+  data: Data = undefined as Data;
+  /** Resolves, never rejects, with the close reason once fully closed. */
+  readonly closed: Promise<string>;
+
+  readonly #conn: Deno.Conn;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #decoder: Decoder<In>;
+  readonly #heartbeat: Heartbeat<In> | undefined;
+  readonly #options: SessionOptions<Data, In, Out>;
+  readonly #budget: number;
+  readonly #closeTimeout: number;
+  readonly #resolveClosed: (reason: string) => void;
+
+  #state: SessionState = "open";
+  #closeReason: string | undefined;
+  #closeError: unknown;
+  #finished: Promise<void> | undefined;
+  #lastSeen: number;
+
+  // Outbound: frames in order from #head; #queuedBytes counts them plus the
+  // write in flight. #batch is reused to join small frames into one write.
+  #queue: Uint8Array[] = [];
+  #head = 0;
+  #queuedBytes = 0;
+  #writing = false;
+  #flushScheduled = false;
+  #batch: Uint8Array | undefined;
+  #enqueuedTotal = 0;
+  #writtenTotal = 0;
+  #flushWaiters: FlushWaiter[] | undefined;
+  readonly #flushBound = () => this.#flush();
+
+  // Inbound: messages arriving while an async handler runs wait in #backlog.
+  #backlog: In[] | undefined;
+  #handlerBusy: Promise<void> | undefined;
+  readonly #emitBound = (message: In) => this.#emit(message);
+
+  // Counters.
+  #framesIn = 0;
+  #bytesIn = 0;
+  #framesOut = 0;
+  #framesDropped = 0;
+
+  // Liveness, in milliseconds of time that counts against the peer.
+  #clock: LivenessClock | undefined;
+  #idleFor = 0;
+  #partialFor = 0;
+  #silentFor = 0;
+  #missedBeats = 0;
+  #seenFrames = 0;
+  #seenWritten = 0;
+  #pingBytes = 0;
+
+  // In-flight I/O, awaited on close so no operation outlives the session.
+  #reading: Promise<number | null> | undefined;
+  #writingNow: Promise<void> | undefined;
+
+  /**
+   * Wraps `conn`. Takes the connection's only writer at once.
+   *
+   * @param conn The connection; the session owns it from now on.
+   * @param options Codec, limits and handlers.
+   * @param id The session id; by default the next number of a process-wide
+   * counter.
+   */
+  constructor(
+    conn: Deno.Conn,
+    options: SessionOptions<Data, In, Out>,
+    id?: number,
+  ) {
+    this.id = id ?? nextStandaloneId++;
+    this.#conn = conn;
+    this.remoteAddr = conn.remoteAddr;
+    this.connectedAt = Date.now();
+    this.#lastSeen = this.connectedAt;
+    this.codec = options.codec;
+    this.#options = options;
+    this.#decoder = options.codec.decoder();
+    this.#heartbeat = options.codec.heartbeat;
+    this.#budget = options.outboundBudget ?? 1048576;
+    this.#closeTimeout = options.closeTimeout ?? 5000;
+    this.#writer = conn.writable.getWriter();
+    // Failures surface through write(); this only keeps them from being
+    // reported as unhandled.
+    this.#writer.closed.catch(() => {});
+    const { promise, resolve } = Promise.withResolvers<string>();
+    this.closed = promise;
+    this.#resolveClosed = resolve;
+    this.#watchLiveness(options);
+    queueMicrotask(() => this.#run());
+  }
+
+  /** Where the session is in its life. */
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** The close reason, once `close()` has begun; otherwise `undefined`. */
+  get closeReason(): string | undefined {
+    return this.#closeReason;
+  }
+
+  /** The error behind the close (decode or network error), if any. */
+  get closeError(): unknown {
+    return this.#closeError;
+  }
+
+  /** When the last frame arrived (or the connection opened), epoch ms. */
+  get lastSeen(): number {
+    return this.#lastSeen;
+  }
+
+  /** Outbound bytes waiting in memory, including the write in flight. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** Frames decoded from the peer. */
+  get framesIn(): number {
+    return this.#framesIn;
+  }
+
+  /** Bytes read from the peer. */
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+
+  /** Frames accepted by `send` / `sendFrame`. */
+  get framesOut(): number {
+    return this.#framesOut;
+  }
+
+  /** Bytes written to the peer. */
+  get bytesOut(): number {
+    return this.#writtenTotal;
+  }
+
+  /** Frames refused by the `"drop"` overflow policy. */
+  get framesDropped(): number {
+    return this.#framesDropped;
+  }
+
+  /**
+   * Encodes `message` and queues it for the peer.
+   *
+   * @param message The message.
+   * @returns `true` when queued; `false` when the session is closing or
+   * closed, or the overflow policy refused it.
+   * @throws {TypeError} When the codec cannot encode the message.
+   */
+  send(message: Out): boolean {
+    if (this.#state !== "open") return false;
+    return this.#enqueue(this.codec.encode(message));
+  }
+
+  /**
+   * Queues an already encoded frame. The bytes are shared, not copied: do
+   * not modify them afterwards. `SessionManager.broadcast` uses this to send
+   * one encoding to every session.
+   *
+   * @param frame A complete frame in this session's codec.
+   * @returns `true` when queued; `false` when the session is closing or
+   * closed, or the overflow policy refused it.
+   */
+  sendFrame(frame: Uint8Array): boolean {
+    if (this.#state !== "open") return false;
+    return this.#enqueue(frame);
+  }
+
+  /**
+   * Waits until everything queued before this call has been written.
+   *
+   * @returns `true` when written; `false` when the session closed first.
+   */
+  flush(): Promise<boolean> {
+    if (this.#writtenTotal >= this.#enqueuedTotal) {
+      return Promise.resolve(true);
+    }
+    if (this.#state === "closed") return Promise.resolve(false);
+    const { promise, resolve } = Promise.withResolvers<boolean>();
+    (this.#flushWaiters ??= []).push({ target: this.#enqueuedTotal, resolve });
+    return promise;
+  }
+
+  /**
+   * Closes the session: refuses new sends at once, gives queued bytes up to
+   * `timeout` milliseconds to be written, closes the connection, then runs
+   * `onClose`. Calling it again returns the same promise.
+   *
+   * @param reason Why; `Session.closed` resolves with it.
+   * @param timeout How long queued bytes may take; defaults to the
+   * `closeTimeout` option.
+   * @returns A promise that resolves once the session is closed.
+   */
+  close(reason: string = CloseReason.Closed, timeout?: number): Promise<void> {
+    return this.#close(reason, undefined, timeout);
+  }
+
+  /**
+   * Closes the session, for `await using`.
+   *
+   * @returns A promise that resolves once the session is closed.
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #close(reason: string, error: unknown, timeout?: number): Promise<void> {
+    if (this.#finished === undefined) {
+      this.#state = "closing";
+      this.#closeReason = reason;
+      this.#closeError = error;
+      this.#backlog = undefined;
+      this.#clock?.delete(this.#liveness);
+      runClosing(this);
+      this.#finished = this.#finish(timeout ?? this.#closeTimeout);
+    }
+    return this.#finished;
+  }
+
+  async #finish(timeout: number): Promise<void> {
+    if (this.#writtenTotal < this.#enqueuedTotal) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.flush(),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, timeout);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#state = "closed";
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed underneath us (e.g. by Deno after a fatal error).
+    }
+    this.#dropQueue();
+    // Closing the conn cancels these; let them settle before reporting.
+    await this.#reading?.catch(() => {});
+    await this.#writingNow?.catch(() => {});
+    const reason = this.#closeReason!;
+    try {
+      await this.#options.onClose?.(this, reason);
+    } catch (error) {
+      this.#report(error);
+    }
+    this.#resolveClosed(reason);
+  }
+
+  #enqueue(frame: Uint8Array): boolean {
+    const size = frame.byteLength;
+    if (this.#queuedBytes + size > this.#budget && this.#queuedBytes > 0) {
+      if (this.#options.overflow === "drop") {
+        this.#framesDropped++;
+      } else {
+        this.#close(CloseReason.SlowConsumer, undefined);
+      }
+      return false;
+    }
+    this.#queue.push(frame);
+    this.#queuedBytes += size;
+    this.#enqueuedTotal += size;
+    this.#framesOut++;
+    if (!this.#writing && !this.#flushScheduled) {
+      // Deferred to the end of the turn so every frame queued in this turn
+      // leaves in the same write.
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushBound);
+    }
+    return true;
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushScheduled = false;
+    if (this.#writing) return;
+    this.#writing = true;
+    try {
+      while (this.#head < this.#queue.length && this.#state !== "closed") {
+        const chunk = this.#nextWrite();
+        await (this.#writingNow = this.#writer.write(chunk));
+        this.#queuedBytes -= chunk.byteLength;
+        this.#writtenTotal += chunk.byteLength;
+        if (this.#flushWaiters !== undefined) this.#wakeFlushWaiters();
+      }
+    } catch (error) {
+      this.#dropQueue();
+      if (this.#state === "open") this.#close(CloseReason.Reset, error);
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  // Takes the next write off the queue: a lone or large frame as it is,
+  // several small ones joined into the reusable batch buffer.
+  #nextWrite(): Uint8Array {
+    const queue = this.#queue;
+    const start = this.#head;
+    let end = start;
+    let total = 0;
+    while (end < queue.length) {
+      const size = queue[end]!.byteLength;
+      if (end > start && total + size > WRITE_BATCH_MAX) break;
+      total += size;
+      end++;
+    }
+    let chunk: Uint8Array;
+    if (end - start === 1) {
+      chunk = queue[start]!;
+    } else {
+      let batch = this.#batch;
+      if (batch === undefined || batch.length < total) {
+        batch = this.#batch = new Uint8Array(
+          Math.min(WRITE_BATCH_MAX, Math.max(total, (batch?.length ?? 0) * 2)),
+        );
+      }
+      let offset = 0;
+      for (let i = start; i < end; i++) {
+        const frame = queue[i]!;
+        batch.set(frame, offset);
+        offset += frame.byteLength;
+      }
+      chunk = batch.subarray(0, total);
+    }
+    if (end === queue.length) {
+      queue.length = 0;
+      this.#head = 0;
+    } else {
+      for (let i = start; i < end; i++) queue[i] = EMPTY;
+      this.#head = end;
+      if (end > 1024) {
+        queue.splice(0, end);
+        this.#head = 0;
+      }
+    }
+    return chunk;
+  }
+
+  #wakeFlushWaiters(): void {
+    const waiters = this.#flushWaiters!;
+    const written = this.#writtenTotal;
+    let kept = 0;
+    for (const waiter of waiters) {
+      if (waiter.target <= written) waiter.resolve(true);
+      else waiters[kept++] = waiter;
+    }
+    waiters.length = kept;
+    if (kept === 0) this.#flushWaiters = undefined;
+  }
+
+  #dropQueue(): void {
+    this.#queue.length = 0;
+    this.#head = 0;
+    this.#queuedBytes = 0;
+    this.#batch = undefined;
+    const waiters = this.#flushWaiters;
+    this.#flushWaiters = undefined;
+    if (waiters !== undefined) {
+      for (const waiter of waiters) waiter.resolve(false);
+    }
+  }
+
+  async #run(): Promise<void> {
+    const onOpen = this.#options.onOpen;
+    if (onOpen !== undefined && this.#state === "open") {
+      try {
+        await onOpen(this);
+      } catch (error) {
+        this.#report(error);
+      }
+    }
+    let buffer = new Uint8Array(READ_BUFFER_MIN);
+    let smallReads = 0;
+    while (this.#state === "open") {
+      let n: number | null;
+      try {
+        n = await (this.#reading = this.#conn.read(buffer));
+        this.#reading = undefined;
+      } catch (error) {
+        this.#reading = undefined;
+        if (this.#state === "open") this.#close(readFailure(error), error);
+        return;
+      }
+      if (n === null) {
+        // The peer half-closed: answer what it sent, then close our side.
+        if (this.#handlerBusy !== undefined) await this.#handlerBusy;
+        this.#close(CloseReason.Eof, undefined);
+        return;
+      }
+      if (this.#state !== "open") return;
+      this.#bytesIn += n;
+      const frames = this.#framesIn;
+      try {
+        this.#decoder.decode(buffer.subarray(0, n), this.#emitBound);
+      } catch (error) {
+        this.#decodeFailed(error);
+        return;
+      }
+      if (this.#framesIn !== frames) {
+        this.#lastSeen = Date.now();
+        this.#partialFor = 0;
+      }
+      if (this.#handlerBusy !== undefined) await this.#handlerBusy;
+      // Grow while reads fill the buffer; shrink back once traffic is small.
+      if (n === buffer.length && n < READ_BUFFER_MAX) {
+        buffer = new Uint8Array(n * 2);
+        smallReads = 0;
+      } else if (buffer.length > READ_BUFFER_MIN && n < READ_BUFFER_MIN) {
+        if (++smallReads >= 16) {
+          buffer = new Uint8Array(READ_BUFFER_MIN);
+          smallReads = 0;
+        }
+      }
+    }
+  }
+
+  #decodeFailed(error: unknown): void {
+    if (this.#state !== "open") return;
+    this.#report(error);
+    this.#close(
+      error instanceof FrameTooLargeError
+        ? CloseReason.FrameTooLarge
+        : CloseReason.DecodeError,
+      error,
+    );
+  }
+
+  #emit(message: In): void {
+    if (this.#state !== "open") return;
+    this.#framesIn++;
+    if (this.#heartbeat?.isPong(message)) return;
+    if (this.#backlog !== undefined) {
+      this.#backlog.push(message);
+      return;
+    }
+    this.#dispatch(message);
+  }
+
+  #dispatch(message: In): void {
+    const onMessage = this.#options.onMessage;
+    if (onMessage === undefined) return;
+    try {
+      const result = onMessage(this, message);
+      if (result !== undefined && typeof result.then === "function") {
+        this.#backlog = [];
+        this.#handlerBusy = this.#drainBacklog(result);
+      }
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  // Awaits an async handler, then handles the messages that arrived
+  // meanwhile, one at a time, until none is left.
+  async #drainBacklog(pending: Promise<void>): Promise<void> {
+    const onMessage = this.#options.onMessage!;
+    try {
+      await pending;
+    } catch (error) {
+      this.#report(error);
+    }
+    while (this.#backlog !== undefined && this.#backlog.length > 0) {
+      const message = this.#backlog.shift()!;
+      try {
+        await onMessage(this, message);
+      } catch (error) {
+        this.#report(error);
+      }
+    }
+    this.#backlog = undefined;
+    this.#handlerBusy = undefined;
+  }
+
+  #report(error: unknown): void {
+    const onError = this.#options.onError;
+    if (onError === undefined) {
+      console.error(`microsocket: session ${this.id}:`, error);
+      return;
+    }
+    try {
+      onError(error, this);
+    } catch (secondary) {
+      console.error(`microsocket: onError threw for session ${this.id}:`, {
+        error,
+        secondary,
+      });
+    }
+  }
+
+  #watchLiveness(options: SessionOptions<Data, In, Out>): void {
+    const timeouts = [
+      options.idleTimeout ?? 0,
+      options.frameTimeout ?? 0,
+      options.heartbeatInterval ?? 0,
+    ].filter((ms) => ms > 0);
+    if (timeouts.length === 0) return;
+    this.#clock = livenessClock(tickFor(Math.min(...timeouts)));
+    this.#clock.add(this.#liveness);
+  }
+
+  // Called by the shared liveness clock. `elapsed` is already capped, so a
+  // stalled event loop never counts against the peer.
+  readonly #liveness = {
+    tick: (elapsed: number): void => {
+      if (this.#state !== "open") return;
+      const options = this.#options;
+      const framesArrived = this.#framesIn !== this.#seenFrames;
+      // Our own pings don't count as traffic the peer is busy reading.
+      const bytesLeft =
+        this.#writtenTotal - this.#seenWritten - this.#pingBytes > 0;
+      this.#seenFrames = this.#framesIn;
+      this.#seenWritten = this.#writtenTotal;
+      this.#pingBytes = 0;
+      // Not the peer's fault: we are still handling its last message, or we
+      // are busy sending to it and it is reading.
+      const excused = this.#handlerBusy !== undefined || bytesLeft;
+
+      if (framesArrived) this.#idleFor = 0;
+      else if (!excused) this.#idleFor += elapsed;
+      const idleTimeout = options.idleTimeout ?? 0;
+      if (idleTimeout > 0 && this.#idleFor >= idleTimeout) {
+        this.#close(CloseReason.IdleTimeout, undefined);
+        return;
+      }
+
+      const frameTimeout = options.frameTimeout ?? 0;
+      if (frameTimeout > 0) {
+        if (framesArrived || this.#decoder.buffered === 0) this.#partialFor = 0;
+        else if (this.#handlerBusy === undefined) this.#partialFor += elapsed;
+        if (this.#partialFor >= frameTimeout) {
+          this.#close(CloseReason.FrameTimeout, undefined);
+          return;
+        }
+      }
+
+      const interval = options.heartbeatInterval ?? 0;
+      if (interval > 0) {
+        if (framesArrived) {
+          this.#silentFor = 0;
+          this.#missedBeats = 0;
+        } else if (!excused) {
+          this.#silentFor += elapsed;
+        }
+        if (this.#silentFor >= interval) {
+          this.#silentFor -= interval;
+          if (++this.#missedBeats > (options.heartbeatMaxMissed ?? 3)) {
+            this.#close(CloseReason.HeartbeatTimeout, undefined);
+            return;
+          }
+          const ping = this.#heartbeat?.ping;
+          if (ping !== undefined && this.sendFrame(ping)) {
+            this.#pingBytes += ping.byteLength;
+          }
+        }
+      }
+    },
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+function readFailure(error: unknown): string {
+  return error instanceof Deno.errors.ConnectionReset ||
+      error instanceof Deno.errors.ConnectionAborted ||
+      error instanceof Deno.errors.BrokenPipe ||
+      error instanceof Deno.errors.UnexpectedEof
+    ? CloseReason.Reset
+    : CloseReason.Error;
+}
+
+// Liveness is checked about four times per shortest timeout, on a few fixed
+// tick lengths so that sessions with similar settings share one timer.
+function tickFor(shortest: number): number {
+  for (const tick of [1000, 500, 250, 100, 50, 25]) {
+    if (tick * 4 <= shortest) return tick;
+  }
+  return 10;
+}
