@@ -35,3 +35,4 @@ export * from "./src/codec/length_prefixed.ts";
 export * from "./src/session.ts";
 export * from "./src/session_manager.ts";
 export * from "./src/server.ts";
+export * from "./src/client.ts";
