@@ -1,0 +1,204 @@
+// JSON messages, one value per frame, over lines (NDJSON) or length-prefixed
+// frames. Framing and its limits come from lines() / lengthPrefixed(); this
+// file only adds JSON on top.
+import type { Codec, Decoder } from "./codec.ts";
+import { DecodeError } from "../errors.ts";
+import { lines } from "./lines.ts";
+import { lengthPrefixed } from "./length_prefixed.ts";
+
+/** Options for {@linkcode json}. */
+export interface JsonOptions {
+  /**
+   * How values are framed on the wire: `"lines"` puts one JSON text per
+   * `\n`-terminated line (NDJSON, readable with `nc`); `"length"` prefixes
+   * each UTF-8 JSON text with its 4-byte big-endian length
+   * ({@linkcode lengthPrefixed}).
+   *
+   * @default {"lines"}
+   */
+  framing?: "lines" | "length";
+  /**
+   * The largest frame accepted, in bytes of UTF-8 JSON (line terminator or
+   * length header not counted). Larger frames are a
+   * {@linkcode FrameTooLargeError}, raised before they are buffered whole.
+   *
+   * @default {1048576}
+   */
+  maxFrameBytes?: number;
+}
+
+/**
+ * A codec of JSON values, one value per frame.
+ *
+ * **Invalid JSON closes the session.** A frame that is not valid UTF-8 or
+ * not valid JSON is a {@linkcode DecodeError} (its `cause` is the
+ * `SyntaxError`): the session reports it to `onError` and closes with reason
+ * `"decode error"`. Messages decoded before the bad frame in the same read
+ * are still delivered. The peer is out of step with the protocol, and
+ * guessing where its next valid value starts would hide the fault; a peer
+ * that wants to send free text should use {@linkcode lines}.
+ *
+ * Empty frames — blank (or whitespace-only) lines, zero-length frames —
+ * carry no value and are skipped, so a peer may send them as keepalives.
+ *
+ * Decoded values are trusted to match `In` as far as their shape goes:
+ * `JSON.parse` does not validate types. Check untrusted fields in handlers
+ * (or in router middleware) before relying on them.
+ *
+ * Encoding uses `JSON.stringify`; a value it cannot represent (`undefined`,
+ * a function, a `BigInt`, a cycle) is a `TypeError`.
+ *
+ * @typeParam In The type of decoded messages (not validated).
+ * @typeParam Out The type of messages sent.
+ * @param options Framing and limits; see {@linkcode JsonOptions}.
+ * @returns A JSON codec.
+ * @throws {RangeError} When `framing` or `maxFrameBytes` is invalid.
+ *
+ * @example Lines (the default) and length-prefixed frames
+ * ```ts
+ * import { json } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type Msg = { type: "chat"; text: string };
+ * const ndjson = json<Msg>();
+ * const frame = ndjson.encode({ type: "chat", text: "hi" });
+ * assert.equal(new TextDecoder().decode(frame), '{"type":"chat","text":"hi"}\n');
+ *
+ * const binary = json<Msg>({ framing: "length", maxFrameBytes: 4096 });
+ * const got: Msg[] = [];
+ * binary.decoder().decode(binary.encode({ type: "chat", text: "yo" }), (m) => got.push(m));
+ * assert.deepEqual(got, [{ type: "chat", text: "yo" }]);
+ * ```
+ *
+ * @example Invalid JSON is a decode error
+ * ```ts
+ * import { DecodeError, json } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const decoder = json().decoder();
+ * const bytes = new TextEncoder().encode('{"ok":1}\n{oops}\n');
+ * const got: unknown[] = [];
+ * assert.throws(() => decoder.decode(bytes, (m) => got.push(m)), DecodeError);
+ * assert.deepEqual(got, [{ ok: 1 }]);
+ * ```
+ */
+export function json<In = unknown, Out = In>(
+  options: JsonOptions = {},
+): Codec<In, Out> {
+  const framing = options.framing ?? "lines";
+  const maxFrameBytes = options.maxFrameBytes ?? 1048576;
+  if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1) {
+    throw new RangeError(
+      `maxFrameBytes must be a positive integer, got ${maxFrameBytes}`,
+    );
+  }
+  const encoder = new TextEncoder();
+  if (framing === "lines") {
+    const inner = lines({ maxLineBytes: maxFrameBytes });
+    return {
+      name: "json",
+      encode(message: Out): Uint8Array {
+        // JSON.stringify without indentation never emits a raw line feed.
+        return encoder.encode(stringify(message) + "\n");
+      },
+      decoder(): Decoder<In> {
+        return new JsonLineDecoder<In>(inner.decoder());
+      },
+    };
+  }
+  if (framing === "length") {
+    const inner = lengthPrefixed({ maxFrameBytes });
+    return {
+      name: "json",
+      encode(message: Out): Uint8Array {
+        return inner.encode(encoder.encode(stringify(message)));
+      },
+      decoder(): Decoder<In> {
+        return new JsonFrameDecoder<In>(inner.decoder());
+      },
+    };
+  }
+  throw new RangeError(
+    `framing must be "lines" or "length", got ${JSON.stringify(framing)}`,
+  );
+}
+
+function stringify(message: unknown): string {
+  const text = JSON.stringify(message);
+  if (typeof text !== "string") {
+    throw new TypeError(`Cannot encode ${typeof message} as JSON`);
+  }
+  return text;
+}
+
+const BLANK = /^\s*$/;
+const SKIP: unique symbol = Symbol("skip");
+
+// Parses a frame's text; SKIP for blank text. The blank test only runs after
+// JSON.parse has failed, so valid values pay nothing for it.
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    if (BLANK.test(text)) return SKIP;
+    throw new DecodeError(
+      `Invalid JSON in frame: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+// Both decoders keep one bound callback for the inner decoder and swap the
+// outer `emit` in per call, so decoding allocates nothing per chunk.
+class JsonLineDecoder<In> implements Decoder<In> {
+  #inner: Decoder<string>;
+  #emit: (message: In) => void = () => {};
+  #onLine = (line: string): void => {
+    if (line.length === 0) return;
+    const value = parse(line);
+    if (value !== SKIP) this.#emit(value as In);
+  };
+
+  constructor(inner: Decoder<string>) {
+    this.#inner = inner;
+  }
+
+  get buffered(): number {
+    return this.#inner.buffered;
+  }
+
+  decode(chunk: Uint8Array, emit: (message: In) => void): void {
+    this.#emit = emit;
+    this.#inner.decode(chunk, this.#onLine);
+  }
+}
+
+class JsonFrameDecoder<In> implements Decoder<In> {
+  #inner: Decoder<Uint8Array>;
+  #utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  #emit: (message: In) => void = () => {};
+  #onFrame = (frame: Uint8Array): void => {
+    if (frame.length === 0) return;
+    let text: string;
+    try {
+      text = this.#utf8.decode(frame);
+    } catch (error) {
+      throw new DecodeError("JSON frame is not valid UTF-8", { cause: error });
+    }
+    const value = parse(text);
+    if (value !== SKIP) this.#emit(value as In);
+  };
+
+  constructor(inner: Decoder<Uint8Array>) {
+    this.#inner = inner;
+  }
+
+  get buffered(): number {
+    return this.#inner.buffered;
+  }
+
+  decode(chunk: Uint8Array, emit: (message: In) => void): void {
+    this.#emit = emit;
+    this.#inner.decode(chunk, this.#onFrame);
+  }
+}
