@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { FrameTooLargeError, lengthPrefixed } from "../mod.ts";
+import { randomChunks, seededRandom } from "./_util.ts";
+
+function frames(...payloads: number[][]): Uint8Array {
+  const codec = lengthPrefixed();
+  const parts = payloads.map((p) => codec.encode(new Uint8Array(p)));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function decodeAll(chunks: Uint8Array[], maxFrameBytes = 1 << 20): number[][] {
+  const decoder = lengthPrefixed({ maxFrameBytes }).decoder();
+  const out: number[][] = [];
+  for (const chunk of chunks) {
+    decoder.decode(chunk, (payload) => out.push([...payload]));
+  }
+  return out;
+}
+
+const PAYLOADS = [[1, 2, 3], [], [0xff], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]];
+
+Deno.test("lengthPrefixed() decodes a stream split at every byte position", () => {
+  const bytes = frames(...PAYLOADS);
+  for (let i = 0; i <= bytes.length; i++) {
+    for (let j = i; j <= bytes.length; j++) {
+      const got = decodeAll([
+        bytes.subarray(0, i),
+        bytes.subarray(i, j),
+        bytes.subarray(j),
+      ]);
+      assert.deepEqual(got, PAYLOADS, `split at ${i} and ${j}`);
+    }
+  }
+});
+
+Deno.test("lengthPrefixed() decodes random chunkings of large frames", () => {
+  const random = seededRandom(11);
+  const big = Array.from({ length: 100_000 }, (_, i) => i & 0xff);
+  const bytes = frames([1], big, [], big.slice(0, 40_000), [2]);
+  for (let round = 0; round < 10; round++) {
+    const got = decodeAll(randomChunks(bytes, 30_000, random));
+    assert.deepEqual(got, [[1], big, [], big.slice(0, 40_000), [2]]);
+  }
+});
+
+Deno.test("lengthPrefixed() hands out payloads that don't alias the input", () => {
+  const bytes = frames([1, 2, 3]);
+  const decoder = lengthPrefixed().decoder();
+  let payload: Uint8Array | undefined;
+  decoder.decode(bytes, (p) => payload = p);
+  bytes.fill(0);
+  assert.deepEqual([...payload!], [1, 2, 3]);
+});
+
+Deno.test("lengthPrefixed() refuses 0x7FFFFFFF and 0xFFFFFFFF headers before allocating", () => {
+  for (const header of [[0x7f, 0xff, 0xff, 0xff], [0xff, 0xff, 0xff, 0xff]]) {
+    const announced = new DataView(new Uint8Array(header).buffer).getUint32(0);
+    const isTooLarge = (e: unknown) =>
+      e instanceof FrameTooLargeError && e.size === announced &&
+      e.limit === 1024;
+    const decoder = lengthPrefixed({ maxFrameBytes: 1024 }).decoder();
+    assert.throws(() => decoder.decode(new Uint8Array(header), () => {}), isTooLarge);
+    // Split header: same verdict on the fourth byte.
+    const split = lengthPrefixed({ maxFrameBytes: 1024 }).decoder();
+    split.decode(new Uint8Array(header.slice(0, 3)), () => {});
+    assert.throws(() => split.decode(new Uint8Array(header.slice(3)), () => {}), isTooLarge);
+  }
+});
+    assert.throws(
+      () => split.decode(new Uint8Array(header.slice(3)), () => {}),
+      (e: unknown) =>
+        e instanceof FrameTooLargeError && e.size === 0 + (
+              (header[0]! << 24 | header[1]! << 16 | header[2]! << 8 |
+                header[3]!) >>> 0
+            ) &&
+        e.limit === 1024,
+    );
+  }
+});
+
+Deno.test("lengthPrefixed() buffers only what arrived, not what the header announced", () => {
+  const decoder = lengthPrefixed({ maxFrameBytes: 1 << 20 }).decoder();
+  // Announce 1 MiB, send 10 bytes: the decoder holds 14 bytes of state.
+  decoder.decode(
+    new Uint8Array([0, 0x10, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    () => {},
+  );
+  assert.equal(decoder.buffered, 14);
+});
+
+Deno.test("lengthPrefixed() validates its options", () => {
+  assert.throws(() => lengthPrefixed({ maxFrameBytes: -1 }), RangeError);
+  assert.throws(() => lengthPrefixed({ maxFrameBytes: 2 ** 32 }), RangeError);
+});
