@@ -81,7 +81,7 @@ export interface ConnectOptions<Data, In, Out>
    */
   codec?: Codec<In, Out>;
   /** Creates each connection's initial `data`, before `onOpen`. */
-  data?: (session: Session<Data, In, Out>) => Data;
+  data?: (session: Session<unknown, In, Out>) => Data;
   /**
    * Reconnect when the connection is lost (`true` for the defaults). When
    * off, the client is closed for good with its first connection.

@@ -69,7 +69,7 @@ export interface ServerOptions<Data, In, Out>
    */
   codec?: Codec<In, Out>;
   /** Creates each session's initial `data`, before `onOpen`. */
-  data?: (session: Session<Data, In, Out>) => Data;
+  data?: (session: Session<unknown, In, Out>) => Data;
   /**
    * Decides whether to take a new connection, before any session exists
    * (the seed's `OnHandel`). Returning `false` closes the connection at once.
@@ -141,6 +141,8 @@ export interface ServerStats {
   framesOut: number;
   /** Bytes written to peers. */
   bytesOut: number;
+  /** Writes made to connections (frames queued together share one). */
+  writes: number;
   /** Frames refused by the `"drop"` overflow policy. */
   framesDropped: number;
   /** Closed sessions by close reason. */
@@ -201,6 +203,7 @@ export class Server<Data = unknown, In = string, Out = In>
     bytesIn: 0,
     framesOut: 0,
     bytesOut: 0,
+    writes: 0,
     framesDropped: 0,
   };
   #closedByReason: Record<string, number> = {};
@@ -253,6 +256,7 @@ export class Server<Data = unknown, In = string, Out = In>
       totals.bytesIn += session.bytesIn;
       totals.framesOut += session.framesOut;
       totals.bytesOut += session.bytesOut;
+      totals.writes += session.writes;
       totals.framesDropped += session.framesDropped;
     }
     return {
@@ -422,6 +426,7 @@ export class Server<Data = unknown, In = string, Out = In>
     totals.bytesIn += session.bytesIn;
     totals.framesOut += session.framesOut;
     totals.bytesOut += session.bytesOut;
+    totals.writes += session.writes;
     totals.framesDropped += session.framesDropped;
     this.#closedByReason[reason] = (this.#closedByReason[reason] ?? 0) + 1;
   }

@@ -232,6 +232,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #bytesIn = 0;
   #framesOut = 0;
   #framesDropped = 0;
+  #writes = 0;
 
   // Liveness, in milliseconds of time that counts against the peer.
   #clock: LivenessClock | undefined;
@@ -330,6 +331,14 @@ export class Session<Data = unknown, In = unknown, Out = In>
   /** Frames refused by the `"drop"` overflow policy. */
   get framesDropped(): number {
     return this.#framesDropped;
+  }
+
+  /**
+   * Writes made to the connection. Frames queued together share a write, so
+   * `framesOut / writes` shows how well sends coalesce.
+   */
+  get writes(): number {
+    return this.#writes;
   }
 
   /**
@@ -446,7 +455,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
       if (this.#options.overflow === "drop") {
         this.#framesDropped++;
       } else {
-        this.#close(CloseReason.SlowConsumer, undefined);
+        // No grace period: the peer is not keeping up, and cutting it now
+        // frees its queue at once.
+        this.#close(CloseReason.SlowConsumer, undefined, 0);
       }
       return false;
     }
@@ -473,6 +484,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
         await (this.#writingNow = this.#writer.write(chunk));
         this.#queuedBytes -= chunk.byteLength;
         this.#writtenTotal += chunk.byteLength;
+        this.#writes++;
         if (this.#flushWaiters !== undefined) this.#wakeFlushWaiters();
       }
     } catch (error) {
