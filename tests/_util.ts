@@ -108,6 +108,7 @@ export async function readToEnd(
 export class LineReader {
   #conn: Deno.Conn;
   #buffered = "";
+  #offset = 0;
   #decoder = new TextDecoder();
   #chunk = new Uint8Array(65536);
   #eof = false;
@@ -120,10 +121,10 @@ export class LineReader {
   async next(ms = 5000): Promise<string | null> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const newline = this.#buffered.indexOf("\n");
+      const newline = this.#buffered.indexOf("\n", this.#offset);
       if (newline >= 0) {
-        const line = this.#buffered.slice(0, newline);
-        this.#buffered = this.#buffered.slice(newline + 1);
+        const line = this.#buffered.slice(this.#offset, newline);
+        this.#offset = newline + 1;
         return line;
       }
       if (this.#eof) return null;
@@ -136,9 +137,9 @@ export class LineReader {
         this.#eof = true;
         continue;
       }
-      this.#buffered += this.#decoder.decode(this.#chunk.subarray(0, n), {
-        stream: true,
-      });
+      this.#buffered = this.#buffered.slice(this.#offset) +
+        this.#decoder.decode(this.#chunk.subarray(0, n), { stream: true });
+      this.#offset = 0;
     }
   }
 }
