@@ -7,9 +7,10 @@ import type { Session } from "./session.ts";
 /**
  * Handles the messages of one route.
  *
- * The return value is ignored, except that a returned promise is awaited
- * before the after-middleware run (and, under `listen()`, before the
- * session's next message is handled).
+ * The return value is ignored (so `(session, m) => session.send(m)` is
+ * fine), except that a returned promise is awaited before the
+ * after-middleware run (and, under `listen()`, before the session's next
+ * message is handled).
  *
  * @typeParam S The session type.
  * @typeParam M The message type of the route.
@@ -20,7 +21,7 @@ export type RouteHandler<S, M, K = string> = (
   session: S,
   message: M,
   key: K,
-) => void | Promise<void>;
+) => unknown;
 
 /**
  * Runs before or after a route's handler. Returning exactly `false` (or a
