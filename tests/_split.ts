@@ -7,23 +7,7 @@
 // a view of `chunk` instead of copying it fails here.
 import assert from "node:assert/strict";
 import type { Decoder } from "../src/codec/codec.ts";
-
-/**
- * A small deterministic PRNG (mulberry32): the same seed, the same cuts.
- *
- * @param seed Any 32-bit integer.
- * @returns A function returning numbers in [0, 1).
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { randomChunks, seededRandom } from "./_util.ts";
 
 /** Concatenates byte arrays. */
 export function concat(...parts: Uint8Array[]): Uint8Array {
@@ -34,22 +18,6 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
     offset += part.length;
   }
   return out;
-}
-
-/** Cuts `bytes` into chunks of random sizes from 1 to `max`. */
-export function randomChunks(
-  bytes: Uint8Array,
-  random: () => number,
-  max = 64,
-): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  while (offset < bytes.length) {
-    const size = 1 + Math.floor(random() * max);
-    chunks.push(bytes.subarray(offset, offset + size));
-    offset += size;
-  }
-  return chunks;
 }
 
 /** Every way to cut `bytes` that the helpers below try, with a label. */
@@ -70,7 +38,7 @@ export function* cuts(
     const max = 1 + Math.floor(random() * 32);
     yield [
       `random run ${run} (seed ${seed}, max ${max})`,
-      randomChunks(bytes, random, max),
+      randomChunks(bytes, max, random),
     ];
   }
 }

@@ -12,8 +12,7 @@ import {
   concat,
   feed,
 } from "./_split.ts";
-
-const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
+import { dial, portOf, readToEnd, utf8, within } from "./_util.ts";
 
 function lengthFrame(payload: string | Uint8Array): Uint8Array {
   const body = typeof payload === "string" ? utf8(payload) : payload;
@@ -175,19 +174,14 @@ Deno.test("json() over listen(): invalid JSON closes that session with a decode 
     onError: (error, session) => void errors.push([error, session?.id]),
     onClose: (_session, reason) => closed.resolve(reason),
   });
-  const { port } = server.addr as Deno.NetAddr;
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  using conn = await dial(portOf(server.addr));
   await conn.write(utf8('{"n":1}\nnot json\n{"n":2}\n'));
-  assert.equal(await closed.promise, "decode error");
+  assert.equal(await within(closed.promise, 5000, "close"), "decode error");
   assert.deepEqual(got, [{ n: 1 }]);
   assert.equal(errors.length, 1);
   assert.ok(errors[0]![0] instanceof DecodeError);
   assert.equal(typeof errors[0]![1], "number");
   // The reply to the valid value was still delivered before the close.
-  const buffer = new Uint8Array(256);
-  let text = "";
-  for (let n; (n = await conn.read(buffer)) !== null;) {
-    text += new TextDecoder().decode(buffer.subarray(0, n));
-  }
+  const text = new TextDecoder().decode(await readToEnd(conn));
   assert.equal(text, '{"echo":{"n":1}}\n');
 });

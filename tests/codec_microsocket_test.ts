@@ -11,10 +11,16 @@ import {
   assertFailsAcrossCuts,
   concat,
   feed,
-  seededRandom,
 } from "./_split.ts";
-
-const ascii = (text: string): Uint8Array => new TextEncoder().encode(text);
+import {
+  dial,
+  portOf,
+  readBytes,
+  readToEnd,
+  seededRandom,
+  utf8 as ascii,
+  within,
+} from "./_util.ts";
 
 // A frame built by hand exactly as the seed's Enpack does: "Header", the
 // payload length as a big-endian int32, then the payload bytes.
@@ -316,12 +322,6 @@ Deno.test("microSocket() decodes a large frame arriving in small reads", () => {
 
 // Network: bytes written by a hand-rolled seed-style client.
 
-async function readSome(conn: Deno.Conn): Promise<Uint8Array | null> {
-  const buffer = new Uint8Array(4096);
-  const n = await conn.read(buffer);
-  return n === null ? null : buffer.subarray(0, n);
-}
-
 Deno.test("microSocket() over listen(): hostile headers close only their session", async () => {
   const closes: PromiseWithResolvers<string>[] = [];
   let closeCount = 0;
@@ -336,8 +336,8 @@ Deno.test("microSocket() over listen(): hostile headers close only their session
     onError: (error) => void errors.push(error),
     onClose: (_session, reason) => nextClose(closeCount++).resolve(reason),
   });
-  const { port } = server.addr as Deno.NetAddr;
-  using good = await Deno.connect({ hostname: "127.0.0.1", port });
+  const port = portOf(server.addr);
+  using good = await dial(port);
   let i = 0;
   for (
     const [bytes, reason] of [
@@ -346,9 +346,9 @@ Deno.test("microSocket() over listen(): hostile headers close only their session
       [ascii("GET / HTTP/1.1\r\n"), "decode error"],
     ] as const
   ) {
-    using bad = await Deno.connect({ hostname: "127.0.0.1", port });
+    using bad = await dial(port);
     await bad.write(bytes);
-    assert.equal(await readSome(bad), null, `${reason}: connection closed`);
+    assert.equal((await readToEnd(bad)).length, 0, `${reason}: closed`);
     assert.equal(await nextClose(i++).promise, reason);
   }
   assert.equal(errors.length, 3);
@@ -356,7 +356,8 @@ Deno.test("microSocket() over listen(): hostile headers close only their session
 
   // The server still answers a well-behaved seed client.
   await good.write(seedFrame("action:hi"));
-  assert.deepEqual(await readSome(good), seedFrame("echo:hi"));
+  const echo = seedFrame("echo:hi");
+  assert.deepEqual(await readBytes(good, echo.length), echo);
 });
 
 Deno.test("microSocket() over listen(): keepalive frames never reach onMessage", async () => {
@@ -371,12 +372,11 @@ Deno.test("microSocket() over listen(): keepalive frames never reach onMessage",
       if (message.last === "1") done.resolve();
     },
   });
-  const { port } = server.addr as Deno.NetAddr;
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  using conn = await dial(portOf(server.addr));
   await conn.write(
     concat(header(0, 0, 0, 0), seedFrame("a:1"), header(0, 0, 0, 0)),
   );
   await conn.write(seedFrame("last:1"));
-  await done.promise;
+  await within(done.promise, 5000, "the last message");
   assert.deepEqual(got, [msg({ a: "1" }), msg({ last: "1" })]);
 });

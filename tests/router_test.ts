@@ -10,13 +10,22 @@ import {
   Router,
   type Session,
 } from "../mod.ts";
+import {
+  delay,
+  dial,
+  LineReader,
+  portOf,
+  readBytes,
+  readToEnd,
+  utf8,
+} from "./_util.ts";
 
 // Unit tests call router.handler with a stand-in session: the router only
 // passes it through.
 type Fake = { id: number; log: string[] };
 const fake = (): Fake => ({ id: 1, log: [] });
 
-const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
+const tick = () => delay(1);
 
 Deno.test("Router routes JSON messages by their type field", () => {
   type Msg = { type: "chat"; text: string } | { type: "join"; room: string };
@@ -307,23 +316,6 @@ Deno.test("Router.handler is a stable bound function", () => {
 
 // With listen(): the router as onMessage, errors reaching onError.
 
-function reader(conn: Deno.Conn): () => Promise<string | null> {
-  const buffer = new Uint8Array(4096);
-  const decoder = new TextDecoder();
-  let pending = "";
-  return async () => {
-    while (!pending.includes("\n")) {
-      const n = await conn.read(buffer);
-      if (n === null) return null;
-      pending += decoder.decode(buffer.subarray(0, n));
-    }
-    const at = pending.indexOf("\n");
-    const line = pending.slice(0, at);
-    pending = pending.slice(at + 1);
-    return line;
-  };
-}
-
 Deno.test("Router with listen(): errors and unknown routes reach onError and the session keeps working", async () => {
   const errors: [unknown, Session<unknown, string> | undefined][] = [];
   const router = new Router<string>()
@@ -345,11 +337,11 @@ Deno.test("Router with listen(): errors and unknown routes reach onError and the
     onMessage: router.handler,
     onError: (error, session) => void errors.push([error, session]),
   });
-  const { port } = server.addr as Deno.NetAddr;
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const read = reader(conn);
+  using conn = await dial(portOf(server.addr));
+  const incoming = new LineReader(conn);
+  const read = () => incoming.next();
   await conn.write(
-    new TextEncoder().encode("throw\nnope\nreject\necho still here\n"),
+    utf8("throw\nnope\nreject\necho still here\n"),
   );
   assert.equal(await read(), "still here");
   assert.deepEqual(
@@ -376,10 +368,10 @@ Deno.test("Router with listen(): async handlers keep each session's order", asyn
     codec: lines(),
     onMessage: router.handler,
   });
-  const { port } = server.addr as Deno.NetAddr;
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const read = reader(conn);
-  await conn.write(new TextEncoder().encode("slow\nfast\n"));
+  using conn = await dial(portOf(server.addr));
+  const incoming = new LineReader(conn);
+  const read = () => incoming.next();
+  await conn.write(utf8("slow\nfast\n"));
   assert.equal(await read(), "slow done");
   assert.equal(await read(), "fast done");
 });
@@ -414,11 +406,11 @@ Deno.test("Router with listen(): a veto drops the message, closing is explicit",
     onMessage: router.handler,
     onClose: (_session, reason) => closed.resolve(reason),
   });
-  const { port } = server.addr as Deno.NetAddr;
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const read = reader(conn);
+  using conn = await dial(portOf(server.addr));
+  const incoming = new LineReader(conn);
+  const read = () => incoming.next();
   await conn.write(
-    new TextEncoder().encode("/say vetoed\n/nick ada\n/say hi\n/quit\n"),
+    utf8("/say vetoed\n/nick ada\n/say hi\n/quit\n"),
   );
   assert.equal(await read(), "hello ada");
   assert.equal(await read(), "ada: hi");
@@ -438,11 +430,11 @@ Deno.test("Router with listen(): typed JSON routes answer over the socket", asyn
     codec: json<In, Out>(),
     onMessage: router.handler,
   });
-  const { port } = server.addr as Deno.NetAddr;
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const read = reader(conn);
+  using conn = await dial(portOf(server.addr));
+  const incoming = new LineReader(conn);
+  const read = () => incoming.next();
   await conn.write(
-    new TextEncoder().encode(
+    utf8(
       '{"type":"add","a":2,"b":3}\n{"type":"neg","n":4}\n',
     ),
   );
@@ -471,8 +463,7 @@ Deno.test("Router with listen(): a microSocket module with BeforeRequest/AfterRe
     codec: microSocket(),
     onMessage: router.handler,
   });
-  const { port } = server.addr as Deno.NetAddr;
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  using conn = await dial(portOf(server.addr));
   const codec = microSocket();
   await conn.write(
     codec.encode({ module: "test", method: "Hello", name: "x" }),
@@ -481,13 +472,7 @@ Deno.test("Router with listen(): a microSocket module with BeforeRequest/AfterRe
     codec.encode({ module: "test", method: "Hello", name: "jd", token: "t0k" }),
   );
   const expected = codec.encode({ reply: "hi jd" });
-  const buffer = new Uint8Array(64);
-  let got = new Uint8Array(0);
-  while (got.length < expected.length) {
-    const n = await conn.read(buffer);
-    assert.notEqual(n, null);
-    got = new Uint8Array([...got, ...buffer.subarray(0, n!)]);
-  }
+  const got = await readBytes(conn, expected.length);
   assert.deepEqual(got, expected);
   assert.deepEqual(hooks, [
     "BeforeRequest",
@@ -513,21 +498,15 @@ Deno.test("listen() onAccept veto closes the connection before any session exist
       session.send("welcome");
     },
   });
-  const { port } = server.addr as Deno.NetAddr;
+  const port = portOf(server.addr);
   {
-    using refused = await Deno.connect({ hostname: "127.0.0.1", port });
-    const buffer = new Uint8Array(16);
-    const n = await refused.read(buffer).catch((error) => {
-      // A close with unread data may surface as a reset rather than EOF.
-      if (error instanceof Deno.errors.ConnectionReset) return null;
-      throw error;
-    });
-    assert.equal(n, null);
+    using refused = await dial(port);
+    assert.equal((await readToEnd(refused)).length, 0);
     assert.equal(opened, 0);
     assert.equal(server.sessions.size, 0);
   }
-  using accepted = await Deno.connect({ hostname: "127.0.0.1", port });
-  assert.equal(await reader(accepted)(), "welcome");
+  using accepted = await dial(port);
+  assert.equal(await new LineReader(accepted).next(), "welcome");
   assert.equal(opened, 1);
   assert.equal(server.stats().rejected.vetoed, 1);
 });
