@@ -292,12 +292,9 @@ class Group implements RouteGroup<unknown, unknown, RouteTable<unknown>> {
     if (entries.has(key)) {
       throw new TypeError(`Route "${key}" is already registered`);
     }
-    entries.set(key, {
-      group: this,
-      handler,
-      before: [...(options.before ?? [])],
-      after: [...(options.after ?? [])],
-    });
+    const before = [...checked(options.before ?? [])];
+    const after = [...checked(options.after ?? [])];
+    entries.set(key, { group: this, handler, before, after });
     this.#registry.dirty = true;
     return this;
   }
@@ -320,7 +317,9 @@ class Group implements RouteGroup<unknown, unknown, RouteTable<unknown>> {
     return new Group(this.#registry, this, options);
   }
 
-  // Before-steps outermost first, then `inner`'s; after-steps the reverse.
+  // The route's full chain: the before-steps of every enclosing group from
+  // the router's down, the route's own, the handler, then the after-steps in
+  // the reverse nesting.
   chain(handler: AnyStep, before: AnyStep[], after: AnyStep[]): Chain {
     const outer: Group[] = [this];
     for (let g = this.parent; g !== undefined; g = g.parent) outer.unshift(g);

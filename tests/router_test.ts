@@ -284,6 +284,11 @@ Deno.test("Router refuses duplicate routes and non-functions", () => {
     TypeError,
   );
   assert.throws(
+    () => router.on("c", () => {}, { before: [null as unknown as () => void] }),
+    TypeError,
+  );
+  assert.equal(router.has("c"), false);
+  assert.throws(
     () => new Router<string>({ key: "type" as unknown as () => string }),
     TypeError,
   );

@@ -64,8 +64,10 @@ const PING = new Uint8Array([...MAGIC, 0, 0, 0, 0]);
  *   `0x7FFFFFFF`) a {@linkcode FrameTooLargeError}, both before anything is
  *   buffered; the session closes with reason `"decode error"` or
  *   `"frame too large"`, where the seed panics or buffers without bound;
- * - an empty frame (length 0) is a keepalive: it answers the codec's
- *   heartbeat ping and never reaches message handlers;
+ * - an empty frame (length 0) is a keepalive: the decoder emits it as one
+ *   shared, frozen, empty message that `heartbeat.isPong` recognises, so a
+ *   session counts it as a sign of life and never passes it to handlers
+ *   (the codec's ping is itself an empty frame);
  * - invalid UTF-8 in the payload, or a non-empty pair without a `:`, is a
  *   {@linkcode DecodeError}; empty pairs (as in `a:1||b:2` or a trailing `|`)
  *   are skipped; a repeated key keeps its last value;
