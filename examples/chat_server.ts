@@ -1,0 +1,336 @@
+// A chat server you can join with `nc 127.0.0.1 9000`: nicknames, rooms,
+// private messages. It is the seed's proving case and a tour of the public
+// API: listen() with the lines codec and limits, a Router for the commands,
+// rooms and broadcast from the SessionManager, the nick in session.data, and
+// a graceful shutdown.
+//
+//   deno task chat [--hostname 127.0.0.1] [--port 9000] [--idle 600]
+//
+// The protocol, one UTF-8 line each way (`\n` or `\r\n`):
+//
+//   text              everyone else in your room gets `<nick>: text`
+//   /nick NAME        everyone in your room, you included, gets
+//                     `* <old> is now NAME`
+//   /msg NAME text    only NAME (in any room) gets `[<nick>] text`
+//   /who              you get `* online: ` + the nicks of your room
+//   /join ROOM        your old room gets `* <nick> left`, the new one
+//                     `* <nick> joined`, you get `* you are in ROOM`
+//   /quit             you get `* bye`, then the server hangs up
+//   /help             you get the list of commands
+//
+// Decisions worth knowing:
+// - Everyone starts as `guest<id>` in room `lobby`. Announcements (joined,
+//   left, renames) go to the room they happen in, like `/who` and plain
+//   lines; `/msg` is server-wide because it names its recipient.
+// - Nicks and rooms are 1 to 24 of `A-Z a-z 0-9 _ -`. Nicks are unique
+//   regardless of case (`Ada` and `ada` can't both be online, so nobody can
+//   pose as somebody else), keep the case they were typed in, and
+//   `/msg ada` reaches `Ada`. `guest<digits>` is reserved for the automatic
+//   names. Room names are case-sensitive.
+// - `/who` sorts nicks in code-unit order (`Array.prototype.sort`).
+// - Errors go to the sender only, as `! <reason>`. Blank lines are ignored.
+//   Lines with control characters (other than tab) are refused with
+//   `! control characters are not allowed`: they could drive the other
+//   users' terminals.
+// - A line over 4096 bytes gets `! line too long`, invalid UTF-8 gets
+//   `! invalid UTF-8`; both then disconnect the sender (the codec can't find
+//   its way back into the stream). Nobody else notices but `* <nick> left`.
+// - A peer that stops reading is cut off once 256 KiB wait for it, so the
+//   room never waits for anyone. A peer silent for `--idle` seconds
+//   (default 600, 0 = never) is disconnected.
+// - Ctrl-C or SIGTERM: everyone gets `* server shutting down`, queued lines
+//   are delivered (up to 2 s), then the server exits with status 0. A second
+//   signal exits at once with status 1.
+import {
+  DecodeError,
+  defaultRouteKey,
+  FrameTooLargeError,
+  lines,
+  listen,
+  Router,
+  type Server,
+  type Session,
+} from "../mod.ts";
+
+/** What the chat keeps per connection, in `session.data`. */
+export interface Member {
+  /** The nick, as typed. */
+  nick: string;
+  /** The one room the member is in. */
+  room: string;
+}
+
+/** A chat connection. */
+export type ChatSession = Session<Member, string>;
+
+/** Options of {@linkcode chatServer}. */
+export interface ChatOptions {
+  /** The address to bind. @default {"127.0.0.1"} */
+  hostname?: string;
+  /** The port; 0 picks a free one. @default {9000} */
+  port?: number;
+  /** Disconnect peers silent for this many milliseconds; 0 never. @default {600000} */
+  idleTimeout?: number;
+  /** Bytes that may wait for a slow reader before it is cut off. @default {262144} */
+  outboundBudget?: number;
+}
+
+/** The longest line a client may send, in bytes. */
+export const MAX_LINE_BYTES = 4096;
+/** The room everyone starts in. */
+export const LOBBY = "lobby";
+
+const NAME = /^[A-Za-z0-9_-]{1,24}$/;
+const GUEST = /^guest[0-9]+$/i;
+// C0 controls but tab, DEL, and C1 controls (U+0080–U+009F).
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/;
+const NOT_BLANK = /\S/;
+// The route key of a plain line. Commands start with "/", so it can't clash.
+const SAY = "say";
+
+/**
+ * Starts a chat server (the CLI below is a thin wrapper around it).
+ *
+ * @param options Address and limits.
+ * @returns The running server.
+ */
+export function chatServer(options: ChatOptions = {}): Server<Member, string> {
+  // Lower-cased nick → its session, for uniqueness and /msg.
+  const byNick = new Map<string, ChatSession>();
+  const online = (nick: string): ChatSession | undefined => {
+    const session = byNick.get(nick.toLowerCase());
+    return session?.state === "open" ? session : undefined;
+  };
+
+  const router = new Router<string, ChatSession>({
+    key: (line) => line.startsWith("/") ? defaultRouteKey(line) : SAY,
+    fallback: (session, _line, key) => {
+      session.send(`! unknown command ${key}`);
+    },
+  })
+    // Middleware that vetoes a line before any handler sees it.
+    .before((_session, line) => NOT_BLANK.test(line))
+    .before((session, line) => {
+      if (!CONTROL.test(line)) return true;
+      session.send("! control characters are not allowed");
+      return false;
+    })
+    .on(SAY, (session, line) => {
+      const { nick, room } = session.data;
+      server.sessions.broadcast(`${nick}: ${line}`, { room, except: session });
+    })
+    .on("/nick", (session, line, key) => {
+      const name = argument(line, key);
+      const member = session.data;
+      if (!NAME.test(name)) {
+        session.send("! usage: /nick NAME (1 to 24 letters, digits, _ or -)");
+      } else if (name === member.nick) {
+        session.send(`! you are already ${name}`);
+      } else if (GUEST.test(name)) {
+        session.send("! guest names are reserved");
+      } else if ((online(name) ?? session) !== session) {
+        session.send(`! nick ${name} is taken`);
+      } else {
+        const old = member.nick;
+        byNick.delete(old.toLowerCase());
+        byNick.set(name.toLowerCase(), session);
+        member.nick = name;
+        server.sessions.broadcast(`* ${old} is now ${name}`, {
+          room: member.room,
+        });
+      }
+    })
+    .on("/msg", (session, line, key) => {
+      const rest = argument(line, key);
+      const space = rest.indexOf(" ");
+      const text = space < 0 ? "" : rest.slice(space + 1);
+      if (!NOT_BLANK.test(text)) {
+        session.send("! usage: /msg NAME text");
+        return;
+      }
+      const name = rest.slice(0, space);
+      const target = online(name);
+      if (target === undefined) session.send(`! no such user ${name}`);
+      else target.send(`[${session.data.nick}] ${text}`);
+    })
+    .on("/who", (session) => {
+      const nicks: string[] = [];
+      for (const member of server.sessions.members(session.data.room)) {
+        nicks.push(member.data.nick);
+      }
+      session.send(`* online: ${nicks.sort().join(", ")}`);
+    })
+    .on("/join", (session, line, key) => {
+      const room = argument(line, key);
+      const member = session.data;
+      if (!NAME.test(room)) {
+        session.send("! usage: /join ROOM (1 to 24 letters, digits, _ or -)");
+        return;
+      }
+      if (room === member.room) {
+        session.send(`! you are already in ${room}`);
+        return;
+      }
+      const { sessions } = server;
+      sessions.leave(session, member.room);
+      sessions.broadcast(`* ${member.nick} left`, { room: member.room });
+      member.room = room;
+      sessions.join(session, room);
+      sessions.broadcast(`* ${member.nick} joined`, { room, except: session });
+      session.send(`* you are in ${room}`);
+    })
+    .on("/quit", (session) => {
+      session.send("* bye");
+      // close() delivers "* bye" first; onClose tells the room.
+      session.close("quit");
+    })
+    .on("/help", (session) => {
+      session.send(
+        "* commands: /nick NAME, /msg NAME text, /who, /join ROOM, /quit, /help",
+      );
+    });
+
+  const server = listen<Member, string, string>({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 9000,
+    codec: lines({ maxLineBytes: MAX_LINE_BYTES }),
+    outboundBudget: options.outboundBudget ?? 256 * 1024,
+    idleTimeout: options.idleTimeout ?? 10 * 60 * 1000,
+    // A departing member's last lines ("* bye", "! line too long") are
+    // short: a second is plenty, and its nick is free again sooner.
+    closeTimeout: 1000,
+    data: (session) => ({ nick: `guest${session.id}`, room: LOBBY }),
+    onOpen: (session) => {
+      const { nick, room } = session.data;
+      byNick.set(nick.toLowerCase(), session);
+      server.sessions.join(session, room);
+      session.send(`* welcome ${nick}`);
+      server.sessions.broadcast(`* ${nick} joined`, { room, except: session });
+    },
+    onMessage: router.handler,
+    onClose: (session) => {
+      // The manager has already taken the session out of its room.
+      const { nick, room } = session.data;
+      const key = nick.toLowerCase();
+      if (byNick.get(key) !== session) return; // never got to onOpen
+      byNick.delete(key);
+      server.sessions.broadcast(`* ${nick} left`, { room });
+    },
+    onError: (error, session) => {
+      if (session === undefined) {
+        console.error("chat:", error);
+      } else if (error instanceof FrameTooLargeError) {
+        // Decode errors arrive while the session is still open: this last
+        // reply is delivered, then the session closes itself.
+        session.send("! line too long");
+      } else if (error instanceof DecodeError) {
+        session.send("! invalid UTF-8");
+      } else {
+        console.error(`chat: session ${session.id}:`, error);
+        session.send("! internal error");
+      }
+    },
+  });
+  return server;
+}
+
+// The text after a command word, without surrounding blanks.
+function argument(line: string, key: string): string {
+  return line.slice(key.length + 1).trim();
+}
+
+const USAGE =
+  `usage: chat_server.ts [--hostname HOST] [--port PORT] [--idle SECONDS]
+  --hostname HOST   address to bind (default 127.0.0.1)
+  --port PORT       port to listen on, 0 for any free one (default 9000)
+  --idle SECONDS    disconnect clients silent this long, 0 never (default 600)`;
+
+interface Flags {
+  hostname: string;
+  port: number;
+  idle: number;
+}
+
+// Parses `--name value` and `--name=value`; exits with status 2 on misuse.
+function parseFlags(args: string[]): Flags {
+  const flags: Flags = { hostname: "127.0.0.1", port: 9000, idle: 600 };
+  const fail = (message: string): never => {
+    console.error(`chat_server: ${message}\n${USAGE}`);
+    Deno.exit(2);
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--help" || arg === "-h") {
+      console.log(USAGE);
+      Deno.exit(0);
+    }
+    const match = /^--(hostname|port|idle)(?:=(.*))?$/.exec(arg);
+    if (match === null) fail(`unknown argument ${arg}`);
+    const name = match![1] as keyof Flags;
+    const value = match![2] ?? args[++i];
+    if (value === undefined) fail(`--${name} needs a value`);
+    if (name === "hostname") {
+      flags.hostname = value!;
+      continue;
+    }
+    const number = Number(value);
+    if (value!.trim() === "" || !Number.isFinite(number) || number < 0) {
+      fail(`--${name} must be a non-negative number, got ${value}`);
+    }
+    if (name === "port" && (!Number.isInteger(number) || number > 65535)) {
+      fail(`--port must be an integer from 0 to 65535, got ${value}`);
+    }
+    flags[name] = number;
+  }
+  return flags;
+}
+
+function hostPort(addr: Deno.NetAddr): string {
+  const host = addr.hostname.includes(":")
+    ? `[${addr.hostname}]`
+    : addr.hostname;
+  return `${host}:${addr.port}`;
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(Deno.args);
+  let server: Server<Member, string>;
+  try {
+    server = chatServer({
+      hostname: flags.hostname,
+      port: flags.port,
+      idleTimeout: Math.round(flags.idle * 1000),
+    });
+  } catch (error) {
+    console.error(
+      `chat_server: cannot listen on ${flags.hostname}:${flags.port}: ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
+    Deno.exit(1);
+  }
+  console.log(
+    `chat server listening on ${hostPort(server.addr as Deno.NetAddr)}`,
+  );
+
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  const stopped = Promise.withResolvers<void>();
+  let stopping = false;
+  const onSignal = (): void => {
+    if (stopping) Deno.exit(1); // a second Ctrl-C: don't wait any longer
+    stopping = true;
+    stopped.resolve();
+  };
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+
+  await stopped.promise;
+  server.sessions.broadcast("* server shutting down");
+  await server.shutdown({ timeout: 2000 });
+  for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  // Nothing is left running: the process exits with status 0 by itself.
+}
+
+if (import.meta.main) await main();
