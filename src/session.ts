@@ -88,9 +88,12 @@ export interface SessionOptions<Data, In, Out>
   closeTimeout?: number;
   /**
    * Close the session (reason `"idle timeout"`) when no frame arrives for
-   * this many milliseconds. Time in which our own handler was still busy
-   * with the peer's previous message, or in which bytes were flowing out to
-   * the peer, does not count. `0` disables it.
+   * this many milliseconds (a frame the codec swallows, like a blank JSON
+   * line, counts). Time in which our own `onOpen`, or the handler of the
+   * peer's previous message, was still running does not count, nor time in
+   * which bytes queued for the peer were still flowing out to it (a queue
+   * that makes no progress for a whole timeout counts again). `0` disables
+   * it.
    *
    * @default {0}
    */
@@ -240,7 +243,12 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #partialFor = 0;
   #silentFor = 0;
   #missedBeats = 0;
-  #seenFrames = 0;
+  #stalledFor = 0;
+  #opening = false;
+  // Reads that completed at least one frame, including frames the codec
+  // swallows (a blank JSON line): the peer's signs of life.
+  #framesEnded = 0;
+  #seenEnded = 0;
   #seenWritten = 0;
   #pingBytes = 0;
 
@@ -567,11 +575,13 @@ export class Session<Data = unknown, In = unknown, Out = In>
   async #run(): Promise<void> {
     const onOpen = this.#options.onOpen;
     if (onOpen !== undefined && this.#state === "open") {
+      this.#opening = true;
       try {
         await onOpen(this);
       } catch (error) {
         this.#report(error);
       }
+      this.#opening = false;
     }
     let buffer = new Uint8Array(READ_BUFFER_MIN);
     let smallReads = 0;
@@ -600,9 +610,10 @@ export class Session<Data = unknown, In = unknown, Out = In>
         this.#decodeFailed(error);
         return;
       }
-      if (this.#framesIn !== frames) {
+      if (this.#framesIn !== frames || this.#decoder.buffered === 0) {
         this.#lastSeen = Date.now();
         this.#partialFor = 0;
+        this.#framesEnded++;
       }
       if (this.#handlerBusy !== undefined) await this.#handlerBusy;
       // Grow while reads fill the buffer; shrink back once traffic is small.
@@ -708,16 +719,27 @@ export class Session<Data = unknown, In = unknown, Out = In>
     tick: (elapsed: number): void => {
       if (this.#state !== "open") return;
       const options = this.#options;
-      const framesArrived = this.#framesIn !== this.#seenFrames;
+      const framesArrived = this.#framesEnded !== this.#seenEnded;
       // Our own pings don't count as traffic the peer is busy reading.
-      const bytesLeft =
+      const wrote =
         this.#writtenTotal - this.#seenWritten - this.#pingBytes > 0;
-      this.#seenFrames = this.#framesIn;
+      this.#seenEnded = this.#framesEnded;
       this.#seenWritten = this.#writtenTotal;
       this.#pingBytes = 0;
-      // Not the peer's fault: we are still handling its last message, or we
-      // are busy sending to it and it is reading.
-      const excused = this.#handlerBusy !== undefined || bytesLeft;
+      // Writes complete in batches of up to 64 KiB, so a slow but steady
+      // reader leaves ticks without progress: queued bytes count as sending
+      // until they have made no progress for a whole timeout.
+      if (wrote || this.#queuedBytes === 0) this.#stalledFor = 0;
+      else this.#stalledFor += elapsed;
+      const sending = wrote ||
+        (this.#queuedBytes > 0 &&
+          this.#stalledFor <
+            Math.max(options.idleTimeout ?? 0, options.heartbeatInterval ?? 0));
+      // Not the peer's fault: we are not reading because our onOpen or the
+      // handler of its last message still runs, or we are busy sending to it
+      // and it is reading.
+      const busy = this.#handlerBusy !== undefined || this.#opening;
+      const excused = busy || sending;
 
       if (framesArrived) this.#idleFor = 0;
       else if (!excused) this.#idleFor += elapsed;
@@ -730,7 +752,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
       const frameTimeout = options.frameTimeout ?? 0;
       if (frameTimeout > 0) {
         if (framesArrived || this.#decoder.buffered === 0) this.#partialFor = 0;
-        else if (this.#handlerBusy === undefined) this.#partialFor += elapsed;
+        else if (!busy) this.#partialFor += elapsed;
         if (this.#partialFor >= frameTimeout) {
           this.#close(CloseReason.FrameTimeout, undefined);
           return;
