@@ -99,6 +99,7 @@ async function main(): Promise<void> {
   // where we were.
   const replay = new Map<string, string>();
   let connections = 0;
+  let quitting = false;
 
   let client: Client<unknown, string>;
   try {
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
       },
       onMessage: (_session, line) => print(line + "\n"),
       onClose: (_session, reason) => {
-        if (reconnect) {
+        if (reconnect && !quitting) {
           console.error(`chat_client: disconnected (${reason}), retrying`);
         }
       },
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
 
   // End of input: ask the server to hang up, so that everything it still
   // has for us arrives first; don't wait forever for it.
+  quitting = true;
   const session = client.session;
   if (session !== undefined && session.send("/quit")) {
     let timer: ReturnType<typeof setTimeout> | undefined;

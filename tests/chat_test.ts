@@ -565,6 +565,32 @@ Deno.test("chat_client: exits when the server goes away", async () => {
   }
 });
 
+Deno.test("chat_client: --reconnect comes back with the same nick and room", async () => {
+  let server = await ChatServer.start();
+  const port = server.port;
+  const client = chatClient(port, ["--reconnect"]);
+  try {
+    await client.waitFor(/^\* welcome guest1\n/);
+    await client.stdin!.write(utf8("/nick ada\n/join den\n"));
+    await client.waitFor(/\* you are in den\n/);
+    await server.stop("SIGTERM");
+    await client.waitFor(/\* server shutting down\n/);
+    // A new server on the same port: the client finds it, and replays the
+    // last /nick and /join.
+    server = await ChatServer.start(["--port", String(port)]);
+    await client.waitFor(/\* welcome guest1\n.*\n\* you are in den\n$/);
+    assert.match(client.stdout, /\* guest1 is now ada\n\* you are in den\n$/);
+    await client.stdin!.close();
+    const exit = await client.exit();
+    assert.equal(exit.code, 0);
+    assert.match(exit.stdout, /\* you are in den\n\* bye\n$/);
+    assert.match(exit.stderr, /reconnected/);
+  } finally {
+    await client.stop();
+    await server.stop();
+  }
+});
+
 Deno.test("chat_client: fails clearly when nobody listens", async () => {
   // Find a port nobody listens on.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
