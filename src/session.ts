@@ -112,6 +112,10 @@ export interface SessionOptions<Data, In, Out>
    * row the session closes with reason `"heartbeat timeout"`. Any inbound
    * frame, pong or not, counts as an answer. `0` disables it.
    *
+   * Whatever this option says, a session answers a ping it receives when
+   * the codec's ping is also its pong (microSocket's empty frame), so a
+   * `connect()` client keeps a heartbeating server satisfied on its own.
+   *
    * @default {0}
    */
   heartbeatInterval?: number;
@@ -245,6 +249,8 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #missedBeats = 0;
   #stalledFor = 0;
   #opening = false;
+  #pinged = false;
+  readonly #answersPings: boolean;
   // Reads that completed at least one frame, including frames the codec
   // swallows (a blank JSON line): the peer's signs of life.
   #framesEnded = 0;
@@ -278,6 +284,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#options = options;
     this.#decoder = options.codec.decoder();
     this.#heartbeat = options.codec.heartbeat;
+    this.#answersPings = answersPings(options.codec);
     this.#budget = options.outboundBudget ?? 1048576;
     this.#closeTimeout = options.closeTimeout ?? 5000;
     this.#writer = conn.writable.getWriter();
@@ -643,7 +650,14 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #emit(message: In): void {
     if (this.#state !== "open") return;
     this.#framesIn++;
-    if (this.#heartbeat?.isPong(message)) return;
+    const heartbeat = this.#heartbeat;
+    if (heartbeat !== undefined && heartbeat.isPong(message)) {
+      // The answer to our ping, or the peer's own ping: answer that one.
+      if (this.#pinged) this.#pinged = false;
+      else if (this.#answersPings) this.sendFrame(heartbeat.ping);
+      return;
+    }
+    this.#pinged = false;
     if (this.#backlog !== undefined) {
       this.#backlog.push(message);
       return;
@@ -776,6 +790,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
           const ping = this.#heartbeat?.ping;
           if (ping !== undefined && this.sendFrame(ping)) {
             this.#pingBytes += ping.byteLength;
+            this.#pinged = true;
           }
         }
       }
@@ -784,6 +799,29 @@ export class Session<Data = unknown, In = unknown, Out = In>
 }
 
 const EMPTY = new Uint8Array(0);
+
+// Whether a codec's ping decodes as its own pong (microSocket's empty frame):
+// then a session answers pings with pings. Asked once per codec.
+const symmetricHeartbeat = new WeakMap<object, boolean>();
+
+function answersPings<In, Out>(codec: Codec<In, Out>): boolean {
+  const heartbeat = codec.heartbeat;
+  if (heartbeat === undefined) return false;
+  let answers = symmetricHeartbeat.get(codec);
+  if (answers === undefined) {
+    let pongs = 0;
+    try {
+      codec.decoder().decode(heartbeat.ping, (message) => {
+        if (heartbeat.isPong(message)) pongs++;
+      });
+    } catch {
+      // A ping its own decoder rejects is no pong.
+    }
+    answers = pongs === 1;
+    symmetricHeartbeat.set(codec, answers);
+  }
+  return answers;
+}
 
 function readFailure(error: unknown): string {
   return error instanceof Deno.errors.ConnectionReset ||
