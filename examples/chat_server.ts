@@ -98,6 +98,8 @@ const SAY = "say";
 export function chatServer(options: ChatOptions = {}): Server<Member, string> {
   // Lower-cased nick → its session, for uniqueness and /msg.
   const byNick = new Map<string, ChatSession>();
+  // Sessions whose arrival was announced, so their departure will be too.
+  const greeted = new WeakSet<ChatSession>();
   const online = (nick: string): ChatSession | undefined => {
     const session = byNick.get(nick.toLowerCase());
     return session?.state === "open" ? session : undefined;
@@ -204,6 +206,7 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
     onOpen: (session) => {
       const { nick, room } = session.data;
       byNick.set(nick.toLowerCase(), session);
+      greeted.add(session);
       server.sessions.join(session, room);
       session.send(`* welcome ${nick}`);
       server.sessions.broadcast(`* ${nick} joined`, { room, except: session });
@@ -212,9 +215,10 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
     onClose: (session) => {
       // The manager has already taken the session out of its room.
       const { nick, room } = session.data;
+      if (!greeted.delete(session)) return; // closed before onOpen ran
       const key = nick.toLowerCase();
-      if (byNick.get(key) !== session) return; // never got to onOpen
-      byNick.delete(key);
+      // Someone may have taken the nick while this session was closing.
+      if (byNick.get(key) === session) byNick.delete(key);
       server.sessions.broadcast(`* ${nick} left`, { room });
     },
     onError: (error, session) => {
