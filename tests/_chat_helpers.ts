@@ -1,41 +1,9 @@
 // Helpers for the chat example's end-to-end tests: the real server (or
 // client) as a child process, and raw TCP clients that read lines.
+import { utf8, within } from "./_util.ts";
 
 const SERVER = new URL("../examples/chat_server.ts", import.meta.url);
 const CLIENT = new URL("../examples/chat_client.ts", import.meta.url);
-const encoder = new TextEncoder();
-
-/** Encodes text as UTF-8. */
-export function utf8(text: string): Uint8Array {
-  return encoder.encode(text);
-}
-
-/** Rejects after `ms` unless `promise` settles first; clears its timer. */
-export async function within<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`Timed out after ${ms} ms: ${what}`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resolves after `ms`. */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** How a child process ended, with everything it printed. */
 export interface Exit {

@@ -5,13 +5,11 @@ import {
   chatClient,
   ChatServer,
   closeAll,
-  delay,
   joinAll,
   LineClient,
-  utf8,
   withChat,
-  within,
 } from "./_chat_helpers.ts";
+import { delay, utf8, within } from "./_util.ts";
 
 Deno.test("chat: a newcomer is welcomed as guest<id> and its room is told", async () => {
   await withChat(async ({ port }) => {
