@@ -392,7 +392,11 @@ export class Session<Data = unknown, In = unknown, Out = In>
     if (this.#writtenTotal >= this.#enqueuedTotal) {
       return Promise.resolve(true);
     }
-    if (this.#state === "closed") return Promise.resolve(false);
+    // Not open and nothing queued: the queue was dropped (write error or
+    // cut-off), so what is missing will never be written.
+    if (this.#state !== "open" && this.#queuedBytes === 0) {
+      return Promise.resolve(false);
+    }
     const { promise, resolve } = Promise.withResolvers<boolean>();
     (this.#flushWaiters ??= []).push({ target: this.#enqueuedTotal, resolve });
     return promise;
