@@ -277,3 +277,15 @@ Deno.test("Session data, ids and timestamps are set", async () => {
   b.close();
   await server.close();
 });
+
+Deno.test("Session closes promptly when writes fail, not after closeTimeout", async () => {
+  await using p = await pair({ codec: lines(), closeTimeout: 5000 });
+  const sending = setInterval(() => p.session.send("x".repeat(1000)), 1);
+  await delay(30);
+  p.peer.close(); // unread data: the peer resets, and our writes then fail
+  const started = performance.now();
+  const reason = await within(p.session.closed, 10_000, "close");
+  const took = performance.now() - started;
+  clearInterval(sending);
+  assert.ok(took < 2000, `closing took ${took} ms (${reason})`);
+});
