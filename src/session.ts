@@ -80,8 +80,9 @@ export interface SessionOptions<Data, In, Out>
    */
   overflow?: OverflowPolicy;
   /**
-   * How long `close()` waits for queued bytes to be written before it cuts
-   * the connection, in milliseconds.
+   * How long `close()` waits for queued bytes to be written (and then for
+   * the peer to finish, see {@linkcode Session.close}) before it cuts the
+   * connection, in milliseconds.
    *
    * @default {5000}
    */
@@ -133,6 +134,11 @@ const READ_BUFFER_MIN = 4096;
 const READ_BUFFER_MAX = 65536;
 /** Queued frames are joined into writes of at most this many bytes. */
 const WRITE_BATCH_MAX = 65536;
+/**
+ * After its last byte is written, a closing session waits at most this long
+ * for the peer to end its side or fall silent; see `#linger`.
+ */
+const LINGER_QUIET = 100;
 
 let nextStandaloneId = 1;
 
@@ -260,6 +266,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   // In-flight I/O, awaited on close so no operation outlives the session.
   #reading: Promise<number | null> | undefined;
+  // The read loop; it ends at EOF, on a read error, or once the connection
+  // is closed (a closing session keeps reading, see #drain).
+  #reader: Promise<void> | undefined;
   #writingNow: Promise<void> | undefined;
 
   /**
@@ -295,7 +304,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.closed = promise;
     this.#resolveClosed = resolve;
     this.#watchLiveness(options);
-    queueMicrotask(() => this.#run());
+    queueMicrotask(() => {
+      this.#reader = this.#run();
+    });
   }
 
   /** Where the session is in its life. */
@@ -407,6 +418,12 @@ export class Session<Data = unknown, In = unknown, Out = In>
    * `timeout` milliseconds to be written, closes the connection, then runs
    * `onClose`. Calling it again returns the same promise.
    *
+   * Once everything is written it ends its side of the stream and, within
+   * the same timeout, waits for the peer to end its side or to send nothing
+   * for 100 ms, reading and discarding meanwhile: closing on unread input
+   * would make the kernel reset the connection and drop the bytes the peer
+   * has not received yet.
+   *
    * @param reason Why; `Session.closed` resolves with it.
    * @param timeout How long queued bytes may take; defaults to the
    * `closeTimeout` option.
@@ -439,6 +456,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
   }
 
   async #finish(timeout: number): Promise<void> {
+    const deadline = performance.now() + timeout;
     if (this.#writtenTotal < this.#enqueuedTotal) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
@@ -449,6 +467,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
       ]);
       clearTimeout(timer);
     }
+    if (this.#writtenTotal >= this.#enqueuedTotal) await this.#linger(deadline);
     this.#state = "closed";
     try {
       this.#conn.close();
@@ -466,6 +485,40 @@ export class Session<Data = unknown, In = unknown, Out = In>
       this.#report(error);
     }
     this.#resolveClosed(reason);
+  }
+
+  // Everything queued has been written, but maybe not yet received: closing
+  // a socket whose peer's bytes sit unread (or still arrive) makes the kernel
+  // reset it and throw away what it still holds for the peer. So end our
+  // side (FIN after the data), keep reading and discarding (#drain), and
+  // close once the peer has ended its side too, has sent nothing for
+  // LINGER_QUIET ms, or the close timeout is up.
+  async #linger(deadline: number): Promise<void> {
+    const reader = this.#reader;
+    if (reader === undefined || performance.now() >= deadline) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      return; // the connection is already gone
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      for (;;) {
+        const left = deadline - performance.now();
+        if (left <= 0) return;
+        const heard = this.#bytesIn;
+        const ended = await Promise.race([
+          reader.then(() => true),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(resolve, Math.min(left, LINGER_QUIET), false);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (ended || this.#bytesIn === heard) return;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #enqueue(frame: Uint8Array): boolean {
@@ -612,14 +665,14 @@ export class Session<Data = unknown, In = unknown, Out = In>
         this.#close(CloseReason.Eof, undefined);
         return;
       }
-      if (this.#state !== "open") return;
       this.#bytesIn += n;
+      if (this.#state !== "open") break;
       const frames = this.#framesIn;
       try {
         this.#decoder.decode(buffer.subarray(0, n), this.#emitBound);
       } catch (error) {
         this.#decodeFailed(error);
-        return;
+        break;
       }
       if (this.#framesIn !== frames || this.#decoder.buffered === 0) {
         this.#lastSeen = Date.now();
@@ -636,6 +689,23 @@ export class Session<Data = unknown, In = unknown, Out = In>
           buffer = new Uint8Array(READ_BUFFER_MIN);
           smallReads = 0;
         }
+      }
+    }
+    await this.#drain(buffer);
+  }
+
+  // A closing session goes on reading, and discards what it reads, until the
+  // peer ends its side or the connection is closed; see #linger.
+  async #drain(buffer: Uint8Array): Promise<void> {
+    while (this.#state === "closing") {
+      try {
+        const n = await (this.#reading = this.#conn.read(buffer));
+        if (n === null) return;
+        this.#bytesIn += n;
+      } catch {
+        return;
+      } finally {
+        this.#reading = undefined;
       }
     }
   }
