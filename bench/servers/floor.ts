@@ -1,0 +1,160 @@
+// The raw Deno "floor": the fastest server we know how to hand-write on
+// Deno.listen, used as the yardstick for microsocket. Every connection has one
+// outbound queue; whatever is queued while a write is in flight leaves in the
+// next single write, so a read chunk's complete lines cost one write per
+// receiver (or less). No byte budget: a stuck peer's queue grows without bound.
+//
+// Usage: deno run --allow-net=127.0.0.1 bench/servers/floor.ts fanout|echo
+// fanout: every line from a client is delivered to every other client.
+// echo:   every 4-byte big-endian length-prefixed frame is sent back.
+// Prints "listening <port>" once ready.
+
+const mode = Deno.args[0];
+if (mode !== "fanout" && mode !== "echo") {
+  console.error("usage: floor.ts fanout|echo");
+  Deno.exit(2);
+}
+
+const MIN_READ = 4 * 1024;
+const MAX_READ = 64 * 1024;
+
+/** One connection with a coalescing outbound queue. */
+class Peer {
+  readonly conn: Deno.TcpConn;
+  closed = false;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #writing = false;
+
+  constructor(conn: Deno.TcpConn) {
+    this.conn = conn;
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.closed) return;
+    this.#queue.push(bytes);
+    this.#queued += bytes.length;
+    if (!this.#writing) this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queue.length > 0 && !this.closed) {
+        let chunk: Uint8Array;
+        if (this.#queue.length === 1) chunk = this.#queue[0]!;
+        else {
+          chunk = new Uint8Array(this.#queued);
+          let offset = 0;
+          for (const part of this.#queue) {
+            chunk.set(part, offset);
+            offset += part.length;
+          }
+        }
+        this.#queue.length = 0;
+        this.#queued = 0;
+        let written = 0;
+        while (written < chunk.length) {
+          written += await this.conn.write(
+            written === 0 ? chunk : chunk.subarray(written),
+          );
+        }
+      }
+    } catch {
+      this.close();
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#queue.length = 0;
+    peers.delete(this);
+    try {
+      this.conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+const peers = new Set<Peer>();
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Returns the end offset of the last complete frame in `bytes`. */
+function completeFrames(bytes: Uint8Array): number {
+  let pos = 0;
+  while (pos + 4 <= bytes.length) {
+    const size = ((bytes[pos]! << 24) | (bytes[pos + 1]! << 16) |
+      (bytes[pos + 2]! << 8) | bytes[pos + 3]!) >>> 0;
+    if (pos + 4 + size > bytes.length) break;
+    pos += 4 + size;
+  }
+  return pos;
+}
+
+async function serve(peer: Peer): Promise<void> {
+  let buf = new Uint8Array(MIN_READ);
+  let carry: Uint8Array | null = null;
+  try {
+    while (!peer.closed) {
+      const n = await peer.conn.read(buf);
+      if (n === null) break;
+      const chunk = buf.subarray(0, n);
+      if (mode === "fanout") {
+        const last = chunk.lastIndexOf(10);
+        if (last < 0) {
+          carry = carry ? concat(carry, chunk) : chunk.slice();
+        } else {
+          // One fresh copy of the complete lines, shared by every receiver.
+          const lines = carry
+            ? concat(carry, chunk.subarray(0, last + 1))
+            : chunk.slice(0, last + 1);
+          carry = last + 1 < n ? chunk.slice(last + 1) : null;
+          for (const other of peers) if (other !== peer) other.send(lines);
+        }
+      } else {
+        const bytes: Uint8Array = carry ? concat(carry, chunk) : chunk;
+        const end = completeFrames(bytes);
+        if (end > 0) {
+          peer.send(
+            bytes === chunk ? chunk.slice(0, end) : bytes.subarray(0, end),
+          );
+        }
+        carry = end < bytes.length ? bytes.slice(end) : null;
+      }
+      if (n === buf.length && buf.length < MAX_READ) {
+        buf = new Uint8Array(buf.length * 2);
+      }
+    }
+  } catch {
+    // reset by peer or closed: fall through
+  }
+  peer.close();
+}
+
+const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log(`listening ${listener.addr.port}`);
+while (true) {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await listener.accept();
+  } catch {
+    // EMFILE and friends: back off and keep accepting.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    continue;
+  }
+  // Deno 2.9 leaves Nagle on (no TCP_NODELAY) for accepted sockets.
+  conn.setNoDelay(true);
+  const peer = new Peer(conn);
+  peers.add(peer);
+  serve(peer);
+}
