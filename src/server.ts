@@ -27,6 +27,17 @@ export interface TcpListenOptions {
    */
   port?: number;
   /**
+   * How many connections the kernel may complete and hold before `accept()`
+   * takes them (the `listen(2)` backlog; Linux caps it at
+   * `net.core.somaxconn`). With Deno's default of 511, a burst of thousands
+   * of connections overflows it, and with SYN cookies on (the Linux
+   * default) a client whose handshake completed during the overflow and
+   * that waits for the server to speak first hangs, unseen by the server.
+   *
+   * @default {4096}
+   */
+  backlog?: number;
+  /**
    * Serve TLS with this PEM certificate chain and private key
    * (`Deno.listenTls`). The session API is the same.
    */
@@ -513,15 +524,17 @@ function bind(options: TcpListenOptions | UnixListenOptions): Deno.Listener {
   }
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 0;
+  const tcpBacklog = options.backlog ?? 4096;
   if (options.tls !== undefined) {
     return Deno.listenTls({
       hostname,
       port,
+      tcpBacklog,
       cert: options.tls.cert,
       key: options.tls.key,
     });
   }
-  return Deno.listen({ hostname, port });
+  return Deno.listen({ hostname, port, tcpBacklog });
 }
 
 function ipOf(addr: Deno.Addr): string | undefined {
