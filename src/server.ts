@@ -360,7 +360,9 @@ export class Server<Data = unknown, In = string, Out = In>
 
   #admit(conn: Deno.Conn): void {
     const options = this.#options;
-    if (this.#live.size >= (options.maxConnections ?? Infinity)) {
+    // Connections still waiting for an async onAccept hold their slot too.
+    const held = this.#live.size + this.#pendingAccepts.size;
+    if (held >= (options.maxConnections ?? Infinity)) {
       this.#rejected.maxConnections++;
       closeQuietly(conn);
       return;
