@@ -269,6 +269,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
   // The read loop; it ends at EOF, on a read error, or once the connection
   // is closed (a closing session keeps reading, see #drain).
   #reader: Promise<void> | undefined;
+  #ending: Promise<unknown> | undefined;
   #writingNow: Promise<void> | undefined;
 
   /**
@@ -478,6 +479,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     // Closing the conn cancels these; let them settle before reporting.
     await this.#reading?.catch(() => {});
     await this.#writingNow?.catch(() => {});
+    await this.#ending;
     const reason = this.#closeReason!;
     try {
       await this.#options.onClose?.(this, reason);
@@ -496,25 +498,40 @@ export class Session<Data = unknown, In = unknown, Out = In>
   async #linger(deadline: number): Promise<void> {
     const reader = this.#reader;
     if (reader === undefined || performance.now() >= deadline) return;
-    try {
-      await this.#conn.closeWrite();
-    } catch {
-      return; // the connection is already gone
-    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
+      // TLS can't end its side before the handshake is done: a peer that
+      // stalls the handshake would hold this up until the deadline.
+      let ending: Promise<boolean>;
+      try {
+        ending = this.#ending = this.#conn.closeWrite().then(
+          () => true,
+          () => false,
+        );
+      } catch {
+        return; // the connection is already gone
+      }
+      const ended = await Promise.race([
+        ending,
+        new Promise<boolean>((resolve) => {
+          const wait = Math.min(deadline - performance.now(), LINGER_QUIET);
+          timer = setTimeout(resolve, wait, false);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!ended) return;
       for (;;) {
         const left = deadline - performance.now();
         if (left <= 0) return;
         const heard = this.#bytesIn;
-        const ended = await Promise.race([
+        const done = await Promise.race([
           reader.then(() => true),
           new Promise<boolean>((resolve) => {
             timer = setTimeout(resolve, Math.min(left, LINGER_QUIET), false);
           }),
         ]);
         clearTimeout(timer);
-        if (ended || this.#bytesIn === heard) return;
+        if (done || this.#bytesIn === heard) return;
       }
     } finally {
       clearTimeout(timer);
