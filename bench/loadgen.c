@@ -37,6 +37,9 @@ static const char *config_text;
 
 // ------------------------------------------------------------------ helpers
 
+// A ratio that stays valid JSON (no nan/inf) when the denominator is 0.
+static double per(double a, double b) { return b > 0 ? a / b : 0; }
+
 static double mono_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -229,8 +232,10 @@ static void fan_record(Receiver *r, const unsigned char *b, double at) {
     if (seq != r->next_seq) r->gaps++;
     r->next_seq = seq + 1;
     r->count++;
-    if (r->counted) delivered++;
-    hist_record(at - (double)read_digits(b + 1, 13));
+    if (r->counted) {
+      delivered++;
+      hist_record(at - (double)read_digits(b + 1, 13));
+    }
   } else if (b[0] == 'S') {
     if (!r->synced) {
       r->synced = 1;
@@ -420,7 +425,7 @@ static void run_fanout(void) {
     }
     if (t >= next_progress) {
       printf("{\"type\":\"progress\",\"elapsedMs\":%.1f,\"delivered\":%lu,\"rate\":%.0f}\n",
-             (t - t0) / 1000, (unsigned long)delivered, delivered / ((t - t0) / 1e6));
+             (t - t0) / 1000, (unsigned long)delivered, per(delivered, (t - t0) / 1e6));
       fflush(stdout);
       next_progress = t + 250000;
     }
@@ -471,8 +476,8 @@ static void run_fanout(void) {
          nrecv, nstuck, (unsigned long)sent, (unsigned long)delivered,
          (unsigned long)(sent * nrecv), (long)(sent * nrecv - delivered), (unsigned long)gaps,
          (unsigned long)corrupt, (unsigned long)closed_early, stalled ? "true" : "false",
-         elapsed_ms, delivered / (elapsed_ms / 1000), (unsigned long)(reads - reads0),
-         hist_percentile(50), hist_percentile(99), hist_max, cpu / (elapsed_ms / 1000));
+         elapsed_ms, per(delivered, elapsed_ms / 1000), (unsigned long)(reads - reads0),
+         hist_percentile(50), hist_percentile(99), hist_max, per(cpu, elapsed_ms / 1000));
   for (int i = 0; i < nstuck; i++) {
     printf("%s{\"received\":%lu,\"owed\":%lu,\"endedBy\":\"%s\",\"gaps\":%lu}", i ? "," : "",
            (unsigned long)stuck[i].count, (unsigned long)sent, stuck[i].ended,
@@ -591,7 +596,7 @@ static void run_echo(void) {
     }
     if (t >= next_progress) {
       printf("{\"type\":\"progress\",\"elapsedMs\":%.1f,\"delivered\":%lu,\"rate\":%.0f}\n",
-             (t - t0) / 1000, (unsigned long)frames, frames / ((t - t0) / 1e6));
+             (t - t0) / 1000, (unsigned long)frames, per(frames, (t - t0) / 1e6));
       fflush(stdout);
       next_progress = t + 250000;
     }
@@ -603,8 +608,8 @@ static void run_echo(void) {
          "\"frames\":%lu,\"corrupt\":%lu,\"errors\":%lu,\"elapsedMs\":%.3f,\"rate\":%.1f,"
          "\"p50Us\":%.1f,\"p99Us\":%.1f,\"maxUs\":%.0f,\"loadgenCpu\":%.4f}\n",
          nconn, inflight, (unsigned long)frames, (unsigned long)corrupt, (unsigned long)errors,
-         elapsed_ms, frames / (elapsed_ms / 1000), hist_percentile(50), hist_percentile(99),
-         hist_max, cpu / (elapsed_ms / 1000));
+         elapsed_ms, per(frames, elapsed_ms / 1000), hist_percentile(50), hist_percentile(99),
+         hist_max, per(cpu, elapsed_ms / 1000));
   fflush(stdout);
 }
 

@@ -266,8 +266,10 @@ async function runFanout(
       if (seq !== r.nextSeq) r.gaps++;
       r.nextSeq = seq + 1;
       r.count++;
-      if (r.counted) delivered++;
-      histogram.record(atUs - readDigits(buf, o + 1, 13));
+      if (r.counted) {
+        delivered++;
+        histogram.record(atUs - readDigits(buf, o + 1, 13));
+      }
     } else if (type === CHAR_S) {
       if (!r.synced) {
         r.synced = true;

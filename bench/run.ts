@@ -5,11 +5,20 @@
 //   deno task bench              full run (a few minutes)
 //   deno task bench --smoke      tiny run for CI (seconds); exit 1 if broken
 //
-// Options: --servers=microsocket,floor,naive,node  --workloads=fanout100,
-// fanout1000,echo,idle,slow,capacity  --repeat=N  --window=N  --batch=N
-// --loadgen=c|deno  --out=PATH  --no-write
+// Options:
+//   --servers=microsocket,floor,naive,node   (also: microsocket_nodelay, a
+//       diagnostic variant that sets TCP_NODELAY from onAccept)
+//   --workloads=fanout100,fanout1000,echo,idle,slow,sweep,capacity
+//   --repeat=N        runs per throughput cell, best kept (default 3; smoke 1)
+//   --window=N        fan-out messages in flight per receiver (default 32)
+//   --batch=N         fan-out messages per sender write (default 1)
+//   --accumulate=US   C load generator: pause after thin reads (default 0)
+//   --loadgen=c|deno  load generator (default: C if a compiler exists)
+//   --server-flags="--cpu-prof --cpu-prof-dir=DIR"   extra flags for Deno servers
+//   --out=PATH  --no-write
 //
-// Server RSS and CPU are read from /proc/<pid>/{status,stat} (Linux).
+// Server RSS and CPU are read from /proc/<pid>/{status,stat} (Linux). Deno
+// servers print their write counters on SIGTERM ("stats {...}").
 
 import { compileLoadgen } from "./loadgen_c.ts";
 
@@ -35,7 +44,15 @@ function parseOptions(args: string[]): Options {
   const options: Options = {
     smoke: false,
     servers: ["microsocket", "floor", "naive", "node"],
-    workloads: ["fanout100", "fanout1000", "echo", "idle", "slow", "capacity"],
+    workloads: [
+      "fanout100",
+      "fanout1000",
+      "echo",
+      "idle",
+      "slow",
+      "sweep",
+      "capacity",
+    ],
     repeat: 0,
     window: undefined,
     batch: undefined,
@@ -45,7 +62,9 @@ function parseOptions(args: string[]): Options {
     write: true,
   };
   for (const arg of args) {
-    const [key, value = ""] = arg.split("=", 2) as [string, string?];
+    const equals = arg.indexOf("=");
+    const key = equals < 0 ? arg : arg.slice(0, equals);
+    const value = equals < 0 ? "" : arg.slice(equals + 1);
     if (key === "--smoke") options.smoke = true;
     else if (key === "--servers") options.servers = value.split(",");
     else if (key === "--workloads") options.workloads = value.split(",");
@@ -55,13 +74,30 @@ function parseOptions(args: string[]): Options {
     else if (key === "--accumulate") options.accumulate = Number(value);
     else if (key === "--loadgen") options.loadgen = value as Options["loadgen"];
     else if (key === "--out") options.out = value;
-    else if (key === "--no-write") options.write = false;
+    else if (key === "--server-flags") {
+      serverFlags = value.split(" ").filter(Boolean);
+    } else if (key === "--no-write") options.write = false;
     else {
       console.error(`unknown option ${arg}`);
       Deno.exit(2);
     }
   }
   if (options.repeat === 0) options.repeat = options.smoke ? 1 : 3;
+  for (
+    const [name, value] of [["window", options.window], [
+      "batch",
+      options.batch,
+    ]] as const
+  ) {
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
+      console.error(`--${name} must be a positive integer`);
+      Deno.exit(2);
+    }
+  }
+  // The window sweep is for the report, not for keeping the harness working.
+  if (options.smoke && !args.some((a) => a.startsWith("--workloads"))) {
+    options.workloads = options.workloads.filter((w) => w !== "sweep");
+  }
   return options;
 }
 
@@ -184,20 +220,31 @@ interface ServerSpec {
 }
 
 const deno = Deno.execPath();
-const denoServer = (file: string) => (mode: string): string[] => [
-  deno,
-  "run",
-  "--quiet",
-  "--allow-net=127.0.0.1",
-  `${here}servers/${file}`,
-  mode,
-];
+const denoServer =
+  (file: string, ...extra: string[]) => (mode: string): string[] => [
+    deno,
+    "run",
+    "--quiet",
+    "--allow-net=127.0.0.1",
+    ...serverFlags,
+    `${here}servers/${file}`,
+    mode,
+    ...extra,
+  ];
+/** Extra `deno run` flags for Deno servers, e.g. --cpu-prof (see --server-flags). */
+let serverFlags: string[] = [];
 
 const SERVERS: Record<string, ServerSpec> = {
   microsocket: {
     name: "microsocket",
     label: "microsocket",
     argv: denoServer("microsocket.ts"),
+  },
+  // A diagnostic variant, not run by default: TCP_NODELAY set from onAccept.
+  microsocket_nodelay: {
+    name: "microsocket_nodelay",
+    label: "microsocket + TCP_NODELAY",
+    argv: denoServer("microsocket.ts", "nodelay"),
   },
   floor: {
     name: "floor",
@@ -221,6 +268,9 @@ interface RunningServer {
   pid: number;
   port: number;
   stderr: { text: () => string; done: Promise<void> };
+  /** Counters the server printed on SIGTERM. */
+  stats: Json | undefined;
+  drained?: Promise<void>;
 }
 
 async function startServer(
@@ -254,11 +304,32 @@ async function startServer(
       `${spec.name} did not start: ${stderr.text().trim().slice(-500)}`,
     );
   }
-  // Keep draining stdout so the server never blocks on it.
-  (async () => {
-    while (!(await reader.read()).done) { /* ignore */ }
+  // Keep draining stdout so the server never blocks on it, and catch the
+  // "stats {...}" line a server prints when it is stopped.
+  const server: RunningServer = {
+    child,
+    pid: child.pid,
+    port,
+    stderr,
+    stats: undefined,
+  };
+  server.drained = (async () => {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      const match = text.match(/^stats (\{.*\})$/m);
+      if (match) {
+        try {
+          server.stats = JSON.parse(match[1]!);
+        } catch {
+          // partial line: wait for more
+        }
+      }
+      text = text.slice(-2000);
+    }
   })().catch(() => {});
-  return { child, pid: child.pid, port, stderr };
+  return server;
 }
 
 // ---------------------------------------------------------------- runs
@@ -395,6 +466,8 @@ async function runOnce(
     }
     await stop(server.child);
     await server.stderr.done;
+    await server.drained;
+    if (server.stats) result.serverStats = server.stats;
   }
   if (result.type !== "result" && !result.error) {
     result.error = `load generator gave no result: ${
@@ -414,17 +487,23 @@ interface Workload {
   /** Higher is better for the headline metric (false: lower is better). */
   higherIsBetter: boolean;
   repeatable: boolean;
-  config(options: Options): Json;
-  timeoutMs(options: Options): number;
+  /** Only these servers (default: all). */
+  servers?: string[];
+  config: Json;
+  timeoutMs: number;
   headline(result: RunResult): number;
 }
 
-function fanoutConfig(
+const SWEEP_WINDOWS = [4, 256];
+const SWEEP_SERVERS = ["microsocket", "microsocket_nodelay", "floor", "node"];
+
+function fanout(
   options: Options,
   receivers: number,
   stuck: number,
   durationMs: number,
   maxMessages: number,
+  window = options.window ?? 32,
 ): Json {
   return {
     workload: "fanout",
@@ -432,88 +511,126 @@ function fanoutConfig(
     stuck,
     durationMs,
     maxMessages,
-    window: options.window ?? 32,
+    window,
     batch: options.batch ?? 1,
-    accumulateUs: options.accumulate ?? 100,
+    accumulateUs: options.accumulate ?? 0,
   };
 }
 
 function workloads(options: Options): Workload[] {
   const smoke = options.smoke;
-  const fanDuration = smoke ? 200 : 2_000;
-  const list: Workload[] = [
-    {
+  const fanMs = smoke ? 200 : 2_000;
+  const rate = (r: RunResult): number => r.rate ?? NaN;
+  const selected = (id: string): boolean => options.workloads.includes(id);
+  const list: Workload[] = [];
+  const n100 = smoke ? 10 : 100;
+  const n1000 = smoke ? 20 : 1000;
+  if (selected("fanout100")) {
+    list.push({
       id: "fanout100",
-      title: `fan-out N=${smoke ? 10 : 100}`,
+      title: `fan-out N=${n100}`,
       mode: "fanout",
       higherIsBetter: true,
       repeatable: true,
-      config: (o) =>
-        fanoutConfig(o, smoke ? 10 : 100, 0, fanDuration, 50_000_000),
-      timeoutMs: () => fanDuration + 30_000,
-      headline: (r) => r.rate ?? NaN,
-    },
-    {
+      config: fanout(options, n100, 0, fanMs, 50_000_000),
+      timeoutMs: fanMs + 30_000,
+      headline: rate,
+    });
+  }
+  if (selected("fanout1000")) {
+    list.push({
       id: "fanout1000",
-      title: `fan-out N=${smoke ? 20 : 1000}`,
+      title: `fan-out N=${n1000}`,
       mode: "fanout",
       higherIsBetter: true,
       repeatable: true,
-      config: (o) =>
-        fanoutConfig(o, smoke ? 20 : 1000, 0, fanDuration, 50_000_000),
-      timeoutMs: () => fanDuration + 40_000,
-      headline: (r) => r.rate ?? NaN,
-    },
-    {
+      config: fanout(options, n1000, 0, fanMs, 50_000_000),
+      timeoutMs: fanMs + 40_000,
+      headline: rate,
+    });
+  }
+  if (selected("echo")) {
+    list.push({
       id: "echo",
       title: "echo 50×16",
       mode: "echo",
       higherIsBetter: true,
       repeatable: true,
-      config: () => ({
+      config: {
         workload: "echo",
         connections: 50,
         inflight: 16,
         durationMs: smoke ? 200 : 2_000,
-      }),
-      timeoutMs: () => 30_000,
-      headline: (r) => r.rate ?? NaN,
-    },
-    {
+      },
+      timeoutMs: 30_000,
+      headline: rate,
+    });
+  }
+  if (selected("idle")) {
+    list.push({
       id: "idle",
       title: `idle ${smoke ? 200 : 5000}`,
       mode: "echo",
       higherIsBetter: false,
       repeatable: false,
-      config: () => ({
+      config: {
         workload: "idle",
         connections: smoke ? 200 : 5_000,
         concurrency: 128,
-      }),
-      timeoutMs: () => 60_000,
-      headline: (r) => perSession(r),
-    },
-    {
-      id: "slow",
-      title: `slow consumers N=${smoke ? 10 : 100}+2`,
+      },
+      timeoutMs: 60_000,
+      headline: perSession,
+    });
+  }
+  if (selected("slow")) {
+    // Long enough that each stuck receiver is owed far more than the
+    // kernel's socket buffers (~4 MB) plus a 1 MiB outbound budget; the
+    // reference run is the same run without the stuck receivers.
+    const slowMs = smoke ? 200 : 8_000;
+    const slowMax = smoke ? 1e9 : 160_000;
+    list.push({
+      id: "slowref",
+      title: `fan-out N=${n100}, long (reference)`,
       mode: "fanout",
       higherIsBetter: true,
       repeatable: false,
-      // Long enough that each stuck receiver is owed far more than the
-      // kernel's socket buffers (~4 MB) plus a 1 MiB outbound budget.
-      config: (o) =>
-        fanoutConfig(
-          o,
-          smoke ? 10 : 100,
-          2,
-          smoke ? 200 : 12_000,
-          smoke ? 1e9 : 200_000,
+      config: fanout(options, n100, 0, slowMs, slowMax),
+      timeoutMs: slowMs + 40_000,
+      headline: rate,
+    }, {
+      id: "slow",
+      title: `slow consumers N=${n100}+2`,
+      mode: "fanout",
+      higherIsBetter: true,
+      repeatable: false,
+      config: fanout(options, n100, 2, slowMs, slowMax),
+      timeoutMs: slowMs + 40_000,
+      headline: rate,
+    });
+  }
+  if (selected("sweep")) {
+    for (const window of SWEEP_WINDOWS) {
+      list.push({
+        id: `window${window}`,
+        title: `fan-out N=${n100}, window ${window}`,
+        mode: "fanout",
+        higherIsBetter: true,
+        repeatable: false,
+        servers: SWEEP_SERVERS,
+        config: fanout(
+          options,
+          n100,
+          0,
+          smoke ? 200 : 1_500,
+          50_000_000,
+          window,
         ),
-      timeoutMs: () => (smoke ? 30_000 : 60_000),
-      headline: (r) => r.rate ?? NaN,
-    },
-  ];
-  return list.filter((w) => options.workloads.includes(w.id));
+        timeoutMs: 40_000,
+        headline: rate,
+      });
+    }
+  }
+  return list;
 }
 
 function perSession(r: RunResult): number {
@@ -522,6 +639,19 @@ function perSession(r: RunResult): number {
     !connections || r.rssCheckpoint === undefined || r.rssBaseline === undefined
   ) return NaN;
   return (r.rssCheckpoint - r.rssBaseline) / connections;
+}
+
+/** Server RSS growth over the measured run (peak minus the checkpoint). */
+function rssGrowth(r: RunResult): number {
+  return Number(r.rssPeak) - Number(r.rssCheckpoint);
+}
+
+/** Messages delivered per server write call (whole server life; the measured phase dominates). */
+function perWrite(r: RunResult): number {
+  const stats = r.serverStats as Json | undefined;
+  const writes = Number(stats?.writes);
+  const messages = Number(r.delivered ?? r.frames);
+  return writes > 0 ? messages / writes : NaN;
 }
 
 // ---------------------------------------------------------------- formatting
@@ -559,6 +689,32 @@ function formatPercent(value: unknown): string {
   return Number.isFinite(n) ? `${Math.round(n * 100)}%` : "–";
 }
 
+function formatFixed(value: number, digits = 1): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : "–";
+}
+
+function summarize(workload: Workload, r: RunResult): string {
+  if (r.error) return `error: ${r.error}`;
+  if (workload.id === "idle") {
+    return `${formatBytes(perSession(r))}/session, accepted in ${
+      Number(r.acceptMs).toFixed(0)
+    } ms`;
+  }
+  const parts = [
+    formatRate(r.rate ?? NaN),
+    `p50 ${formatMs(r.p50Us)}`,
+    `p99 ${formatMs(r.p99Us)}`,
+    `cpu server ${formatPercent(r.serverCpu)} loadgen ${
+      formatPercent(r.loadgenCpu)
+    } machine ${formatPercent(r.machineBusy)}`,
+    `${formatFixed(perWrite(r))} msgs/write`,
+  ];
+  if (workload.mode === "fanout") {
+    parts.push(`lost ${r.lost}`, `RSS +${formatBytes(rssGrowth(r))}`);
+  }
+  return parts.join(" · ");
+}
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<number> {
@@ -573,7 +729,12 @@ async function main(): Promise<number> {
     } else if (options.loadgen === "c") {
       console.error("no C compiler (cc) found for --loadgen=c");
       return 2;
-    } else notes.push("No C compiler found: the Deno load generator was used.");
+    } else {
+      notes.push(
+        "No C compiler found: the Deno load generator was used; it is much " +
+          "weaker (see bench/results.md of a full run for the C one).",
+      );
+    }
   }
   const loadgenName = loadgenArgv("")[0] === deno
     ? "Deno (bench/loadgen.ts)"
@@ -586,13 +747,11 @@ async function main(): Promise<number> {
       console.error(`unknown server ${name}`);
       return 2;
     }
-    if (name === "microsocket") {
+    if (name.startsWith("microsocket")) {
       const ready = await exists(`${root}mod.ts`) &&
         await exists(`${here}servers/microsocket.ts`);
       if (!ready) {
-        notes.push(
-          "microsocket: mod.ts or bench/servers/microsocket.ts missing; skipped.",
-        );
+        notes.push(`${name}: mod.ts missing; skipped.`);
         continue;
       }
     }
@@ -610,11 +769,14 @@ async function main(): Promise<number> {
     } · ${machine} · load generator: ${loadgenName}`,
   );
 
+  const started = performance.now();
   const results = new Map<string, Map<string, RunResult>>();
-  for (const workload of workloads(options)) {
+  const list = workloads(options);
+  for (const workload of list) {
     const row = new Map<string, RunResult>();
     results.set(workload.id, row);
     for (const spec of servers) {
+      if (workload.servers && !workload.servers.includes(spec.name)) continue;
       let best: RunResult | undefined;
       const repeats = workload.repeatable ? options.repeat : 1;
       for (let i = 0; i < repeats; i++) {
@@ -624,9 +786,9 @@ async function main(): Promise<number> {
         const result = await runOnce(
           spec,
           workload.mode,
-          workload.config(options),
+          workload.config,
           label,
-          workload.timeoutMs(options),
+          workload.timeoutMs,
         );
         if (!best || better(workload, result, best)) best = result;
         status(
@@ -645,7 +807,7 @@ async function main(): Promise<number> {
     servers.some((s) => s.name === "floor")
   ) {
     // Load-generator capacity: the floor with the sender writing large batches
-    // does one write per receiver per many messages, so the run is bounded by
+    // does one write per receiver per 256 messages, so the run is bounded by
     // how fast the load generator can receive and parse.
     const receivers = options.smoke ? 10 : 100;
     capacity = await runOnce(
@@ -660,13 +822,13 @@ async function main(): Promise<number> {
         window: 4096,
         batch: 256,
       },
-      `capacity N=${receivers}`,
+      `load generator capacity N=${receivers}`,
       60_000,
     );
     status(
-      `  loadgen capacity (floor, 256-message batches) · ${
-        formatRate(capacity.rate ?? NaN)
-      } deliveries`,
+      `  load generator capacity (floor, 256-message batches) · ${
+        summarize({ id: "capacity", mode: "fanout" } as Workload, capacity)
+      }`,
       true,
     );
     if (capacity.error) failures.push(`capacity: ${capacity.error}`);
@@ -675,11 +837,13 @@ async function main(): Promise<number> {
   const report = renderReport(
     options,
     servers,
+    list,
     results,
     capacity,
     machine,
     loadgenName,
     notes,
+    (performance.now() - started) / 1000,
   );
   console.log("");
   console.log(report);
@@ -707,25 +871,6 @@ function better(workload: Workload, a: RunResult, b: RunResult): boolean {
   return workload.higherIsBetter ? x > y : x < y;
 }
 
-function summarize(workload: Workload, r: RunResult): string {
-  if (r.error) return `error: ${r.error}`;
-  if (workload.id === "idle") {
-    return `${formatBytes(perSession(r))}/session, accepted in ${
-      Number(r.acceptMs).toFixed(0)
-    } ms`;
-  }
-  const base =
-    `${formatRate(r.rate ?? NaN)} · p50 ${formatMs(r.p50Us)} · p99 ${
-      formatMs(r.p99Us)
-    }` +
-    ` · cpu server ${formatPercent(r.serverCpu)} loadgen ${
-      formatPercent(r.loadgenCpu)
-    }` +
-    ` machine ${formatPercent(r.machineBusy)}`;
-  if (workload.mode === "fanout") return `${base} · lost ${r.lost}`;
-  return base;
-}
-
 /** Conditions that mean the harness (or a server) is broken, not merely slow. */
 function check(
   workload: Workload,
@@ -740,6 +885,7 @@ function check(
     if (Number(r.opened) !== Number(r.connections)) {
       problems.push(`${where}: only ${r.opened} connections`);
     }
+    if (!(perSession(r) > 0)) problems.push(`${where}: no RSS reading`);
     return problems;
   }
   if (!(Number(r.rate) > 0)) problems.push(`${where}: no throughput`);
@@ -753,7 +899,7 @@ function check(
   } else if (Number(r.errors) > 0) {
     problems.push(`${where}: ${r.errors} connection errors`);
   }
-  if (!options.smoke && workload.id !== "slow" && Number(r.loadgenCpu) > 0.95) {
+  if (!options.smoke && Number(r.loadgenCpu) > 0.95) {
     problems.push(
       `${where}: load generator near 100% CPU; the figure may be loadgen-bound`,
     );
@@ -766,277 +912,423 @@ function check(
 function renderReport(
   options: Options,
   servers: ServerSpec[],
+  list: Workload[],
   results: Map<string, Map<string, RunResult>>,
   capacity: RunResult | undefined,
   machine: string,
   loadgenName: string,
   notes: string[],
+  seconds: number,
 ): string {
   const names = servers.map((s) => s.name);
-  const get = (id: string, name: string): RunResult | undefined =>
-    results.get(id)?.get(name);
+  const get = (id: string, name: string): RunResult | undefined => {
+    const r = results.get(id)?.get(name);
+    return r && !r.error ? r : undefined;
+  };
+  const title = (id: string): string =>
+    list.find((w) => w.id === id)?.title ?? id;
+  const rate = (r: RunResult): number => Number(r.rate);
   const out: string[] = [];
-  out.push(`# microsocket benchmarks${options.smoke ? " (smoke run)" : ""}`);
+  out.push(
+    `# microsocket benchmarks${
+      options.smoke ? " (smoke run: tiny, not figures)" : ""
+    }`,
+  );
   out.push("");
   out.push(
     `${
       new Date().toISOString().slice(0, 16).replace("T", " ")
-    } UTC · ${machine} · load generator: ${loadgenName}` +
-      (options.repeat > 1
-        ? ` · throughput rows: best of ${options.repeat}`
-        : ""),
+    } UTC · ${machine} · load generator: ${loadgenName} · ` +
+      `throughput cells: best of ${options.repeat} · total ${
+        seconds.toFixed(0)
+      } s`,
   );
   out.push("");
   out.push(
-    "Reproduce with `deno task bench` (this file) or `deno task bench --smoke` (seconds).",
+    `Command: \`deno task bench${
+      Deno.args.length ? " " + Deno.args.join(" ") : ""
+    }\`. ` +
+      "Reproduce: `deno task bench` (writes this file, a few minutes) · " +
+      "`deno task bench --smoke` (seconds, for CI) · options at the top of bench/run.ts.",
   );
   out.push("");
 
-  // Summary table.
+  // ---- summary
   const header = [
     "workload",
     ...servers.map((s) => s.label),
-    "microsocket/floor",
-    "microsocket/node",
-    "target",
+    "microsocket ÷ floor",
+    "microsocket ÷ node",
+    "target (microsocket)",
+    "met",
   ];
   out.push(`| ${header.join(" | ")} |`);
   out.push(`|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`);
-  const ratio = (
+  const ratioTo = (
     id: string,
-    value: (r: RunResult) => number,
+    value: (r: RunResult, name: string) => number,
     other: string,
   ): number => {
     const a = get(id, "microsocket");
     const b = get(id, other);
-    if (!a || !b || a.error || b.error) return NaN;
-    return value(a) / value(b);
+    return a && b ? value(a, "microsocket") / value(b, other) : NaN;
   };
   const row = (
     label: string,
     id: string,
-    value: (r: RunResult) => number,
+    value: (r: RunResult, name: string) => number,
     format: (n: number) => string,
-    target: string,
+    target = "",
+    met?: (ms: number, floor: number, node: number) => boolean,
+    ratios = true,
   ): void => {
     if (!results.has(id)) return;
     const cells = names.map((name) => {
-      const r = get(id, name);
+      const r = results.get(id)?.get(name);
       if (!r) return "–";
       if (r.error) return "error";
-      return format(value(r));
+      return format(value(r, name));
     });
+    const msValue = get(id, "microsocket");
+    const ms = msValue ? value(msValue, "microsocket") : NaN;
+    const floor = ratioTo(id, value, "floor");
+    const node = ratioTo(id, value, "node");
+    const verdict = met && Number.isFinite(ms)
+      ? (met(ms, floor, node) ? "yes" : "**no**")
+      : "";
     out.push(
       `| ${label} | ${cells.join(" | ")} | ${
-        formatRatio(ratio(id, value, "floor"))
-      } | ${formatRatio(ratio(id, value, "node"))} | ${target} |`,
+        ratios ? formatRatio(floor) : ""
+      } | ${ratios ? formatRatio(node) : ""} | ${target} | ${verdict} |`,
     );
   };
-  const rate = (r: RunResult): number => Number(r.rate);
-  const fanTitle = (id: string) =>
-    workloads(options).find((w) => w.id === id)?.title ?? id;
+  const fanTarget = "≥ 0.7× floor, ≥ 4× node";
+  const fanMet = (_: number, floor: number, node: number) =>
+    floor >= 0.7 && node >= 4;
   row(
-    `${fanTitle("fanout100")}, deliveries/s`,
+    `${title("fanout100")}: deliveries/s`,
     "fanout100",
     rate,
     formatRate,
-    "≥ 0.7× floor, ≥ 4× node",
+    fanTarget,
+    fanMet,
   );
   row(
-    `${fanTitle("fanout1000")}, deliveries/s`,
+    `${title("fanout1000")}: deliveries/s`,
     "fanout1000",
     rate,
     formatRate,
-    "≥ 0.7× floor, ≥ 4× node",
+    fanTarget,
+    fanMet,
   );
   row(
-    "echo 50 conns × 16 in flight, frames/s",
+    "echo 50 conns × 16 in flight: frames/s",
     "echo",
     rate,
     formatRate,
     "≥ 0.8× floor",
+    (_, floor) => floor >= 0.8,
   );
   row(
-    `${fanTitle("idle")}, RSS per session`,
+    `${title("idle")}: server RSS per session`,
     "idle",
     perSession,
     formatBytes,
     "≤ 16 KB",
+    (ms) => ms <= 16 * 1024,
   );
   row(
-    `${fanTitle("idle")}, time to accept all`,
+    `${title("idle")}: time to accept all`,
     "idle",
     (r) => Number(r.acceptMs) * 1000,
     formatMs,
-    "",
   );
+  const vsRef = (r: RunResult, name: string): number =>
+    rate(r) / rate(get("slowref", name) ?? { rate: NaN });
   row(
-    `${fanTitle("slow")}, deliveries/s to readers`,
+    `${title("slow")}: deliveries/s to the readers`,
     "slow",
     rate,
     formatRate,
-    "≥ 0.8× unstuck",
   );
-  if (results.has("slow") && results.has("fanout100")) {
-    row(
-      "slow consumers ÷ unstuck fan-out rate",
-      "slow",
-      (r) => {
-        const name = names.find((n) => get("slow", n) === r)!;
-        return rate(r) / rate(get("fanout100", name) ?? { rate: NaN });
-      },
-      formatRatio,
-      "≥ 0.8",
-    );
-  }
   row(
-    "slow consumers, server RSS growth",
+    "… ÷ the same run without stuck receivers",
     "slow",
-    (r) => Number(r.rssPeak) - Number(r.rssCheckpoint),
-    formatBytes,
-    "≤ 2 budgets + 20 MB",
+    vsRef,
+    formatRatio,
+    "≥ 0.8",
+    (ms) => ms >= 0.8,
+    false,
   );
+  row(
+    "… server RSS growth",
+    "slow",
+    rssGrowth,
+    formatBytes,
+    "≤ 2 × 1 MiB budget + 20 MB",
+    (ms) => ms <= 2 * 1024 * 1024 + 20 * 1024 * 1024,
+    false,
+  );
+  row(
+    "… server RSS growth without stuck receivers",
+    "slowref",
+    rssGrowth,
+    formatBytes,
+    "",
+    undefined,
+    false,
+  );
+  row(
+    "… what happened to the stuck sessions",
+    "slow",
+    () => NaN,
+    () => "",
+    "",
+    undefined,
+    false,
+  );
+  // Replace the placeholder row's cells with words.
+  if (results.has("slow")) {
+    const cells = names.map((name) => {
+      const r = get("slow", name);
+      if (!r) return "–";
+      const stuck = (r.stuckReport as Json[] | undefined) ?? [];
+      return stuck.length === 0 ? "–" : stuckSummary(stuck, Number(r.sent));
+    });
+    out[out.length - 1] = `| … what happened to the stuck sessions | ${
+      cells.join(" | ")
+    } | | | closed, memory bounded | |`;
+  }
   out.push("");
   out.push(
-    "Ratios are microsocket ÷ the other server (for memory and time, lower is better). " +
-      "`floor` forwards each read chunk's complete lines with one write per receiver (coalescing " +
-      "queue); `naive` does one `writer.write()` per message per receiver; `node` does one " +
-      "`socket.write()` per message per receiver.",
+    "Ratios are microsocket ÷ the other server. `floor`: hand-written on Deno.listen, " +
+      "one coalescing queue per connection, so a read chunk's complete lines leave in " +
+      "one write per receiver. `naive`: one `writer.write()` per message per receiver. " +
+      "`node`: Node `net`, one `socket.write()` per message per receiver. Baselines set " +
+      "TCP_NODELAY on every socket (Deno 2.9 leaves Nagle on); microsocket runs with its " +
+      "defaults." +
+      (names.includes("microsocket_nodelay")
+        ? " `microsocket + TCP_NODELAY` is the same server with `conn.setNoDelay(true)` in `onAccept`."
+        : ""),
   );
   out.push("");
 
-  // Details.
+  // ---- details
   out.push("## Details");
   out.push("");
   out.push(
-    "| workload | server | result | p50 | p99 | lost | server CPU | loadgen CPU | server RSS |",
+    "| workload | server | result | p50 | p99 | lost | msgs/write | server CPU | loadgen CPU | machine busy | server RSS |",
   );
-  out.push("|---|---|---:|---:|---:|---:|---:|---:|---|");
-  for (const workload of workloads(options)) {
+  out.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+  for (const workload of list) {
     for (const spec of servers) {
-      const r = get(workload.id, spec.name);
+      const r = results.get(workload.id)?.get(spec.name);
       if (!r) continue;
       if (r.error) {
         out.push(
           `| ${workload.title} | ${spec.name} | error: ${
-            r.error.replaceAll("|", "/").slice(0, 200)
-          } | | | | | | |`,
+            r.error.replaceAll("|", "/").replaceAll("\n", " ").slice(0, 200)
+          } | | | | | | | | |`,
         );
         continue;
       }
-      const rss =
-        `${formatBytes(Number(r.rssBaseline))} → ${
-          formatBytes(Number(r.rssCheckpoint))
-        }` +
-        (workload.id === "idle"
-          ? ""
-          : ` (peak ${formatBytes(Number(r.rssPeak))})`);
       if (workload.id === "idle") {
         out.push(
           `| ${workload.title} | ${spec.name} | ${r.opened} open, ${
             formatBytes(perSession(r))
-          }/session, accepted in ${
+          }/session, all accepted in ${
             Number(r.acceptMs).toFixed(0)
-          } ms | | | | | | ${rss} |`,
+          } ms | | | | | | | | ${formatBytes(Number(r.rssBaseline))} → ${
+            formatBytes(Number(r.rssCheckpoint))
+          } |`,
         );
         continue;
       }
       const lost = workload.mode === "fanout" ? `${r.lost}` : "";
       out.push(
-        `| ${workload.title} | ${spec.name} | ${formatRate(Number(r.rate))} | ${
+        `| ${workload.title} | ${spec.name} | ${formatRate(rate(r))} | ${
           formatMs(r.p50Us)
-        } | ${formatMs(r.p99Us)} | ${lost} | ${formatPercent(r.serverCpu)} | ${
-          formatPercent(r.loadgenCpu)
-        } | ${rss} |`,
+        } | ${formatMs(r.p99Us)} | ${lost} | ${formatFixed(perWrite(r))} | ${
+          formatPercent(r.serverCpu)
+        } | ${formatPercent(r.loadgenCpu)} | ${
+          formatPercent(r.machineBusy)
+        } | ${formatBytes(Number(r.rssCheckpoint))}, +${
+          formatBytes(rssGrowth(r))
+        } peak |`,
       );
     }
   }
   out.push("");
+  out.push(
+    "msgs/write: messages (fan-out deliveries or echo frames) per write call the server " +
+      "made; the floor's figure is what coalescing can reach. CPU: user+system time of " +
+      "the process over the measured interval, as a share of one core; machine busy: " +
+      "share of both cores busy (anything, kernel included) over the same interval.",
+  );
+  out.push("");
 
+  // ---- stuck receivers
   if (results.has("slow")) {
-    out.push("### Stuck receivers (slow consumers)");
+    out.push("### Stuck receivers");
     out.push("");
     out.push(
-      "| server | sent | each stuck receiver got | how it ended | RSS growth |",
+      "| server | messages sent | owed to each stuck receiver | each got (read afterwards) | how it ended |",
     );
-    out.push("|---|---:|---|---|---:|");
+    out.push("|---|---:|---:|---|---|");
     for (const spec of servers) {
       const r = get("slow", spec.name);
-      if (!r || r.error) continue;
+      if (!r) continue;
       const stuck = (r.stuckReport as Json[] | undefined) ?? [];
-      const got = stuck.map((s) => `${s.received}`).join(", ");
-      const ended = stuck.map((s) =>
-        describeEnd(String(s.endedBy), Number(s.received), Number(s.owed))
-      ).join("; ");
       out.push(
-        `| ${spec.name} | ${r.sent} (${
-          formatBytes(Number(r.sent) * 64)
-        } each) | ${got} | ${ended} | ${
-          formatBytes(Number(r.rssPeak) - Number(r.rssCheckpoint))
-        } |`,
+        `| ${spec.name} | ${r.sent} | ${formatBytes(Number(r.sent) * 64)} | ${
+          stuck.map((s) => `${s.received}`).join(", ")
+        } | ${stuck.map((s) => describeEnd(s)).join("; ")} |`,
       );
     }
     out.push("");
   }
 
+  // ---- window sweep
+  const sweepIds = SWEEP_WINDOWS.map((w) => `window${w}`).filter((id) =>
+    results.has(id)
+  );
+  if (sweepIds.length > 0 && results.has("fanout100")) {
+    const sweepServers = servers.filter((s) => SWEEP_SERVERS.includes(s.name));
+    out.push("## Fan-out and batching (window sweep)");
+    out.push("");
+    out.push(
+      "How much a server gains from messages arriving together: the window (messages " +
+        "in flight per receiver) bounds how many lines one read of the sender's socket " +
+        `returns. N=${options.smoke ? 10 : 100}; deliveries/s (msgs/write).`,
+    );
+    out.push("");
+    const cols = [
+      "window",
+      ...sweepServers.map((s) => s.label),
+      "microsocket ÷ floor",
+    ];
+    out.push(`| ${cols.join(" | ")} |`);
+    out.push(`|${cols.map((_, i) => (i === 0 ? "---:" : "---:")).join("|")}|`);
+    const windows = [
+      ...SWEEP_WINDOWS.map((w) => ({ w, id: `window${w}` })),
+      { w: options.window ?? 32, id: "fanout100" },
+    ].sort((a, b) => a.w - b.w);
+    for (const { w, id } of windows) {
+      if (!results.has(id)) continue;
+      const cells = sweepServers.map((s) => {
+        const r = get(id, s.name);
+        return r ? `${formatRate(rate(r))} (${formatFixed(perWrite(r))})` : "–";
+      });
+      const a = get(id, "microsocket");
+      const b = get(id, "floor");
+      out.push(
+        `| ${w}${id === "fanout100" ? " (standard)" : ""} | ${
+          cells.join(" | ")
+        } | ${formatRatio(a && b ? rate(a) / rate(b) : NaN)} |`,
+      );
+    }
+    out.push("");
+  }
+
+  // ---- load generator
   if (capacity) {
     out.push("## Does the load generator saturate the floor?");
     out.push("");
-    const floor100 = get("fanout100", "floor");
-    out.push(
-      `- Capacity probe: the floor server with the sender writing 256-message batches (one server write per ` +
-        `receiver per 256 messages) reached **${
-          formatRate(Number(capacity.rate))
-        }** deliveries at ` +
-        `N=${capacity.receivers}, load generator CPU ${
-          formatPercent(capacity.loadgenCpu)
-        }, server CPU ` +
-        `${formatPercent(capacity.serverCpu)}.` +
-        (floor100 && !floor100.error
-          ? ` The standard fan-out run against the floor reached ${
-            formatRate(Number(floor100.rate))
-          }, ` +
-            `i.e. ${
-              (Number(capacity.rate) / Number(floor100.rate)).toFixed(1)
-            }× headroom.`
-          : ""),
+    const floorRates = ["fanout100", "fanout1000"]
+      .map((id) => get(id, "floor"))
+      .filter((r): r is RunResult => r !== undefined);
+    const floorBest = Math.max(...floorRates.map(rate));
+    if (capacity.error) out.push(`- Capacity probe failed: ${capacity.error}`);
+    else {
+      out.push(
+        `- Capacity probe: the floor with the sender writing 256-message batches (so the ` +
+          `server makes one write per receiver per 256 messages) delivered ` +
+          `**${
+            formatRate(rate(capacity))
+          }** to N=${capacity.receivers} receivers, ` +
+          `load generator CPU ${
+            formatPercent(capacity.loadgenCpu)
+          }. The load generator ` +
+          `receives and checks that much; the floor's best standard fan-out figure is ` +
+          `${formatRate(floorBest)}, so there is ${
+            formatFixed(rate(capacity) / floorBest)
+          }× headroom.`,
+      );
+    }
+    const floorCpu = floorRates.map((r) =>
+      `${formatPercent(r.serverCpu)} server / ${
+        formatPercent(r.loadgenCpu)
+      } load generator`
     );
-    out.push(
-      "- CPU columns above: a server near 100% of one core with the load generator below it means the " +
-        "server is the bottleneck.",
-    );
+    if (floorCpu.length > 0) {
+      out.push(
+        `- In the standard fan-out runs against the floor the CPU split was ${
+          floorCpu.join(" and ")
+        }: the server uses its core fully while the load generator has slack. On 2 ` +
+          "cores the machine as a whole is near saturation (see machine busy), so all " +
+          "figures are machine-bound and drift by ±15% between runs.",
+      );
+    }
     out.push("");
   }
 
+  // ---- method
   out.push("## Method");
   out.push("");
-  const fan = fanoutConfig(options, 0, 0, 0, 0);
+  const fan = fanout(options, 0, 0, 0, 0);
   out.push(
-    `- Every server runs as its own process on 127.0.0.1 (fresh process per run); one load-generator ` +
-      `process drives it. Fan-out: 1 sender, N receivers, 64-byte lines carrying the send time and a ` +
-      `sequence number; the sender writes ${fan.batch} message(s) per write and keeps at most ` +
-      `${fan.window} messages ahead of the slowest reader (so queues stay far below any outbound budget); ` +
-      `latency is send → receive in the load generator. Echo: 50 connections × 16 frames in flight, ` +
-      `4-byte length + 64-byte payload. Idle: connections opened 128 at a time, one echo round trip ` +
-      `each (the accept time runs until the last echo), RSS read 0.5 s later. Slow consumers: fan-out ` +
-      `plus 2 receivers that never read; each is owed far more than the kernel's socket buffers (~4 MB) ` +
-      `plus a 1 MiB budget; afterwards they read what they can get.`,
+    `- Every server runs as its own process on 127.0.0.1 (a fresh process per run); one ` +
+      `load-generator process drives it. Fan-out: 1 sender and N receivers; 64-byte lines ` +
+      `carry the send time and a sequence number (losses, gaps and corruption are checked ` +
+      `per receiver); the sender writes ${fan.batch} message(s) per write and stays at ` +
+      `most ${fan.window} messages ahead of the slowest reader, so per-connection queues ` +
+      `stay far below any outbound budget; latency is send → receive, measured in the ` +
+      `load generator (one clock). Echo: 50 connections × 16 frames in flight, 4-byte ` +
+      `length + 64-byte payload. Idle: connections opened 128 at a time with one echo ` +
+      `round trip each (accept time runs until the last echo); RSS read 0.5 s later. Slow ` +
+      `consumers: the same fan-out plus 2 receivers that never read, run long enough that ` +
+      `each is owed far more than the kernel's socket buffers (~4 MB) and a 1 MiB budget; ` +
+      `afterwards they read whatever the server still delivers.`,
   );
   out.push(
-    "- Server RSS is VmRSS from /proc; CPU is user+system time of the process over the measured interval.",
+    "- Server RSS is VmRSS from /proc; RSS growth is the peak (sampled every 50 ms) minus " +
+      "the value once all connections are set up.",
+  );
+  out.push(
+    "- Profiles: `deno task bench --servers=microsocket --workloads=echo --repeat=1 --no-write " +
+      '--server-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"`, then ' +
+      "`deno run --allow-read bench/profile_top.ts /tmp/prof/*.cpuprofile`.",
   );
   for (const note of notes) out.push(`- ${note}`);
   out.push("");
   return out.join("\n");
 }
 
-function describeEnd(endedBy: string, received: number, owed: number): string {
+function stuckSummary(stuck: Json[], sent: number): string {
+  const closed = stuck.filter((s) => s.endedBy !== "open").length;
+  const got = stuck.map((s) => Number(s.received));
+  const all = got.every((g) => g >= sent);
+  if (closed === stuck.length) {
+    return `closed by server after ${Math.min(...got)}–${
+      Math.max(...got)
+    } msgs`;
+  }
+  if (closed === 0) return all ? "kept, all queued" : "kept open";
+  return `${closed} of ${stuck.length} closed`;
+}
+
+function describeEnd(s: Json): string {
+  const endedBy = String(s.endedBy);
+  const received = Number(s.received);
+  const owed = Number(s.owed);
   if (endedBy === "eof") return `closed by server after ${received}/${owed}`;
   if (endedBy.startsWith("error")) {
     return `reset by server after ${received}/${owed} (${endedBy})`;
   }
-  if (received >= owed) return "kept open, got everything late";
-  return `kept open, ${received}/${owed} delivered`;
+  if (received >= owed) {
+    return "kept open; everything queued and delivered late";
+  }
+  return `kept open; ${received}/${owed} delivered so far`;
 }
 
 // ---------------------------------------------------------------- environment
@@ -1056,8 +1348,7 @@ async function hasCommand(name: string): Promise<boolean> {
       args: ["--version"],
       stdout: "null",
       stderr: "null",
-    })
-      .output();
+    }).output();
     return out.success;
   } catch {
     return false;

@@ -15,6 +15,9 @@ if (mode !== "fanout" && mode !== "echo") {
   Deno.exit(2);
 }
 
+/** Calls made, reported on SIGTERM. */
+const counters = { reads: 0, writes: 0 };
+
 const MIN_READ = 4 * 1024;
 const MAX_READ = 64 * 1024;
 
@@ -55,6 +58,7 @@ class Peer {
         this.#queued = 0;
         let written = 0;
         while (written < chunk.length) {
+          counters.writes++;
           written += await this.conn.write(
             written === 0 ? chunk : chunk.subarray(written),
           );
@@ -108,6 +112,7 @@ async function serve(peer: Peer): Promise<void> {
     while (!peer.closed) {
       const n = await peer.conn.read(buf);
       if (n === null) break;
+      counters.reads++;
       const chunk = buf.subarray(0, n);
       if (mode === "fanout") {
         const last = chunk.lastIndexOf(10);
@@ -140,6 +145,13 @@ async function serve(peer: Peer): Promise<void> {
   }
   peer.close();
 }
+
+// On SIGTERM: report counters, then exit cleanly (so `--cpu-prof` can
+// write its profile).
+Deno.addSignalListener("SIGTERM", () => {
+  console.log(`stats ${JSON.stringify(counters)}`);
+  Deno.exit(0);
+});
 
 const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 console.log(`listening ${listener.addr.port}`);

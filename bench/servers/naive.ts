@@ -11,6 +11,9 @@ if (mode !== "fanout" && mode !== "echo") {
   Deno.exit(2);
 }
 
+/** Calls made, reported on SIGTERM. */
+const counters = { reads: 0, writes: 0 };
+
 interface Peer {
   conn: Deno.TcpConn;
   writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -45,6 +48,7 @@ async function serve(peer: Peer): Promise<void> {
     while (!peer.closed) {
       const n = await peer.conn.read(buf);
       if (n === null) break;
+      counters.reads++;
       const bytes: Uint8Array = carry
         ? concat(carry, buf.subarray(0, n))
         : buf.subarray(0, n);
@@ -56,6 +60,7 @@ async function serve(peer: Peer): Promise<void> {
           pos = end + 1;
           for (const other of peers) {
             if (other !== peer) {
+              counters.writes++;
               other.writer.write(line).catch(() => close(other));
             }
           }
@@ -65,6 +70,7 @@ async function serve(peer: Peer): Promise<void> {
           const size = ((bytes[pos]! << 24) | (bytes[pos + 1]! << 16) |
             (bytes[pos + 2]! << 8) | bytes[pos + 3]!) >>> 0;
           if (pos + 4 + size > bytes.length) break;
+          counters.writes++;
           peer.writer.write(bytes.slice(pos, pos + 4 + size)).catch(
             onWriteError,
           );
@@ -78,6 +84,13 @@ async function serve(peer: Peer): Promise<void> {
   }
   close(peer);
 }
+
+// On SIGTERM: report counters, then exit cleanly (so `--cpu-prof` can
+// write its profile).
+Deno.addSignalListener("SIGTERM", () => {
+  console.log(`stats ${JSON.stringify(counters)}`);
+  Deno.exit(0);
+});
 
 const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 console.log(`listening ${listener.addr.port}`);

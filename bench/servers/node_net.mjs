@@ -14,11 +14,18 @@ if (mode !== "fanout" && mode !== "echo") {
 }
 
 const sockets = new Set();
+/** Calls made, reported on SIGTERM. */
+const counters = { reads: 0, writes: 0 };
+process.on("SIGTERM", () => {
+  console.log(`stats ${JSON.stringify(counters)}`);
+  process.exit(0);
+});
 
 const server = net.createServer({ noDelay: true }, (socket) => {
   sockets.add(socket);
   let carry = null;
   socket.on("data", (chunk) => {
+    counters.reads++;
     const bytes = carry ? Buffer.concat([carry, chunk]) : chunk;
     let pos = 0;
     if (mode === "fanout") {
@@ -26,12 +33,18 @@ const server = net.createServer({ noDelay: true }, (socket) => {
       while ((end = bytes.indexOf(10, pos)) >= 0) {
         const line = bytes.subarray(pos, end + 1);
         pos = end + 1;
-        for (const other of sockets) if (other !== socket) other.write(line);
+        for (const other of sockets) {
+          if (other !== socket) {
+            counters.writes++;
+            other.write(line);
+          }
+        }
       }
     } else {
       while (pos + 4 <= bytes.length) {
         const size = bytes.readUInt32BE(pos);
         if (pos + 4 + size > bytes.length) break;
+        counters.writes++;
         socket.write(bytes.subarray(pos, pos + 4 + size));
         pos += 4 + size;
       }
