@@ -523,3 +523,56 @@ Deno.test("idleTimeout still reaps a peer that stops reading while bytes are que
   assert.equal(log.closes.get(1)?.reason, CloseReason.IdleTimeout);
   conn.close();
 });
+
+Deno.test("A peer that never reads cannot get an innocent broadcaster reaped (the seed's bug)", async () => {
+  // A Unix socket keeps kernel buffers small, so the stuck peer really is
+  // stuck within the test's few megabytes.
+  const path = await Deno.makeTempFile({ suffix: ".sock" });
+  await Deno.remove(path);
+  const log = closeLog();
+  const LINE = "m".repeat(32 * 1024);
+  const server = listen({
+    transport: "unix",
+    path,
+    codec: lines(),
+    idleTimeout: 300,
+    outboundBudget: 256 * 1024,
+    onClose: log.onClose,
+    onMessage: (session, line) => {
+      server.sessions.broadcast(line, { except: session });
+    },
+  });
+  try {
+    const open = () => Deno.connect({ transport: "unix", path });
+    using sender = await open();
+    await until(() => server.sessions.size === 1);
+    using reader = await open();
+    await until(() => server.sessions.size === 2);
+    using _stuck = await open(); // never reads, never writes
+    await until(() => server.sessions.size === 3);
+    const [senderSession, readerSession, stuckSession] = [...server.sessions];
+    const lineReader = new LineReader(reader);
+    let received = 0;
+    const reading = (async () => {
+      while (received < 100) {
+        const line = await lineReader.next(5000);
+        if (line !== LINE) break;
+        received++;
+      }
+    })();
+    // 3.2 MB over a second, far more than the stuck peer's buffers and
+    // budget take: in the seed, this stalls the sender's broadcast and the
+    // reaper then disconnects the sender.
+    for (let i = 0; i < 100; i++) {
+      await writeAll(sender, utf8(`${LINE}\n`));
+      await delay(10);
+    }
+    await reading;
+    assert.equal(received, 100, "the reader got every broadcast");
+    assert.equal(stuckSession!.closeReason, CloseReason.SlowConsumer);
+    assert.equal(senderSession!.state, "open", "the sender was reaped");
+    assert.equal(readerSession!.state, "open", "the reader was reaped");
+  } finally {
+    await server.shutdown();
+  }
+});
