@@ -289,3 +289,24 @@ Deno.test("Session closes promptly when writes fail, not after closeTimeout", as
   clearInterval(sending);
   assert.ok(took < 2000, `closing took ${took} ms (${reason})`);
 });
+
+Deno.test("Session turns off Nagle: small frames sent in separate turns don't wait for delayed ACKs", async () => {
+  // With Nagle on, the second of two small writes waits for the ACK of the
+  // first, which Linux delays by up to 40 ms: 20 rounds would take ~800 ms.
+  await using p = await pair({
+    codec: lines(),
+    onMessage: (session) => {
+      session.send("a");
+      setTimeout(() => session.send("b"), 0);
+    },
+  });
+  const reader = new LineReader(p.peer);
+  const started = performance.now();
+  for (let round = 0; round < 20; round++) {
+    await writeAll(p.peer, utf8("go\n"));
+    assert.equal(await reader.next(), "a");
+    assert.equal(await reader.next(), "b");
+  }
+  const took = performance.now() - started;
+  assert.ok(took < 400, `20 rounds took ${took.toFixed(0)} ms`);
+});
