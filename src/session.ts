@@ -4,7 +4,11 @@ import type { Codec, Decoder, Heartbeat } from "./codec/codec.ts";
 import { FrameTooLargeError } from "./errors.ts";
 import { CloseReason } from "./close_reason.ts";
 import { runClosing } from "./_closing.ts";
-import { type LivenessClock, livenessClock } from "./_liveness_clock.ts";
+import {
+  type LivenessClock,
+  livenessClock,
+  type Watched,
+} from "./_liveness_clock.ts";
 
 /** Where a session is in its life. */
 export type SessionState = "open" | "closing" | "closed";
@@ -258,6 +262,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   // Liveness, in milliseconds of time that counts against the peer.
   #clock: LivenessClock | undefined;
+  #liveness: Watched | undefined;
   #idleFor = 0;
   #partialFor = 0;
   #silentFor = 0;
@@ -465,7 +470,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
       this.#closeReason = reason;
       this.#closeError = error;
       this.#backlog = undefined;
-      this.#clock?.delete(this.#liveness);
+      if (this.#liveness !== undefined) this.#clock!.delete(this.#liveness);
       runClosing(this);
       this.#finished = this.#finish(timeout ?? this.#closeTimeout);
     }
@@ -830,79 +835,77 @@ export class Session<Data = unknown, In = unknown, Out = In>
       options.heartbeatInterval ?? 0,
     ].filter((ms) => ms > 0);
     if (timeouts.length === 0) return;
+    this.#liveness = { tick: (elapsed) => this.#tick(elapsed) };
     this.#clock = livenessClock(tickFor(Math.min(...timeouts)));
     this.#clock.add(this.#liveness);
   }
 
   // Called by the shared liveness clock. `elapsed` is already capped, so a
   // stalled event loop never counts against the peer.
-  readonly #liveness = {
-    tick: (elapsed: number): void => {
-      if (this.#state !== "open") return;
-      const options = this.#options;
-      const framesArrived = this.#framesEnded !== this.#seenEnded;
-      // Our own pings don't count as traffic the peer is busy reading.
-      const wrote =
-        this.#writtenTotal - this.#seenWritten - this.#pingBytes > 0;
-      this.#seenEnded = this.#framesEnded;
-      this.#seenWritten = this.#writtenTotal;
-      this.#pingBytes = 0;
-      // Writes complete in batches of up to 64 KiB, so a slow but steady
-      // reader leaves ticks without progress: queued bytes count as sending
-      // until they have made no progress for a whole timeout.
-      if (wrote || this.#queuedBytes === 0) this.#stalledFor = 0;
-      else this.#stalledFor += elapsed;
-      const sending = wrote ||
-        (this.#queuedBytes > 0 &&
-          this.#stalledFor <
-            Math.max(options.idleTimeout ?? 0, options.heartbeatInterval ?? 0));
-      // Not the peer's fault: we are not reading because our onOpen or the
-      // handler of its last message still runs, or we are busy sending to it
-      // and it is reading.
-      const busy = this.#handlerBusy !== undefined || this.#opening;
-      const excused = busy || sending;
+  #tick(elapsed: number): void {
+    if (this.#state !== "open") return;
+    const options = this.#options;
+    const framesArrived = this.#framesEnded !== this.#seenEnded;
+    // Our own pings don't count as traffic the peer is busy reading.
+    const wrote = this.#writtenTotal - this.#seenWritten - this.#pingBytes > 0;
+    this.#seenEnded = this.#framesEnded;
+    this.#seenWritten = this.#writtenTotal;
+    this.#pingBytes = 0;
+    // Writes complete in batches of up to 64 KiB, so a slow but steady
+    // reader leaves ticks without progress: queued bytes count as sending
+    // until they have made no progress for a whole timeout.
+    if (wrote || this.#queuedBytes === 0) this.#stalledFor = 0;
+    else this.#stalledFor += elapsed;
+    const sending = wrote ||
+      (this.#queuedBytes > 0 &&
+        this.#stalledFor <
+          Math.max(options.idleTimeout ?? 0, options.heartbeatInterval ?? 0));
+    // Not the peer's fault: we are not reading because our onOpen or the
+    // handler of its last message still runs, or we are busy sending to it
+    // and it is reading.
+    const busy = this.#handlerBusy !== undefined || this.#opening;
+    const excused = busy || sending;
 
-      if (framesArrived) this.#idleFor = 0;
-      else if (!excused) this.#idleFor += elapsed;
-      const idleTimeout = options.idleTimeout ?? 0;
-      if (idleTimeout > 0 && this.#idleFor >= idleTimeout) {
-        this.#close(CloseReason.IdleTimeout, undefined);
+    if (framesArrived) this.#idleFor = 0;
+    else if (!excused) this.#idleFor += elapsed;
+    const idleTimeout = options.idleTimeout ?? 0;
+    if (idleTimeout > 0 && this.#idleFor >= idleTimeout) {
+      this.#close(CloseReason.IdleTimeout, undefined);
+      return;
+    }
+
+    const frameTimeout = options.frameTimeout ?? 0;
+    if (frameTimeout > 0) {
+      if (framesArrived || this.#decoder.buffered === 0) this.#partialFor = 0;
+      else if (!busy) this.#partialFor += elapsed;
+      if (this.#partialFor >= frameTimeout) {
+        this.#close(CloseReason.FrameTimeout, undefined);
         return;
       }
+    }
 
-      const frameTimeout = options.frameTimeout ?? 0;
-      if (frameTimeout > 0) {
-        if (framesArrived || this.#decoder.buffered === 0) this.#partialFor = 0;
-        else if (!busy) this.#partialFor += elapsed;
-        if (this.#partialFor >= frameTimeout) {
-          this.#close(CloseReason.FrameTimeout, undefined);
+    const interval = options.heartbeatInterval ?? 0;
+    if (interval > 0) {
+      if (framesArrived) {
+        this.#silentFor = 0;
+        this.#missedBeats = 0;
+      } else if (!excused) {
+        this.#silentFor += elapsed;
+      }
+      if (this.#silentFor >= interval) {
+        this.#silentFor -= interval;
+        if (++this.#missedBeats > (options.heartbeatMaxMissed ?? 3)) {
+          this.#close(CloseReason.HeartbeatTimeout, undefined);
           return;
         }
-      }
-
-      const interval = options.heartbeatInterval ?? 0;
-      if (interval > 0) {
-        if (framesArrived) {
-          this.#silentFor = 0;
-          this.#missedBeats = 0;
-        } else if (!excused) {
-          this.#silentFor += elapsed;
-        }
-        if (this.#silentFor >= interval) {
-          this.#silentFor -= interval;
-          if (++this.#missedBeats > (options.heartbeatMaxMissed ?? 3)) {
-            this.#close(CloseReason.HeartbeatTimeout, undefined);
-            return;
-          }
-          const ping = this.#heartbeat?.ping;
-          if (ping !== undefined && this.sendFrame(ping)) {
-            this.#pingBytes += ping.byteLength;
-            this.#pinged = true;
-          }
+        const ping = this.#heartbeat?.ping;
+        if (ping !== undefined && this.sendFrame(ping)) {
+          this.#pingBytes += ping.byteLength;
+          this.#pinged = true;
         }
       }
-    },
-  };
+    }
+  }
 }
 
 const EMPTY = new Uint8Array(0);

@@ -51,6 +51,8 @@ export function lines(options: LinesOptions = {}): Codec<string> {
     );
   }
   const encoder = new TextEncoder();
+  // Shared by every connection's decoder: non-streaming decode keeps no state.
+  const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   return {
     name: "lines",
     encode(line: string): Uint8Array {
@@ -60,7 +62,7 @@ export function lines(options: LinesOptions = {}): Codec<string> {
       return encoder.encode(line + "\n");
     },
     decoder(): Decoder<string> {
-      return new LineDecoder(maxLineBytes);
+      return new LineDecoder(maxLineBytes, utf8);
     },
   };
 }
@@ -70,12 +72,13 @@ export function lines(options: LinesOptions = {}): Codec<string> {
 // connection holds no buffer at all.
 class LineDecoder implements Decoder<string> {
   #max: number;
-  #utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  #utf8: TextDecoder;
   #partial: Uint8Array | undefined;
   #partialLength = 0;
 
-  constructor(max: number) {
+  constructor(max: number, utf8: TextDecoder) {
     this.#max = max;
+    this.#utf8 = utf8;
   }
 
   get buffered(): number {
