@@ -6,8 +6,8 @@
 //   deno task bench --smoke      tiny run for CI (seconds); exit 1 if broken
 //
 // Options:
-//   --servers=microsocket,floor,naive,node   (also: microsocket_nodelay, a
-//       diagnostic variant that sets TCP_NODELAY from onAccept)
+//   --servers=microsocket,floor,naive,node   (also floor_stream: the floor
+//       writing through conn.writable.getWriter(), a diagnostic)
 //   --workloads=fanout100,fanout1000,echo,idle,slow,sweep,capacity
 //   --repeat=N        runs per throughput cell, best kept (default 3; smoke 1)
 //   --window=N        fan-out messages in flight per receiver (default 32)
@@ -240,16 +240,17 @@ const SERVERS: Record<string, ServerSpec> = {
     label: "microsocket",
     argv: denoServer("microsocket.ts"),
   },
-  // A diagnostic variant, not run by default: TCP_NODELAY set from onAccept.
-  microsocket_nodelay: {
-    name: "microsocket_nodelay",
-    label: "microsocket + TCP_NODELAY",
-    argv: denoServer("microsocket.ts", "nodelay"),
-  },
   floor: {
     name: "floor",
     label: "raw Deno floor",
     argv: denoServer("floor.ts"),
+  },
+  // A diagnostic, not run by default: the floor writing through a
+  // WritableStream writer, to price that path on its own.
+  floor_stream: {
+    name: "floor_stream",
+    label: "floor via stream writer",
+    argv: denoServer("floor.ts", "stream"),
   },
   naive: {
     name: "naive",
@@ -497,7 +498,7 @@ interface Workload {
 }
 
 const SWEEP_WINDOWS = [4, 256];
-const SWEEP_SERVERS = ["microsocket", "microsocket_nodelay", "floor", "node"];
+const SWEEP_SERVERS = ["microsocket", "floor", "node"];
 
 function fanout(
   options: Options,
@@ -765,7 +766,7 @@ async function main(): Promise<number> {
     servers.push(spec);
   }
 
-  const machine = await describeMachine();
+  const machine = `${await describeMachine()}, ${await describeCommit()}`;
   console.log(
     `microsocket bench${
       options.smoke ? " (smoke)" : ""
@@ -969,9 +970,9 @@ function renderReport(
   ];
   out.push(`| ${header.join(" | ")} |`);
   out.push(`|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`);
-  const variants = ["microsocket", "microsocket_nodelay"].filter((name) =>
-    names.includes(name)
-  );
+  // Several microsocket columns (e.g. a variant added for a diagnosis) get
+  // their ratios and verdicts side by side, the extra ones in parentheses.
+  const variants = names.filter((name) => name.startsWith("microsocket"));
   const ratioTo = (
     id: string,
     value: (r: RunResult, name: string) => number,
@@ -1136,12 +1137,7 @@ function renderReport(
       "one write per receiver. `naive`: one `writer.write()` per message per receiver. " +
       "`node`: Node `net`, one `socket.write()` per message per receiver. Baselines set " +
       "TCP_NODELAY on every socket (Deno 2.9 leaves Nagle on); microsocket runs with its " +
-      "defaults." +
-      (names.includes("microsocket_nodelay")
-        ? " `microsocket + TCP_NODELAY` is the same server with `conn.setNoDelay(true)` in " +
-          "`onAccept` (a diagnostic, not the library's behaviour); its ratios and verdicts " +
-          "are in parentheses."
-        : "") +
+      "defaults (bench/servers/microsocket.ts)." +
       ' Slow-consumer verdicts say "not exercised" when the stuck receivers were owed ' +
       "less than the kernel buffers (~4 MB) plus the 1 MiB budget, i.e. the server was too " +
       "slow for the budget to matter.",
@@ -1393,6 +1389,27 @@ async function hasCommand(name: string): Promise<boolean> {
     return out.success;
   } catch {
     return false;
+  }
+}
+
+/** The commit measured, and whether src/ or mod.ts had uncommitted changes. */
+async function describeCommit(): Promise<string> {
+  const run = async (args: string[]): Promise<string> => {
+    const out = await new Deno.Command("git", {
+      args,
+      cwd: root,
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return new TextDecoder().decode(out.stdout).trim();
+  };
+  try {
+    const head = await run(["rev-parse", "--short", "HEAD"]);
+    const dirty = await run(["status", "--porcelain", "--", "src", "mod.ts"]);
+    if (!head) return "not a git checkout";
+    return `commit ${head}${dirty ? " + uncommitted src/ changes" : ""}`;
+  } catch {
+    return "not a git checkout";
   }
 }
 

@@ -4,7 +4,10 @@
 // next single write, so a read chunk's complete lines cost one write per
 // receiver (or less). No byte budget: a stuck peer's queue grows without bound.
 //
-// Usage: deno run --allow-net=127.0.0.1 bench/servers/floor.ts fanout|echo
+// Usage: deno run --allow-net=127.0.0.1 bench/servers/floor.ts fanout|echo [stream]
+// "stream" (the `floor_stream` diagnostic) writes through one
+// `conn.writable.getWriter()` per connection instead of `conn.write()`, to
+// price the WritableStream path on its own.
 // fanout: every line from a client is delivered to every other client.
 // echo:   every 4-byte big-endian length-prefixed frame is sent back.
 // Prints "listening <port>" once ready.
@@ -18,6 +21,8 @@ if (mode !== "fanout" && mode !== "echo") {
 /** Calls made, reported on SIGTERM. */
 const counters = { reads: 0, writes: 0 };
 
+const viaStream = Deno.args[1] === "stream";
+
 const MIN_READ = 4 * 1024;
 const MAX_READ = 64 * 1024;
 
@@ -29,8 +34,14 @@ class Peer {
   #queued = 0;
   #writing = false;
 
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+
   constructor(conn: Deno.TcpConn) {
     this.conn = conn;
+    if (viaStream) {
+      this.#writer = conn.writable.getWriter();
+      this.#writer.closed.catch(() => {});
+    }
   }
 
   send(bytes: Uint8Array): void {
@@ -56,6 +67,11 @@ class Peer {
         }
         this.#queue.length = 0;
         this.#queued = 0;
+        if (this.#writer) {
+          counters.writes++;
+          await this.#writer.write(chunk);
+          continue;
+        }
         let written = 0;
         while (written < chunk.length) {
           counters.writes++;

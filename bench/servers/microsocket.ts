@@ -3,21 +3,11 @@
 // an echo with the length-prefixed codec. Defaults everywhere (1 MiB outbound
 // budget, overflow "close").
 //
-// Usage: deno run --allow-net=127.0.0.1 bench/servers/microsocket.ts fanout|echo [nodelay]
-// "nodelay" (a diagnostic variant, not the default) turns Nagle off on every
-// accepted connection from onAccept, which microsocket itself does not do.
+// Usage: deno run --allow-net=127.0.0.1 bench/servers/microsocket.ts fanout|echo
 // fanout: every line from a client is delivered to every other client.
 // echo:   every 4-byte big-endian length-prefixed frame is sent back.
 // Prints "listening <port>" once ready.
 import { lengthPrefixed, lines, listen } from "../../mod.ts";
-
-const noDelay = Deno.args[1] === "nodelay";
-const onAccept = noDelay
-  ? (conn: Deno.Conn): boolean => {
-    (conn as Deno.TcpConn).setNoDelay(true);
-    return true;
-  }
-  : undefined;
 
 const mode = Deno.args[0];
 if (mode !== "fanout" && mode !== "echo") {
@@ -33,7 +23,6 @@ function fanout(): Deno.Addr {
     hostname: "127.0.0.1",
     port: 0,
     codec: lines(),
-    ...(onAccept ? { onAccept } : {}),
     onMessage: (session, line): void => {
       server.sessions.broadcast(line, { except: session });
     },
@@ -47,7 +36,6 @@ function echo(): Deno.Addr {
     hostname: "127.0.0.1",
     port: 0,
     codec: lengthPrefixed(),
-    ...(onAccept ? { onAccept } : {}),
     onMessage: (session, frame): void => {
       session.send(frame);
     },
