@@ -856,6 +856,12 @@ async function main(): Promise<number> {
   if (!options.smoke && options.write) {
     await Deno.writeTextFile(options.out, report);
     console.log(`written to ${options.out}`);
+    const svg = renderChart(servers, list, results);
+    if (svg) {
+      const path = options.out.replace(/\.md$/, "") + ".svg";
+      await Deno.writeTextFile(path, svg);
+      console.log(`written to ${path}`);
+    }
   }
   if (failures.length > 0) {
     console.error(
@@ -1144,6 +1150,11 @@ function renderReport(
   );
   out.push("");
 
+  if (!options.smoke && results.has("fanout100")) {
+    out.push("![Fan-out deliveries/s by N and server](results.svg)");
+    out.push("");
+  }
+
   // ---- details
   out.push("## Details");
   out.push("");
@@ -1295,12 +1306,19 @@ function renderReport(
       } load generator`
     );
     if (floorCpu.length > 0) {
+      const saturated = floorRates.every((r) =>
+        Number(r.serverCpu) >= 0.9 && Number(r.loadgenCpu) < Number(r.serverCpu)
+      );
       out.push(
-        `- In the standard fan-out runs against the floor the CPU split was ${
-          floorCpu.join(" and ")
-        }: the server uses its core fully while the load generator has slack. On 2 ` +
-          "cores the machine as a whole is near saturation (see machine busy), so all " +
-          "figures are machine-bound and drift by ±15% between runs.",
+        `- In the standard fan-out runs against the floor (N=${
+          floorRates.map((r) => r.receivers).join(", ")
+        }) the CPU split was ${floorCpu.join(" and ")}` +
+          (saturated
+            ? ": the server keeps its core busy and the load generator, cheaper per " +
+              "message, has slack."
+            : ": the server was not saturated in every run; read these figures with care.") +
+          " On 2 cores the machine as a whole is near saturation (see machine busy), so " +
+          "all figures are machine-bound and drift by ±15% between runs.",
       );
     }
     out.push("");
@@ -1336,6 +1354,69 @@ function renderReport(
   for (const note of notes) out.push(`- ${note}`);
   out.push("");
   return out.join("\n");
+}
+
+/** Fan-out deliveries/s by N and server as horizontal bars on a log scale. */
+function renderChart(
+  servers: ServerSpec[],
+  list: Workload[],
+  results: Map<string, Map<string, RunResult>>,
+): string | undefined {
+  const groups = ["fanout100", "fanout1000"]
+    .map((id) => list.find((w) => w.id === id))
+    .filter((w): w is Workload => w !== undefined);
+  if (groups.length === 0) return undefined;
+  const colors = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c"];
+  const lo = 5, hi = 7.3; // log10 of 100k and 20M deliveries/s
+  const left = 170, width = 520, bar = 16, gap = 4;
+  const x = (v: number): number =>
+    Math.round(
+      (left +
+        (Math.min(Math.max(Math.log10(v), lo), hi) - lo) / (hi - lo) * width) *
+        10,
+    ) / 10;
+  const parts: string[] = [];
+  let y = 30;
+  for (const w of groups) {
+    parts.push(
+      `<text x="8" y="${y + 12}" font-weight="bold">${w.title}</text>`,
+    );
+    y += 20;
+    servers.forEach((spec, i) => {
+      const r = results.get(w.id)?.get(spec.name);
+      const value = r && !r.error ? Number(r.rate) : NaN;
+      parts.push(`<text x="8" y="${y + 12}">${spec.label}</text>`);
+      if (Number.isFinite(value) && value > 0) {
+        parts.push(
+          `<rect x="${left}" y="${y}" width="${
+            (x(value) - left).toFixed(1)
+          }" height="${bar}" fill="${colors[i % colors.length]}"/>`,
+          `<text x="${x(value) + 4}" y="${y + 12}">${formatRate(value)}</text>`,
+        );
+      }
+      y += bar + gap;
+    });
+    y += 10;
+  }
+  const ticks = [1e5, 3e5, 1e6, 3e6, 1e7].map((v) =>
+    `<line x1="${x(v)}" y1="24" x2="${x(v)}" y2="${y}" stroke="#ddd"/>` +
+    `<text x="${x(v)}" y="${y + 14}" text-anchor="middle">${
+      formatRate(v)
+    }</text>`
+  );
+  const height = y + 24;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${
+      left + width + 80
+    }" height="${height}" ` +
+    `font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="8" y="16">Fan-out deliveries/s (log scale, higher is better)</text>`,
+    ...ticks,
+    ...parts,
+    `</svg>`,
+    "",
+  ].join("\n");
 }
 
 function stuckSummary(stuck: Json[], sent: number): string {
