@@ -860,6 +860,12 @@ async function main(): Promise<number> {
     if (svg) {
       const path = options.out.replace(/\.md$/, "") + ".svg";
       await Deno.writeTextFile(path, svg);
+      // `deno fmt --check` covers .svg files: keep the committed one clean.
+      await new Deno.Command(deno, {
+        args: ["fmt", "--quiet", path],
+        stdout: "null",
+        stderr: "null",
+      }).output().catch(() => {});
       console.log(`written to ${path}`);
     }
   }
