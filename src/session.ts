@@ -4,6 +4,7 @@ import type { Codec, Decoder, Heartbeat } from "./codec/codec.ts";
 import { FrameTooLargeError } from "./errors.ts";
 import { CloseReason } from "./close_reason.ts";
 import { runClosing } from "./_closing.ts";
+import { giveChunk, takeChunk } from "./_chunk_pool.ts";
 import {
   type LivenessClock,
   livenessClock,
@@ -142,11 +143,20 @@ export interface SessionOptions<Data, In, Out>
 }
 
 /** The size a read buffer starts at and returns to: idle sessions stay small. */
-const READ_BUFFER_MIN = 4096;
+const READ_BUFFER_MIN = 1024;
 /** Reads that fill the buffer double it, up to this. */
 const READ_BUFFER_MAX = 65536;
-/** Queued frames are joined into writes of at most this many bytes. */
-const WRITE_BATCH_MAX = 65536;
+/**
+ * Frames smaller than this are copied into the session's current outbound
+ * chunk as they are queued (so small frames cost their bytes and nothing
+ * more, and leave together in one write); larger ones are queued by
+ * reference and written as they are.
+ */
+const COPY_BELOW = 8192;
+/** Outbound chunks start this small and double while they fill up... */
+const CHUNK_MIN = 1024;
+/** ...up to this size. */
+const CHUNK_MAX = 65536;
 /**
  * After its last byte is written, a closing session waits at most this long
  * for the peer to end its side or fall silent; see `#linger`.
@@ -235,14 +245,17 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #finished: Promise<void> | undefined;
   #lastSeen: number;
 
-  // Outbound: frames in order from #head; #queuedBytes counts them plus the
-  // write in flight. #batch is reused to join small frames into one write.
+  // Outbound: writes waiting in order from #head, then the bytes gathered in
+  // #tail (a chunk being filled with small frames). #queuedBytes counts them
+  // all plus the write in flight.
   #queue: Uint8Array[] = [];
   #head = 0;
+  #tail: Uint8Array | undefined;
+  #tailFill = 0;
+  #chunkSize = CHUNK_MIN;
   #queuedBytes = 0;
   #writing = false;
   #flushScheduled = false;
-  #batch: Uint8Array | undefined;
   #enqueuedTotal = 0;
   #writtenTotal = 0;
   #flushWaiters: FlushWaiter[] | undefined;
@@ -399,7 +412,21 @@ export class Session<Data = unknown, In = unknown, Out = In>
    */
   send(message: Out): boolean {
     if (this.#state !== "open") return false;
-    return this.#enqueue(this.codec.encode(message));
+    const codec = this.codec;
+    if (codec.encodeInto !== undefined) {
+      // Fast path: encode straight into the outbound chunk, no allocation.
+      const tail = this.#tail ?? this.#openTail(0);
+      const start = this.#tailFill;
+      const end = codec.encodeInto(message, tail, start);
+      if (end >= 0) {
+        const size = end - start;
+        if (!this.#admit(size)) return false;
+        this.#tailFill = end;
+        this.#accept(size);
+        return true;
+      }
+    }
+    return this.#enqueue(codec.encode(message));
   }
 
   /**
@@ -561,17 +588,39 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   #enqueue(frame: Uint8Array): boolean {
     const size = frame.byteLength;
-    if (this.#queuedBytes + size > this.#budget && this.#queuedBytes > 0) {
-      if (this.#options.overflow === "drop") {
-        this.#framesDropped++;
-      } else {
-        // No grace period: the peer is not keeping up, and cutting it now
-        // frees its queue at once.
-        this.#close(CloseReason.SlowConsumer, undefined, 0);
+    if (!this.#admit(size)) return false;
+    if (size < COPY_BELOW) {
+      let tail = this.#tail;
+      if (tail === undefined || tail.length - this.#tailFill < size) {
+        tail = this.#openTail(size);
       }
-      return false;
+      tail.set(frame, this.#tailFill);
+      this.#tailFill += size;
+    } else {
+      this.#sealTail();
+      this.#queue.push(frame);
     }
-    this.#queue.push(frame);
+    this.#accept(size);
+    return true;
+  }
+
+  // Applies the budget to a frame of `size` bytes about to be queued.
+  #admit(size: number): boolean {
+    if (this.#queuedBytes + size <= this.#budget || this.#queuedBytes === 0) {
+      return true;
+    }
+    if (this.#options.overflow === "drop") {
+      this.#framesDropped++;
+    } else {
+      // No grace period: the peer is not keeping up, and cutting it now
+      // frees its queue at once.
+      this.#close(CloseReason.SlowConsumer, undefined, 0);
+    }
+    return false;
+  }
+
+  // Counts a frame of `size` bytes just queued, and schedules the flush.
+  #accept(size: number): void {
     this.#queuedBytes += size;
     this.#enqueuedTotal += size;
     this.#framesOut++;
@@ -581,7 +630,41 @@ export class Session<Data = unknown, In = unknown, Out = In>
       this.#flushScheduled = true;
       queueMicrotask(this.#flushBound);
     }
-    return true;
+  }
+
+  // Makes room for `size` more bytes in the chunk being filled: grows it
+  // while it is under CHUNK_MAX (so a turn's small frames stay in one
+  // write), otherwise seals it and starts the next.
+  #openTail(size: number): Uint8Array {
+    const old = this.#tail;
+    const fill = this.#tailFill;
+    if (old !== undefined && fill + size <= CHUNK_MAX) {
+      const grown = takeChunk(
+        Math.min(CHUNK_MAX, Math.max(old.length * 2, fill + size)),
+      );
+      grown.set(old.subarray(0, fill));
+      giveChunk(old);
+      this.#chunkSize = grown.length;
+      return this.#tail = grown;
+    }
+    this.#sealTail();
+    const tail = takeChunk(Math.max(size, this.#chunkSize));
+    this.#tail = tail;
+    this.#tailFill = 0;
+    return tail;
+  }
+
+  // Moves the gathered bytes of the current chunk to the write queue.
+  #sealTail(): void {
+    const tail = this.#tail;
+    if (tail === undefined) return;
+    this.#tail = undefined;
+    if (this.#tailFill > 0) this.#queue.push(tail.subarray(0, this.#tailFill));
+    // A chunk that stayed mostly empty makes the next one smaller.
+    if (this.#tailFill * 4 < tail.length) {
+      this.#chunkSize = Math.max(CHUNK_MIN, this.#chunkSize >> 1);
+    }
+    this.#tailFill = 0;
   }
 
   async #flush(): Promise<void> {
@@ -589,11 +672,13 @@ export class Session<Data = unknown, In = unknown, Out = In>
     if (this.#writing) return;
     this.#writing = true;
     try {
-      while (this.#head < this.#queue.length && this.#state !== "closed") {
+      while (this.#state !== "closed") {
         const chunk = this.#nextWrite();
+        if (chunk === undefined) break;
         await (this.#writingNow = this.#writer.write(chunk));
         this.#queuedBytes -= chunk.byteLength;
         this.#writtenTotal += chunk.byteLength;
+        giveChunk(chunk);
         this.#writes++;
         if (this.#flushWaiters !== undefined) this.#wakeFlushWaiters();
       }
@@ -605,47 +690,21 @@ export class Session<Data = unknown, In = unknown, Out = In>
     }
   }
 
-  // Takes the next write off the queue: a lone or large frame as it is,
-  // several small ones joined into the reusable batch buffer.
-  #nextWrite(): Uint8Array {
+  // Takes the next write off the queue; the chunk being filled goes last.
+  #nextWrite(): Uint8Array | undefined {
     const queue = this.#queue;
-    const start = this.#head;
-    let end = start;
-    let total = 0;
-    while (end < queue.length) {
-      const size = queue[end]!.byteLength;
-      if (end > start && total + size > WRITE_BATCH_MAX) break;
-      total += size;
-      end++;
+    if (this.#head === queue.length) {
+      if (this.#tailFill === 0) return undefined;
+      this.#sealTail();
     }
-    let chunk: Uint8Array;
-    if (end - start === 1) {
-      chunk = queue[start]!;
-    } else {
-      let batch = this.#batch;
-      if (batch === undefined || batch.length < total) {
-        batch = this.#batch = new Uint8Array(
-          Math.min(WRITE_BATCH_MAX, Math.max(total, (batch?.length ?? 0) * 2)),
-        );
-      }
-      let offset = 0;
-      for (let i = start; i < end; i++) {
-        const frame = queue[i]!;
-        batch.set(frame, offset);
-        offset += frame.byteLength;
-      }
-      chunk = batch.subarray(0, total);
-    }
-    if (end === queue.length) {
+    const chunk = queue[this.#head]!;
+    queue[this.#head++] = EMPTY;
+    if (this.#head === queue.length) {
       queue.length = 0;
       this.#head = 0;
-    } else {
-      for (let i = start; i < end; i++) queue[i] = EMPTY;
-      this.#head = end;
-      if (end > 1024) {
-        queue.splice(0, end);
-        this.#head = 0;
-      }
+    } else if (this.#head > 1024) {
+      queue.splice(0, this.#head);
+      this.#head = 0;
     }
     return chunk;
   }
@@ -665,8 +724,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #dropQueue(): void {
     this.#queue.length = 0;
     this.#head = 0;
+    this.#tail = undefined;
+    this.#tailFill = 0;
     this.#queuedBytes = 0;
-    this.#batch = undefined;
     const waiters = this.#flushWaiters;
     this.#flushWaiters = undefined;
     if (waiters !== undefined) {

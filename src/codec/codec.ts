@@ -138,6 +138,19 @@ export interface Codec<In, Out = In> {
    */
   encode(message: Out): Uint8Array;
   /**
+   * Optional fast path of {@linkcode Codec.encode}: writes the same bytes
+   * into `target` from `offset`, so that `Session.send` can encode straight
+   * into its outbound buffer without allocating. When the frame does not
+   * fit, it returns `-1` (whatever it wrote past `offset` is ignored).
+   *
+   * @param message The message to encode.
+   * @param target Where to write the frame.
+   * @param offset Where in `target` the frame starts.
+   * @returns The offset just past the frame, or `-1` if it does not fit.
+   * @throws {TypeError} When the message cannot be represented.
+   */
+  encodeInto?(message: Out, target: Uint8Array, offset: number): number;
+  /**
    * Creates a fresh decoder for one connection.
    *
    * @returns A decoder with empty state.

@@ -61,6 +61,21 @@ export function lines(options: LinesOptions = {}): Codec<string> {
       }
       return encoder.encode(line + "\n");
     },
+    encodeInto(line: string, target: Uint8Array, offset: number): number {
+      if (line.includes("\n")) {
+        throw new TypeError("Cannot encode a line that contains a line feed");
+      }
+      // Every UTF-16 unit takes at least one byte: a cheap early refusal.
+      const last = target.length - 1;
+      if (last - offset < line.length) return -1;
+      const { read, written } = encoder.encodeInto(
+        line,
+        target.subarray(offset, last),
+      );
+      if (read < line.length) return -1;
+      target[offset + written] = LF;
+      return offset + written + 1;
+    },
     decoder(): Decoder<string> {
       return new LineDecoder(maxLineBytes, utf8);
     },
