@@ -93,3 +93,22 @@ Deno.test("lengthPrefixed() validates its options", () => {
   assert.throws(() => lengthPrefixed({ maxFrameBytes: -1 }), RangeError);
   assert.throws(() => lengthPrefixed({ maxFrameBytes: 2 ** 32 }), RangeError);
 });
+
+Deno.test("lengthPrefixed() encodeInto writes what encode writes, or -1 when it doesn't fit", () => {
+  const codec = lengthPrefixed();
+  const target = new Uint8Array(16);
+  const payload = new Uint8Array([1, 2, 3]);
+  const end = codec.encodeInto!(payload, target, 5);
+  assert.equal(end, 12);
+  assert.deepEqual(target.subarray(5, end), codec.encode(payload));
+  assert.equal(codec.encodeInto!(new Uint8Array(13), target, 0), -1);
+});
+
+Deno.test("lengthPrefixed() frames decoded from one read are views of one copy", () => {
+  const bytes = frames([1], [2, 2], [3, 3, 3]);
+  const got: Uint8Array[] = [];
+  lengthPrefixed().decoder().decode(bytes, (p) => got.push(p));
+  assert.deepEqual(got.map((p) => [...p]), [[1], [2, 2], [3, 3, 3]]);
+  assert.equal(got[0]!.buffer, got[2]!.buffer);
+  assert.notEqual(got[0]!.buffer, bytes.buffer);
+});

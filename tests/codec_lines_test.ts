@@ -112,3 +112,15 @@ Deno.test("lines() encode appends LF and refuses embedded line feeds", () => {
   assert.throws(() => codec.encode("a\nb"), TypeError);
   assert.throws(() => lines({ maxLineBytes: 0 }), RangeError);
 });
+
+Deno.test("lines() encodeInto writes what encode writes, or -1 when it doesn't fit", () => {
+  const codec = lines();
+  const target = new Uint8Array(32).fill(0xee);
+  for (const line of ["", "abc", "héllo 🌍"]) {
+    const end = codec.encodeInto!(line, target, 3);
+    assert.deepEqual(target.subarray(3, end), codec.encode(line));
+  }
+  assert.equal(codec.encodeInto!("x".repeat(40), target, 0), -1);
+  assert.equal(codec.encodeInto!("🌍🌍🌍🌍🌍🌍🌍", target, 4), -1);
+  assert.throws(() => codec.encodeInto!("a\nb", target, 0), TypeError);
+});
