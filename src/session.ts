@@ -143,7 +143,7 @@ export interface SessionOptions<Data, In, Out>
 }
 
 /** The size a read buffer starts at and returns to: idle sessions stay small. */
-const READ_BUFFER_MIN = 1024;
+const READ_BUFFER_MIN = 512;
 /** Reads that fill the buffer double it, up to this. */
 const READ_BUFFER_MAX = 65536;
 /**
