@@ -262,14 +262,7 @@ export class Server<Data = unknown, In = string, Out = In>
    */
   stats(): ServerStats {
     const totals = { ...this.#closedTotals };
-    for (const session of this.#live) {
-      totals.framesIn += session.framesIn;
-      totals.bytesIn += session.bytesIn;
-      totals.framesOut += session.framesOut;
-      totals.bytesOut += session.bytesOut;
-      totals.writes += session.writes;
-      totals.framesDropped += session.framesDropped;
-    }
+    for (const session of this.#live) addTraffic(totals, session);
     return {
       sessionsOpen: this.#live.size,
       sessionsTotal: this.#sessionsTotal,
@@ -434,13 +427,7 @@ export class Server<Data = unknown, In = string, Out = In>
   #forget(session: Session<Data, In, Out>, reason: string): void {
     this.#live.delete(session);
     this.#release(ipOfSession.get(session));
-    const totals = this.#closedTotals;
-    totals.framesIn += session.framesIn;
-    totals.bytesIn += session.bytesIn;
-    totals.framesOut += session.framesOut;
-    totals.bytesOut += session.bytesOut;
-    totals.writes += session.writes;
-    totals.framesDropped += session.framesDropped;
+    addTraffic(this.#closedTotals, session);
     this.#closedByReason[reason] = (this.#closedByReason[reason] ?? 0) + 1;
   }
 
@@ -543,6 +530,20 @@ function ipOf(addr: Deno.Addr): string | undefined {
   return addr.transport === "tcp" || addr.transport === "udp"
     ? addr.hostname
     : undefined;
+}
+
+type Traffic = Pick<
+  ServerStats,
+  "framesIn" | "bytesIn" | "framesOut" | "bytesOut" | "writes" | "framesDropped"
+>;
+
+function addTraffic(totals: Traffic, session: Traffic): void {
+  totals.framesIn += session.framesIn;
+  totals.bytesIn += session.bytesIn;
+  totals.framesOut += session.framesOut;
+  totals.bytesOut += session.bytesOut;
+  totals.writes += session.writes;
+  totals.framesDropped += session.framesDropped;
 }
 
 function closeQuietly(conn: Deno.Conn): void {

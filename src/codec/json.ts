@@ -2,6 +2,7 @@
 // frames. Framing and its limits come from lines() / lengthPrefixed(); this
 // file only adds JSON on top.
 import type { Codec, Decoder } from "./codec.ts";
+import { sizeLimit } from "./_limit.ts";
 import { DecodeError } from "../errors.ts";
 import { lines } from "./lines.ts";
 import { lengthPrefixed } from "./length_prefixed.ts";
@@ -86,12 +87,13 @@ export function json<In = unknown, Out = In>(
   options: JsonOptions = {},
 ): Codec<In, Out> {
   const framing = options.framing ?? "lines";
-  const maxFrameBytes = options.maxFrameBytes ?? 1048576;
-  if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1) {
-    throw new RangeError(
-      `maxFrameBytes must be a positive integer, got ${maxFrameBytes}`,
-    );
-  }
+  const maxFrameBytes = sizeLimit(
+    "maxFrameBytes",
+    options.maxFrameBytes,
+    1048576,
+    1,
+    0xffffffff,
+  );
   const encoder = new TextEncoder();
   if (framing === "lines") {
     const inner = lines({ maxLineBytes: maxFrameBytes });

@@ -1,6 +1,7 @@
 // Binary frames: a 4-byte big-endian length, then that many bytes.
 import type { Codec, Decoder } from "./codec.ts";
 import { FrameTooLargeError } from "../errors.ts";
+import { sizeLimit } from "./_limit.ts";
 
 const HEADER_BYTES = 4;
 const INITIAL_PAYLOAD = 16384;
@@ -47,15 +48,13 @@ export interface LengthPrefixedOptions {
 export function lengthPrefixed(
   options: LengthPrefixedOptions = {},
 ): Codec<Uint8Array> {
-  const maxFrameBytes = options.maxFrameBytes ?? 1048576;
-  if (
-    !Number.isInteger(maxFrameBytes) || maxFrameBytes < 0 ||
-    maxFrameBytes > 0xffffffff
-  ) {
-    throw new RangeError(
-      `maxFrameBytes must be an integer from 0 to 4294967295, got ${maxFrameBytes}`,
-    );
-  }
+  const maxFrameBytes = sizeLimit(
+    "maxFrameBytes",
+    options.maxFrameBytes,
+    1048576,
+    0,
+    0xffffffff,
+  );
   return {
     name: "lengthPrefixed",
     encode(payload: Uint8Array): Uint8Array {

@@ -1,6 +1,7 @@
 // UTF-8 text lines: the chat room's framing, and what `nc` speaks.
 import type { Codec, Decoder } from "./codec.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
+import { sizeLimit } from "./_limit.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -44,12 +45,13 @@ export interface LinesOptions {
  * ```
  */
 export function lines(options: LinesOptions = {}): Codec<string> {
-  const maxLineBytes = options.maxLineBytes ?? 65536;
-  if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) {
-    throw new RangeError(
-      `maxLineBytes must be a positive integer, got ${maxLineBytes}`,
-    );
-  }
+  const maxLineBytes = sizeLimit(
+    "maxLineBytes",
+    options.maxLineBytes,
+    65536,
+    1,
+    Number.MAX_SAFE_INTEGER,
+  );
   const encoder = new TextEncoder();
   // Shared by every connection's decoder: non-streaming decode keeps no state.
   const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

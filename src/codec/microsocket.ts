@@ -4,6 +4,7 @@
 // negative or huge lengths) close the session instead of crashing the process
 // or buffering without bound, and "|", ":" and "\" survive a round trip.
 import type { Codec, Decoder } from "./codec.ts";
+import { sizeLimit } from "./_limit.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
 
 /**
@@ -124,15 +125,13 @@ const PING = new Uint8Array([...MAGIC, 0, 0, 0, 0]);
 export function microSocket(
   options: MicroSocketOptions = {},
 ): Codec<MicroSocketMessage> {
-  const maxFrameBytes = options.maxFrameBytes ?? 1048576;
-  if (
-    !Number.isInteger(maxFrameBytes) || maxFrameBytes < 0 ||
-    maxFrameBytes > 0x7fffffff
-  ) {
-    throw new RangeError(
-      `maxFrameBytes must be an integer from 0 to 2147483647, got ${maxFrameBytes}`,
-    );
-  }
+  const maxFrameBytes = sizeLimit(
+    "maxFrameBytes",
+    options.maxFrameBytes,
+    1048576,
+    0,
+    0x7fffffff,
+  );
   const encoder = new TextEncoder();
   return {
     name: "microSocket",
