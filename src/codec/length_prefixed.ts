@@ -2,6 +2,7 @@
 import type { Codec, Decoder } from "./codec.ts";
 import { FrameTooLargeError } from "../errors.ts";
 import { sizeLimit } from "./_limit.ts";
+import { PartialPayload } from "./_partial_payload.ts";
 
 const HEADER_BYTES = 4;
 const INITIAL_PAYLOAD = 16384;
@@ -91,33 +92,30 @@ export function lengthPrefixed(
   };
 }
 
-// A two-state machine: collecting the header, then the payload. The payload
-// buffer grows with the bytes that actually arrive (not with what the header
-// announces, or 4 bytes could make us allocate a megabyte), ends at exactly
-// the frame's size, and is handed to the handler.
+// A two-state machine: collecting the header, then the payload (see
+// PartialPayload), which is handed to the handler.
 class LengthPrefixedDecoder implements Decoder<Uint8Array> {
   #max: number;
   #header = 0;
   #headerBytes = 0;
-  #payload: Uint8Array | undefined;
-  #length = 0;
-  #filled = 0;
+  #payload = new PartialPayload(INITIAL_PAYLOAD, 0);
 
   constructor(max: number) {
     this.#max = max;
   }
 
   get buffered(): number {
-    return this.#payload === undefined ? this.#headerBytes : HEADER_BYTES +
-      this.#filled;
+    return this.#payload.active
+      ? HEADER_BYTES + this.#payload.filled
+      : this.#headerBytes;
   }
 
   decode(chunk: Uint8Array, emit: (payload: Uint8Array) => void): void {
     let offset = 0;
     const end = chunk.length;
+    const payload = this.#payload;
     while (offset < end) {
-      let payload = this.#payload;
-      if (payload === undefined) {
+      if (!payload.active) {
         // Fast path: whole frames inside this chunk. They are copied out in
         // one piece and handed out as views of that copy: one allocation
         // per read instead of one per frame.
@@ -139,7 +137,7 @@ class LengthPrefixedDecoder implements Decoder<Uint8Array> {
             throw new FrameTooLargeError(length, this.#max);
           }
           offset += HEADER_BYTES;
-          payload = this.#start(length);
+          payload.start(length);
         } else {
           this.#header = ((this.#header << 8) | chunk[offset++]!) >>> 0;
           if (++this.#headerBytes < HEADER_BYTES) continue;
@@ -153,19 +151,11 @@ class LengthPrefixedDecoder implements Decoder<Uint8Array> {
             emit(new Uint8Array(0));
             continue;
           }
-          payload = this.#start(length);
+          payload.start(length);
         }
       }
-      const take = Math.min(this.#length - this.#filled, end - offset);
-      if (this.#filled + take > payload.length) payload = this.#grow(take);
-      payload.set(chunk.subarray(offset, offset + take), this.#filled);
-      this.#filled += take;
-      offset += take;
-      if (this.#filled === this.#length) {
-        this.#payload = undefined;
-        this.#filled = 0;
-        emit(payload);
-      }
+      offset += payload.append(chunk, offset, end);
+      if (payload.complete) emit(payload.finish());
     }
   }
 
@@ -179,23 +169,6 @@ class LengthPrefixedDecoder implements Decoder<Uint8Array> {
       offset += HEADER_BYTES + length;
     }
     return offset;
-  }
-
-  #start(length: number): Uint8Array {
-    this.#length = length;
-    this.#filled = 0;
-    return this.#payload = new Uint8Array(Math.min(length, INITIAL_PAYLOAD));
-  }
-
-  #grow(take: number): Uint8Array {
-    const old = this.#payload!;
-    const size = Math.min(
-      this.#length,
-      Math.max(old.length * 2, this.#filled + take),
-    );
-    const grown = new Uint8Array(size);
-    grown.set(old.subarray(0, this.#filled));
-    return this.#payload = grown;
   }
 }
 

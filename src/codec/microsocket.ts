@@ -5,6 +5,7 @@
 // or buffering without bound, and "|", ":" and "\" survive a round trip.
 import type { Codec, Decoder } from "./codec.ts";
 import { sizeLimit } from "./_limit.ts";
+import { PartialPayload } from "./_partial_payload.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
 
 /**
@@ -271,23 +272,24 @@ class MicroSocketDecoder implements Decoder<MicroSocketMessage> {
   #utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #headerBytes = 0;
   #length = 0;
-  #payload: Uint8Array | undefined;
-  #filled = 0;
-  #inPayload = false;
+  #payload = new PartialPayload(INITIAL_PAYLOAD, KEEP_PAYLOAD);
 
   constructor(max: number) {
     this.#max = max;
   }
 
   get buffered(): number {
-    return this.#inPayload ? HEADER_BYTES + this.#filled : this.#headerBytes;
+    return this.#payload.active
+      ? HEADER_BYTES + this.#payload.filled
+      : this.#headerBytes;
   }
 
   decode(chunk: Uint8Array, emit: (message: MicroSocketMessage) => void): void {
     let offset = 0;
     const end = chunk.length;
+    const payload = this.#payload;
     while (offset < end) {
-      if (!this.#inPayload) {
+      if (!payload.active) {
         if (this.#headerBytes === 0 && end - offset >= HEADER_BYTES) {
           // Fast path: a whole header in this chunk.
           for (let i = 0; i < MAGIC_BYTES; i++) {
@@ -309,7 +311,8 @@ class MicroSocketDecoder implements Decoder<MicroSocketMessage> {
             offset += length;
             continue;
           }
-          this.#start(length);
+          payload.start(length);
+          this.#length = length;
         } else {
           const byte = chunk[offset++]!;
           const at = this.#headerBytes++;
@@ -321,27 +324,19 @@ class MicroSocketDecoder implements Decoder<MicroSocketMessage> {
           if (at < HEADER_BYTES - 1) continue;
           const length = this.#check(this.#length);
           this.#headerBytes = 0;
-          this.#length = 0;
+          this.#length = length;
           if (length === 0) {
             emit(KEEPALIVE);
             continue;
           }
-          this.#start(length);
+          payload.start(length);
         }
       }
-      const take = Math.min(this.#length - this.#filled, end - offset);
-      let payload = this.#payload!;
-      if (this.#filled + take > payload.length) payload = this.#grow(take);
-      payload.set(chunk.subarray(offset, offset + take), this.#filled);
-      this.#filled += take;
-      offset += take;
-      if (this.#filled === this.#length) {
+      offset += payload.append(chunk, offset, end);
+      if (payload.complete) {
         const length = this.#length;
-        this.#inPayload = false;
-        this.#filled = 0;
         this.#length = 0;
-        if (payload.length > KEEP_PAYLOAD) this.#payload = undefined;
-        emit(this.#parse(payload, 0, length));
+        emit(this.#parse(payload.finish(), 0, length));
       }
     }
   }
@@ -353,27 +348,6 @@ class MicroSocketDecoder implements Decoder<MicroSocketMessage> {
     }
     if (length > this.#max) throw new FrameTooLargeError(length, this.#max);
     return length;
-  }
-
-  #start(length: number): void {
-    this.#inPayload = true;
-    this.#length = length;
-    this.#filled = 0;
-    const payload = this.#payload;
-    if (payload === undefined || payload.length < INITIAL_PAYLOAD) {
-      this.#payload = new Uint8Array(Math.min(length, INITIAL_PAYLOAD));
-    }
-  }
-
-  #grow(take: number): Uint8Array {
-    const old = this.#payload!;
-    const size = Math.min(
-      this.#length,
-      Math.max(old.length * 2, this.#filled + take),
-    );
-    const grown = new Uint8Array(size);
-    grown.set(old.subarray(0, this.#filled));
-    return this.#payload = grown;
   }
 
   #parse(bytes: Uint8Array, start: number, end: number): MicroSocketMessage {
