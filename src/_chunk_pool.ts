@@ -10,7 +10,6 @@ const KEEP_BYTES_PER_CLASS = 4 * 1024 * 1024;
 
 const free: ArrayBuffer[][] = [];
 for (let shift = MIN_SHIFT; shift <= MAX_SHIFT; shift++) free.push([]);
-const issued = new WeakSet<ArrayBuffer>();
 
 /** The smallest pooled size that holds `size` bytes (beyond 64 KiB: exact). */
 function classOf(size: number): number {
@@ -24,19 +23,18 @@ export function takeChunk(size: number): Uint8Array {
   const shift = classOf(size);
   if (shift > MAX_SHIFT) return new Uint8Array(size);
   const buffer = free[shift - MIN_SHIFT]!.pop() ?? new ArrayBuffer(1 << shift);
-  issued.add(buffer);
   return new Uint8Array(buffer);
 }
 
 /**
- * Returns the chunk behind `view` once nothing uses it any more (its write
- * has completed). Views of buffers the pool did not issue are ignored, so
- * any written chunk may be offered.
+ * Returns a chunk that `takeChunk` issued, once nothing uses it any more
+ * (its write has completed). The caller must own it: the pool hands it out
+ * again as it is.
  */
-export function giveChunk(view: Uint8Array): void {
-  const buffer = view.buffer as ArrayBuffer;
-  if (!issued.delete(buffer)) return;
-  const list = free[classOf(buffer.byteLength) - MIN_SHIFT]!;
+export function giveChunk(buffer: ArrayBuffer): void {
+  const shift = classOf(buffer.byteLength);
+  if (shift > MAX_SHIFT || (1 << shift) !== buffer.byteLength) return;
+  const list = free[shift - MIN_SHIFT]!;
   if ((list.length + 1) * buffer.byteLength <= KEEP_BYTES_PER_CLASS) {
     list.push(buffer);
   }

@@ -252,6 +252,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #head = 0;
   #tail: Uint8Array | undefined;
   #tailFill = 0;
+  // The pooled buffers behind sealed chunks still in #queue, in order: a
+  // write of one of them gives it back to the pool.
+  #sealed: ArrayBuffer[] = [];
   #chunkSize = CHUNK_MIN;
   #queuedBytes = 0;
   #writing = false;
@@ -643,7 +646,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
         Math.min(CHUNK_MAX, Math.max(old.length * 2, fill + size)),
       );
       grown.set(old.subarray(0, fill));
-      giveChunk(old);
+      giveChunk(old.buffer as ArrayBuffer);
       this.#chunkSize = grown.length;
       return this.#tail = grown;
     }
@@ -659,7 +662,10 @@ export class Session<Data = unknown, In = unknown, Out = In>
     const tail = this.#tail;
     if (tail === undefined) return;
     this.#tail = undefined;
-    if (this.#tailFill > 0) this.#queue.push(tail.subarray(0, this.#tailFill));
+    if (this.#tailFill > 0) {
+      this.#queue.push(tail.subarray(0, this.#tailFill));
+      this.#sealed.push(tail.buffer as ArrayBuffer);
+    }
     // A chunk that stayed mostly empty makes the next one smaller.
     if (this.#tailFill * 4 < tail.length) {
       this.#chunkSize = Math.max(CHUNK_MIN, this.#chunkSize >> 1);
@@ -678,7 +684,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
         await (this.#writingNow = this.#writer.write(chunk));
         this.#queuedBytes -= chunk.byteLength;
         this.#writtenTotal += chunk.byteLength;
-        giveChunk(chunk);
+        if (this.#sealed[0] === chunk.buffer) giveChunk(this.#sealed.shift()!);
         this.#writes++;
         if (this.#flushWaiters !== undefined) this.#wakeFlushWaiters();
       }
@@ -726,6 +732,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#head = 0;
     this.#tail = undefined;
     this.#tailFill = 0;
+    this.#sealed.length = 0;
     this.#queuedBytes = 0;
     const waiters = this.#flushWaiters;
     this.#flushWaiters = undefined;

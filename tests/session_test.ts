@@ -14,6 +14,7 @@ import {
   portOf,
   readBytes,
   readToEnd,
+  seededRandom,
   until,
   utf8,
   within,
@@ -309,4 +310,50 @@ Deno.test("Session turns off Nagle: small frames sent in separate turns don't wa
   }
   const took = performance.now() - started;
   assert.ok(took < 400, `20 rounds took ${took.toFixed(0)} ms`);
+});
+
+Deno.test("Session keeps mixed small and large frames intact and in order across pooled chunks", async () => {
+  const codec = lengthPrefixed({ maxFrameBytes: 1 << 20 });
+  // Two sessions at once, so pooled chunks pass from one to the other.
+  await using a = await pair({ codec, outboundBudget: 64 << 20 });
+  await using b = await pair({ codec, outboundBudget: 64 << 20 });
+  const random = seededRandom(5);
+  const COUNT = 3000;
+  const sizes = Array.from(
+    { length: COUNT },
+    () =>
+      random() < 0.1
+        ? 8000 + Math.floor(random() * 30000)
+        : Math.floor(random() * 300),
+  );
+  const fill = (i: number, size: number) => {
+    const frame = new Uint8Array(size);
+    for (let k = 0; k < size; k++) frame[k] = (i * 7 + k) & 0xff;
+    return frame;
+  };
+  const check = async (peer: Deno.Conn) => {
+    const decoder = codec.decoder();
+    const buffer = new Uint8Array(65536);
+    let next = 0;
+    while (next < COUNT) {
+      const n = await within(peer.read(buffer), 5000, "frames");
+      assert.notEqual(n, null);
+      decoder.decode(buffer.subarray(0, n!), (frame) => {
+        assert.equal(frame.length, sizes[next]);
+        for (let k = 0; k < frame.length; k++) {
+          if (frame[k] !== ((next * 7 + k) & 0xff)) {
+            assert.fail(`frame ${next}`);
+          }
+        }
+        next++;
+      });
+    }
+  };
+  const reading = Promise.all([check(a.peer), check(b.peer)]);
+  for (let i = 0; i < COUNT; i++) {
+    a.session.send(fill(i, sizes[i]!));
+    b.session.send(fill(i, sizes[i]!));
+    if (i % 50 === 0) await delay(0);
+  }
+  await reading;
 });
