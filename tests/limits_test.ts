@@ -235,3 +235,37 @@ Deno.test("The accept loop survives EMFILE: errors are counted and reported, and
     await child.status;
   }
 });
+
+Deno.test("maxConnectionsPerIp counts each source address separately", async () => {
+  // Deno.connect can't choose a source address; Node's net can. Node opens
+  // two connections from 127.0.0.2 while 127.0.0.1 holds its only slot.
+  await using server = greetingServer({
+    maxConnectionsPerIp: 1,
+    onError: () => {},
+  });
+  const port = portOf(server.addr);
+  using local = await dial(port);
+  assert.equal(await greeted(local), true);
+  const script = `
+    const net = require("node:net");
+    let pending = 2; const seen = [];
+    for (let i = 0; i < 2; i++) {
+      const s = net.connect({ host: "127.0.0.1", port: ${port}, localAddress: "127.0.0.2" });
+      let text = "";
+      s.on("data", (d) => { text += d; });
+      s.on("close", () => { seen.push(text.startsWith("hi") ? "greeted" : "refused");
+        if (--pending === 0) { console.log(seen.sort().join(",")); } });
+      s.on("error", () => {});
+      setTimeout(() => s.destroy(), 1000);
+    }`;
+  const { code, stdout } = await new Deno.Command("node", {
+    args: ["-e", script],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.equal(code, 0);
+  assert.equal(new TextDecoder().decode(stdout).trim(), "greeted,refused");
+  const stats = server.stats();
+  assert.equal(stats.rejected.maxConnectionsPerIp, 1);
+  assert.equal(stats.sessionsTotal, 2);
+});
