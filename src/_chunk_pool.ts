@@ -6,7 +6,7 @@
 
 const MIN_SHIFT = 10; // 1 KiB
 const MAX_SHIFT = 16; // 64 KiB
-const KEEP_BYTES_PER_CLASS = 4 * 1024 * 1024;
+const KEEP_BYTES_PER_CLASS = 1024 * 1024;
 
 const free: ArrayBuffer[][] = [];
 for (let shift = MIN_SHIFT; shift <= MAX_SHIFT; shift++) free.push([]);

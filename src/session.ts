@@ -254,7 +254,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #tailFill = 0;
   // The pooled buffers behind sealed chunks still in #queue, in order: a
   // write of one of them gives it back to the pool.
-  #sealed: ArrayBuffer[] = [];
+  #sealed: ArrayBuffer[] | undefined;
   #chunkSize = CHUNK_MIN;
   #queuedBytes = 0;
   #writing = false;
@@ -337,7 +337,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#writer = conn.writable.getWriter();
     // Failures surface through write(); this only keeps them from being
     // reported as unhandled.
-    this.#writer.closed.catch(() => {});
+    this.#writer.closed.catch(ignore);
     const { promise, resolve } = Promise.withResolvers<string>();
     this.closed = promise;
     this.#resolveClosed = resolve;
@@ -664,7 +664,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#tail = undefined;
     if (this.#tailFill > 0) {
       this.#queue.push(tail.subarray(0, this.#tailFill));
-      this.#sealed.push(tail.buffer as ArrayBuffer);
+      (this.#sealed ??= []).push(tail.buffer as ArrayBuffer);
     }
     // A chunk that stayed mostly empty makes the next one smaller.
     if (this.#tailFill * 4 < tail.length) {
@@ -684,7 +684,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
         await (this.#writingNow = this.#writer.write(chunk));
         this.#queuedBytes -= chunk.byteLength;
         this.#writtenTotal += chunk.byteLength;
-        if (this.#sealed[0] === chunk.buffer) giveChunk(this.#sealed.shift()!);
+        if (this.#sealed?.[0] === chunk.buffer) {
+          giveChunk(this.#sealed.shift()!);
+        }
         this.#writes++;
         if (this.#flushWaiters !== undefined) this.#wakeFlushWaiters();
       }
@@ -732,7 +734,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#head = 0;
     this.#tail = undefined;
     this.#tailFill = 0;
-    this.#sealed.length = 0;
+    this.#sealed = undefined;
     this.#queuedBytes = 0;
     const waiters = this.#flushWaiters;
     this.#flushWaiters = undefined;
@@ -976,6 +978,8 @@ export class Session<Data = unknown, In = unknown, Out = In>
 }
 
 const EMPTY = new Uint8Array(0);
+
+function ignore(): void {}
 
 // Whether a codec's ping decodes as its own pong (microSocket's empty frame):
 // then a session answers pings with pings. Asked once per codec.
