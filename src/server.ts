@@ -6,7 +6,19 @@ import { Session, type SessionOptions } from "./session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
 
-/** How to reach a TCP server. */
+/**
+ * Where a TCP (or TLS) server listens.
+ *
+ * @example Loopback only, on a port the system picks
+ * ```ts
+ * import { listen, type TcpListenOptions } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const where: TcpListenOptions = { hostname: "127.0.0.1", port: 0 };
+ * await using server = listen({ ...where });
+ * assert.notEqual((server.addr as Deno.NetAddr).port, 0);
+ * ```
+ */
 export interface TcpListenOptions {
   /**
    * TCP, the default.
@@ -44,7 +56,23 @@ export interface TcpListenOptions {
   tls?: { cert: string; key: string };
 }
 
-/** How to reach a Unix domain socket server. */
+/**
+ * Where a Unix domain socket server listens.
+ *
+ * @example A socket file in a temporary folder
+ * ```ts
+ * import { listen, type UnixListenOptions } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const where: UnixListenOptions = { transport: "unix", path: `${dir}/app.sock` };
+ * {
+ *   await using server = listen({ ...where });
+ *   assert.equal(server.addr.transport, "unix");
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export interface UnixListenOptions {
   /** A Unix domain socket. */
   transport: "unix";
@@ -59,6 +87,20 @@ export interface UnixListenOptions {
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
  * @typeParam Out The type of messages sessions send.
+ *
+ * @example Options built apart from the call
+ * ```ts
+ * import { lengthPrefixed, listen, type ListenOptions } from "@x/microsocket";
+ *
+ * const options: ListenOptions<unknown, Uint8Array, Uint8Array> = {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   codec: lengthPrefixed({ maxFrameBytes: 64 * 1024 }),
+ *   maxConnections: 1000,
+ *   onMessage: (session, frame) => void session.send(frame),
+ * };
+ * await using server = listen(options);
+ * ```
  */
 export type ListenOptions<Data, In, Out> =
   & (TcpListenOptions | UnixListenOptions)
@@ -70,6 +112,19 @@ export type ListenOptions<Data, In, Out> =
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
  * @typeParam Out The type of messages sessions send.
+ *
+ * @example One policy for several listeners
+ * ```ts
+ * import { lines, listen, type ServerOptions } from "@x/microsocket";
+ *
+ * const policy: ServerOptions<unknown, string, string> = {
+ *   codec: lines({ maxLineBytes: 4096 }),
+ *   maxConnectionsPerIp: 8,
+ *   idleTimeout: 60_000,
+ *   onAccept: (conn) => conn.remoteAddr.transport === "tcp",
+ * };
+ * await using v4 = listen({ hostname: "127.0.0.1", port: 0, ...policy });
+ * ```
  */
 export interface ServerOptions<Data, In, Out>
   extends Omit<SessionOptions<Data, In, Out>, "codec" | "onError"> {
@@ -110,7 +165,18 @@ export interface ServerOptions<Data, In, Out>
   signal?: AbortSignal;
 }
 
-/** Options of {@linkcode Server.shutdown}. */
+/**
+ * Options of {@linkcode Server.shutdown}.
+ *
+ * @example Two seconds to deliver what is queued
+ * ```ts
+ * import { listen, type ShutdownOptions } from "@x/microsocket";
+ *
+ * const server = listen({ hostname: "127.0.0.1", port: 0 });
+ * const options: ShutdownOptions = { timeout: 2000, reason: "maintenance" };
+ * await server.shutdown(options);
+ * ```
+ */
 export interface ShutdownOptions {
   /**
    * How long sessions get to write what is queued for them before their
@@ -127,7 +193,21 @@ export interface ShutdownOptions {
   reason?: string;
 }
 
-/** A snapshot of a server's counters; see {@linkcode Server.stats}. */
+/**
+ * A snapshot of a server's counters; see {@linkcode Server.stats}.
+ *
+ * @example Reading what the policies did
+ * ```ts
+ * import { listen, type ServerStats } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = listen({ hostname: "127.0.0.1", port: 0 });
+ * const stats: ServerStats = server.stats();
+ * assert.equal(stats.sessionsOpen, 0);
+ * assert.deepEqual(stats.closedByReason, {});
+ * assert.equal(stats.rejected.maxConnections, 0);
+ * ```
+ */
 export interface ServerStats {
   /** Sessions not yet fully closed. */
   sessionsOpen: number;

@@ -11,13 +11,46 @@ import {
   type Watched,
 } from "./_liveness_clock.ts";
 
-/** Where a session is in its life. */
+/**
+ * Where a session is in its life: `"open"` until `close()` (or the peer, or
+ * a policy) ends it, `"closing"` while queued bytes drain, then `"closed"`.
+ *
+ * @example Sends are refused once a session is no longer open
+ * ```ts
+ * import { lines, Session, type SessionState } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * using peer = await Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: listener.addr.port,
+ * });
+ * const session = new Session(await listener.accept(), { codec: lines() });
+ * const before: SessionState = session.state;
+ * await session.close();
+ * assert.deepEqual([before, session.state], ["open", "closed"]);
+ * assert.equal(session.send("too late"), false);
+ * ```
+ */
 export type SessionState = "open" | "closing" | "closed";
 
 /**
  * What a session does when queued outbound bytes would pass its budget:
  * `"close"` closes it with reason `"slow consumer"`; `"drop"` refuses the new
  * frame (`send` returns `false`) and counts it in `framesDropped`.
+ *
+ * @example Dropping frames for a lagging reader instead of disconnecting it
+ * ```ts
+ * import { listen, type OverflowPolicy } from "@x/microsocket";
+ *
+ * const overflow: OverflowPolicy = "drop";
+ * await using server = listen({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   outboundBudget: 64 * 1024,
+ *   overflow,
+ * });
+ * ```
  */
 export type OverflowPolicy = "close" | "drop";
 
@@ -29,6 +62,21 @@ export type OverflowPolicy = "close" | "drop";
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
  * @typeParam Out The type of messages the session sends.
+ *
+ * @example Handlers shared by sessions of a lines codec
+ * ```ts
+ * import type { SessionHandlers } from "@x/microsocket";
+ *
+ * const handlers: SessionHandlers<{ count: number }, string, string> = {
+ *   onOpen: (session) => void session.send("hello"),
+ *   onMessage: (session, line) => {
+ *     session.data.count++;
+ *     session.send(`${session.data.count}: ${line}`);
+ *   },
+ *   onClose: (session, reason) => console.log(session.id, reason),
+ *   onError: (error, session) => console.error(session.id, error),
+ * };
+ * ```
  */
 export interface SessionHandlers<Data, In, Out> {
   /**
@@ -65,6 +113,27 @@ export interface SessionHandlers<Data, In, Out> {
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
  * @typeParam Out The type of messages the session sends.
+ *
+ * @example Limits and liveness for one wrapped connection
+ * ```ts
+ * import { lines, Session, type SessionOptions } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const options: SessionOptions<unknown, string, string> = {
+ *   codec: lines({ maxLineBytes: 4096 }),
+ *   outboundBudget: 256 * 1024,
+ *   overflow: "close",
+ *   idleTimeout: 60_000,
+ *   closeTimeout: 1000,
+ * };
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * using peer = await Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: listener.addr.port,
+ * });
+ * await using session = new Session(await listener.accept(), options);
+ * assert.equal(session.state, "open");
+ * ```
  */
 export interface SessionOptions<Data, In, Out>
   extends SessionHandlers<Data, In, Out> {

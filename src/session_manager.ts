@@ -11,6 +11,28 @@ import { onClosing } from "./_closing.ts";
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
  * @typeParam Out The type of messages sessions send.
+ *
+ * @example Everyone in a room but the sender, and only the grown-ups
+ * ```ts
+ * import { type BroadcastOptions, listen, type Session } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type Member = { age: number };
+ * await using server = listen({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   data: (): Member => ({ age: 0 }),
+ * });
+ * function toAdults(sender: Session<Member, string, string>) {
+ *   const options: BroadcastOptions<Member, string, string> = {
+ *     room: "lobby",
+ *     except: sender,
+ *     filter: (session) => session.data.age >= 18,
+ *   };
+ *   return server.sessions.broadcast("hello", options);
+ * }
+ * assert.equal(typeof toAdults, "function");
+ * ```
  */
 export interface BroadcastOptions<Data, In, Out> {
   /** Only the members of this room. */

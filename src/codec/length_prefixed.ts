@@ -7,7 +7,24 @@ import { PartialPayload } from "./_partial_payload.ts";
 const HEADER_BYTES = 4;
 const INITIAL_PAYLOAD = 16384;
 
-/** Options for {@linkcode lengthPrefixed}. */
+/**
+ * Options for {@linkcode lengthPrefixed}.
+ *
+ * @example Refusing frames over 1 KiB before reading them
+ * ```ts
+ * import {
+ *   FrameTooLargeError,
+ *   lengthPrefixed,
+ *   type LengthPrefixedOptions,
+ * } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const options: LengthPrefixedOptions = { maxFrameBytes: 1024 };
+ * const decoder = lengthPrefixed(options).decoder();
+ * const header = new Uint8Array([0, 0, 0x04, 0x01]); // announces 1025 bytes
+ * assert.throws(() => decoder.decode(header, () => {}), FrameTooLargeError);
+ * ```
+ */
 export interface LengthPrefixedOptions {
   /**
    * The largest payload accepted, in bytes. A header announcing more is a

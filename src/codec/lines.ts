@@ -6,7 +6,22 @@ import { sizeLimit } from "./_limit.ts";
 const LF = 0x0a;
 const CR = 0x0d;
 
-/** Options for {@linkcode lines}. */
+/**
+ * Options for {@linkcode lines}.
+ *
+ * @example A chat-sized line limit
+ * ```ts
+ * import { FrameTooLargeError, lines, type LinesOptions } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const options: LinesOptions = { maxLineBytes: 8 };
+ * const decoder = lines(options).decoder();
+ * assert.throws(
+ *   () => decoder.decode(new TextEncoder().encode("far too long\n"), () => {}),
+ *   FrameTooLargeError,
+ * );
+ * ```
+ */
 export interface LinesOptions {
   /**
    * The longest line accepted, in bytes of UTF-8, not counting the `\n` or
