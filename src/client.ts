@@ -8,6 +8,22 @@ import { Session, type SessionOptions } from "./session.ts";
  * When and how a {@linkcode Client} reconnects after losing its connection.
  * Delays grow from `initialDelay` by `factor` up to `maxDelay`, each with up
  * to ±`jitter` of random spread so that many clients don't return at once.
+ *
+ * @example Giving up once the server is gone
+ * ```ts
+ * import { connect, listen, type ReconnectOptions } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = listen({ hostname: "127.0.0.1", port: 0 });
+ * const backoff: ReconnectOptions = { initialDelay: 5, maxDelay: 20, jitter: 0, maxAttempts: 3 };
+ * await using client = await connect({
+ *   port: (server.addr as Deno.NetAddr).port,
+ *   reconnect: backoff,
+ * });
+ * await server.shutdown(); // retried after 5, 10 and 20 ms, then given up
+ * assert.equal(await client.closed, "eof");
+ * assert.equal(client.session, undefined);
+ * ```
  */
 export interface ReconnectOptions {
   /**
@@ -50,6 +66,32 @@ export interface ReconnectOptions {
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
  * @typeParam Out The type of messages the client sends.
+ *
+ * @example JSON, per-connection data and a greeting on open
+ * ```ts
+ * import { type ConnectOptions, connect, json, listen } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type Msg = { from: string };
+ * await using server = listen({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   codec: json<Msg>(),
+ *   onMessage: (session, message) => void session.send({ from: `hi ${message.from}` }),
+ * });
+ * const reply = Promise.withResolvers<Msg>();
+ * const options: ConnectOptions<{ name: string }, Msg, Msg> = {
+ *   hostname: "127.0.0.1",
+ *   port: (server.addr as Deno.NetAddr).port,
+ *   codec: json<Msg>(),
+ *   data: () => ({ name: "ada" }),
+ *   onOpen: (session) => void session.send({ from: session.data.name }),
+ *   onMessage: (_session, message) => reply.resolve(message),
+ * };
+ * await using client = await connect(options);
+ * assert.deepEqual(await reply.promise, { from: "hi ada" });
+ * assert.equal(client.session?.data.name, "ada");
+ * ```
  */
 export interface ConnectOptions<Data, In, Out>
   extends Omit<SessionOptions<Data, In, Out>, "codec"> {

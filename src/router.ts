@@ -16,6 +16,21 @@ import type { Session } from "./session.ts";
  * @typeParam M The message type of the route.
  * @typeParam K The key type: `string` for routes, `string | undefined` for a
  * fallback.
+ *
+ * @example A handler written on its own, then registered
+ * ```ts
+ * import { type RouteHandler, Router, type Session } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type Chat = { type: "chat"; text: string };
+ * type S = Session<unknown, Chat>;
+ * const seen: string[] = [];
+ * const onChat: RouteHandler<S, Chat> = (_session, message, key) => {
+ *   seen.push(`${key}: ${message.text}`);
+ * };
+ * new Router<Chat>().on("chat", onChat).handler({} as S, { type: "chat", text: "hi" });
+ * assert.deepEqual(seen, ["chat: hi"]);
+ * ```
  */
 export type RouteHandler<S, M, K = string> = (
   session: S,
@@ -31,6 +46,24 @@ export type RouteHandler<S, M, K = string> = (
  *
  * @typeParam S The session type.
  * @typeParam M The message type the middleware sees.
+ *
+ * @example A typed veto passed to `router.before()`
+ * ```ts
+ * import { type Middleware, Router, type Session } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type S = Session<{ name?: string }, string>;
+ * const named: Middleware<S, string> = (session) => session.data.name !== undefined;
+ * const said: string[] = [];
+ * const router = new Router<string, S>()
+ *   .before(named)
+ *   .on("/say", (_session, line) => void said.push(line));
+ * const session = { data: {} } as S;
+ * router.handler(session, "/say first"); // stopped: no name yet
+ * session.data.name = "ada";
+ * router.handler(session, "/say second");
+ * assert.deepEqual(said, ["/say second"]);
+ * ```
  */
 export type Middleware<S, M> = (
   session: S,
@@ -38,7 +71,28 @@ export type Middleware<S, M> = (
   key: string | undefined,
 ) => boolean | void | Promise<boolean | void>;
 
-/** Middleware attached to one route or to a group of routes. */
+/**
+ * Middleware attached to one route or to a group of routes.
+ *
+ * @typeParam S The session type.
+ * @typeParam M The message type the middleware sees.
+ *
+ * @example Middleware around one route
+ * ```ts
+ * import { type RouteOptions, Router, type Session } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type S = Session<unknown, string>;
+ * const log: string[] = [];
+ * const audited: RouteOptions<S, string> = {
+ *   before: [(_session, line) => void log.push(`before ${line}`)],
+ *   after: [(_session, line) => void log.push(`after ${line}`)],
+ * };
+ * const router = new Router<string>().on("PING", () => void log.push("handler"), audited);
+ * router.handler({} as S, "PING");
+ * assert.deepEqual(log, ["before PING", "handler", "after PING"]);
+ * ```
+ */
 export interface RouteOptions<S, M> {
   /** Run before the handler, in order. @default {[]} */
   before?: Middleware<S, M>[];
@@ -51,6 +105,21 @@ export interface RouteOptions<S, M> {
  * receives.
  *
  * @typeParam Msg The message type.
+ *
+ * @example Any key, each handler receiving the whole message type
+ * ```ts
+ * import { type RouteTable, Router, type Session } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type Msg = { op: string; n: number };
+ * type S = Session<unknown, Msg>;
+ * const router = new Router<Msg, S, RouteTable<Msg>>({ key: (message) => message.op });
+ * let total = 0;
+ * router.on("add", (_session, message) => void (total += message.n));
+ * router.handler({} as S, { op: "add", n: 2 });
+ * router.handler({} as S, { op: "add", n: 3 });
+ * assert.equal(total, 5);
+ * ```
  */
 export type RouteTable<Msg> = Record<string, Msg>;
 
@@ -83,12 +152,54 @@ export type RoutesBy<Msg, F extends string> = {
  * (strings, microSocket maps, `unknown`) may use any key and is not narrowed.
  *
  * @typeParam Msg The message type.
+ *
+ * @example What the default routes look like
+ * ```ts
+ * import { Router, type RoutesOf, type Session } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type Msg = { type: "chat"; text: string } | { type: "ping" };
+ * // Routed by `type`; the "chat" route receives only the chat member.
+ * const chat: RoutesOf<Msg>["chat"] = { type: "chat", text: "hi" };
+ * // Text lines may use any key.
+ * const line: RoutesOf<string>["/anything"] = "/anything goes";
+ *
+ * const texts: string[] = [];
+ * new Router<Msg>()
+ *   .on("chat", (_session, message) => void texts.push(message.text))
+ *   .handler({} as Session<unknown, Msg>, chat);
+ * assert.deepEqual(texts, ["hi"]);
+ * assert.ok(line.startsWith("/anything"));
+ * ```
  */
 export type RoutesOf<Msg> = [Msg] extends [string] ? RouteTable<Msg>
   : [Extract<Msg, Record<"type", string>>] extends [never] ? RouteTable<Msg>
   : RoutesBy<Msg, "type">;
 
-/** Options for {@linkcode Router}. */
+/**
+ * Options for {@linkcode Router}.
+ *
+ * @typeParam Msg The message type.
+ * @typeParam S The session type.
+ *
+ * @example Routing by a custom field
+ * ```ts
+ * import { Router, type RouterOptions, type Session } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type Msg = { op: string };
+ * type S = Session<unknown, Msg>;
+ * const unrouted: (string | undefined)[] = [];
+ * const options: RouterOptions<Msg, S> = {
+ *   key: (message) => message.op,
+ *   fallback: (_session, _message, key) => void unrouted.push(key),
+ * };
+ * const router = new Router<Msg, S>(options).on("hello", () => {});
+ * router.handler({} as S, { op: "hello" });
+ * router.handler({} as S, { op: "bye" });
+ * assert.deepEqual(unrouted, ["bye"]);
+ * ```
+ */
 export interface RouterOptions<Msg, S> {
   /**
    * Takes the route key from a message; `undefined` means "no key" and
@@ -197,6 +308,23 @@ export function defaultRouteKey(message: unknown): string | undefined {
  * @typeParam Msg The message type.
  * @typeParam S The session type.
  * @typeParam Routes The route table.
+ *
+ * @example Admin-only routes
+ * ```ts
+ * import { type RouteGroup, type RouteTable, Router, type Session } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type S = Session<{ admin: boolean }, string>;
+ * const kicked: string[] = [];
+ * const router = new Router<string, S>();
+ * const admin: RouteGroup<string, S, RouteTable<string>> = router.group({
+ *   before: [(session) => session.data.admin],
+ * });
+ * admin.on("/kick", (_session, line, key) => void kicked.push(line.slice(key.length + 1)));
+ * router.handler({ data: { admin: false } } as S, "/kick bob"); // stopped
+ * router.handler({ data: { admin: true } } as S, "/kick eve");
+ * assert.deepEqual(kicked, ["eve"]);
+ * ```
  */
 export interface RouteGroup<Msg, S, Routes extends RouteTable<Msg>> {
   /**

@@ -7,7 +7,25 @@ import { DecodeError } from "../errors.ts";
 import { lines } from "./lines.ts";
 import { lengthPrefixed } from "./length_prefixed.ts";
 
-/** Options for {@linkcode json}. */
+/**
+ * Options for {@linkcode json}.
+ *
+ * @example Length-prefixed JSON with a small frame limit
+ * ```ts
+ * import { FrameTooLargeError, json, type JsonOptions } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * type Msg = { text: string };
+ * const options: JsonOptions = { framing: "length", maxFrameBytes: 4096 };
+ * const codec = json<Msg>(options);
+ * const got: Msg[] = [];
+ * codec.decoder().decode(codec.encode({ text: "hi" }), (message) => got.push(message));
+ * assert.deepEqual(got, [{ text: "hi" }]);
+ *
+ * const big = codec.encode({ text: "x".repeat(5000) });
+ * assert.throws(() => codec.decoder().decode(big, () => {}), FrameTooLargeError);
+ * ```
+ */
 export interface JsonOptions {
   /**
    * How values are framed on the wire: `"lines"` puts one JSON text per

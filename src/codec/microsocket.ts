@@ -14,10 +14,46 @@ import { DecodeError, FrameTooLargeError } from "../errors.ts";
  * Decoded messages are objects without a prototype (`Object.create(null)`),
  * so a peer sending `__proto__:x` or `constructor:y` gets plain string
  * entries, never a polluted prototype or an inherited function.
+ *
+ * @example Encoding a message and decoding it back
+ * ```ts
+ * import { microSocket, type MicroSocketMessage } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const login: MicroSocketMessage = { module: "user", method: "Login", name: "ada" };
+ * const codec = microSocket();
+ * const got: MicroSocketMessage[] = [];
+ * codec.decoder().decode(codec.encode(login), (message) => got.push(message));
+ * assert.equal(got.length, 1);
+ * assert.equal(Object.getPrototypeOf(got[0]), null);
+ * assert.deepEqual({ ...got[0] }, login);
+ * ```
  */
 export type MicroSocketMessage = Record<string, string>;
 
-/** Options for {@linkcode microSocket}. */
+/**
+ * Options for {@linkcode microSocket}.
+ *
+ * @example A small payload limit
+ * ```ts
+ * import {
+ *   FrameTooLargeError,
+ *   microSocket,
+ *   type MicroSocketMessage,
+ *   type MicroSocketOptions,
+ * } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const options: MicroSocketOptions = { maxFrameBytes: 32 };
+ * const codec = microSocket(options);
+ * const got: MicroSocketMessage[] = [];
+ * codec.decoder().decode(codec.encode({ action: "ping" }), (m) => got.push(m));
+ * assert.equal(got[0]?.action, "ping");
+ *
+ * const big = codec.encode({ action: "say", text: "x".repeat(64) });
+ * assert.throws(() => codec.decoder().decode(big, () => {}), FrameTooLargeError);
+ * ```
+ */
 export interface MicroSocketOptions {
   /**
    * The largest payload accepted, in bytes (the 10 header bytes not
