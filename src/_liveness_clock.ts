@@ -8,9 +8,9 @@ export interface Watched {
   /**
    * Called once per tick.
    *
-   * @param elapsed Milliseconds since the previous tick, capped so that a
-   * stalled event loop (time spent on other work) never counts as more than
-   * one and a half ticks against anyone.
+   * @param elapsed Milliseconds since this item was added or last ticked,
+   * capped so that a stalled event loop (time spent on other work) never
+   * counts as more than one and a half ticks against anyone.
    */
   tick(elapsed: number): void;
 }
@@ -18,9 +18,11 @@ export interface Watched {
 /** A shared ticker; see {@linkcode livenessClock}. */
 export class LivenessClock {
   readonly #interval: number;
-  readonly #watched = new Set<Watched>();
+  // Each item with the time it last ticked (or was added): an item added
+  // just before a tick is charged only the time it has actually been
+  // watched, never a whole tick.
+  readonly #watched = new Map<Watched, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
-  #last = 0;
 
   constructor(interval: number) {
     this.#interval = interval;
@@ -28,11 +30,8 @@ export class LivenessClock {
 
   /** Starts watching `item`. */
   add(item: Watched): void {
-    this.#watched.add(item);
-    if (this.#timer === undefined) {
-      this.#last = performance.now();
-      this.#timer = setInterval(() => this.#tick(), this.#interval);
-    }
+    this.#watched.set(item, performance.now());
+    this.#timer ??= setInterval(() => this.#tick(), this.#interval);
   }
 
   /** Stops watching `item`; the timer stops with the last one. */
@@ -46,9 +45,11 @@ export class LivenessClock {
 
   #tick(): void {
     const now = performance.now();
-    const elapsed = Math.min(now - this.#last, this.#interval * 1.5);
-    this.#last = now;
-    for (const item of this.#watched) item.tick(elapsed);
+    const cap = this.#interval * 1.5;
+    for (const [item, last] of this.#watched) {
+      this.#watched.set(item, now);
+      item.tick(Math.min(now - last, cap));
+    }
   }
 }
 

@@ -43,8 +43,13 @@ export const CloseReason = {
   DecodeError: "decode error",
   /** A frame exceeded the codec's limit. */
   FrameTooLarge: "frame too large",
-  /** Queued outbound bytes passed the budget. */
+  /**
+   * Queued outbound bytes passed the budget, or held a producer back for
+   * longer than `drainTimeout`.
+   */
   SlowConsumer: "slow consumer",
+  /** The peer passed its rate limit under policy `"close"`. */
+  Flood: "flood",
   /** No inbound frame within the idle timeout. */
   IdleTimeout: "idle timeout",
   /** Too many heartbeats went unanswered. */

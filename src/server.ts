@@ -5,6 +5,7 @@ import { lines } from "./codec/lines.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
+import { sessionHooks } from "./_session_hooks.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -311,16 +312,11 @@ export class Server<Data = unknown, In = string, Out = In>
     this.addr = this.#listener.addr;
     const codec = options.codec ??
       (lines() as unknown as Codec<In, Out>);
-    const onClose = options.onClose;
-    // One options object shared by every session: no per-connection closures.
+    // One options object shared by every session.
     this.#sessionOptions = {
       ...options,
       codec,
       onError: (error, session) => this.#report(error, session),
-      onClose: (session, reason) => {
-        this.#forget(session, reason);
-        return onClose?.(session, reason);
-      },
     };
     const { promise, resolve } = Promise.withResolvers<void>();
     this.finished = promise;
@@ -491,7 +487,11 @@ export class Server<Data = unknown, In = string, Out = In>
     const session = new Session(conn, this.#sessionOptions, this.#nextId++);
     this.#sessionsTotal++;
     this.#live.add(session);
-    if (ip !== undefined) ipOfSession.set(session, ip);
+    // Told before the session's onClose runs, so stats and per-IP slots are
+    // up to date inside it.
+    sessionHooks.observe(session, {
+      closed: (_session, reason) => this.#forget(session, ip, reason),
+    });
     this.sessions.set(session);
     const data = this.#options.data;
     if (data !== undefined) {
@@ -504,9 +504,13 @@ export class Server<Data = unknown, In = string, Out = In>
     }
   }
 
-  #forget(session: Session<Data, In, Out>, reason: string): void {
+  #forget(
+    session: Session<Data, In, Out>,
+    ip: string | undefined,
+    reason: string,
+  ): void {
     this.#live.delete(session);
-    this.#release(ipOfSession.get(session));
+    this.#release(ip);
     addTraffic(this.#closedTotals, session);
     this.#closedByReason[reason] = (this.#closedByReason[reason] ?? 0) + 1;
   }
@@ -544,9 +548,6 @@ export class Server<Data = unknown, In = string, Out = In>
     });
   }
 }
-
-// The IP each server session counts against, for maxConnectionsPerIp.
-const ipOfSession = new WeakMap<object, string>();
 
 /**
  * Starts a server: binds at once (so `server.addr` is ready when this

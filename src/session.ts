@@ -1,15 +1,27 @@
 // One connection: the single owner of its writes, the reader feeding its
 // decoder, and the lifecycle open → closing → closed.
+//
+// The pieces live beside it, each testable on its own: the outbound queue
+// (_outbound_queue.ts), flow control between sessions (_flow_control.ts),
+// the process-wide flush pass (_flush_scheduler.ts), liveness rules
+// (_liveness_tracker.ts), rate limits (_token_bucket.ts) and the lingering
+// close (_linger.ts). This file keeps the public API, the read loop and the
+// lifecycle.
 import type { Codec, Decoder, Heartbeat } from "./codec/codec.ts";
 import { FrameTooLargeError } from "./errors.ts";
 import { CloseReason } from "./close_reason.ts";
-import { runClosing } from "./_closing.ts";
-import { giveChunk, takeChunk } from "./_chunk_pool.ts";
+import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
+import { scheduleFlush } from "./_flush_scheduler.ts";
+import { Flow, producerContext } from "./_flow_control.ts";
+import { TokenBucket } from "./_token_bucket.ts";
+import { linger } from "./_linger.ts";
+import { LivenessTracker, type LivenessSignals } from "./_liveness_tracker.ts";
 import {
   type LivenessClock,
   livenessClock,
   type Watched,
 } from "./_liveness_clock.ts";
+import { type SessionObserver, sessionHooks } from "./_session_hooks.ts";
 
 /**
  * Where a session is in its life: `"open"` until `close()` (or the peer, or
@@ -83,7 +95,7 @@ export interface SessionHandlers<Data, In, Out> {
    * Runs before the first message is read. Reading waits for a returned
    * promise.
    */
-  onOpen?(session: Session<Data, In, Out>): void | Promise<void>;
+  onOpen?(session: Session<Data, In, Out>): unknown;
   /**
    * Runs once per decoded message, in order. When it returns a promise, the
    * session's later messages wait for it (reading pauses meanwhile), so a
@@ -92,12 +104,12 @@ export interface SessionHandlers<Data, In, Out> {
   onMessage?(
     session: Session<Data, In, Out>,
     message: In,
-  ): void | Promise<void>;
+  ): unknown;
   /** Runs once, after the connection has closed. */
   onClose?(
     session: Session<Data, In, Out>,
     reason: string,
-  ): void | Promise<void>;
+  ): unknown;
   /**
    * Receives what a handler threw, and decode errors. For a decode error it
    * runs while the session is still open, so a last reply sent from here is
@@ -209,45 +221,124 @@ export interface SessionOptions<Data, In, Out>
    * @default {3}
    */
   heartbeatMaxMissed?: number;
+  /**
+   * Flow control: when a send leaves this session with more than this many
+   * outbound bytes queued, the session whose handler made the send (the
+   * producer) stops reading until this one has drained to half of it. Readers
+   * that keep up lose nothing; a fast sender is slowed down by TCP instead.
+   * See {@linkcode Session} for the whole model.
+   *
+   * @default {outboundBudget / 4}
+   */
+  highWaterMark?: number;
+  /**
+   * How long, in milliseconds, this session may hold a producer back (stay
+   * above its high-water mark while someone waits on it) before it is cut
+   * with reason `"slow consumer"`, releasing the producers. 5 s lets a
+   * healthy peer on a poor link drain a high-water mark's worth (256 KiB at
+   * ~50 KiB/s) and ride out a few TCP retransmissions, while a peer that
+   * stopped reading can't freeze a room for longer than that. `0` never
+   * cuts on time (the budget still applies).
+   *
+   * @default {5000}
+   */
+  drainTimeout?: number;
+  /** Limits on what the peer may send; none by default. */
+  rateLimit?: RateLimitOptions;
+}
+
+/**
+ * What a session does with a peer that sends faster than its
+ * {@linkcode RateLimitOptions}: `"throttle"` stops reading until the peer is
+ * within its rate again (TCP pushes back on it; nothing is lost);
+ * `"close"` closes the session with reason `"flood"`.
+ *
+ * @example Choosing the policy
+ * ```ts
+ * import type { RateLimitPolicy } from "@x/microsocket";
+ *
+ * const policy: RateLimitPolicy = "throttle";
+ * ```
+ */
+export type RateLimitPolicy = "throttle" | "close";
+
+/**
+ * Per-session rate limits on inbound traffic: token buckets that refill at a
+ * steady rate and hold up to a burst. Omit a rate to leave it unlimited.
+ *
+ * @example Ten lines a second on average, twenty at once
+ * ```ts
+ * import { lines, listen, type RateLimitOptions } from "@x/microsocket";
+ *
+ * const rateLimit: RateLimitOptions = {
+ *   messagesPerSecond: 10,
+ *   messageBurst: 20,
+ *   policy: "throttle",
+ * };
+ * await using server = listen({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   codec: lines(),
+ *   rateLimit,
+ * });
+ * ```
+ */
+export interface RateLimitOptions {
+  /** Messages per second on average. */
+  messagesPerSecond?: number;
+  /**
+   * How many messages may come at once.
+   *
+   * @default {max(1, messagesPerSecond)}
+   */
+  messageBurst?: number;
+  /** Bytes per second on average. */
+  bytesPerSecond?: number;
+  /**
+   * How many bytes may come at once.
+   *
+   * @default {max(65536, bytesPerSecond)}
+   */
+  byteBurst?: number;
+  /**
+   * What happens past the limit.
+   *
+   * @default {"throttle"}
+   */
+  policy?: RateLimitPolicy;
 }
 
 /** The size a read buffer starts at and returns to: idle sessions stay small. */
 const READ_BUFFER_MIN = 512;
 /** Reads that fill the buffer double it, up to this. */
 const READ_BUFFER_MAX = 65536;
-/**
- * Frames smaller than this are copied into the session's current outbound
- * chunk as they are queued (so small frames cost their bytes and nothing
- * more, and leave together in one write); larger ones are queued by
- * reference and written as they are.
- */
-const COPY_BELOW = 8192;
-/** Outbound chunks start this small and double while they fill up... */
-const CHUNK_MIN = 1024;
-/** ...up to this size. */
-const CHUNK_MAX = 65536;
-/**
- * After its last byte is written, a closing session waits at most this long
- * for the peer to end its side or fall silent; see `#linger`.
- */
-const LINGER_QUIET = 100;
 
 let nextStandaloneId = 1;
-
-interface FlushWaiter {
-  target: number;
-  resolve: (written: boolean) => void;
-}
 
 /**
  * One connection and everything about it: identity, per-session data, the
  * single writer all its bytes go through, and its lifecycle.
  *
- * Sending never blocks and never throws for a closed peer: `send()` encodes
- * and enqueues synchronously and returns whether the frame was accepted.
- * Frames queued in the same turn, or while a write is in flight, leave
- * together in one write, in order. Queued bytes are bounded by
- * `outboundBudget`.
+ * **Sending** never blocks and never throws for a closed peer: `send()`
+ * encodes and enqueues synchronously and returns whether the frame was
+ * accepted. Every session with queued bytes gets one write per event-loop
+ * turn, in a single process-wide flush pass: whatever was queued for it
+ * during the turn (or while its previous write was in flight) leaves in that
+ * one write, in order. This session is the only code that writes to its
+ * connection, one write at a time.
+ *
+ * **Flow control.** Handlers run in their session's context (across awaits
+ * too). A send that leaves its target with more than `highWaterMark` bytes
+ * queued makes that session's reading pause until the target has drained
+ * to half of it; the peer is slowed down by TCP, and readers that keep up
+ * lose nothing however fast someone types. A target that holds a producer
+ * back for more than `drainTimeout`, or whose queue would pass
+ * `outboundBudget`, is cut as a slow consumer (with `overflow: "drop"`, the
+ * budget refuses frames instead), which releases the producers. Sends made
+ * outside any handler (timers, other event sources) hold nobody back: await
+ * {@linkcode Session.drained} (or `SessionManager.drained()`) before
+ * sending more. Inbound `rateLimit`s throttle or close a peer that sends
+ * too much.
  *
  * Reading starts in a microtask after construction, after `onOpen`. `listen()`
  * and `connect()` create sessions; construct one yourself only to wrap a
@@ -283,6 +374,14 @@ interface FlushWaiter {
  */
 export class Session<Data = unknown, In = unknown, Out = In>
   implements AsyncDisposable {
+  static {
+    sessionHooks.observe = (session, observer) => {
+      (session.#observers ??= []).push(observer);
+    };
+    sessionHooks.sendShared = (session, base, start, end) =>
+      session.#sendShared(base, start, end);
+  }
+
   /** Unique per server (per process for standalone sessions), increasing. */
   readonly id: number;
   /** The peer's address. */
@@ -300,62 +399,53 @@ export class Session<Data = unknown, In = unknown, Out = In>
   readonly closed: Promise<string>;
 
   readonly #conn: Deno.Conn;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #decoder: Decoder<In>;
-  readonly #heartbeat: Heartbeat<In> | undefined;
   readonly #options: SessionOptions<Data, In, Out>;
   readonly #budget: number;
+  readonly #highWaterMark: number;
   readonly #closeTimeout: number;
   readonly #resolveClosed: (reason: string) => void;
+  #observers: SessionObserver[] | undefined;
 
   #state: SessionState = "open";
   #closeReason: string | undefined;
   #closeError: unknown;
   #finished: Promise<void> | undefined;
+  #inOnClose = false;
   #lastSeen: number;
 
-  // Outbound: writes waiting in order from #head, then the bytes gathered in
-  // #tail (a chunk being filled with small frames). #queuedBytes counts them
-  // all plus the write in flight.
-  #queue: Uint8Array[] = [];
-  #head = 0;
-  #tail: Uint8Array | undefined;
-  #tailFill = 0;
-  // The pooled buffers behind sealed chunks still in #queue, in order: a
-  // write of one of them gives it back to the pool.
-  #sealed: ArrayBuffer[] | undefined;
-  #chunkSize = CHUNK_MIN;
-  #queuedBytes = 0;
-  #writing = false;
+  // Outbound.
+  readonly #queue = new OutboundQueue();
   #flushScheduled = false;
-  #enqueuedTotal = 0;
-  #writtenTotal = 0;
-  #flushWaiters: FlushWaiter[] | undefined;
-  readonly #flushBound = () => this.#flush();
+  readonly #flushBound = () => this.#flushPass();
+  #framesDropped = 0;
+  #writes = 0;
+  #writingNow: Promise<number> | undefined;
+  // Flow control, and callers of drained() waiting for room.
+  readonly #flow: Flow;
+  #drainWaiters: ((drained: boolean) => void)[] | undefined;
 
-  // Inbound: messages arriving while an async handler runs wait in #backlog.
+  // Inbound: messages arriving while an async handler runs (or while the
+  // rate limit holds them) wait in #backlog.
   #backlog: In[] | undefined;
   #handlerBusy: Promise<void> | undefined;
   readonly #emitBound = (message: In) => this.#emit(message);
-
-  // Counters.
   #framesIn = 0;
   #bytesIn = 0;
-  #framesOut = 0;
-  #framesDropped = 0;
-  #writes = 0;
+  #messageBucket: TokenBucket | undefined;
+  #byteBucket: TokenBucket | undefined;
+  #pause:
+    | { timer: ReturnType<typeof setTimeout>; resolve: () => void }
+    | undefined;
 
-  // Liveness, in milliseconds of time that counts against the peer.
+  // Liveness.
   #clock: LivenessClock | undefined;
-  #liveness: Watched | undefined;
-  #idleFor = 0;
-  #partialFor = 0;
-  #silentFor = 0;
-  #missedBeats = 0;
-  #stalledFor = 0;
+  #liveness: LivenessTracker | undefined;
+  #livenessWatch: Watched | undefined;
+  readonly #heartbeat: Heartbeat<In> | undefined;
+  readonly #symmetricHeartbeat: boolean;
   #opening = false;
   #pinged = false;
-  readonly #answersPings: boolean;
   // Reads that completed at least one frame, including frames the codec
   // swallows (a blank JSON line): the peer's signs of life.
   #framesEnded = 0;
@@ -366,13 +456,13 @@ export class Session<Data = unknown, In = unknown, Out = In>
   // In-flight I/O, awaited on close so no operation outlives the session.
   #reading: Promise<number | null> | undefined;
   // The read loop; it ends at EOF, on a read error, or once the connection
-  // is closed (a closing session keeps reading, see #drain).
+  // is closed (a closing session keeps reading, see #discard).
   #reader: Promise<void> | undefined;
   #ending: Promise<unknown> | undefined;
-  #writingNow: Promise<void> | undefined;
 
   /**
-   * Wraps `conn`. Takes the connection's only writer at once.
+   * Wraps `conn`. From now on the session is the only code that writes to
+   * it.
    *
    * @param conn The connection; the session owns it from now on.
    * @param options Codec, limits and handlers.
@@ -392,10 +482,23 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.codec = options.codec;
     this.#options = options;
     this.#decoder = options.codec.decoder();
-    this.#heartbeat = options.codec.heartbeat;
-    this.#answersPings = answersPings(options.codec);
+    const heartbeat = options.codec.heartbeat;
+    this.#heartbeat = heartbeat;
+    this.#symmetricHeartbeat = heartbeat !== undefined &&
+      sameBytes(heartbeat.ping, heartbeat.pong);
     this.#budget = options.outboundBudget ?? 1048576;
+    this.#highWaterMark = options.highWaterMark ??
+      Math.max(1, Math.floor(this.#budget / 4));
     this.#closeTimeout = options.closeTimeout ?? 5000;
+    const session = this;
+    this.#flow = new Flow({
+      get isOpen() {
+        return session.#state === "open";
+      },
+      drainTimeout: options.drainTimeout ?? 5000,
+      cut: () => this.#close(CloseReason.SlowConsumer, undefined, 0),
+    });
+    this.#setUpRateLimits(options.rateLimit);
     if (options.noDelay !== false && "setNoDelay" in conn) {
       try {
         (conn as Deno.TcpConn).setNoDelay(true);
@@ -403,10 +506,6 @@ export class Session<Data = unknown, In = unknown, Out = In>
         // Not a socket option this connection supports.
       }
     }
-    this.#writer = conn.writable.getWriter();
-    // Failures surface through write(); this only keeps them from being
-    // reported as unhandled.
-    this.#writer.closed.catch(ignore);
     const { promise, resolve } = Promise.withResolvers<string>();
     this.closed = promise;
     this.#resolveClosed = resolve;
@@ -438,7 +537,24 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   /** Outbound bytes waiting in memory, including the write in flight. */
   get queuedBytes(): number {
-    return this.#queuedBytes;
+    return this.#queue.queuedBytes;
+  }
+
+  /**
+   * Whether more than `highWaterMark` bytes are queued: sends are still
+   * accepted (up to the budget), but a well-behaved producer waits for
+   * {@linkcode Session.drained} first.
+   */
+  get backpressure(): boolean {
+    return this.#queue.queuedBytes > this.#highWaterMark;
+  }
+
+  /**
+   * Whether some session this one sent to holds its reading back (flow
+   * control).
+   */
+  get paused(): boolean {
+    return this.#flow.blocked;
   }
 
   /** Frames decoded from the peer. */
@@ -453,12 +569,12 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   /** Frames accepted by `send` / `sendFrame`. */
   get framesOut(): number {
-    return this.#framesOut;
+    return this.#queue.frames;
   }
 
   /** Bytes written to the peer. */
   get bytesOut(): number {
-    return this.#writtenTotal;
+    return this.#queue.writtenBytes;
   }
 
   /** Frames refused by the `"drop"` overflow policy. */
@@ -485,26 +601,28 @@ export class Session<Data = unknown, In = unknown, Out = In>
   send(message: Out): boolean {
     if (this.#state !== "open") return false;
     const codec = this.codec;
+    const queue = this.#queue;
     if (codec.encodeInto !== undefined) {
       // Fast path: encode straight into the outbound chunk, no allocation.
-      const tail = this.#tail ?? this.#openTail(0);
-      const start = this.#tailFill;
-      const end = codec.encodeInto(message, tail, start);
+      const start = queue.privateFill;
+      const end = codec.encodeInto(message, queue.privateChunk(), start);
       if (end >= 0) {
-        const size = end - start;
-        if (!this.#admit(size)) return false;
-        this.#tailFill = end;
-        this.#accept(size);
+        if (!this.#admit(end - start)) return false;
+        queue.commitPrivate(end);
+        this.#queued();
         return true;
       }
     }
-    return this.#enqueue(codec.encode(message));
+    const frame = codec.encode(message);
+    if (!this.#admit(frame.byteLength)) return false;
+    queue.pushPrivate(frame);
+    this.#queued();
+    return true;
   }
 
   /**
-   * Queues an already encoded frame. The bytes are shared, not copied: do
-   * not modify them afterwards. `SessionManager.broadcast` uses this to send
-   * one encoding to every session.
+   * Queues an already encoded frame. Large frames are shared, not copied: do
+   * not modify the bytes afterwards.
    *
    * @param frame A complete frame in this session's codec.
    * @returns `true` when queued; `false` when the session is closing or
@@ -512,7 +630,12 @@ export class Session<Data = unknown, In = unknown, Out = In>
    */
   sendFrame(frame: Uint8Array): boolean {
     if (this.#state !== "open") return false;
-    return this.#enqueue(frame);
+    const size = frame.byteLength;
+    if (!this.#admit(size)) return false;
+    if (size < COPY_BELOW) this.#queue.pushPrivate(frame);
+    else this.#queue.pushShared(frame, 0, size);
+    this.#queued();
+    return true;
   }
 
   /**
@@ -521,23 +644,31 @@ export class Session<Data = unknown, In = unknown, Out = In>
    * @returns `true` when written; `false` when the session closed first.
    */
   flush(): Promise<boolean> {
-    if (this.#writtenTotal >= this.#enqueuedTotal) {
-      return Promise.resolve(true);
-    }
-    // Not open and nothing queued: the queue was dropped (write error or
-    // cut-off), so what is missing will never be written.
-    if (this.#state !== "open" && this.#queuedBytes === 0) {
-      return Promise.resolve(false);
-    }
+    return this.#queue.flushed();
+  }
+
+  /**
+   * Waits for room: resolves at once when no more than `highWaterMark`
+   * bytes are queued, otherwise once the queue has drained to half of it.
+   * Sends made outside any handler (timers, other event sources) use it to
+   * keep pace with this peer.
+   *
+   * @returns `true` when there is room; `false` when the session closed
+   * first (or is not open).
+   */
+  drained(): Promise<boolean> {
+    if (this.#state !== "open") return Promise.resolve(false);
+    if (!this.backpressure) return Promise.resolve(true);
     const { promise, resolve } = Promise.withResolvers<boolean>();
-    (this.#flushWaiters ??= []).push({ target: this.#enqueuedTotal, resolve });
+    (this.#drainWaiters ??= []).push(resolve);
     return promise;
   }
 
   /**
    * Closes the session: refuses new sends at once, gives queued bytes up to
    * `timeout` milliseconds to be written, closes the connection, then runs
-   * `onClose`. Calling it again returns the same promise.
+   * `onClose`. Calling it again returns the same promise (from inside
+   * `onClose`, one that is already resolved).
    *
    * Once everything is written it ends its side of the stream and, within
    * the same timeout, waits for the peer to end its side or to send nothing
@@ -564,123 +695,91 @@ export class Session<Data = unknown, In = unknown, Out = In>
   }
 
   #close(reason: string, error: unknown, timeout?: number): Promise<void> {
+    // onClose awaiting close() must not wait for itself.
+    if (this.#inOnClose) return Promise.resolve();
     if (this.#finished === undefined) {
       this.#state = "closing";
       this.#closeReason = reason;
       this.#closeError = error;
       this.#backlog = undefined;
-      if (this.#liveness !== undefined) this.#clock!.delete(this.#liveness);
-      runClosing(this);
-      this.#finished = this.#finish(timeout ?? this.#closeTimeout);
+      this.#flow.end();
+      this.#resumeReading();
+      this.#wakeDrainWaiters(false);
+      if (this.#livenessWatch !== undefined) {
+        this.#clock!.delete(this.#livenessWatch);
+      }
+      const observers = this.#observers;
+      if (observers !== undefined) {
+        for (const observer of observers) observer.closing?.(this);
+      }
+      // Whatever context the close came from (a producer cutting a slow
+      // consumer, say), onClose runs in none: a closing session produces for
+      // nobody.
+      this.#finished = producerContext.exit(() =>
+        this.#finish(timeout ?? this.#closeTimeout)
+      );
     }
     return this.#finished;
   }
 
   async #finish(timeout: number): Promise<void> {
     const deadline = performance.now() + timeout;
-    if (this.#writtenTotal < this.#enqueuedTotal) {
+    const queue = this.#queue;
+    let written = true;
+    if (queue.queuedBytes > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.flush(),
-        new Promise((resolve) => {
-          timer = setTimeout(resolve, timeout);
+      written = await Promise.race([
+        queue.flushed(),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(resolve, timeout, false);
         }),
       ]);
       clearTimeout(timer);
     }
-    if (this.#writtenTotal >= this.#enqueuedTotal) await this.#linger(deadline);
+    if (written && this.#reader !== undefined && timeout > 0) {
+      const lingering = linger(
+        this.#conn,
+        this.#reader,
+        () => this.#bytesIn,
+        deadline,
+      );
+      this.#ending = lingering.ending;
+      await lingering.done;
+    }
     this.#state = "closed";
     try {
       this.#conn.close();
     } catch {
       // Already closed underneath us (e.g. by Deno after a fatal error).
     }
-    this.#dropQueue();
+    queue.drop();
     // Closing the conn cancels these; let them settle before reporting.
-    await this.#reading?.catch(() => {});
-    await this.#writingNow?.catch(() => {});
+    await this.#reading?.catch(ignore);
+    await this.#writingNow?.catch(ignore);
     await this.#ending;
     const reason = this.#closeReason!;
-    try {
-      await this.#options.onClose?.(this, reason);
-    } catch (error) {
-      this.#report(error);
+    const observers = this.#observers;
+    if (observers !== undefined) {
+      for (const observer of observers) observer.closed?.(this, reason);
+    }
+    const onClose = this.#options.onClose;
+    if (onClose !== undefined) {
+      this.#inOnClose = true;
+      try {
+        await onClose(this, reason);
+      } catch (error) {
+        this.#report(error);
+      } finally {
+        this.#inOnClose = false;
+      }
     }
     this.#resolveClosed(reason);
   }
 
-  // Everything queued has been written, but maybe not yet received: closing
-  // a socket whose peer's bytes sit unread (or still arrive) makes the kernel
-  // reset it and throw away what it still holds for the peer. So end our
-  // side (FIN after the data), keep reading and discarding (#drain), and
-  // close once the peer has ended its side too, has sent nothing for
-  // LINGER_QUIET ms, or the close timeout is up.
-  async #linger(deadline: number): Promise<void> {
-    const reader = this.#reader;
-    if (reader === undefined || performance.now() >= deadline) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      // TLS can't end its side before the handshake is done: a peer that
-      // stalls the handshake would hold this up until the deadline.
-      let ending: Promise<boolean>;
-      try {
-        ending = this.#ending = this.#conn.closeWrite().then(
-          () => true,
-          () => false,
-        );
-      } catch {
-        return; // the connection is already gone
-      }
-      const ended = await Promise.race([
-        ending,
-        new Promise<boolean>((resolve) => {
-          const wait = Math.min(deadline - performance.now(), LINGER_QUIET);
-          timer = setTimeout(resolve, wait, false);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (!ended) return;
-      for (;;) {
-        const left = deadline - performance.now();
-        if (left <= 0) return;
-        const heard = this.#bytesIn;
-        const done = await Promise.race([
-          reader.then(() => true),
-          new Promise<boolean>((resolve) => {
-            timer = setTimeout(resolve, Math.min(left, LINGER_QUIET), false);
-          }),
-        ]);
-        clearTimeout(timer);
-        if (done || this.#bytesIn === heard) return;
-      }
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  #enqueue(frame: Uint8Array): boolean {
-    const size = frame.byteLength;
-    if (!this.#admit(size)) return false;
-    if (size < COPY_BELOW) {
-      let tail = this.#tail;
-      if (tail === undefined || tail.length - this.#tailFill < size) {
-        tail = this.#openTail(size);
-      }
-      tail.set(frame, this.#tailFill);
-      this.#tailFill += size;
-    } else {
-      this.#sealTail();
-      this.#queue.push(frame);
-    }
-    this.#accept(size);
-    return true;
-  }
-
   // Applies the budget to a frame of `size` bytes about to be queued.
   #admit(size: number): boolean {
-    if (this.#queuedBytes + size <= this.#budget || this.#queuedBytes === 0) {
-      return true;
-    }
+    const queued = this.#queue.queuedBytes;
+    if (queued + size <= this.#budget || queued === 0) return true;
     if (this.#options.overflow === "drop") {
       this.#framesDropped++;
     } else {
@@ -691,128 +790,78 @@ export class Session<Data = unknown, In = unknown, Out = In>
     return false;
   }
 
-  // Counts a frame of `size` bytes just queued, and schedules the flush.
-  #accept(size: number): void {
-    this.#queuedBytes += size;
-    this.#enqueuedTotal += size;
-    this.#framesOut++;
-    if (!this.#writing && !this.#flushScheduled) {
-      // Deferred to the end of the turn so every frame queued in this turn
-      // leaves in the same write.
+  // A frame was queued: join the next flush pass, and hold the producer back
+  // if this queue is now above its high-water mark.
+  #queued(): void {
+    if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(this.#flushBound);
+      scheduleFlush(this.#flushBound);
+    }
+    if (this.#queue.queuedBytes > this.#highWaterMark) {
+      const producer = producerContext.getStore();
+      if (producer !== undefined) this.#flow.hold(producer);
     }
   }
 
-  // Makes room for `size` more bytes in the chunk being filled: grows it
-  // while it is under CHUNK_MAX (so a turn's small frames stay in one
-  // write), otherwise seals it and starts the next.
-  #openTail(size: number): Uint8Array {
-    const old = this.#tail;
-    const fill = this.#tailFill;
-    if (old !== undefined && fill + size <= CHUNK_MAX) {
-      const grown = takeChunk(
-        Math.min(CHUNK_MAX, Math.max(old.length * 2, fill + size)),
-      );
-      grown.set(old.subarray(0, fill));
-      giveChunk(old.buffer as ArrayBuffer);
-      this.#chunkSize = grown.length;
-      return this.#tail = grown;
-    }
-    this.#sealTail();
-    const tail = takeChunk(Math.max(size, this.#chunkSize));
-    this.#tail = tail;
-    this.#tailFill = 0;
-    return tail;
+  #sendShared(base: Uint8Array, start: number, end: number): boolean {
+    if (this.#state !== "open") return false;
+    if (!this.#admit(end - start)) return false;
+    this.#queue.pushShared(base, start, end);
+    this.#queued();
+    return true;
   }
 
-  // Moves the gathered bytes of the current chunk to the write queue.
-  #sealTail(): void {
-    const tail = this.#tail;
-    if (tail === undefined) return;
-    this.#tail = undefined;
-    if (this.#tailFill > 0) {
-      this.#queue.push(tail.subarray(0, this.#tailFill));
-      (this.#sealed ??= []).push(tail.buffer as ArrayBuffer);
-    }
-    // A chunk that stayed mostly empty makes the next one smaller.
-    if (this.#tailFill * 4 < tail.length) {
-      this.#chunkSize = Math.max(CHUNK_MIN, this.#chunkSize >> 1);
-    }
-    this.#tailFill = 0;
-  }
-
-  async #flush(): Promise<void> {
+  // Called once per flush pass in which this session had something queued:
+  // starts one write (unless one is still in flight; its completion asks for
+  // the next pass).
+  #flushPass(): void {
     this.#flushScheduled = false;
-    if (this.#writing) return;
-    this.#writing = true;
-    try {
-      while (this.#state !== "closed") {
-        const chunk = this.#nextWrite();
-        if (chunk === undefined) break;
-        await (this.#writingNow = this.#writer.write(chunk));
-        this.#queuedBytes -= chunk.byteLength;
-        this.#writtenTotal += chunk.byteLength;
-        if (this.#sealed?.[0] === chunk.buffer) {
-          giveChunk(this.#sealed.shift()!);
-        }
-        this.#writes++;
-        if (this.#flushWaiters !== undefined) this.#wakeFlushWaiters();
-      }
-    } catch (error) {
-      this.#dropQueue();
-      if (this.#state === "open") this.#close(CloseReason.Reset, error);
-    } finally {
-      this.#writing = false;
-    }
+    if (this.#state === "closed") return;
+    const chunk = this.#queue.nextWrite();
+    if (chunk !== undefined) this.#writingNow = this.#write(chunk);
   }
 
-  // Takes the next write off the queue; the chunk being filled goes last.
-  #nextWrite(): Uint8Array | undefined {
+  async #write(chunk: Uint8Array): Promise<number> {
     const queue = this.#queue;
-    if (this.#head === queue.length) {
-      if (this.#tailFill === 0) return undefined;
-      this.#sealTail();
+    let failure: unknown;
+    try {
+      let offset = await this.#conn.write(chunk);
+      while (offset < chunk.byteLength) {
+        offset += await this.#conn.write(chunk.subarray(offset));
+      }
+      this.#writes++;
+    } catch (error) {
+      failure = error ?? new Error("write failed");
     }
-    const chunk = queue[this.#head]!;
-    queue[this.#head++] = EMPTY;
-    if (this.#head === queue.length) {
-      queue.length = 0;
-      this.#head = 0;
-    } else if (this.#head > 1024) {
-      queue.splice(0, this.#head);
-      this.#head = 0;
+    queue.completed();
+    this.#writingNow = undefined;
+    if (failure !== undefined) {
+      queue.drop();
+      if (this.#state === "open") this.#close(CloseReason.Reset, failure);
+      return 0;
     }
-    return chunk;
+    if (queue.queuedBytes <= this.#highWaterMark / 2) {
+      if (this.#flow.holding) this.#flow.release();
+      if (this.#drainWaiters !== undefined) this.#wakeDrainWaiters(true);
+    }
+    if (queue.hasPending && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      scheduleFlush(this.#flushBound);
+    }
+    return chunk.byteLength;
   }
 
-  #wakeFlushWaiters(): void {
-    const waiters = this.#flushWaiters!;
-    const written = this.#writtenTotal;
-    let kept = 0;
-    for (const waiter of waiters) {
-      if (waiter.target <= written) waiter.resolve(true);
-      else waiters[kept++] = waiter;
-    }
-    waiters.length = kept;
-    if (kept === 0) this.#flushWaiters = undefined;
-  }
-
-  #dropQueue(): void {
-    this.#queue.length = 0;
-    this.#head = 0;
-    this.#tail = undefined;
-    this.#tailFill = 0;
-    this.#sealed = undefined;
-    this.#queuedBytes = 0;
-    const waiters = this.#flushWaiters;
-    this.#flushWaiters = undefined;
-    if (waiters !== undefined) {
-      for (const waiter of waiters) waiter.resolve(false);
-    }
+  #wakeDrainWaiters(drained: boolean): void {
+    const waiters = this.#drainWaiters;
+    if (waiters === undefined) return;
+    this.#drainWaiters = undefined;
+    for (const resolve of waiters) resolve(drained);
   }
 
   async #run(): Promise<void> {
+    // Everything this session's handlers do, across awaits, is on its
+    // behalf: see _flow_control.ts.
+    producerContext.enterWith(this.#flow);
     const onOpen = this.#options.onOpen;
     if (onOpen !== undefined && this.#state === "open") {
       this.#opening = true;
@@ -826,6 +875,11 @@ export class Session<Data = unknown, In = unknown, Out = In>
     let buffer = new Uint8Array(READ_BUFFER_MIN);
     let smallReads = 0;
     while (this.#state === "open") {
+      // Flow control: a target we sent to is over its high-water mark.
+      if (this.#flow.blocked) {
+        await this.#flow.unblocked();
+        if (this.#state !== "open") break;
+      }
       let n: number | null;
       try {
         n = await (this.#reading = this.#conn.read(buffer));
@@ -852,10 +906,14 @@ export class Session<Data = unknown, In = unknown, Out = In>
       }
       if (this.#framesIn !== frames || this.#decoder.buffered === 0) {
         this.#lastSeen = Date.now();
-        this.#partialFor = 0;
+        this.#liveness?.frameCompleted();
         this.#framesEnded++;
       }
       if (this.#handlerBusy !== undefined) await this.#handlerBusy;
+      if (this.#byteBucket !== undefined && this.#state === "open") {
+        const wait = this.#byteBucket.take(n, performance.now());
+        if (wait > 0 && !this.#overRate()) await this.#sleep(wait);
+      }
       // Grow while reads fill the buffer; shrink back once traffic is small.
       if (n === buffer.length && n < READ_BUFFER_MAX) {
         buffer = new Uint8Array(n * 2);
@@ -867,12 +925,12 @@ export class Session<Data = unknown, In = unknown, Out = In>
         }
       }
     }
-    await this.#drain(buffer);
+    await this.#discard(buffer);
   }
 
   // A closing session goes on reading, and discards what it reads, until the
-  // peer ends its side or the connection is closed; see #linger.
-  async #drain(buffer: Uint8Array): Promise<void> {
+  // peer ends its side or the connection is closed; see _linger.ts.
+  async #discard(buffer: Uint8Array): Promise<void> {
     while (this.#state === "closing") {
       try {
         const n = await (this.#reading = this.#conn.read(buffer));
@@ -901,10 +959,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     if (this.#state !== "open") return;
     this.#framesIn++;
     const heartbeat = this.#heartbeat;
-    if (heartbeat !== undefined && heartbeat.isPong(message)) {
-      // The answer to our ping, or the peer's own ping: answer that one.
-      if (this.#pinged) this.#pinged = false;
-      else if (this.#answersPings) this.sendFrame(heartbeat.ping);
+    if (heartbeat !== undefined && this.#isHeartbeat(heartbeat, message)) {
       return;
     }
     this.#pinged = false;
@@ -912,7 +967,31 @@ export class Session<Data = unknown, In = unknown, Out = In>
       this.#backlog.push(message);
       return;
     }
+    const bucket = this.#messageBucket;
+    if (bucket !== undefined) {
+      const wait = bucket.take(1, performance.now());
+      if (wait > 0) {
+        if (this.#overRate()) return;
+        // Throttled: this message and the rest of the read wait their turn.
+        this.#backlog = [message];
+        this.#handlerBusy = this.#drainBacklog(this.#sleep(wait), true);
+        return;
+      }
+    }
     this.#dispatch(message);
+  }
+
+  // Ping and pong frames are the session's business, not the handler's.
+  #isHeartbeat(heartbeat: Heartbeat<In>, message: In): boolean {
+    const ping = heartbeat.isPing(message);
+    if (!ping && !heartbeat.isPong(message)) return false;
+    // When ping and pong are the same frame (microSocket's empty frame), a
+    // frame after our own ping is its answer, not a ping to answer.
+    if (ping && !(this.#symmetricHeartbeat && this.#pinged)) {
+      this.sendFrame(heartbeat.pong);
+    }
+    this.#pinged = false;
+    return true;
   }
 
   #dispatch(message: In): void {
@@ -920,26 +999,42 @@ export class Session<Data = unknown, In = unknown, Out = In>
     if (onMessage === undefined) return;
     try {
       const result = onMessage(this, message);
-      if (result !== undefined && typeof result.then === "function") {
+      if (isThenable(result)) {
         this.#backlog = [];
-        this.#handlerBusy = this.#drainBacklog(result);
+        this.#handlerBusy = this.#drainBacklog(result, false);
       }
     } catch (error) {
       this.#report(error);
     }
   }
 
-  // Awaits an async handler, then handles the messages that arrived
-  // meanwhile, one at a time, until none is left.
-  async #drainBacklog(pending: Promise<void>): Promise<void> {
-    const onMessage = this.#options.onMessage!;
+  // Awaits an async handler (or a rate-limit pause), then handles the
+  // messages that arrived meanwhile, one at a time, until none is left.
+  // `prepaid`: the first message already took its rate-limit token.
+  async #drainBacklog(
+    pending: PromiseLike<unknown>,
+    prepaid: boolean,
+  ): Promise<void> {
+    const onMessage = this.#options.onMessage;
     try {
       await pending;
     } catch (error) {
       this.#report(error);
     }
+    const bucket = this.#messageBucket;
+    let first = prepaid;
     while (this.#backlog !== undefined && this.#backlog.length > 0) {
+      if (bucket !== undefined && !first) {
+        const wait = bucket.take(1, performance.now());
+        if (wait > 0) {
+          if (this.#overRate()) break;
+          await this.#sleep(wait);
+          if (this.#backlog === undefined) break;
+        }
+      }
+      first = false;
       const message = this.#backlog.shift()!;
+      if (onMessage === undefined) continue;
       try {
         await onMessage(this, message);
       } catch (error) {
@@ -948,6 +1043,48 @@ export class Session<Data = unknown, In = unknown, Out = In>
     }
     this.#backlog = undefined;
     this.#handlerBusy = undefined;
+  }
+
+  #setUpRateLimits(limits: RateLimitOptions | undefined): void {
+    if (limits === undefined) return;
+    const now = performance.now();
+    const messages = limits.messagesPerSecond ?? 0;
+    if (messages > 0) {
+      const burst = limits.messageBurst ?? Math.max(1, messages);
+      this.#messageBucket = new TokenBucket(messages, burst, now);
+    }
+    const bytes = limits.bytesPerSecond ?? 0;
+    if (bytes > 0) {
+      const burst = limits.byteBurst ?? Math.max(65536, bytes);
+      this.#byteBucket = new TokenBucket(bytes, burst, now);
+    }
+  }
+
+  // The peer passed a rate limit: with policy "close" that ends it (and
+  // returns true); with "throttle" the caller pauses.
+  #overRate(): boolean {
+    if (this.#options.rateLimit?.policy !== "close") return false;
+    this.#close(CloseReason.Flood, undefined);
+    return true;
+  }
+
+  // A pause that close() cuts short.
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pause = undefined;
+        resolve();
+      }, ms);
+      this.#pause = { timer, resolve };
+    });
+  }
+
+  #resumeReading(): void {
+    const pause = this.#pause;
+    if (pause === undefined) return;
+    this.#pause = undefined;
+    clearTimeout(pause.timer);
+    pause.resolve();
   }
 
   #report(error: unknown): void {
@@ -967,110 +1104,77 @@ export class Session<Data = unknown, In = unknown, Out = In>
   }
 
   #watchLiveness(options: SessionOptions<Data, In, Out>): void {
+    const settings = {
+      idleTimeout: options.idleTimeout ?? 0,
+      frameTimeout: options.frameTimeout ?? 0,
+      heartbeatInterval: options.heartbeatInterval ?? 0,
+      heartbeatMaxMissed: options.heartbeatMaxMissed ?? 3,
+    };
     const timeouts = [
-      options.idleTimeout ?? 0,
-      options.frameTimeout ?? 0,
-      options.heartbeatInterval ?? 0,
+      settings.idleTimeout,
+      settings.frameTimeout,
+      settings.heartbeatInterval,
     ].filter((ms) => ms > 0);
     if (timeouts.length === 0) return;
-    this.#liveness = { tick: (elapsed) => this.#tick(elapsed) };
+    this.#liveness = new LivenessTracker(settings);
+    this.#livenessWatch = { tick: (elapsed) => this.#tick(elapsed) };
     this.#clock = livenessClock(tickFor(Math.min(...timeouts)));
-    this.#clock.add(this.#liveness);
+    this.#clock.add(this.#livenessWatch);
   }
 
   // Called by the shared liveness clock. `elapsed` is already capped, so a
   // stalled event loop never counts against the peer.
   #tick(elapsed: number): void {
     if (this.#state !== "open") return;
-    const options = this.#options;
-    const framesArrived = this.#framesEnded !== this.#seenEnded;
+    const signals = scratchSignals;
+    const written = this.#queue.writtenBytes;
+    signals.framesArrived = this.#framesEnded !== this.#seenEnded;
     // Our own pings don't count as traffic the peer is busy reading.
-    const wrote = this.#writtenTotal - this.#seenWritten - this.#pingBytes > 0;
+    signals.wrote = written - this.#seenWritten - this.#pingBytes > 0;
+    signals.queued = this.#queue.queuedBytes > 0;
+    // Not reading because of us (a handler, another session's backlog, a
+    // rate-limit pause) is not the peer's silence. Its own backlog is.
+    signals.busy = this.#handlerBusy !== undefined || this.#opening ||
+      this.#flow.blockedByOthers || this.#pause !== undefined;
+    signals.partial = this.#decoder.buffered > 0;
     this.#seenEnded = this.#framesEnded;
-    this.#seenWritten = this.#writtenTotal;
+    this.#seenWritten = written;
     this.#pingBytes = 0;
-    // Writes complete in batches of up to 64 KiB, so a slow but steady
-    // reader leaves ticks without progress: queued bytes count as sending
-    // until they have made no progress for a whole timeout.
-    if (wrote || this.#queuedBytes === 0) this.#stalledFor = 0;
-    else this.#stalledFor += elapsed;
-    const sending = wrote ||
-      (this.#queuedBytes > 0 &&
-        this.#stalledFor <
-          Math.max(options.idleTimeout ?? 0, options.heartbeatInterval ?? 0));
-    // Not the peer's fault: we are not reading because our onOpen or the
-    // handler of its last message still runs, or we are busy sending to it
-    // and it is reading.
-    const busy = this.#handlerBusy !== undefined || this.#opening;
-    const excused = busy || sending;
-
-    if (framesArrived) this.#idleFor = 0;
-    else if (!excused) this.#idleFor += elapsed;
-    const idleTimeout = options.idleTimeout ?? 0;
-    if (idleTimeout > 0 && this.#idleFor >= idleTimeout) {
-      this.#close(CloseReason.IdleTimeout, undefined);
+    const verdict = this.#liveness!.tick(elapsed, signals);
+    if (verdict === undefined) return;
+    if (verdict !== "ping") {
+      this.#close(verdict, undefined);
       return;
     }
-
-    const frameTimeout = options.frameTimeout ?? 0;
-    if (frameTimeout > 0) {
-      if (framesArrived || this.#decoder.buffered === 0) this.#partialFor = 0;
-      else if (!busy) this.#partialFor += elapsed;
-      if (this.#partialFor >= frameTimeout) {
-        this.#close(CloseReason.FrameTimeout, undefined);
-        return;
-      }
-    }
-
-    const interval = options.heartbeatInterval ?? 0;
-    if (interval > 0) {
-      if (framesArrived) {
-        this.#silentFor = 0;
-        this.#missedBeats = 0;
-      } else if (!excused) {
-        this.#silentFor += elapsed;
-      }
-      if (this.#silentFor >= interval) {
-        this.#silentFor -= interval;
-        if (++this.#missedBeats > (options.heartbeatMaxMissed ?? 3)) {
-          this.#close(CloseReason.HeartbeatTimeout, undefined);
-          return;
-        }
-        const ping = this.#heartbeat?.ping;
-        if (ping !== undefined && this.sendFrame(ping)) {
-          this.#pingBytes += ping.byteLength;
-          this.#pinged = true;
-        }
-      }
+    const ping = this.#heartbeat?.ping;
+    if (ping !== undefined && this.sendFrame(ping)) {
+      this.#pingBytes += ping.byteLength;
+      this.#pinged = true;
     }
   }
 }
 
-const EMPTY = new Uint8Array(0);
+// Reused by every tick: ticks run one at a time.
+const scratchSignals: LivenessSignals = {
+  framesArrived: false,
+  wrote: false,
+  queued: false,
+  busy: false,
+  partial: false,
+};
 
 function ignore(): void {}
 
-// Whether a codec's ping decodes as its own pong (microSocket's empty frame):
-// then a session answers pings with pings. Asked once per codec.
-const symmetricHeartbeat = new WeakMap<object, boolean>();
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as PromiseLike<unknown>).then === "function";
+}
 
-function answersPings<In, Out>(codec: Codec<In, Out>): boolean {
-  const heartbeat = codec.heartbeat;
-  if (heartbeat === undefined) return false;
-  let answers = symmetricHeartbeat.get(codec);
-  if (answers === undefined) {
-    let pongs = 0;
-    try {
-      codec.decoder().decode(heartbeat.ping, (message) => {
-        if (heartbeat.isPong(message)) pongs++;
-      });
-    } catch {
-      // A ping its own decoder rejects is no pong.
-    }
-    answers = pongs === 1;
-    symmetricHeartbeat.set(codec, answers);
-  }
-  return answers;
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function readFailure(error: unknown): string {

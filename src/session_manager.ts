@@ -1,8 +1,15 @@
 // The seed's SessionM: sessions by id, send-by-id, broadcast, and rooms.
 // A session leaves the manager and all its rooms the moment it starts
 // closing, so a broadcast never targets a session that can't take it.
+//
+// A broadcast encodes its message once, into a segment shared by every
+// receiver (one per room, one for the whole manager), and each receiver's
+// queue references it: no per-receiver copy, and a turn's messages to a room
+// leave each member in one write. See _shared_segment.ts.
 import type { Session } from "./session.ts";
-import { onClosing } from "./_closing.ts";
+import type { Codec } from "./codec/codec.ts";
+import { type SessionObserver, sessionHooks } from "./_session_hooks.ts";
+import { SegmentWriter } from "./_shared_segment.ts";
 
 /**
  * Whom a broadcast reaches: everyone (the default), the members of a room,
@@ -75,10 +82,12 @@ export interface BroadcastOptions<Data, In, Out> {
 export class SessionManager<Data = unknown, In = unknown, Out = In>
   implements Iterable<Session<Data, In, Out>> {
   readonly #sessions = new Map<number, Session<Data, In, Out>>();
-  readonly #rooms = new Map<string, Set<Session<Data, In, Out>>>();
+  readonly #rooms = new Map<string, Room<Data, In, Out>>();
   readonly #roomsOf = new Map<Session<Data, In, Out>, Set<string>>();
-  readonly #forget = (session: object) =>
-    this.#remove(session as Session<Data, In, Out>);
+  readonly #everyone = new SegmentWriter();
+  readonly #observer: SessionObserver = {
+    closing: (session) => this.#remove(session as Session<Data, In, Out>),
+  };
 
   /** How many sessions are open. */
   get size(): number {
@@ -117,7 +126,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       return false;
     }
     this.#sessions.set(session.id, session);
-    onClosing(session, this.#forget);
+    sessionHooks.observe(session, this.#observer);
     return true;
   }
 
@@ -164,13 +173,15 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     options?: BroadcastOptions<Data, In, Out>,
   ): number {
     let targets: Iterable<Session<Data, In, Out>> = this.#sessions.values();
+    let writer = this.#everyone;
     let exceptId = -1;
     let filter: BroadcastOptions<Data, In, Out>["filter"];
     if (options !== undefined) {
       if (options.room !== undefined) {
         const room = this.#rooms.get(options.room);
         if (room === undefined) return 0;
-        targets = room;
+        targets = room.members;
+        writer = room.writer ??= new SegmentWriter();
       }
       const except = options.except;
       if (except !== undefined) {
@@ -178,20 +189,84 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       }
       filter = options.filter;
     }
-    // Encode lazily and once per codec: usually exactly once.
-    let codec: unknown;
-    let frame: Uint8Array | undefined;
+    // Encode lazily, once into the shared segment for the first codec met
+    // (usually the only one); other codecs get their own encoding, once.
+    let codec: Codec<In, Out> | undefined;
+    let base: Uint8Array | undefined;
+    let start = 0;
+    let end = 0;
+    let others: Map<Codec<In, Out>, Uint8Array> | undefined;
+    const sendShared = sessionHooks.sendShared;
     let accepted = 0;
     for (const session of targets) {
       if (session.id === exceptId) continue;
       if (filter !== undefined && !filter(session)) continue;
-      if (session.codec !== codec) {
+      if (base === undefined) {
         codec = session.codec;
-        frame = session.codec.encode(message);
+        writer.write(codec, message);
+        base = writer.base;
+        start = writer.start;
+        end = writer.end;
       }
-      if (session.sendFrame(frame!)) accepted++;
+      if (session.codec === codec) {
+        if (sendShared(session, base, start, end)) accepted++;
+        continue;
+      }
+      others ??= new Map();
+      let frame = others.get(session.codec);
+      if (frame === undefined) {
+        frame = session.codec.encode(message);
+        others.set(session.codec, frame);
+      }
+      if (sendShared(session, frame, 0, frame.byteLength)) accepted++;
     }
     return accepted;
+  }
+
+  /**
+   * Waits until no target of a broadcast is over its high-water mark: for
+   * producers outside any session's handlers (timers, other event sources),
+   * which flow control does not pace on its own. See {@linkcode Session}.
+   *
+   * @param options Which sessions to wait for (room, except, filter), as
+   * for `broadcast`.
+   * @returns A promise that resolves once they have room (closed sessions
+   * count as having room).
+   *
+   * @example A timer that keeps pace with its room
+   * ```ts
+   * import { listen } from "@x/microsocket";
+   *
+   * await using server = listen({ hostname: "127.0.0.1", port: 0 });
+   * for (let i = 0; i < 3; i++) {
+   *   await server.sessions.drained({ room: "ticker" });
+   *   server.sessions.broadcast(`tick ${i}`, { room: "ticker" });
+   * }
+   * ```
+   */
+  async drained(options?: BroadcastOptions<Data, In, Out>): Promise<void> {
+    for (;;) {
+      let waiting: Promise<boolean>[] | undefined;
+      let targets: Iterable<Session<Data, In, Out>> = this.#sessions.values();
+      if (options?.room !== undefined) {
+        const room = this.#rooms.get(options.room);
+        if (room === undefined) return;
+        targets = room.members;
+      }
+      const except = options?.except;
+      const exceptId = except === undefined
+        ? -1
+        : typeof except === "number"
+        ? except
+        : except.id;
+      for (const session of targets) {
+        if (!session.backpressure || session.id === exceptId) continue;
+        if (options?.filter !== undefined && !options.filter(session)) continue;
+        (waiting ??= []).push(session.drained());
+      }
+      if (waiting === undefined) return;
+      await Promise.all(waiting);
+    }
   }
 
   /**
@@ -204,11 +279,12 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    */
   join(session: Session<Data, In, Out>, room: string): boolean {
     if (this.#sessions.get(session.id) !== session) return false;
-    let members = this.#rooms.get(room);
-    if (members === undefined) {
-      members = new Set();
-      this.#rooms.set(room, members);
+    let entry = this.#rooms.get(room);
+    if (entry === undefined) {
+      entry = { members: new Set(), writer: undefined };
+      this.#rooms.set(room, entry);
     }
+    const members = entry.members;
     if (members.has(session)) return false;
     members.add(session);
     let rooms = this.#roomsOf.get(session);
@@ -228,7 +304,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * @returns `true` when it was a member.
    */
   leave(session: Session<Data, In, Out>, room: string): boolean {
-    const members = this.#rooms.get(room);
+    const members = this.#rooms.get(room)?.members;
     if (members === undefined || !members.delete(session)) return false;
     if (members.size === 0) this.#rooms.delete(room);
     const rooms = this.#roomsOf.get(session)!;
@@ -241,20 +317,23 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * The members of a room.
    *
    * @param room The room's name.
-   * @returns A live read-only view; empty for an unknown room.
+   * @returns A snapshot of its members; empty for an unknown room. (A
+   * snapshot, not the manager's own set: changing it changes nothing.)
    */
   members(room: string): ReadonlySet<Session<Data, In, Out>> {
-    return this.#rooms.get(room) ?? NO_MEMBERS;
+    const members = this.#rooms.get(room)?.members;
+    return members === undefined ? NO_MEMBERS : new Set(members);
   }
 
   /**
    * The rooms a session is in.
    *
    * @param session A session.
-   * @returns A live read-only view; empty when in none.
+   * @returns A snapshot of its rooms; empty when in none.
    */
   roomsOf(session: Session<Data, In, Out>): ReadonlySet<string> {
-    return this.#roomsOf.get(session) ?? NO_ROOMS;
+    const rooms = this.#roomsOf.get(session);
+    return rooms === undefined ? NO_ROOMS : new Set(rooms);
   }
 
   /**
@@ -283,11 +362,18 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     if (rooms === undefined) return;
     this.#roomsOf.delete(session);
     for (const room of rooms) {
-      const members = this.#rooms.get(room)!;
+      const members = this.#rooms.get(room)!.members;
       members.delete(session);
       if (members.size === 0) this.#rooms.delete(room);
     }
   }
+}
+
+// A room's members, and the segment its broadcasts are encoded into (made
+// on its first broadcast).
+interface Room<Data, In, Out> {
+  members: Set<Session<Data, In, Out>>;
+  writer: SegmentWriter | undefined;
 }
 
 const NO_MEMBERS: ReadonlySet<never> = new Set();

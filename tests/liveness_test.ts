@@ -537,6 +537,10 @@ Deno.test("A peer that never reads cannot get an innocent broadcaster reaped (th
     codec: lines(),
     idleTimeout: 300,
     outboundBudget: 256 * 1024,
+    // Flow control pauses the sender while the stuck peer holds it back; cut
+    // the stuck peer well within the reader's idle timeout (a reader that
+    // never talks is reaped by a room that stays quiet for 300 ms).
+    drainTimeout: 100,
     onClose: log.onClose,
     onMessage: (session, line) => {
       server.sessions.broadcast(line, { except: session });

@@ -46,9 +46,14 @@ export interface Decoder<In> {
 }
 
 /**
- * Liveness probing for a codec that has a ping/pong exchange. Codecs without
- * one leave {@linkcode Codec.heartbeat} undefined; any inbound frame then
- * counts as a sign of life.
+ * Liveness probing for a codec that has a ping/pong exchange, declared as
+ * data: the frames to send and how to recognise them. A session sends
+ * `ping` every `heartbeatInterval` of silence, answers a peer's ping with
+ * `pong`, and never hands either to message handlers. When `ping` and `pong`
+ * are the same frame (microSocket's empty frame), one that arrives after our
+ * own ping is taken as its answer. Codecs without one leave
+ * {@linkcode Codec.heartbeat} undefined; any inbound frame then counts as a
+ * sign of life.
  *
  * @typeParam In The type of the decoded messages.
  *
@@ -59,6 +64,8 @@ export interface Decoder<In> {
  *
  * const heartbeat: Heartbeat<string> = {
  *   ping: new TextEncoder().encode("PING\n"),
+ *   pong: new TextEncoder().encode("PONG\n"),
+ *   isPing: (line) => line === "PING",
  *   isPong: (line) => line === "PONG",
  * };
  * assert.ok(heartbeat.isPong("PONG"));
@@ -67,9 +74,17 @@ export interface Decoder<In> {
 export interface Heartbeat<In> {
   /** The encoded frame sent as a ping; shared by every session. */
   readonly ping: Uint8Array;
+  /** The encoded frame that answers a peer's ping. */
+  readonly pong: Uint8Array;
   /**
-   * Tells whether a decoded message is the peer's answer to a ping. Pongs
-   * are consumed by the session and never reach message handlers.
+   * Tells whether a decoded message is a ping from the peer.
+   *
+   * @param message A decoded message.
+   * @returns `true` when the message is a ping.
+   */
+  isPing(message: In): boolean;
+  /**
+   * Tells whether a decoded message is the peer's answer to a ping.
    *
    * @param message A decoded message.
    * @returns `true` when the message is a pong.

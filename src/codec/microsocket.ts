@@ -178,8 +178,11 @@ export function microSocket(
     decoder(): Decoder<MicroSocketMessage> {
       return new MicroSocketDecoder(maxFrameBytes);
     },
+    // The empty frame is both the ping and its answer.
     heartbeat: {
       ping: PING,
+      pong: PING,
+      isPing: (message: MicroSocketMessage): boolean => message === KEEPALIVE,
       isPong: (message: MicroSocketMessage): boolean => message === KEEPALIVE,
     },
   };

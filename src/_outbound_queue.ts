@@ -1,0 +1,327 @@
+// Package-internal: the bytes waiting to be written to one connection, in
+// order, with no socket in sight (so it is tested on its own).
+//
+// Two kinds of bytes arrive:
+// - private frames (`send()`): small ones are encoded or copied into a pooled
+//   chunk that fills up as they come, large ones are kept by reference;
+// - shared ranges (`broadcast()`, `sendFrame()`): views of bytes that many
+//   queues reference at once. A range that continues the previous one in the
+//   same buffer just extends it, so a turn's broadcasts cost each receiver a
+//   few field updates and no copy.
+//
+// `nextWrite()` hands out one write at a time: a single entry as it is (no
+// copy), or several small ones gathered into one pooled chunk, so a session
+// makes at most one write per flush pass.
+import { giveChunk, takeChunk } from "./_chunk_pool.ts";
+
+/**
+ * Frames smaller than this are copied into the private chunk; larger ones
+ * are queued by reference and written as they are.
+ */
+export const COPY_BELOW = 8192;
+/** Private chunks start this small and double while they fill up... */
+const CHUNK_MIN = 1024;
+/** ...up to this size, which is also the most one gathered write holds. */
+const CHUNK_MAX = 65536;
+/** An entry at least this large is written alone rather than gathered. */
+const GATHER_BELOW = 16384;
+
+const EMPTY = new Uint8Array(0);
+
+interface FlushWaiter {
+  target: number;
+  resolve: (written: boolean) => void;
+}
+
+/** One connection's outbound bytes; see the file comment. */
+export class OutboundQueue {
+  // Sealed entries, in order, from #head.
+  #entries: Uint8Array[] = [];
+  #head = 0;
+  // Pooled buffers behind sealed private chunks, in order: given back once
+  // written.
+  #pooled: ArrayBuffer[] = [];
+  // The open private chunk, being filled from #tailFill.
+  #tail: Uint8Array | undefined;
+  #tailFill = 0;
+  #chunkSize = CHUNK_MIN;
+  // The open shared range: #sharedBase[#sharedStart, #sharedEnd).
+  #sharedBase: Uint8Array | undefined;
+  #sharedStart = 0;
+  #sharedEnd = 0;
+  // The write handed out by nextWrite() and not yet completed, and the
+  // pooled buffer behind it (a gathered or private chunk), if any.
+  #inFlight: Uint8Array | undefined;
+  #inFlightPooled: ArrayBuffer | undefined;
+
+  #queued = 0;
+  #enqueuedTotal = 0;
+  #writtenTotal = 0;
+  #frames = 0;
+  #waiters: FlushWaiter[] | undefined;
+  #dropped = false;
+
+  /** Bytes queued or being written. */
+  get queuedBytes(): number {
+    return this.#queued;
+  }
+
+  /** Frames accepted. */
+  get frames(): number {
+    return this.#frames;
+  }
+
+  /** Bytes whose write has completed. */
+  get writtenBytes(): number {
+    return this.#writtenTotal;
+  }
+
+  /** Whether bytes are queued that no write has taken yet. */
+  get hasPending(): boolean {
+    return this.#queued > (this.#inFlight?.byteLength ?? 0);
+  }
+
+  /** Whether a write handed out by `nextWrite()` has not completed yet. */
+  get writing(): boolean {
+    return this.#inFlight !== undefined;
+  }
+
+  /** Whether `drop()` was called: nothing more will be written. */
+  get dropped(): boolean {
+    return this.#dropped;
+  }
+
+  /**
+   * The open private chunk, for encoding a frame straight into it at
+   * `privateFill` (no allocation); `commitPrivate()` then counts it.
+   */
+  privateChunk(): Uint8Array {
+    if (this.#sharedBase !== undefined) this.#sealShared();
+    return this.#tail ?? this.#openTail(0);
+  }
+
+  /** Where the next frame goes in `privateChunk()`. */
+  get privateFill(): number {
+    return this.#tailFill;
+  }
+
+  /** Counts the frame just encoded into `privateChunk()`, ending at `end`. */
+  commitPrivate(end: number): void {
+    const size = end - this.#tailFill;
+    this.#tailFill = end;
+    this.#count(size);
+  }
+
+  /**
+   * Queues a frame only this connection gets. Small frames are copied (the
+   * caller may reuse its bytes), large ones are kept by reference.
+   */
+  pushPrivate(frame: Uint8Array): void {
+    const size = frame.byteLength;
+    if (size < COPY_BELOW) {
+      if (this.#sharedBase !== undefined) this.#sealShared();
+      let tail = this.#tail;
+      if (tail === undefined || tail.length - this.#tailFill < size) {
+        tail = this.#openTail(size);
+      }
+      tail.set(frame, this.#tailFill);
+      this.#tailFill += size;
+    } else {
+      this.#sealOpen();
+      this.#entries.push(frame);
+    }
+    this.#count(size);
+  }
+
+  /**
+   * Queues `base[start, end)` by reference. The bytes must never change
+   * afterwards. A range that starts where the open one ends, in the same
+   * `base`, extends it.
+   */
+  pushShared(base: Uint8Array, start: number, end: number): void {
+    if (
+      this.#sharedBase === base && this.#sharedEnd === start
+    ) {
+      this.#sharedEnd = end;
+    } else {
+      this.#sealOpen();
+      this.#sharedBase = base;
+      this.#sharedStart = start;
+      this.#sharedEnd = end;
+    }
+    this.#count(end - start);
+  }
+
+  /**
+   * The next bytes to write, or `undefined` when nothing is pending or a
+   * write is already in flight. Call `completed()` once they are written.
+   */
+  nextWrite(): Uint8Array | undefined {
+    if (this.#inFlight !== undefined || this.#dropped) return undefined;
+    this.#sealOpen();
+    const entries = this.#entries;
+    let head = this.#head;
+    if (head === entries.length) return undefined;
+    const first = entries[head]!;
+    let write = first;
+    let pooled: ArrayBuffer | undefined;
+    let last = head + 1;
+    if (first.byteLength < GATHER_BELOW) {
+      // Gather the small entries that follow into one write.
+      let total = first.byteLength;
+      while (last < entries.length) {
+        const size = entries[last]!.byteLength;
+        if (size >= GATHER_BELOW || total + size > CHUNK_MAX) break;
+        total += size;
+        last++;
+      }
+      if (last > head + 1) {
+        const gathered = takeChunk(total);
+        let offset = 0;
+        for (let i = head; i < last; i++) {
+          const entry = entries[i]!;
+          gathered.set(entry, offset);
+          offset += entry.byteLength;
+          this.#releaseIfPooled(entry);
+        }
+        write = gathered.subarray(0, total);
+        pooled = gathered.buffer as ArrayBuffer;
+      } else if (this.#pooled[0] === first.buffer) {
+        pooled = this.#pooled.shift();
+      }
+    } else if (this.#pooled[0] === first.buffer) {
+      pooled = this.#pooled.shift();
+    }
+    for (let i = head; i < last; i++) entries[i] = EMPTY;
+    head = last;
+    if (head === entries.length) {
+      entries.length = 0;
+      head = 0;
+    } else if (head > 1024) {
+      entries.splice(0, head);
+      head = 0;
+    }
+    this.#head = head;
+    this.#inFlight = write;
+    this.#inFlightPooled = pooled;
+    return write;
+  }
+
+  /** Reports that the write `nextWrite()` handed out is complete. */
+  completed(): void {
+    const write = this.#inFlight;
+    if (write === undefined) return;
+    this.#inFlight = undefined;
+    const pooled = this.#inFlightPooled;
+    this.#inFlightPooled = undefined;
+    // After drop() the pooled buffer may still be in the kernel's hands
+    // until now; from here on nobody uses it.
+    if (pooled !== undefined) giveChunk(pooled);
+    if (this.#dropped) return;
+    this.#queued -= write.byteLength;
+    this.#writtenTotal += write.byteLength;
+    if (this.#waiters !== undefined) this.#wake();
+  }
+
+  /**
+   * Resolves `true` once everything queued so far is written, `false` when
+   * the queue is dropped first.
+   */
+  flushed(): Promise<boolean> {
+    if (this.#writtenTotal >= this.#enqueuedTotal) return Promise.resolve(true);
+    if (this.#dropped) return Promise.resolve(false);
+    const { promise, resolve } = Promise.withResolvers<boolean>();
+    (this.#waiters ??= []).push({ target: this.#enqueuedTotal, resolve });
+    return promise;
+  }
+
+  /** Forgets everything queued; waiting `flushed()` calls get `false`. */
+  drop(): void {
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.#entries = [];
+    this.#head = 0;
+    this.#pooled = [];
+    this.#tail = undefined;
+    this.#tailFill = 0;
+    this.#sharedBase = undefined;
+    this.#queued = 0;
+    const waiters = this.#waiters;
+    this.#waiters = undefined;
+    if (waiters !== undefined) {
+      for (const waiter of waiters) waiter.resolve(false);
+    }
+  }
+
+  #count(size: number): void {
+    this.#queued += size;
+    this.#enqueuedTotal += size;
+    this.#frames++;
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters!;
+    const written = this.#writtenTotal;
+    let kept = 0;
+    for (const waiter of waiters) {
+      if (waiter.target <= written) waiter.resolve(true);
+      else waiters[kept++] = waiter;
+    }
+    waiters.length = kept;
+    if (kept === 0) this.#waiters = undefined;
+  }
+
+  #releaseIfPooled(entry: Uint8Array): void {
+    if (this.#pooled[0] === entry.buffer) giveChunk(this.#pooled.shift()!);
+  }
+
+  // Makes room for `size` more bytes in the private chunk: grows it while it
+  // is under CHUNK_MAX (so a turn's small frames stay in one write),
+  // otherwise seals it and starts the next.
+  #openTail(size: number): Uint8Array {
+    const old = this.#tail;
+    const fill = this.#tailFill;
+    if (old !== undefined && fill + size <= CHUNK_MAX) {
+      const grown = takeChunk(
+        Math.min(CHUNK_MAX, Math.max(old.length * 2, fill + size)),
+      );
+      grown.set(old.subarray(0, fill));
+      giveChunk(old.buffer as ArrayBuffer);
+      this.#chunkSize = grown.length;
+      return this.#tail = grown;
+    }
+    this.#sealTail();
+    const tail = takeChunk(Math.max(size, this.#chunkSize));
+    this.#tail = tail;
+    this.#tailFill = 0;
+    return tail;
+  }
+
+  #sealOpen(): void {
+    if (this.#sharedBase !== undefined) this.#sealShared();
+    else if (this.#tail !== undefined) this.#sealTail();
+  }
+
+  #sealShared(): void {
+    const base = this.#sharedBase!;
+    this.#sharedBase = undefined;
+    this.#entries.push(base.subarray(this.#sharedStart, this.#sharedEnd));
+  }
+
+  #sealTail(): void {
+    const tail = this.#tail;
+    if (tail === undefined) return;
+    this.#tail = undefined;
+    if (this.#tailFill > 0) {
+      this.#entries.push(tail.subarray(0, this.#tailFill));
+      this.#pooled.push(tail.buffer as ArrayBuffer);
+    } else {
+      giveChunk(tail.buffer as ArrayBuffer);
+    }
+    // A chunk that stayed mostly empty makes the next one smaller.
+    if (this.#tailFill * 4 < tail.length) {
+      this.#chunkSize = Math.max(CHUNK_MIN, this.#chunkSize >> 1);
+    }
+    this.#tailFill = 0;
+  }
+}

@@ -1,0 +1,40 @@
+// Package-internal: how the layers above a Session (its manager, the server)
+// learn about its life and reach its internals, without a public API for it
+// and without process-wide WeakMaps. session.ts fills these in from a static
+// block of the Session class, which can reach its private fields.
+import type { Session } from "./session.ts";
+
+/** Any session, whatever its type parameters. */
+// deno-lint-ignore no-explicit-any
+export type AnySession = Session<any, any, any>;
+
+/** Told about one session's life; every method is optional. */
+export interface SessionObserver {
+  /** It started closing: it takes no more frames. */
+  closing?(session: AnySession): void;
+  /** It has closed, right before its `onClose` runs. */
+  closed?(session: AnySession, reason: string): void;
+}
+
+/** Entry points into Session, set by session.ts. */
+export const sessionHooks: {
+  /** Adds an observer; it is called at most once per event. */
+  observe(session: AnySession, observer: SessionObserver): void;
+  /**
+   * Queues `base[start, end)` by reference (a broadcast's shared frame).
+   * Returns whether it was accepted.
+   */
+  sendShared(
+    session: AnySession,
+    base: Uint8Array,
+    start: number,
+    end: number,
+  ): boolean;
+} = {
+  observe: unreachable,
+  sendShared: unreachable,
+};
+
+function unreachable(): never {
+  throw new Error("session hooks used before session.ts loaded");
+}
