@@ -5,6 +5,8 @@
 // a graceful shutdown.
 //
 //   deno task chat [--hostname 127.0.0.1] [--port 9000] [--idle 600]
+//                  [--rate 10] [--max-clients 10000] [--max-per-ip 32]
+//                  [--frame-timeout 10] [--drain-timeout 2]
 //
 // The protocol, one UTF-8 line each way (`\n` or `\r\n`):
 //
@@ -35,9 +37,22 @@
 // - A line over 4096 bytes gets `! line too long`, invalid UTF-8 gets
 //   `! invalid UTF-8`; both then disconnect the sender (the codec can't find
 //   its way back into the stream). Nobody else notices but `* <nick> left`.
-// - A peer that stops reading is cut off once 256 KiB wait for it, so the
-//   room never waits for anyone. A peer silent for `--idle` seconds
-//   (default 600, 0 = never) is disconnected.
+// - Flow control: a fast talker is slowed down to what its room can take
+//   (the server stops reading it; TCP pushes back), so readers that keep up
+//   never lose a line. A peer that stops reading holds the room back for at
+//   most `--drain-timeout` seconds (default 2), or until 256 KiB wait for
+//   it, and is then cut off. A peer silent for `--idle` seconds (default
+//   600, 0 = never) is disconnected.
+// - Rate limit: `--rate N` is how many lines per second a client may send on
+//   average (default 10), with bursts of 2N (a pasted paragraph goes through
+//   at once); faster typing is throttled, not refused. `--rate 0` turns it
+//   off.
+// - Limits that keep one address from locking everyone out: at most
+//   `--max-per-ip` connections per address (default 32) and `--max-clients`
+//   in all (default 10000); extra connections are closed at once. A line
+//   must arrive whole within `--frame-timeout` seconds (default 10) of its
+//   first byte (slowloris). Join and leave notices are one shared encoding
+//   per room, so a big room's announcements stay cheap.
 // - Ctrl-C or SIGTERM: everyone gets `* server shutting down`, queued lines
 //   are delivered (up to 2 s), then the server exits with status 0. A second
 //   signal exits at once with status 1.
@@ -47,6 +62,7 @@ import {
   FrameTooLargeError,
   lines,
   listen,
+  type RateLimitOptions,
   Router,
   type Server,
   type Session,
@@ -73,6 +89,16 @@ export interface ChatOptions {
   idleTimeout?: number;
   /** Bytes that may wait for a slow reader before it is cut off. @default {262144} */
   outboundBudget?: number;
+  /** How long a reader may hold the room back, in milliseconds. @default {2000} */
+  drainTimeout?: number;
+  /** Lines per second a client may send on average; 0: no limit. @default {10} */
+  rate?: number;
+  /** Connections in all. @default {10000} */
+  maxClients?: number;
+  /** Connections per address. @default {32} */
+  maxPerIp?: number;
+  /** A started line must complete within this many milliseconds; 0: never. @default {10000} */
+  frameTimeout?: number;
 }
 
 /** The longest line a client may send, in bytes. */
@@ -198,7 +224,12 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
     port: options.port ?? 9000,
     codec: lines({ maxLineBytes: MAX_LINE_BYTES }),
     outboundBudget: options.outboundBudget ?? 256 * 1024,
+    drainTimeout: options.drainTimeout ?? 2000,
     idleTimeout: options.idleTimeout ?? 10 * 60 * 1000,
+    frameTimeout: options.frameTimeout ?? 10_000,
+    maxConnections: options.maxClients ?? 10_000,
+    maxConnectionsPerIp: options.maxPerIp ?? 32,
+    ...rateLimit(options.rate ?? 10),
     // A departing member's last lines ("* bye", "! line too long") are
     // short: a second is plenty, and its nick is free again sooner.
     closeTimeout: 1000,
@@ -239,26 +270,60 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
   return server;
 }
 
+// `rate` lines per second on average, bursts of twice that; throttled.
+function rateLimit(rate: number): { rateLimit?: RateLimitOptions } {
+  if (rate <= 0) return {};
+  return {
+    rateLimit: {
+      messagesPerSecond: rate,
+      messageBurst: Math.max(1, Math.round(2 * rate)),
+      policy: "throttle",
+    },
+  };
+}
+
 // The text after a command word, without surrounding blanks.
 function argument(line: string, key: string): string {
   return line.slice(key.length + 1).trim();
 }
 
-const USAGE =
-  `usage: chat_server.ts [--hostname HOST] [--port PORT] [--idle SECONDS]
-  --hostname HOST   address to bind (default 127.0.0.1)
-  --port PORT       port to listen on, 0 for any free one (default 9000)
-  --idle SECONDS    disconnect clients silent this long, 0 never (default 600)`;
+const USAGE = `usage: chat_server.ts [--hostname HOST] [--port PORT] [options]
+  --hostname HOST          address to bind (default 127.0.0.1)
+  --port PORT              port to listen on, 0 for any free one (default 9000)
+  --idle SECONDS           disconnect clients silent this long, 0 never (default 600)
+  --rate N                 lines per second a client may send on average,
+                           bursts of 2N; 0 for no limit (default 10)
+  --max-clients N          connections in all (default 10000)
+  --max-per-ip N           connections per address (default 32)
+  --frame-timeout SECONDS  a line must arrive whole within this, 0 never (default 10)
+  --drain-timeout SECONDS  how long a client that stops reading may hold
+                           its room back before it is cut off (default 2)`;
 
 interface Flags {
   hostname: string;
   port: number;
   idle: number;
+  rate: number;
+  "max-clients": number;
+  "max-per-ip": number;
+  "frame-timeout": number;
+  "drain-timeout": number;
 }
+
+const COUNTS = new Set(["port", "max-clients", "max-per-ip"]);
 
 // Parses `--name value` and `--name=value`; exits with status 2 on misuse.
 function parseFlags(args: string[]): Flags {
-  const flags: Flags = { hostname: "127.0.0.1", port: 9000, idle: 600 };
+  const flags: Flags = {
+    hostname: "127.0.0.1",
+    port: 9000,
+    idle: 600,
+    rate: 10,
+    "max-clients": 10_000,
+    "max-per-ip": 32,
+    "frame-timeout": 10,
+    "drain-timeout": 2,
+  };
   const fail = (message: string): never => {
     console.error(`chat_server: ${message}\n${USAGE}`);
     Deno.exit(2);
@@ -269,7 +334,9 @@ function parseFlags(args: string[]): Flags {
       console.log(USAGE);
       Deno.exit(0);
     }
-    const match = /^--(hostname|port|idle)(?:=(.*))?$/.exec(arg);
+    const match =
+      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout)(?:=(.*))?$/
+        .exec(arg);
     if (match === null) fail(`unknown argument ${arg}`);
     const name = match![1] as keyof Flags;
     const value = match![2] ?? args[++i];
@@ -282,8 +349,14 @@ function parseFlags(args: string[]): Flags {
     if (value!.trim() === "" || !Number.isFinite(number) || number < 0) {
       fail(`--${name} must be a non-negative number, got ${value}`);
     }
-    if (name === "port" && (!Number.isInteger(number) || number > 65535)) {
+    if (COUNTS.has(name) && !Number.isInteger(number)) {
+      fail(`--${name} must be an integer, got ${value}`);
+    }
+    if (name === "port" && number > 65535) {
       fail(`--port must be an integer from 0 to 65535, got ${value}`);
+    }
+    if ((name === "max-clients" || name === "max-per-ip") && number < 1) {
+      fail(`--${name} must be at least 1, got ${value}`);
     }
     flags[name] = number;
   }
@@ -305,6 +378,11 @@ async function main(): Promise<void> {
       hostname: flags.hostname,
       port: flags.port,
       idleTimeout: Math.round(flags.idle * 1000),
+      rate: flags.rate,
+      maxClients: flags["max-clients"],
+      maxPerIp: flags["max-per-ip"],
+      frameTimeout: Math.round(flags["frame-timeout"] * 1000),
+      drainTimeout: Math.round(flags["drain-timeout"] * 1000),
     });
   } catch (error) {
     console.error(

@@ -15,13 +15,13 @@ import { scheduleFlush } from "./_flush_scheduler.ts";
 import { Flow, producerContext } from "./_flow_control.ts";
 import { TokenBucket } from "./_token_bucket.ts";
 import { linger } from "./_linger.ts";
-import { LivenessTracker, type LivenessSignals } from "./_liveness_tracker.ts";
+import { type LivenessSignals, LivenessTracker } from "./_liveness_tracker.ts";
 import {
   type LivenessClock,
   livenessClock,
   type Watched,
 } from "./_liveness_clock.ts";
-import { type SessionObserver, sessionHooks } from "./_session_hooks.ts";
+import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
 
 /**
  * Where a session is in its life: `"open"` until `close()` (or the peer, or

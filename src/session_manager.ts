@@ -8,7 +8,7 @@
 // leave each member in one write. See _shared_segment.ts.
 import type { Session } from "./session.ts";
 import type { Codec } from "./codec/codec.ts";
-import { type SessionObserver, sessionHooks } from "./_session_hooks.ts";
+import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
 
 /**

@@ -399,7 +399,7 @@ Deno.test("chat: 200 clients in one room get every message exactly once", async 
     } finally {
       await closeAll(clients);
     }
-  });
+  }, ["--max-per-ip", "1000"]);
 });
 
 Deno.test("chat: a client that never reads is cut off without slowing the room", async () => {
@@ -438,7 +438,7 @@ Deno.test("chat: a client that never reads is cut off without slowing the room",
       stuck.close();
       await closeAll(clients);
     }
-  });
+  }, ["--rate", "0"]);
 });
 
 Deno.test("chat: idle clients are disconnected after --idle seconds", async () => {
