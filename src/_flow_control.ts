@@ -19,7 +19,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 /** What a Flow needs from its session. */
 export interface FlowOwner {
   /** Whether the session is still open (a closed one holds nobody back). */
-  readonly isOpen: boolean;
+  isOpen(): boolean;
   /** How long it may hold producers back, in milliseconds; 0: forever. */
   readonly drainTimeout: number;
   /** Cuts the session as a slow consumer. */
@@ -62,7 +62,7 @@ export class Flow {
 
   /** This target, above its high-water mark, holds `producer` back. */
   hold(producer: Flow): void {
-    if (!producer.owner.isOpen) return;
+    if (!producer.owner.isOpen()) return;
     const blockers = producer.#blockers ??= new Set();
     if (blockers.has(this)) return;
     blockers.add(this);

@@ -490,11 +490,8 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#highWaterMark = options.highWaterMark ??
       Math.max(1, Math.floor(this.#budget / 4));
     this.#closeTimeout = options.closeTimeout ?? 5000;
-    const session = this;
     this.#flow = new Flow({
-      get isOpen() {
-        return session.#state === "open";
-      },
+      isOpen: () => this.#state === "open",
       drainTimeout: options.drainTimeout ?? 5000,
       cut: () => this.#close(CloseReason.SlowConsumer, undefined, 0),
     });
@@ -896,6 +893,11 @@ export class Session<Data = unknown, In = unknown, Out = In>
         return;
       }
       this.#bytesIn += n;
+      if (this.#byteBucket !== undefined && this.#state === "open") {
+        // Over the byte rate: these bytes wait (or end the session).
+        const wait = this.#byteBucket.take(n, performance.now());
+        if (wait > 0 && !this.#overRate()) await this.#sleep(wait);
+      }
       if (this.#state !== "open") break;
       const frames = this.#framesIn;
       try {
@@ -910,10 +912,6 @@ export class Session<Data = unknown, In = unknown, Out = In>
         this.#framesEnded++;
       }
       if (this.#handlerBusy !== undefined) await this.#handlerBusy;
-      if (this.#byteBucket !== undefined && this.#state === "open") {
-        const wait = this.#byteBucket.take(n, performance.now());
-        if (wait > 0 && !this.#overRate()) await this.#sleep(wait);
-      }
       // Grow while reads fill the buffer; shrink back once traffic is small.
       if (n === buffer.length && n < READ_BUFFER_MAX) {
         buffer = new Uint8Array(n * 2);

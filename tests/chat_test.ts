@@ -603,3 +603,94 @@ Deno.test("chat_client: fails clearly when nobody listens", async () => {
     await client.stop();
   }
 });
+
+Deno.test("chat: one address that keeps opening connections can't lock another one out, and memory stays bounded", async () => {
+  await withChat(async (server) => {
+    const { port } = server;
+    const rss = async (): Promise<number> => {
+      const status = await Deno.readTextFile(
+        `/proc/${server.process.pid}/status`,
+      );
+      return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) * 1024;
+    };
+    const before = await rss();
+    let peak = before;
+    const held: Deno.TcpConn[] = [];
+    let attacking = true;
+    // The attacker: 127.0.0.1 opens connections as fast as it can, keeps
+    // them, and never stops while the test runs (bounded: 4,000 tries).
+    const attack = (async () => {
+      for (let i = 0; i < 4000 && attacking; i++) {
+        try {
+          held.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+        } catch {
+          await delay(5);
+        }
+        if (i % 100 === 0) peak = Math.max(peak, await rss());
+      }
+    })();
+    try {
+      await delay(500);
+      // Deno can't pick a source address; Node can. A newcomer from
+      // 127.0.0.2 must be welcomed within a second.
+      const script = `
+        const net = require("node:net");
+        const started = Date.now();
+        const s = net.connect({ host: "127.0.0.1", port: ${port}, localAddress: "127.0.0.2" });
+        let text = "";
+        s.on("data", (d) => {
+          text += d;
+          if (text.includes("\\n")) {
+            console.log(JSON.stringify({ line: text.split("\\n")[0], ms: Date.now() - started }));
+            clearTimeout(timer);
+            s.destroy();
+          }
+        });
+        s.on("error", (e) => { console.log(JSON.stringify({ error: String(e) })); clearTimeout(timer); });
+        const timer = setTimeout(() => { console.log(JSON.stringify({ timeout: true })); s.destroy(); }, 5000);`;
+      const { stdout } = await new Deno.Command("node", {
+        args: ["-e", script],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const result = JSON.parse(new TextDecoder().decode(stdout).trim());
+      assert.match(
+        result.line ?? JSON.stringify(result),
+        /^\* welcome guest\d+$/,
+      );
+      assert.ok(result.ms < 1000, `welcomed after ${result.ms} ms`);
+      peak = Math.max(peak, await rss());
+    } finally {
+      attacking = false;
+      await attack;
+      for (const conn of held) conn.close();
+    }
+    assert.ok(held.length > 32, `the attacker opened only ${held.length}`);
+    const growth = peak - before;
+    assert.ok(growth < 40 * 1024 * 1024, `RSS grew by ${growth} bytes`);
+  });
+});
+
+Deno.test("chat: --rate throttles a pasted flood without losing a line", async () => {
+  await withChat(async ({ port }) => {
+    const [talker, listener] = await joinAll(port, 2) as [
+      LineClient,
+      LineClient,
+    ];
+    try {
+      const started = Date.now();
+      // --rate 20 lets 40 through at once, then 20 a second.
+      let text = "";
+      for (let i = 0; i < 60; i++) text += `line ${i}\n`;
+      await talker.write(utf8(text));
+      for (let i = 0; i < 60; i++) {
+        assert.equal(await listener.line(), `guest1: line ${i}`);
+      }
+      const elapsed = Date.now() - started;
+      // A burst of 40, then 20 more at 20 per second: about a second.
+      assert.ok(elapsed >= 800, `60 lines took only ${elapsed} ms`);
+    } finally {
+      await closeAll([talker, listener]);
+    }
+  }, ["--rate", "20"]);
+});
