@@ -357,3 +357,44 @@ Deno.test("Session keeps mixed small and large frames intact and in order across
   }
   await reading;
 });
+
+Deno.test("await session.close() inside onClose does not deadlock, and shutdown finishes", async () => {
+  const server = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    onClose: async (session) => {
+      await session.close("again");
+    },
+  });
+  using _conn = await dial(portOf(server.addr));
+  await until(() => server.sessions.size === 1);
+  const session = [...server.sessions][0]!;
+  await within(
+    session.close("bye"),
+    2000,
+    "close() with onClose awaiting close()",
+  );
+  assert.equal(await session.closed, "bye");
+  await within(server.shutdown(), 2000, "shutdown");
+});
+
+Deno.test("A handler that returns null (or any non-promise) is fine", async () => {
+  const errors: unknown[] = [];
+  const got: string[] = [];
+  await using server = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    onMessage: (session, line) => {
+      got.push(line);
+      return session.send(line) ? null : 0;
+    },
+    onError: (error) => void errors.push(error),
+  });
+  using conn = await dial(portOf(server.addr));
+  await writeAll(conn, utf8("a\nb\n"));
+  const reader = new LineReader(conn);
+  assert.equal(await reader.next(), "a");
+  assert.equal(await reader.next(), "b");
+  assert.deepEqual(got, ["a", "b"]);
+  assert.deepEqual(errors, []);
+});
