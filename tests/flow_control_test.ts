@@ -415,7 +415,7 @@ Deno.test("A connect() client is paced too: replying to a server that never read
     },
     onClose: (_session, reason) => closed.resolve(reason),
   });
-  using server = await accepted; // never reads
+  using _server = await accepted; // never reads
   assert.equal(
     await within(closed.promise, 5000, "the client's close"),
     CloseReason.SlowConsumer,
