@@ -427,7 +427,13 @@ export class Server<Data = unknown, In = string, Out = In>
         closeQuietly(conn);
         return;
       }
-      this.#admit(conn);
+      try {
+        this.#admit(conn);
+      } catch (error) {
+        // Last resort: nothing a connection brings may end the loop.
+        this.#report(error, undefined);
+        closeQuietly(conn);
+      }
     }
   }
 
@@ -455,9 +461,16 @@ export class Server<Data = unknown, In = string, Out = In>
       this.#open(conn, ip);
       return;
     }
-    let verdict: boolean | Promise<boolean>;
+    let verdict: unknown;
     try {
       verdict = onAccept(conn);
+      if (typeof verdict !== "boolean" && !isThenable(verdict)) {
+        throw new TypeError(
+          `onAccept must return a boolean or a promise of one, got ${
+            verdict === null ? "null" : typeof verdict
+          }`,
+        );
+      }
     } catch (error) {
       this.#report(error, undefined);
       verdict = false;
@@ -467,7 +480,7 @@ export class Server<Data = unknown, In = string, Out = In>
       return;
     }
     this.#pendingAccepts.add(conn);
-    verdict.then(
+    Promise.resolve(verdict).then(
       (accepted) => this.#decide(conn, ip, accepted === true),
       (error) => {
         this.#report(error, undefined);
@@ -488,7 +501,16 @@ export class Server<Data = unknown, In = string, Out = In>
   }
 
   #open(conn: Deno.Conn, ip: string | undefined): void {
-    const session = new Session(conn, this.#sessionOptions, this.#nextId++);
+    let session: Session<Data, In, Out>;
+    try {
+      // Runs the codec's decoder(): user code that may throw.
+      session = new Session(conn, this.#sessionOptions, this.#nextId++);
+    } catch (error) {
+      this.#report(error, undefined);
+      this.#release(ip);
+      closeQuietly(conn);
+      return;
+    }
     this.#sessionsTotal++;
     this.#live.add(session);
     if (ip !== undefined) ipOfSession.set(session, ip);
@@ -624,6 +646,11 @@ function addTraffic(totals: Traffic, session: Traffic): void {
   totals.bytesOut += session.bytesOut;
   totals.writes += session.writes;
   totals.framesDropped += session.framesDropped;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as PromiseLike<unknown>).then === "function";
 }
 
 function closeQuietly(conn: Deno.Conn): void {
