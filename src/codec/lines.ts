@@ -40,7 +40,8 @@ export interface LinesOptions {
  * {@linkcode DecodeError}; a line longer than `maxLineBytes` is a
  * {@linkcode FrameTooLargeError}. Encoding appends `\n`; a message that
  * contains `\n` itself is refused with a `TypeError`, because it would reach
- * the peer as two messages.
+ * the peer as two messages, and so is one ending in `\r` (it would arrive
+ * without it) or a value that is not a string.
  *
  * @param options Limits; see {@linkcode LinesOptions}.
  * @returns A codec of strings.
@@ -73,15 +74,11 @@ export function lines(options: LinesOptions = {}): Codec<string> {
   return {
     name: "lines",
     encode(line: string): Uint8Array {
-      if (line.includes("\n")) {
-        throw new TypeError("Cannot encode a line that contains a line feed");
-      }
+      checkLine(line);
       return encoder.encode(line + "\n");
     },
     encodeInto(line: string, target: Uint8Array, offset: number): number {
-      if (line.includes("\n")) {
-        throw new TypeError("Cannot encode a line that contains a line feed");
-      }
+      checkLine(line);
       // Every UTF-16 unit takes at least one byte: a cheap early refusal.
       const last = target.length - 1;
       if (last - offset < line.length) return -1;
@@ -97,6 +94,25 @@ export function lines(options: LinesOptions = {}): Codec<string> {
       return new LineDecoder(maxLineBytes, utf8);
     },
   };
+}
+
+// Refuses what would not come back as the same one line: a non-string, a
+// line feed (two lines), a trailing CR (the decoder strips it as part of a
+// CRLF terminator).
+function checkLine(line: string): void {
+  if (typeof line !== "string") {
+    throw new TypeError(
+      `lines() encodes strings, got ${line === null ? "null" : typeof line}`,
+    );
+  }
+  if (line.includes("\n")) {
+    throw new TypeError("Cannot encode a line that contains a line feed");
+  }
+  if (line.charCodeAt(line.length - 1) === CR) {
+    throw new TypeError(
+      "Cannot encode a line that ends in a carriage return: it would arrive without it",
+    );
+  }
 }
 
 // Bytes kept between reads are copied into `#partial`, which grows only while
