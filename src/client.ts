@@ -3,6 +3,7 @@
 import type { Codec } from "./codec/codec.ts";
 import { lines } from "./codec/lines.ts";
 import { Session, type SessionOptions } from "./session.ts";
+import { validateConnectOptions } from "./_validate_options.ts";
 
 /**
  * When and how a {@linkcode Client} reconnects after losing its connection.
@@ -185,8 +186,11 @@ export class Client<Data = unknown, In = string, Out = In>
    * Prepares a client; {@linkcode connect} creates and starts one.
    *
    * @param options Where to connect, codec, handlers, reconnection.
+   * @throws {TypeError} When an option has the wrong type.
+   * @throws {RangeError} When an option is out of range.
    */
   constructor(options: ConnectOptions<Data, In, Out>) {
+    validateConnectOptions(options);
     this.#options = options;
     const codec = options.codec ?? (lines() as unknown as Codec<In, Out>);
     this.#sessionOptions = { ...options, codec };

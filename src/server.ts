@@ -5,6 +5,7 @@ import { lines } from "./codec/lines.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
+import { validateListenOptions } from "./_validate_options.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -303,9 +304,12 @@ export class Server<Data = unknown, In = string, Out = In>
    * Binds and starts accepting. Prefer {@linkcode listen}.
    *
    * @param options Where to listen, codec, limits and handlers.
+   * @throws {TypeError} When an option has the wrong type.
+   * @throws {RangeError} When an option is out of range.
    * @throws {Deno.errors.AddrInUse} When the address is taken.
    */
   constructor(options: ListenOptions<Data, In, Out>) {
+    validateListenOptions(options);
     this.#options = options;
     this.#listener = bind(options);
     this.addr = this.#listener.addr;
@@ -581,6 +585,9 @@ const ipOfSession = new WeakMap<object, string>();
  * @param options Where to listen, codec, limits and handlers; see
  * {@linkcode ListenOptions}.
  * @returns The running server.
+ * @throws {TypeError} When an option has the wrong type (naming it).
+ * @throws {RangeError} When an option is out of range (naming it), or
+ * `heartbeatInterval` is set with a codec that has no heartbeat.
  * @throws {Deno.errors.AddrInUse} When the address is taken.
  *
  * @example An echo server and a client

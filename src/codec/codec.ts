@@ -46,9 +46,21 @@ export interface Decoder<In> {
 }
 
 /**
- * Liveness probing for a codec that has a ping/pong exchange. Codecs without
- * one leave {@linkcode Codec.heartbeat} undefined; any inbound frame then
- * counts as a sign of life.
+ * Liveness probing for a codec that has a ping/pong exchange, described
+ * declaratively: the bytes to send and how to recognise each in decoded
+ * messages. A session sends `ping` every `heartbeatInterval` of silence,
+ * answers a peer's ping with `pong`, and consumes both: they never reach
+ * message handlers. `ping` and `pong` may be the same bytes (microSocket's
+ * empty frame); then a message that is both a ping and a pong is an answer
+ * when the session has pinged, and otherwise a ping to answer.
+ *
+ * Codecs without one leave {@linkcode Codec.heartbeat} undefined, and
+ * `listen({ heartbeatInterval })` refuses them. The built-in codecs take a
+ * `heartbeat` option ({@linkcode lines}, {@linkcode json},
+ * {@linkcode lengthPrefixed}) or always have one (`microSocket()`).
+ *
+ * `isPing` and `isPong` run for every decoded message: keep them cheap
+ * (an identity or length test, a string comparison).
  *
  * @typeParam In The type of the decoded messages.
  *
@@ -59,22 +71,59 @@ export interface Decoder<In> {
  *
  * const heartbeat: Heartbeat<string> = {
  *   ping: new TextEncoder().encode("PING\n"),
+ *   pong: new TextEncoder().encode("PONG\n"),
+ *   isPing: (line) => line === "PING",
  *   isPong: (line) => line === "PONG",
  * };
  * assert.ok(heartbeat.isPong("PONG"));
+ * assert.ok(!heartbeat.isPing("PONG"));
  * ```
  */
 export interface Heartbeat<In> {
   /** The encoded frame sent as a ping; shared by every session. */
   readonly ping: Uint8Array;
+  /** The encoded frame sent to answer a ping; shared by every session. */
+  readonly pong: Uint8Array;
   /**
-   * Tells whether a decoded message is the peer's answer to a ping. Pongs
-   * are consumed by the session and never reach message handlers.
+   * Tells whether a decoded message is the peer's ping, to answer with
+   * `pong`.
+   *
+   * @param message A decoded message.
+   * @returns `true` when the message is a ping.
+   */
+  isPing(message: In): boolean;
+  /**
+   * Tells whether a decoded message is the peer's answer to a ping.
    *
    * @param message A decoded message.
    * @returns `true` when the message is a pong.
    */
   isPong(message: In): boolean;
+}
+
+/**
+ * The `heartbeat` option of {@linkcode lines} and {@linkcode json}: the
+ * message sent as a ping and the one sent as its answer (they may be equal).
+ *
+ * @typeParam T The message type: a line for `lines()`, a JSON value for
+ * `json()`.
+ *
+ * @example PING / PONG lines
+ * ```ts
+ * import { type HeartbeatOptions, lines } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const heartbeat: HeartbeatOptions<string> = { ping: "PING", pong: "PONG" };
+ * const codec = lines({ heartbeat });
+ * assert.deepEqual(codec.heartbeat?.ping, new TextEncoder().encode("PING\n"));
+ * assert.ok(codec.heartbeat?.isPong("PONG"));
+ * ```
+ */
+export interface HeartbeatOptions<T> {
+  /** The message sent as a ping. */
+  ping: T;
+  /** The message sent to answer a ping. */
+  pong: T;
 }
 
 /**
@@ -158,4 +207,14 @@ export interface Codec<In, Out = In> {
   decoder(): Decoder<In>;
   /** Ping/pong for heartbeats, when the framing has one. */
   readonly heartbeat?: Heartbeat<In>;
+  /**
+   * The route key of a message, for {@linkcode Router}: the codec knows
+   * its messages' shape (the first word of a line, the `type` of a JSON
+   * object, a microSocket `module.method` or `action`). `undefined` means
+   * "no key" (the router's fallback handles it).
+   *
+   * @param message A decoded message.
+   * @returns The route key, or `undefined`.
+   */
+  routeKey?(message: In): string | undefined;
 }

@@ -1,7 +1,8 @@
 // UTF-8 text lines: the chat room's framing, and what `nc` speaks.
-import type { Codec, Decoder } from "./codec.ts";
+import type { Codec, Decoder, Heartbeat, HeartbeatOptions } from "./codec.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
 import { sizeLimit } from "./_limit.ts";
+import { firstWord } from "./_route_keys.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -31,6 +32,16 @@ export interface LinesOptions {
    * @default {65536}
    */
   maxLineBytes?: number;
+  /**
+   * Lines to send as a heartbeat's ping and pong (they may be equal), so
+   * that `heartbeatInterval` has something to send. The session consumes
+   * them: handlers never see a line equal to `ping` or `pong`. Without
+   * it the codec has no heartbeat and `listen({ heartbeatInterval })`
+   * refuses it.
+   *
+   * @default {undefined}
+   */
+  heartbeat?: HeartbeatOptions<string>;
 }
 
 /**
@@ -43,8 +54,13 @@ export interface LinesOptions {
  * the peer as two messages, and so is one ending in `\r` (it would arrive
  * without it) or a value that is not a string.
  *
- * @param options Limits; see {@linkcode LinesOptions}.
+ * Its route key ({@linkcode Codec.routeKey}, used by `Router`) is a line's
+ * first word: everything before the first space.
+ *
+ * @param options Limits and heartbeat; see {@linkcode LinesOptions}.
  * @returns A codec of strings.
+ * @throws {RangeError} When `maxLineBytes` is invalid.
+ * @throws {TypeError} When a heartbeat line cannot be encoded.
  *
  * @example Encoding and decoding a line split across two reads
  * ```ts
@@ -71,8 +87,13 @@ export function lines(options: LinesOptions = {}): Codec<string> {
   const encoder = new TextEncoder();
   // Shared by every connection's decoder: non-streaming decode keeps no state.
   const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  const heartbeat = options.heartbeat === undefined
+    ? undefined
+    : lineHeartbeat(options.heartbeat, maxLineBytes, encoder);
   return {
     name: "lines",
+    ...(heartbeat === undefined ? {} : { heartbeat }),
+    routeKey: firstWord,
     encode(line: string): Uint8Array {
       checkLine(line);
       return encoder.encode(line + "\n");
@@ -93,6 +114,35 @@ export function lines(options: LinesOptions = {}): Codec<string> {
     decoder(): Decoder<string> {
       return new LineDecoder(maxLineBytes, utf8);
     },
+  };
+}
+
+function lineHeartbeat(
+  options: HeartbeatOptions<string>,
+  maxLineBytes: number,
+  encoder: TextEncoder,
+): Heartbeat<string> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("heartbeat must be an object { ping, pong }");
+  }
+  const { ping, pong } = options;
+  const frames = [ping, pong].map((line, i) => {
+    const name = i === 0 ? "heartbeat.ping" : "heartbeat.pong";
+    if (typeof line !== "string") {
+      throw new TypeError(`${name} must be a string, got ${typeof line}`);
+    }
+    checkLine(line);
+    const frame = encoder.encode(line + "\n");
+    if (frame.length - 1 > maxLineBytes) {
+      throw new RangeError(`${name} is longer than maxLineBytes`);
+    }
+    return frame;
+  });
+  return {
+    ping: frames[0]!,
+    pong: frames[1]!,
+    isPing: (line) => line === ping,
+    isPong: (line) => line === pong,
   };
 }
 
