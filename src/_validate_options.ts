@@ -96,7 +96,7 @@ export function validateConnectOptions(options: object): void {
     limit(r, "maxAttempts", "reconnect.maxAttempts");
   }
   const buffer = o.sendBuffer;
-  if (buffer !== undefined) {
+  if (buffer !== undefined && typeof buffer !== "boolean") {
     const b = record(buffer, "sendBuffer");
     limit(b, "maxMessages", "sendBuffer.maxMessages");
     oneOf(b, "whenFull", ["drop-oldest", "drop-newest"], "sendBuffer.whenFull");

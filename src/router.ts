@@ -571,7 +571,7 @@ function defaultFallback(
  *   codec: json<Msg>(),
  *   onMessage: router.handler,
  * });
- * const { port } = server.addr as Deno.NetAddr;
+ * const { port } = server.addr;
  * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
  * await conn.write(new TextEncoder().encode('{"type":"chat","text":"hi"}\n'));
  * assert.equal(await said.promise, "hi");

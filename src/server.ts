@@ -17,7 +17,7 @@ import { validateListenOptions } from "./_validate_options.ts";
  *
  * const where: TcpListenOptions = { hostname: "127.0.0.1", port: 0 };
  * await using server = listen({ ...where });
- * assert.notEqual((server.addr as Deno.NetAddr).port, 0);
+ * assert.notEqual(server.addr.port, 0);
  * ```
  */
 export interface TcpListenOptions {
@@ -139,7 +139,7 @@ export interface ServerOptions<Data, In, Out>
   data?: (session: Session<unknown, In, Out>) => Data;
   /**
    * Decides whether to take a new connection, before any session exists
-   * (the seed's `OnHandel`). Returning `false` closes the connection at once.
+   * Returning `false` closes the connection at once.
    */
   onAccept?: (conn: Deno.Conn) => boolean | Promise<boolean>;
   /**
@@ -263,14 +263,22 @@ const ACCEPT_BACKOFF_MAX = 1000;
  * } // shut down here
  * ```
  */
-export class Server<Data = unknown, In = string, Out = In>
-  implements AsyncDisposable {
-  /** The bound address; with port 0, the port the system picked. */
-  readonly addr: Deno.Addr;
+export class Server<
+  Data = unknown,
+  In = string,
+  Out = In,
+  Addr extends Deno.Addr = Deno.Addr,
+> implements AsyncDisposable {
+  /**
+   * The bound address; with port 0, the port the system picked. Typed
+   * `Deno.NetAddr` when {@linkcode listen} was given TCP options, and
+   * `Deno.UnixAddr` for a Unix socket.
+   */
+  readonly addr: Addr;
   /** The open sessions, with rooms and broadcast. */
   readonly sessions: SessionManager<Data, In, Out> = new SessionManager();
   /** Resolves once the server has shut down and released everything. */
-  readonly finished: Promise<void>;
+  readonly closed: Promise<void>;
 
   readonly #listener: Deno.Listener;
   readonly #options: ServerOptions<Data, In, Out>;
@@ -312,7 +320,7 @@ export class Server<Data = unknown, In = string, Out = In>
     validateListenOptions(options);
     this.#options = options;
     this.#listener = bind(options);
-    this.addr = this.#listener.addr;
+    this.addr = this.#listener.addr as Addr;
     const codec = options.codec ??
       (lines() as unknown as Codec<In, Out>);
     const onClose = options.onClose;
@@ -327,7 +335,7 @@ export class Server<Data = unknown, In = string, Out = In>
       },
     };
     const { promise, resolve } = Promise.withResolvers<void>();
-    this.finished = promise;
+    this.closed = promise;
     this.#resolveFinished = resolve;
     const signal = options.signal;
     if (signal !== undefined) {
@@ -337,6 +345,16 @@ export class Server<Data = unknown, In = string, Out = In>
       else signal.addEventListener("abort", listener, { once: true });
     }
     this.#acceptLoop = this.#accept();
+  }
+
+  /**
+   * The same promise as {@linkcode Server.closed}.
+   *
+   * @deprecated Use {@linkcode Server.closed}, named like `Session.closed`
+   * and `Client.closed`.
+   */
+  get finished(): Promise<void> {
+    return this.closed;
   }
 
   /**
@@ -602,7 +620,7 @@ const ipOfSession = new WeakMap<object, string>();
  *   onMessage: (session, line) => void session.send(line.toUpperCase()),
  * });
  *
- * const { port } = server.addr as Deno.NetAddr;
+ * const { port } = server.addr; // a Deno.NetAddr: TCP options were given
  * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
  * await conn.write(new TextEncoder().encode("hello\n"));
  * const buffer = new Uint8Array(16);
@@ -610,6 +628,33 @@ const ipOfSession = new WeakMap<object, string>();
  * assert.equal(new TextDecoder().decode(buffer.subarray(0, n!)), "HELLO\n");
  * ```
  */
+export function listen<Data = unknown, In = string, Out = In>(
+  options: TcpListenOptions & ServerOptions<Data, In, Out>,
+): Server<Data, In, Out, Deno.NetAddr>;
+/**
+ * Starts a server on a Unix domain socket; see the TCP form above.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages (from the codec).
+ * @typeParam Out The type of messages sessions send (from the codec).
+ * @param options The socket path, codec, limits and handlers.
+ * @returns The running server, whose `addr` is a `Deno.UnixAddr`.
+ */
+export function listen<Data = unknown, In = string, Out = In>(
+  options: UnixListenOptions & ServerOptions<Data, In, Out>,
+): Server<Data, In, Out, Deno.UnixAddr>;
+/**
+ * Starts a server with options whose transport is known only at run time.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages (from the codec).
+ * @typeParam Out The type of messages sessions send (from the codec).
+ * @param options Where to listen, codec, limits and handlers.
+ * @returns The running server.
+ */
+export function listen<Data = unknown, In = string, Out = In>(
+  options: ListenOptions<Data, In, Out>,
+): Server<Data, In, Out>;
 export function listen<Data = unknown, In = string, Out = In>(
   options: ListenOptions<Data, In, Out>,
 ): Server<Data, In, Out> {
