@@ -6,6 +6,7 @@ import { Session, type SessionOptions } from "./session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
 import { validateListenOptions } from "./_validate_options.ts";
+import { ErrorLog } from "./_error_log.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -146,6 +147,11 @@ export interface ServerOptions<Data, In, Out>
    * Receives what any handler threw or rejected, decode errors (with the
    * session still open, so a last reply can be sent), and accept failures
    * (without a session). The server keeps running in every case.
+   *
+   * Without it, errors are logged with `console.error`, rate-limited (10
+   * lines per 10 s, then a count of what was left out); errors a peer
+   * causes (a {@linkcode DecodeError}, an unknown route) are logged once
+   * per session, in one line.
    */
   onError?: (error: unknown, session?: Session<Data, In, Out>) => void;
   /**
@@ -286,6 +292,7 @@ export class Server<
   readonly #live = new Set<Session<Data, In, Out>>();
   readonly #perIp = new Map<string, number>();
   readonly #pendingAccepts = new Set<Deno.Conn>();
+  readonly #errorLog = new ErrorLog();
   readonly #resolveFinished: () => void;
   readonly #abortListener: (() => void) | undefined;
   #acceptLoop: Promise<void>;
@@ -565,7 +572,7 @@ export class Server<
   #report(error: unknown, session: Session<Data, In, Out> | undefined): void {
     const onError = this.#options.onError;
     if (onError === undefined) {
-      console.error("microsocket:", error);
+      this.#errorLog.log(error, session);
       return;
     }
     try {
