@@ -114,6 +114,20 @@ function sessionOptions(o: Options): void {
       );
     }
   }
+  const beat = codec === undefined
+    ? undefined
+    : (codec as { heartbeat?: unknown }).heartbeat;
+  if (beat !== undefined) {
+    const b = record(beat, "codec.heartbeat");
+    if (
+      !(b.ping instanceof Uint8Array) || !(b.pong instanceof Uint8Array) ||
+      typeof b.isPing !== "function" || typeof b.isPong !== "function"
+    ) {
+      throw new TypeError(
+        "codec.heartbeat must have ping and pong bytes and isPing() and isPong() functions (see the Heartbeat interface)",
+      );
+    }
+  }
   const budget = number(o, "outboundBudget", 0, Infinity, undefined, true);
   oneOf(o, "overflow", ["close", "drop"]);
   boolean(o, "noDelay");
@@ -124,10 +138,7 @@ function sessionOptions(o: Options): void {
   integer(o, "heartbeatMaxMissed", 1, Number.MAX_SAFE_INTEGER);
   if (interval !== undefined && interval > 0) {
     // Without a ping, a heartbeat would only be an idle timeout in disguise.
-    const heartbeat = codec === undefined
-      ? undefined
-      : (codec as { heartbeat?: unknown }).heartbeat;
-    if (heartbeat === undefined) {
+    if (beat === undefined) {
       throw new RangeError(
         `heartbeatInterval needs a codec with a heartbeat: ${
           codec === undefined

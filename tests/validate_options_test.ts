@@ -101,6 +101,15 @@ Deno.test("listen() refuses heartbeatInterval with a codec that has no heartbeat
   }
 });
 
+Deno.test("listen() refuses a codec heartbeat of the old shape (ping and isPong only)", () => {
+  const inner = lines();
+  const oldShape = {
+    ...inner,
+    heartbeat: { ping: new Uint8Array(1), isPong: () => false },
+  };
+  refuses({ codec: oldShape }, TypeError, /^codec\.heartbeat must have/);
+});
+
 Deno.test("listen() accepts valid options, the new ones included", async () => {
   const controller = new AbortController();
   const server = listen({
