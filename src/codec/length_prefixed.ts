@@ -94,6 +94,7 @@ export function lengthPrefixed(
     name: "lengthPrefixed",
     ...(heartbeat === true ? { heartbeat: EMPTY_FRAME_HEARTBEAT } : {}),
     encode(payload: Uint8Array): Uint8Array {
+      checkPayload(payload);
       const length = payload.byteLength;
       if (length > 0xffffffff) {
         throw new TypeError(`Payload of ${length} bytes does not fit a frame`);
@@ -111,6 +112,7 @@ export function lengthPrefixed(
       target: Uint8Array,
       offset: number,
     ): number {
+      checkPayload(payload);
       const length = payload.byteLength;
       const end = offset + HEADER_BYTES + length;
       if (end > target.length) return -1;
@@ -125,6 +127,16 @@ export function lengthPrefixed(
       return new LengthPrefixedDecoder(maxFrameBytes);
     },
   };
+}
+
+function checkPayload(payload: Uint8Array): void {
+  if (!(payload instanceof Uint8Array)) {
+    throw new TypeError(
+      `lengthPrefixed() encodes Uint8Array payloads, got ${
+        payload === null ? "null" : typeof payload
+      }`,
+    );
+  }
 }
 
 const EMPTY_FRAME = new Uint8Array(HEADER_BYTES);
