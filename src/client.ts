@@ -554,7 +554,8 @@ export class Client<Data = unknown, In = string, Out = In>
   }
 
   // Wraps a connection in a session. When `data()` throws, the session is
-  // closed at once (before onOpen) and the attempt fails with the error.
+  // closed at once (before onOpen), onError hears of it, and the attempt
+  // fails with the error.
   async #open(conn: Deno.Conn): Promise<void> {
     const session = new Session(conn, this.#sessionOptions);
     const data = this.#options.data;
@@ -562,6 +563,13 @@ export class Client<Data = unknown, In = string, Out = In>
       try {
         session.data = data(session);
       } catch (error) {
+        // Reported as the server reports it, since a reconnection retries
+        // (and fails) quietly otherwise.
+        try {
+          this.#options.onError?.(error, session);
+        } catch {
+          // The error is thrown (or retried) below anyway.
+        }
         await session.close(CloseReason.Error);
         throw error;
       }

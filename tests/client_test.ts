@@ -74,6 +74,7 @@ Deno.test("connect() closes the connection when data() throws, on every attempt:
   await using server = listen({ hostname: "127.0.0.1", port: 0 });
   let calls = 0;
   let opened = 0;
+  const reported: unknown[] = [];
   await assert.rejects(
     () =>
       connect({
@@ -84,10 +85,12 @@ Deno.test("connect() closes the connection when data() throws, on every attempt:
           throw new Error("no data");
         },
         onOpen: () => void opened++,
+        onError: (error) => void reported.push(error),
       }),
     /no data/,
   );
   assert.equal(calls, 3);
+  assert.equal(reported.length, 3, "each failure reaches onError");
   assert.equal(opened, 0, "onOpen never runs for such a connection");
   // Every connection the attempts made is closed on the server side too.
   await until(() =>
