@@ -139,8 +139,10 @@ export interface ServerOptions<Data, In, Out>
   /** Creates each session's initial `data`, before `onOpen`. */
   data?: (session: Session<unknown, In, Out>) => Data;
   /**
-   * Decides whether to take a new connection, before any session exists
-   * Returning `false` closes the connection at once.
+   * Decides whether to take a new connection, before any session exists.
+   * Returning `false` closes the connection at once; anything other than
+   * a boolean or a promise of one is reported to `onError` and counts as
+   * `false`.
    */
   onAccept?: (conn: Deno.Conn) => boolean | Promise<boolean>;
   /**
