@@ -636,7 +636,8 @@ class MessageQueue<In> implements AsyncIterator<In> {
   #items: In[] = [];
   #head = 0;
   #ended = false;
-  #waiting: ((result: IteratorResult<In>) => void) | undefined;
+  // Pending next() calls, oldest first (for-await makes one at a time).
+  #waiting: ((result: IteratorResult<In>) => void)[] = [];
   #roomWaiters: (() => void)[] = [];
 
   constructor(owner: Set<MessageQueue<In>>) {
@@ -644,9 +645,8 @@ class MessageQueue<In> implements AsyncIterator<In> {
   }
 
   push(message: In): Promise<void> | undefined {
-    const waiting = this.#waiting;
+    const waiting = this.#waiting.shift();
     if (waiting !== undefined) {
-      this.#waiting = undefined;
       waiting({ done: false, value: message });
       return undefined;
     }
@@ -658,8 +658,8 @@ class MessageQueue<In> implements AsyncIterator<In> {
   end(): void {
     this.#ended = true;
     const waiting = this.#waiting;
-    this.#waiting = undefined;
-    waiting?.({ done: true, value: undefined });
+    this.#waiting = [];
+    for (const resolve of waiting) resolve({ done: true, value: undefined });
   }
 
   next(): Promise<IteratorResult<In>> {
@@ -674,9 +674,7 @@ class MessageQueue<In> implements AsyncIterator<In> {
       return Promise.resolve({ done: false, value });
     }
     if (this.#ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => {
-      this.#waiting = resolve;
-    });
+    return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
   return(): Promise<IteratorResult<In>> {
