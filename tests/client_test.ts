@@ -239,3 +239,30 @@ Deno.test("connect({ keepAlive: true }) connects and talks as usual", async () =
   client.send("alive");
   assert.equal(await within(reply.promise, 5000), "echo alive");
 });
+
+Deno.test("A stalled for await loop pauses reading instead of buffering everything", async () => {
+  const COUNT = 5000;
+  const line = "x".repeat(1000);
+  await using server = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    outboundBudget: 16 << 20,
+    onOpen: (session) => {
+      for (let i = 0; i < COUNT; i++) session.send(line);
+    },
+  });
+  await using client = await connect({ port: portOf(server.addr) });
+  const iterator = client[Symbol.asyncIterator]();
+  await iterator.next();
+  await delay(300); // the loop stalls; the server has sent ~5 MB
+  const read = client.session!.bytesIn;
+  assert.ok(read < 1 << 20, `read ${read} bytes while stalled`);
+  let got = 1;
+  while (got < COUNT) {
+    const { done } = await within(iterator.next(), 5000, "next message");
+    assert.equal(done, false);
+    got++;
+  }
+  await iterator.return!();
+  assert.equal(got, COUNT);
+});
