@@ -131,7 +131,7 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
     return session?.state === "open" ? session : undefined;
   };
 
-  const router = new Router<string, ChatSession>({
+  const router = new Router<string, string, ChatSession>({
     key: (line) => line.startsWith("/") ? defaultRouteKey(line) : SAY,
     fallback: (session, _line, key) => {
       session.send(`! unknown command ${key}`);

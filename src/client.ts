@@ -1,8 +1,58 @@
 // The client side: the same Session and codecs over Deno.connect, with
-// optional reconnection and exponential backoff.
+// optional reconnection and exponential backoff, a bounded buffer for sends
+// made while reconnecting, and messages as an async iterable.
 import type { Codec } from "./codec/codec.ts";
 import { lines } from "./codec/lines.ts";
 import { Session, type SessionOptions } from "./session.ts";
+import { CloseReason } from "./close_reason.ts";
+import { validateConnectOptions } from "./_validate_options.ts";
+
+/**
+ * What `Client.closed` resolves with: a {@linkcode CloseReason} (e.g.
+ * `"eof"`, `"reset"`, `"aborted"`, or `"error"` when the first connection
+ * failed) or the string given to `close()`.
+ *
+ * @example Telling the library's reasons from the application's
+ * ```ts
+ * import type { ClientCloseReason } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const describe = (reason: ClientCloseReason): string =>
+ *   reason === "aborted" ? "cancelled" : reason;
+ * assert.equal(describe("aborted"), "cancelled");
+ * assert.equal(describe("bye"), "bye");
+ * ```
+ */
+export type ClientCloseReason = CloseReason | (string & Record<never, never>);
+
+/**
+ * The opt-in buffer of {@linkcode Client.send} while the client is
+ * reconnecting: messages wait in memory and leave, in order, once the next
+ * connection's `onOpen` has run.
+ *
+ * @example Keep the latest 100 messages across an outage
+ * ```ts
+ * import type { SendBufferOptions } from "@x/microsocket";
+ *
+ * const sendBuffer: SendBufferOptions = { maxMessages: 100, whenFull: "drop-oldest" };
+ * ```
+ */
+export interface SendBufferOptions {
+  /**
+   * The most messages kept.
+   *
+   * @default {1024}
+   */
+  maxMessages?: number;
+  /**
+   * What a send does when the buffer is full: `"drop-newest"` refuses it
+   * (`send()` returns `false`); `"drop-oldest"` makes room by discarding
+   * the oldest buffered message.
+   *
+   * @default {"drop-newest"}
+   */
+  whenFull?: "drop-newest" | "drop-oldest";
+}
 
 /**
  * When and how a {@linkcode Client} reconnects after losing its connection.
@@ -17,7 +67,7 @@ import { Session, type SessionOptions } from "./session.ts";
  * await using server = listen({ hostname: "127.0.0.1", port: 0 });
  * const backoff: ReconnectOptions = { initialDelay: 5, maxDelay: 20, jitter: 0, maxAttempts: 3 };
  * await using client = await connect({
- *   port: (server.addr as Deno.NetAddr).port,
+ *   port: server.addr.port,
  *   reconnect: backoff,
  * });
  * await server.shutdown(); // retried after 5, 10 and 20 ms, then given up
@@ -82,7 +132,7 @@ export interface ReconnectOptions {
  * const reply = Promise.withResolvers<Msg>();
  * const options: ConnectOptions<{ name: string }, Msg, Msg> = {
  *   hostname: "127.0.0.1",
- *   port: (server.addr as Deno.NetAddr).port,
+ *   port: server.addr.port,
  *   codec: json<Msg>(),
  *   data: () => ({ name: "ada" }),
  *   onOpen: (session) => void session.send({ from: session.data.name }),
@@ -133,12 +183,42 @@ export interface ConnectOptions<Data, In, Out>
   reconnect?: boolean | ReconnectOptions;
   /** Aborting it closes the client and stops reconnecting. */
   signal?: AbortSignal;
+  /**
+   * How long one connection attempt may take, TLS handshake included, in
+   * milliseconds; past it the attempt fails with `Deno.errors.TimedOut`
+   * (and is retried when `reconnect` is on). `0` waits as long as the
+   * system does.
+   *
+   * @default {10000}
+   */
+  connectTimeout?: number;
+  /**
+   * Turn on TCP keep-alive (`SO_KEEPALIVE`), so that the system notices a
+   * peer that vanished without closing. Ignored for Unix sockets.
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
+  /**
+   * Buffer sends made while reconnecting instead of refusing them (`true`
+   * for the defaults). Needs `reconnect`. Off, `send()` returns `false`
+   * while disconnected.
+   *
+   * @default {false}
+   */
+  sendBuffer?: boolean | SendBufferOptions;
 }
 
 /**
  * A connection to a server that can outlive its sessions: with `reconnect`,
  * a lost connection is replaced by a new session after a backoff.
  * Create one with {@linkcode connect}.
+ *
+ * Messages from every session are also an async iterable: `for await
+ * (const message of client)` sees the messages that arrive while it
+ * iterates (after the `onMessage` handler), and ends when the client is
+ * closed for good. A slow loop slows the reading of the connection, not the
+ * memory: at most 256 messages wait for it.
  *
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
@@ -157,39 +237,85 @@ export interface ConnectOptions<Data, In, Out>
  * });
  * const reply = Promise.withResolvers<string>();
  * await using client = await connect({
- *   port: (server.addr as Deno.NetAddr).port,
+ *   port: server.addr.port,
  *   codec: lines(),
  *   onMessage: (_session, line) => reply.resolve(line),
  * });
  * client.send("hi");
  * assert.equal(await reply.promise, "echo hi");
  * ```
+ *
+ * @example Messages as an async iterable
+ * ```ts
+ * import { connect, listen } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = listen({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   onOpen: (session) => {
+ *     session.send("one");
+ *     session.send("two");
+ *     void session.close("done");
+ *   },
+ * });
+ * const client = await connect({ port: server.addr.port });
+ * const got: string[] = [];
+ * for await (const line of client) got.push(line); // ends with the client
+ * assert.deepEqual(got, ["one", "two"]);
+ * assert.equal(await client.closed, "eof");
+ * ```
  */
 export class Client<Data = unknown, In = string, Out = In>
-  implements AsyncDisposable {
+  implements AsyncDisposable, AsyncIterable<In> {
   /** Resolves with the last close reason once the client is closed for good. */
-  readonly closed: Promise<string>;
+  readonly closed: Promise<ClientCloseReason>;
 
   readonly #options: ConnectOptions<Data, In, Out>;
   readonly #sessionOptions: SessionOptions<Data, In, Out>;
   readonly #reconnect: Required<ReconnectOptions> | undefined;
-  readonly #resolveClosed: (reason: string) => void;
+  readonly #resolveClosed: (reason: ClientCloseReason) => void;
   readonly #abortListener: () => void;
+  readonly #buffer: Required<SendBufferOptions> | undefined;
+  readonly #pending: Out[] = [];
+  readonly #readers = new Set<MessageQueue<In>>();
   #session: Session<Data, In, Out> | undefined;
-  #closing: string | undefined;
+  #closing: ClientCloseReason | undefined;
+  #ended = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
+  #started: Promise<void> | undefined;
 
   /**
    * Prepares a client; {@linkcode connect} creates and starts one.
    *
    * @param options Where to connect, codec, handlers, reconnection.
+   * @throws {TypeError} When an option has the wrong type.
+   * @throws {RangeError} When an option is out of range.
    */
   constructor(options: ConnectOptions<Data, In, Out>) {
+    validateConnectOptions(options);
     this.#options = options;
     const codec = options.codec ?? (lines() as unknown as Codec<In, Out>);
-    this.#sessionOptions = { ...options, codec };
+    const onOpen = options.onOpen;
+    const onMessage = options.onMessage;
+    this.#sessionOptions = {
+      ...options,
+      codec,
+      // Buffered sends leave after the new connection's own greeting.
+      onOpen: async (session) => {
+        if (onOpen !== undefined) await onOpen(session);
+        this.#sendPending(session);
+      },
+      onMessage: (session, message) => {
+        const result = onMessage?.(session, message);
+        if (this.#readers.size === 0) return result;
+        const waits = this.#deliver(message);
+        if (waits === undefined) return result;
+        return Promise.all([result, waits]).then(ignore);
+      },
+    };
     const reconnect = options.reconnect;
     this.#reconnect = reconnect === undefined || reconnect === false
       ? undefined
@@ -201,10 +327,21 @@ export class Client<Data = unknown, In = string, Out = In>
         maxAttempts: Infinity,
         ...(reconnect === true ? {} : reconnect),
       };
-    const { promise, resolve } = Promise.withResolvers<string>();
+    const buffer = options.sendBuffer;
+    if (buffer !== undefined && buffer !== false) {
+      if (this.#reconnect === undefined) {
+        throw new TypeError("sendBuffer needs reconnect");
+      }
+      this.#buffer = {
+        maxMessages: 1024,
+        whenFull: "drop-newest",
+        ...(buffer === true ? {} : buffer),
+      };
+    }
+    const { promise, resolve } = Promise.withResolvers<ClientCloseReason>();
     this.closed = promise;
     this.#resolveClosed = resolve;
-    this.#abortListener = () => void this.close("aborted");
+    this.#abortListener = () => void this.close(CloseReason.Aborted);
   }
 
   /** The current session, while connected. */
@@ -212,28 +349,54 @@ export class Client<Data = unknown, In = string, Out = In>
     return this.#session?.state === "open" ? this.#session : undefined;
   }
 
-  /**
-   * Sends through the current session.
-   *
-   * @param message The message.
-   * @returns `true` when queued; `false` while disconnected or when the
-   * session refused it.
-   * @throws {TypeError} When the codec cannot encode the message.
-   */
-  send(message: Out): boolean {
-    return this.session?.send(message) ?? false;
+  /** Messages waiting in the send buffer for the next connection. */
+  get buffered(): number {
+    return this.#pending.length;
   }
 
   /**
-   * Closes the current session and stops reconnecting.
+   * Sends through the current session. While reconnecting, with
+   * `sendBuffer`, the message waits for the next connection instead.
+   *
+   * @param message The message.
+   * @returns `true` when queued (or buffered); `false` while disconnected
+   * without a buffer (or with a full one, under `"drop-newest"`), after the
+   * client closed, or when the session refused it.
+   * @throws {TypeError} When the codec cannot encode the message.
+   */
+  send(message: Out): boolean {
+    const session = this.session;
+    if (session !== undefined && this.#pending.length === 0) {
+      return session.send(message);
+    }
+    const buffer = this.#buffer;
+    if (buffer === undefined || this.#closing !== undefined || this.#ended) {
+      return false;
+    }
+    // Refuse what could never be sent, now rather than on reconnection.
+    this.#sessionOptions.codec.encode(message);
+    if (this.#pending.length >= buffer.maxMessages) {
+      if (buffer.whenFull === "drop-newest") return false;
+      this.#pending.shift();
+    }
+    this.#pending.push(message);
+    return true;
+  }
+
+  /**
+   * Closes the current session and stops reconnecting. Buffered sends are
+   * dropped.
    *
    * @param reason The close reason.
    * @returns A promise that resolves once everything is released.
    */
-  async close(reason = "closed"): Promise<void> {
+  async close(reason: ClientCloseReason = CloseReason.Closed): Promise<void> {
     this.#closing ??= reason;
+    this.#pending.length = 0;
+    if (this.#started === undefined && !this.#ended) this.#finish(reason);
     this.#wake?.();
     await this.#session?.close(reason);
+    await this.#started?.catch(ignore);
     await this.#loop;
   }
 
@@ -247,29 +410,48 @@ export class Client<Data = unknown, In = string, Out = In>
   }
 
   /**
+   * Iterates over the messages of every session until the client is closed
+   * for good; see the class documentation. Breaking out of the loop stops
+   * this iteration only.
+   *
+   * @returns An async iterator of messages.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<In> {
+    const queue = new MessageQueue<In>(this.#readers);
+    if (this.#ended) queue.end();
+    else this.#readers.add(queue);
+    return queue;
+  }
+
+  /**
    * Makes the first connection, then keeps reconnecting in the background
-   * when so configured. {@linkcode connect} calls it.
+   * when so configured. {@linkcode connect} calls it; calling it again
+   * returns the same promise (it never opens a second connection).
    *
    * @returns A promise that resolves once the first connection is open.
    * @throws {Deno.errors.ConnectionRefused} (and other connect errors) when
    * the first connection fails and `reconnect` is off, or its attempts are
    * used up.
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    return this.#started ??= this.#start();
+  }
+
+  async #start(): Promise<void> {
     const signal = this.#options.signal;
     signal?.throwIfAborted();
     signal?.addEventListener("abort", this.#abortListener, { once: true });
     try {
       await this.#attempt(true);
     } catch (error) {
-      this.#finish("error");
+      this.#finish(this.#closing ?? CloseReason.Error);
       throw error;
     }
     this.#loop = this.#keepConnected();
   }
 
   async #keepConnected(): Promise<void> {
-    let reason = "closed";
+    let reason: ClientCloseReason = CloseReason.Closed;
     while (this.#session !== undefined) {
       reason = await this.#session.closed;
       this.#session = undefined;
@@ -301,7 +483,7 @@ export class Client<Data = unknown, In = string, Out = In>
           conn.close();
           throw new Error("Client closed");
         }
-        this.#open(conn);
+        await this.#open(conn);
         return;
       } catch (error) {
         if (this.#closing !== undefined) throw error;
@@ -312,35 +494,108 @@ export class Client<Data = unknown, In = string, Out = In>
     }
   }
 
-  #dial(): Promise<Deno.Conn> {
-    const options = this.#options;
-    if (options.transport === "unix") {
-      if (options.path === undefined) {
-        throw new TypeError("A unix transport needs a path");
-      }
-      return Deno.connect({ transport: "unix", path: options.path });
+  // One connection attempt within connectTimeout: TCP (or Unix), then the
+  // TLS handshake, so that an untrusted certificate fails the attempt
+  // instead of a session that seemed open.
+  async #dial(): Promise<Deno.Conn> {
+    const timeout = this.#options.connectTimeout ?? 10000;
+    const attempt: Attempt = { conn: undefined, abandoned: false };
+    const connecting = this.#connect(attempt);
+    if (timeout === 0) return connecting;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        // Closing the TCP connection ends a handshake that hangs; one that
+        // completes after all is closed as soon as it does.
+        attempt.abandoned = true;
+        if (attempt.conn !== undefined) closeQuietly(attempt.conn);
+        connecting.then(closeQuietly, ignore);
+        reject(
+          new Deno.errors.TimedOut(`Connecting took more than ${timeout} ms`),
+        );
+      }, timeout);
+    });
+    try {
+      return await Promise.race([connecting, timedOut]);
+    } finally {
+      clearTimeout(timer);
     }
-    if (options.port === undefined) {
-      throw new TypeError("A tcp transport needs a port");
-    }
-    const hostname = options.hostname ?? "127.0.0.1";
-    const tls = options.tls;
-    if (tls === undefined) {
-      return Deno.connect({ hostname, port: options.port });
-    }
-    const caCerts = tls === true ? undefined : tls.caCerts;
-    return Deno.connectTls(
-      caCerts === undefined
-        ? { hostname, port: options.port }
-        : { hostname, port: options.port, caCerts },
-    );
   }
 
-  #open(conn: Deno.Conn): void {
+  async #connect(attempt: Attempt): Promise<Deno.Conn> {
+    const options = this.#options;
+    if (options.transport === "unix") {
+      return await Deno.connect({ transport: "unix", path: options.path! });
+    }
+    const hostname = options.hostname ?? "127.0.0.1";
+    const tcp = await Deno.connect({ hostname, port: options.port! });
+    attempt.conn = tcp;
+    try {
+      if (attempt.abandoned) throw new Error("Connection attempt abandoned");
+      if (options.keepAlive === true) tcp.setKeepAlive(true);
+      const tls = options.tls;
+      if (tls === undefined) return tcp;
+      // TLS over our own TCP connection: TlsConn has no socket options, so
+      // keep-alive and TCP_NODELAY are set here, before the handshake.
+      if (options.noDelay !== false) tcp.setNoDelay(true);
+      const caCerts = tls === true ? undefined : tls.caCerts;
+      const conn = await Deno.startTls(
+        tcp,
+        caCerts === undefined ? { hostname } : { hostname, caCerts },
+      );
+      attempt.conn = conn;
+      await conn.handshake();
+      return conn;
+    } catch (error) {
+      // The TLS connection once it exists: it owns the TCP one.
+      closeQuietly(attempt.conn);
+      throw error;
+    }
+  }
+
+  // Wraps a connection in a session. When `data()` throws, the session is
+  // closed at once (before onOpen), onError hears of it, and the attempt
+  // fails with the error.
+  async #open(conn: Deno.Conn): Promise<void> {
     const session = new Session(conn, this.#sessionOptions);
     const data = this.#options.data;
-    if (data !== undefined) session.data = data(session);
+    if (data !== undefined) {
+      try {
+        session.data = data(session);
+      } catch (error) {
+        // Reported as the server reports it, since a reconnection retries
+        // (and fails) quietly otherwise.
+        try {
+          this.#options.onError?.(error, session);
+        } catch {
+          // The error is thrown (or retried) below anyway.
+        }
+        await session.close(CloseReason.Error);
+        throw error;
+      }
+    }
     this.#session = session;
+  }
+
+  #sendPending(session: Session<Data, In, Out>): void {
+    const pending = this.#pending;
+    let sent = 0;
+    while (sent < pending.length && session.state === "open") {
+      if (!session.send(pending[sent]!)) break;
+      sent++;
+    }
+    pending.splice(0, sent);
+  }
+
+  // Hands a message to every iterating loop; a promise when one of them is
+  // full, so that reading waits for it.
+  #deliver(message: In): Promise<unknown> | undefined {
+    let waits: Promise<void>[] | undefined;
+    for (const reader of this.#readers) {
+      const wait = reader.push(message);
+      if (wait !== undefined) (waits ??= []).push(wait);
+    }
+    return waits && Promise.all(waits);
   }
 
   #sleep(ms: number): Promise<void> {
@@ -356,9 +611,86 @@ export class Client<Data = unknown, In = string, Out = In>
     });
   }
 
-  #finish(reason: string): void {
+  #finish(reason: ClientCloseReason): void {
+    this.#ended = true;
+    this.#pending.length = 0;
     this.#options.signal?.removeEventListener("abort", this.#abortListener);
+    for (const reader of this.#readers) reader.end();
+    this.#readers.clear();
     this.#resolveClosed(reason);
+  }
+}
+
+// The connection of an attempt in progress, for connectTimeout to close.
+interface Attempt {
+  conn: Deno.Conn | undefined;
+  abandoned: boolean;
+}
+
+/** How many messages an iterating loop may fall behind before reading waits. */
+const ITERATOR_HIGH_WATER = 256;
+
+// The messages waiting for one `for await` loop over a client.
+class MessageQueue<In> implements AsyncIterator<In> {
+  readonly #owner: Set<MessageQueue<In>>;
+  #items: In[] = [];
+  #head = 0;
+  #ended = false;
+  // Pending next() calls, oldest first (for-await makes one at a time).
+  #waiting: ((result: IteratorResult<In>) => void)[] = [];
+  #roomWaiters: (() => void)[] = [];
+
+  constructor(owner: Set<MessageQueue<In>>) {
+    this.#owner = owner;
+  }
+
+  push(message: In): Promise<void> | undefined {
+    const waiting = this.#waiting.shift();
+    if (waiting !== undefined) {
+      waiting({ done: false, value: message });
+      return undefined;
+    }
+    this.#items.push(message);
+    if (this.#items.length - this.#head < ITERATOR_HIGH_WATER) return undefined;
+    return new Promise((resolve) => this.#roomWaiters.push(resolve));
+  }
+
+  end(): void {
+    this.#ended = true;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const resolve of waiting) resolve({ done: true, value: undefined });
+  }
+
+  next(): Promise<IteratorResult<In>> {
+    if (this.#head < this.#items.length) {
+      const value = this.#items[this.#head]!;
+      this.#items[this.#head++] = undefined as In;
+      if (this.#head === this.#items.length) {
+        this.#items = [];
+        this.#head = 0;
+      }
+      this.#release();
+      return Promise.resolve({ done: false, value });
+    }
+    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  return(): Promise<IteratorResult<In>> {
+    this.#owner.delete(this);
+    this.#items = [];
+    this.#head = 0;
+    this.end();
+    this.#release();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  #release(): void {
+    if (this.#items.length - this.#head >= ITERATOR_HIGH_WATER) return;
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const wake of waiters) wake();
   }
 }
 
@@ -382,7 +714,7 @@ export class Client<Data = unknown, In = string, Out = In>
  * await using server = listen({ hostname: "127.0.0.1", port: 0 });
  * const opened: number[] = [];
  * await using client = await connect({
- *   port: (server.addr as Deno.NetAddr).port,
+ *   port: server.addr.port,
  *   reconnect: { initialDelay: 10 },
  *   onOpen: (session) => void opened.push(session.id),
  * });
@@ -398,6 +730,16 @@ export async function connect<Data = unknown, In = string, Out = In>(
   const client = new Client(options);
   await client.start();
   return client;
+}
+
+function ignore(): void {}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
 }
 
 function spread(delay: number, jitter: number): number {

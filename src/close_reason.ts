@@ -18,6 +18,12 @@
  * | `"heartbeat timeout"` | too many heartbeats went unanswered |
  * | `"frame timeout"` | a started frame did not complete within `frameTimeout` |
  * | `"server shutdown"` | the server is shutting down |
+ * | `"aborted"` | the `signal` given to `connect()` aborted |
+ *
+ * The type of the same name is the union of these strings. `closed`
+ * promises and `onClose` handlers receive a `CloseReason` or the string the
+ * application passed to `close()`: compare with the constants, and keep a
+ * default branch for the application's own reasons.
  *
  * @example Reacting to a slow consumer
  * ```ts
@@ -58,4 +64,31 @@ export const CloseReason = {
   FrameTimeout: "frame timeout",
   /** The server is shutting down. */
   ServerShutdown: "server shutdown",
+  /** The `signal` given to `connect()` aborted. */
+  Aborted: "aborted",
 } as const;
+
+/**
+ * A close reason microsocket gives: one of the strings of the
+ * {@linkcode CloseReason} constants, as a literal union.
+ *
+ * @example Exhaustive handling of the library's reasons
+ * ```ts
+ * import type { CloseReason } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * function retryable(reason: CloseReason | (string & Record<never, never>)): boolean {
+ *   switch (reason) {
+ *     case "reset":
+ *     case "eof":
+ *     case "server shutdown":
+ *       return true;
+ *     default:
+ *       return false;
+ *   }
+ * }
+ * assert.equal(retryable("reset"), true);
+ * assert.equal(retryable("kicked"), false);
+ * ```
+ */
+export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason];

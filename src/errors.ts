@@ -65,3 +65,43 @@ export class FrameTooLargeError extends DecodeError {
     this.limit = limit;
   }
 }
+
+/**
+ * Thrown by the default fallback of a {@linkcode Router} for a message whose
+ * key has no route. Under `listen()` it reaches `onError` with the session,
+ * which stays open.
+ *
+ * @example Recognising it in onError
+ * ```ts
+ * import { RouteNotFoundError } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new RouteNotFoundError("nope");
+ * assert.equal(error.key, "nope");
+ * assert.equal(error.name, "RouteNotFoundError");
+ * ```
+ */
+export class RouteNotFoundError extends Error {
+  /** The message's key, or `undefined` when it had none. */
+  readonly key: string | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param key The key that has no route, or `undefined`.
+   */
+  constructor(key: string | undefined) {
+    super(
+      key === undefined
+        ? "No route for a message without a key"
+        : `No route for key ${JSON.stringify(clip(key))}`,
+    );
+    this.name = "RouteNotFoundError";
+    this.key = key;
+  }
+}
+
+// Keys come from peers: keep error messages (and logs) short.
+function clip(key: string): string {
+  return key.length > 64 ? key.slice(0, 64) + "…" : key;
+}

@@ -2,7 +2,14 @@
 // before/after middleware (the seed's OnMessage veto and its modules'
 // BeforeRequest/AfterRequest hooks). Errors are never swallowed: they go back
 // to whoever called `router.handler`, which for `listen()` means `onError`.
+import type { Codec } from "./codec/codec.ts";
 import type { Session } from "./session.ts";
+import { RouteNotFoundError } from "./errors.ts";
+import {
+  firstWord,
+  moduleMethodOrAction,
+  typeField,
+} from "./codec/_route_keys.ts";
 
 /**
  * Handles the messages of one route.
@@ -55,7 +62,7 @@ export type RouteHandler<S, M, K = string> = (
  * type S = Session<{ name?: string }, string>;
  * const named: Middleware<S, string> = (session) => session.data.name !== undefined;
  * const said: string[] = [];
- * const router = new Router<string, S>()
+ * const router = new Router<string, string, S>()
  *   .before(named)
  *   .on("/say", (_session, line) => void said.push(line));
  * const session = { data: {} } as S;
@@ -113,7 +120,7 @@ export interface RouteOptions<S, M> {
  *
  * type Msg = { op: string; n: number };
  * type S = Session<unknown, Msg>;
- * const router = new Router<Msg, S, RouteTable<Msg>>({ key: (message) => message.op });
+ * const router = new Router<Msg, Msg, S, RouteTable<Msg>>({ key: (message) => message.op });
  * let total = 0;
  * router.on("add", (_session, message) => void (total += message.n));
  * router.handler({} as S, { op: "add", n: 2 });
@@ -135,7 +142,7 @@ export type RouteTable<Msg> = Record<string, Msg>;
  * import { Router, type RoutesBy, type Session } from "@x/microsocket";
  *
  * type Msg = { kind: "a"; n: number } | { kind: "b"; s: string };
- * const router = new Router<Msg, Session<unknown, Msg>, RoutesBy<Msg, "kind">>(
+ * const router = new Router<Msg, Msg, Session<unknown, Msg>, RoutesBy<Msg, "kind">>(
  *   { key: (message) => message.kind },
  * );
  * router.on("a", (_session, message) => void message.n.toFixed());
@@ -194,7 +201,7 @@ export type RoutesOf<Msg> = [Msg] extends [string] ? RouteTable<Msg>
  *   key: (message) => message.op,
  *   fallback: (_session, _message, key) => void unrouted.push(key),
  * };
- * const router = new Router<Msg, S>(options).on("hello", () => {});
+ * const router = new Router<Msg, Msg, S>(options).on("hello", () => {});
  * router.handler({} as S, { op: "hello" });
  * router.handler({} as S, { op: "bye" });
  * assert.deepEqual(unrouted, ["bye"]);
@@ -203,9 +210,12 @@ export type RoutesOf<Msg> = [Msg] extends [string] ? RouteTable<Msg>
 export interface RouterOptions<Msg, S> {
   /**
    * Takes the route key from a message; `undefined` means "no key" and
-   * goes to the fallback.
+   * goes to the fallback. By default the session's codec decides
+   * ({@linkcode Codec.routeKey}: a line's first word, a JSON `type`, a
+   * microSocket `module.method` or `action`), and
+   * {@linkcode defaultRouteKey} when the codec has no rule.
    *
-   * @default {defaultRouteKey}
+   * @default {session.codec.routeKey ?? defaultRouteKey}
    */
   key?: (message: Msg) => string | undefined;
   /**
@@ -218,47 +228,9 @@ export interface RouterOptions<Msg, S> {
 }
 
 /**
- * Thrown by the default fallback of a {@linkcode Router} for a message whose
- * key has no route. Under `listen()` it reaches `onError` with the session,
- * which stays open.
- *
- * @example Recognising it in onError
- * ```ts
- * import { RouteNotFoundError } from "@x/microsocket";
- * import assert from "node:assert/strict";
- *
- * const error = new RouteNotFoundError("nope");
- * assert.equal(error.key, "nope");
- * assert.equal(error.name, "RouteNotFoundError");
- * ```
- */
-export class RouteNotFoundError extends Error {
-  /** The message's key, or `undefined` when it had none. */
-  readonly key: string | undefined;
-
-  /**
-   * Creates the error.
-   *
-   * @param key The key that has no route, or `undefined`.
-   */
-  constructor(key: string | undefined) {
-    super(
-      key === undefined
-        ? "No route for a message without a key"
-        : `No route for key ${JSON.stringify(clip(key))}`,
-    );
-    this.name = "RouteNotFoundError";
-    this.key = key;
-  }
-}
-
-// Keys come from peers: keep error messages (and logs) short.
-function clip(key: string): string {
-  return key.length > 64 ? key.slice(0, 64) + "…" : key;
-}
-
-/**
- * The route key the router uses unless given another:
+ * The route key the router uses when it has no `key` option and the
+ * session's codec has no {@linkcode Codec.routeKey} (e.g. the stand-in
+ * sessions of unit tests): each built-in codec's rule, tried in turn.
  * - a string (a text line): its first word, i.e. everything before the
  *   first space (the whole line when it has none); the rest of the line is
  *   `line.slice(key.length + 1)`;
@@ -283,21 +255,8 @@ function clip(key: string): string {
  * ```
  */
 export function defaultRouteKey(message: unknown): string | undefined {
-  if (typeof message === "string") {
-    const space = message.indexOf(" ");
-    return space < 0 ? message : message.slice(0, space);
-  }
-  if (typeof message !== "object" || message === null) return undefined;
-  const fields = message as Record<string, unknown>;
-  const type = fields.type;
-  if (typeof type === "string") return type;
-  const module = fields.module;
-  const method = fields.method;
-  if (typeof module === "string" && typeof method === "string") {
-    return module + "." + method;
-  }
-  const action = fields.action;
-  return typeof action === "string" ? action : undefined;
+  if (typeof message === "string") return firstWord(message);
+  return typeField(message) ?? moduleMethodOrAction(message);
 }
 
 /**
@@ -316,7 +275,7 @@ export function defaultRouteKey(message: unknown): string | undefined {
  *
  * type S = Session<{ admin: boolean }, string>;
  * const kicked: string[] = [];
- * const router = new Router<string, S>();
+ * const router = new Router<string, string, S>();
  * const admin: RouteGroup<string, S, RouteTable<string>> = router.group({
  *   before: [(session) => session.data.admin],
  * });
@@ -513,6 +472,17 @@ async function runAsync(
   }
 }
 
+// The route key by the session's codec, when it has a rule; sessions
+// without one (stand-ins in tests, custom codecs) get defaultRouteKey.
+function codecRouteKey(session: unknown, message: unknown): string | undefined {
+  const codec = typeof session === "object" && session !== null
+    ? (session as { codec?: Codec<unknown, unknown> }).codec
+    : undefined;
+  return codec?.routeKey === undefined
+    ? defaultRouteKey(message)
+    : codec.routeKey(message);
+}
+
 function defaultFallback(
   _session: unknown,
   _message: unknown,
@@ -550,8 +520,12 @@ function defaultFallback(
  * the union's `type` values and `h` receives the matching member; use
  * {@linkcode RoutesBy} for another discriminant.
  *
- * @typeParam Msg The decoded message type (the codec's `In`).
- * @typeParam S The session type handlers receive.
+ * @typeParam In The decoded message type (the codec's `In`).
+ * @typeParam Out The type of messages sessions send (the codec's `Out`);
+ * by default the same as `In`.
+ * @typeParam S The session type handlers receive; by default
+ * `Session<unknown, In, Out>` (give `Session<Data, In, Out>` to type
+ * `session.data`).
  * @typeParam Routes The route table; see {@linkcode RoutesOf}.
  *
  * @example A typed JSON router as a server's message handler
@@ -571,7 +545,7 @@ function defaultFallback(
  *   codec: json<Msg>(),
  *   onMessage: router.handler,
  * });
- * const { port } = server.addr as Deno.NetAddr;
+ * const { port } = server.addr;
  * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
  * await conn.write(new TextEncoder().encode('{"type":"chat","text":"hi"}\n'));
  * assert.equal(await said.promise, "hi");
@@ -583,7 +557,7 @@ function defaultFallback(
  * import assert from "node:assert/strict";
  *
  * const log: string[] = [];
- * const router = new Router<string, Session<{ name?: string }, string>>({
+ * const router = new Router<string, string, Session<{ name?: string }, string>>({
  *   fallback: (_session, line) => void log.push(`unknown: ${line}`),
  * })
  *   .before((session, _line, key) => key === "/nick" || session.data.name !== undefined)
@@ -603,13 +577,14 @@ function defaultFallback(
  * ```
  */
 export class Router<
-  Msg,
-  S = Session<unknown, Msg>,
-  Routes extends RouteTable<Msg> = RoutesOf<Msg>,
-> implements RouteGroup<Msg, S, Routes> {
+  In,
+  Out = In,
+  S = Session<unknown, In, Out>,
+  Routes extends RouteTable<In> = RoutesOf<In>,
+> implements RouteGroup<In, S, Routes> {
   readonly #registry: Registry = { entries: new Map(), dirty: true };
   readonly #root: Group;
-  readonly #key: (message: Msg) => string | undefined;
+  readonly #key: ((message: In) => string | undefined) | undefined;
   readonly #fallback: AnyStep;
   #compiled = new Map<string, Chain>();
   #fallbackChain: Chain = { steps: [], handlerAt: 0 };
@@ -620,10 +595,10 @@ export class Router<
    * @param options The key function and the fallback.
    * @throws {TypeError} When `key` or `fallback` is not a function.
    */
-  constructor(options: RouterOptions<Msg, S> = {}) {
-    const key = options.key ?? defaultRouteKey;
+  constructor(options: RouterOptions<In, S> = {}) {
+    const key = options.key;
     const fallback = options.fallback ?? defaultFallback;
-    if (typeof key !== "function") {
+    if (key !== undefined && typeof key !== "function") {
       throw new TypeError("Option key must be a function");
     }
     if (typeof fallback !== "function") {
@@ -647,12 +622,14 @@ export class Router<
    * @throws {unknown} Whatever a handler or middleware throws, including a
    * {@linkcode RouteNotFoundError} from the default fallback.
    */
-  readonly handler: (session: S, message: Msg) => void | Promise<void> = (
+  readonly handler: (session: S, message: In) => void | Promise<void> = (
     session,
     message,
   ) => {
     if (this.#registry.dirty) this.#compile();
-    const key = this.#key(message);
+    const key = this.#key === undefined
+      ? codecRouteKey(session, message)
+      : this.#key(message);
     const chain = key === undefined ? undefined : this.#compiled.get(key);
     return run(chain ?? this.#fallbackChain, session, message, key);
   };
@@ -704,11 +681,11 @@ export class Router<
    * ```ts
    * import { Router, type Session } from "@x/microsocket";
    *
-   * new Router<string, Session<{ name?: string }, string>>()
+   * new Router<string, string, Session<{ name?: string }, string>>()
    *   .before((session) => session.data.name !== undefined);
    * ```
    */
-  before(...middleware: Middleware<S, Msg>[]): this {
+  before(...middleware: Middleware<S, In>[]): this {
     this.#root.before(...(middleware as Middleware<unknown, unknown>[]));
     return this;
   }
@@ -730,7 +707,7 @@ export class Router<
    * new Router<string>().after(() => void handled++);
    * ```
    */
-  after(...middleware: Middleware<S, Msg>[]): this {
+  after(...middleware: Middleware<S, In>[]): this {
     this.#root.after(...(middleware as Middleware<unknown, unknown>[]));
     return this;
   }
@@ -765,10 +742,10 @@ export class Router<
    * assert.deepEqual(calls, ["bob", "after"]);
    * ```
    */
-  group(options: RouteOptions<S, Msg> = {}): RouteGroup<Msg, S, Routes> {
+  group(options: RouteOptions<S, In> = {}): RouteGroup<In, S, Routes> {
     return this.#root.group(
       options as RouteOptions<unknown, unknown>,
-    ) as unknown as RouteGroup<Msg, S, Routes>;
+    ) as unknown as RouteGroup<In, S, Routes>;
   }
 
   /**

@@ -6,6 +6,8 @@ import { Session, type SessionOptions } from "./session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
 import { sessionHooks } from "./_session_hooks.ts";
+import { validateListenOptions } from "./_validate_options.ts";
+import { ErrorLog } from "./_error_log.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -17,7 +19,7 @@ import { sessionHooks } from "./_session_hooks.ts";
  *
  * const where: TcpListenOptions = { hostname: "127.0.0.1", port: 0 };
  * await using server = listen({ ...where });
- * assert.notEqual((server.addr as Deno.NetAddr).port, 0);
+ * assert.notEqual(server.addr.port, 0);
  * ```
  */
 export interface TcpListenOptions {
@@ -138,14 +140,21 @@ export interface ServerOptions<Data, In, Out>
   /** Creates each session's initial `data`, before `onOpen`. */
   data?: (session: Session<unknown, In, Out>) => Data;
   /**
-   * Decides whether to take a new connection, before any session exists
-   * (the seed's `OnHandel`). Returning `false` closes the connection at once.
+   * Decides whether to take a new connection, before any session exists.
+   * Returning `false` closes the connection at once; anything other than
+   * a boolean or a promise of one is reported to `onError` and counts as
+   * `false`.
    */
   onAccept?: (conn: Deno.Conn) => boolean | Promise<boolean>;
   /**
    * Receives what any handler threw or rejected, decode errors (with the
    * session still open, so a last reply can be sent), and accept failures
    * (without a session). The server keeps running in every case.
+   *
+   * Without it, errors are logged with `console.error`, rate-limited (10
+   * lines per 10 s, then a count of what was left out); errors a peer
+   * causes (a {@linkcode DecodeError}, an unknown route) are logged once
+   * per session, in one line.
    */
   onError?: (error: unknown, session?: Session<Data, In, Out>) => void;
   /**
@@ -263,14 +272,22 @@ const ACCEPT_BACKOFF_MAX = 1000;
  * } // shut down here
  * ```
  */
-export class Server<Data = unknown, In = string, Out = In>
-  implements AsyncDisposable {
-  /** The bound address; with port 0, the port the system picked. */
-  readonly addr: Deno.Addr;
+export class Server<
+  Data = unknown,
+  In = string,
+  Out = In,
+  Addr extends Deno.Addr = Deno.Addr,
+> implements AsyncDisposable {
+  /**
+   * The bound address; with port 0, the port the system picked. Typed
+   * `Deno.NetAddr` when {@linkcode listen} was given TCP options, and
+   * `Deno.UnixAddr` for a Unix socket.
+   */
+  readonly addr: Addr;
   /** The open sessions, with rooms and broadcast. */
   readonly sessions: SessionManager<Data, In, Out> = new SessionManager();
   /** Resolves once the server has shut down and released everything. */
-  readonly finished: Promise<void>;
+  readonly closed: Promise<void>;
 
   readonly #listener: Deno.Listener;
   readonly #options: ServerOptions<Data, In, Out>;
@@ -278,6 +295,7 @@ export class Server<Data = unknown, In = string, Out = In>
   readonly #live = new Set<Session<Data, In, Out>>();
   readonly #perIp = new Map<string, number>();
   readonly #pendingAccepts = new Set<Deno.Conn>();
+  readonly #errorLog = new ErrorLog();
   readonly #resolveFinished: () => void;
   readonly #abortListener: (() => void) | undefined;
   #acceptLoop: Promise<void>;
@@ -304,12 +322,15 @@ export class Server<Data = unknown, In = string, Out = In>
    * Binds and starts accepting. Prefer {@linkcode listen}.
    *
    * @param options Where to listen, codec, limits and handlers.
+   * @throws {TypeError} When an option has the wrong type.
+   * @throws {RangeError} When an option is out of range.
    * @throws {Deno.errors.AddrInUse} When the address is taken.
    */
   constructor(options: ListenOptions<Data, In, Out>) {
+    validateListenOptions(options);
     this.#options = options;
     this.#listener = bind(options);
-    this.addr = this.#listener.addr;
+    this.addr = this.#listener.addr as Addr;
     const codec = options.codec ??
       (lines() as unknown as Codec<In, Out>);
     // One options object shared by every session.
@@ -319,7 +340,7 @@ export class Server<Data = unknown, In = string, Out = In>
       onError: (error, session) => this.#report(error, session),
     };
     const { promise, resolve } = Promise.withResolvers<void>();
-    this.finished = promise;
+    this.closed = promise;
     this.#resolveFinished = resolve;
     const signal = options.signal;
     if (signal !== undefined) {
@@ -329,6 +350,16 @@ export class Server<Data = unknown, In = string, Out = In>
       else signal.addEventListener("abort", listener, { once: true });
     }
     this.#acceptLoop = this.#accept();
+  }
+
+  /**
+   * The same promise as {@linkcode Server.closed}.
+   *
+   * @deprecated Use {@linkcode Server.closed}, named like `Session.closed`
+   * and `Client.closed`.
+   */
+  get finished(): Promise<void> {
+    return this.closed;
   }
 
   /**
@@ -423,7 +454,13 @@ export class Server<Data = unknown, In = string, Out = In>
         closeQuietly(conn);
         return;
       }
-      this.#admit(conn);
+      try {
+        this.#admit(conn);
+      } catch (error) {
+        // Last resort: nothing a connection brings may end the loop.
+        this.#report(error, undefined);
+        closeQuietly(conn);
+      }
     }
   }
 
@@ -451,9 +488,16 @@ export class Server<Data = unknown, In = string, Out = In>
       this.#open(conn, ip);
       return;
     }
-    let verdict: boolean | Promise<boolean>;
+    let verdict: unknown;
     try {
       verdict = onAccept(conn);
+      if (typeof verdict !== "boolean" && !isThenable(verdict)) {
+        throw new TypeError(
+          `onAccept must return a boolean or a promise of one, got ${
+            verdict === null ? "null" : typeof verdict
+          }`,
+        );
+      }
     } catch (error) {
       this.#report(error, undefined);
       verdict = false;
@@ -463,7 +507,7 @@ export class Server<Data = unknown, In = string, Out = In>
       return;
     }
     this.#pendingAccepts.add(conn);
-    verdict.then(
+    Promise.resolve(verdict).then(
       (accepted) => this.#decide(conn, ip, accepted === true),
       (error) => {
         this.#report(error, undefined);
@@ -484,7 +528,16 @@ export class Server<Data = unknown, In = string, Out = In>
   }
 
   #open(conn: Deno.Conn, ip: string | undefined): void {
-    const session = new Session(conn, this.#sessionOptions, this.#nextId++);
+    let session: Session<Data, In, Out>;
+    try {
+      // Runs the codec's decoder(): user code that may throw.
+      session = new Session(conn, this.#sessionOptions, this.#nextId++);
+    } catch (error) {
+      this.#report(error, undefined);
+      this.#release(ip);
+      closeQuietly(conn);
+      return;
+    }
     this.#sessionsTotal++;
     this.#live.add(session);
     // Told before the session's onClose runs, so stats and per-IP slots are
@@ -525,7 +578,7 @@ export class Server<Data = unknown, In = string, Out = In>
   #report(error: unknown, session: Session<Data, In, Out> | undefined): void {
     const onError = this.#options.onError;
     if (onError === undefined) {
-      console.error("microsocket:", error);
+      this.#errorLog.log(error, session);
       return;
     }
     try {
@@ -560,6 +613,9 @@ export class Server<Data = unknown, In = string, Out = In>
  * @param options Where to listen, codec, limits and handlers; see
  * {@linkcode ListenOptions}.
  * @returns The running server.
+ * @throws {TypeError} When an option has the wrong type (naming it).
+ * @throws {RangeError} When an option is out of range (naming it), or
+ * `heartbeatInterval` is set with a codec that has no heartbeat.
  * @throws {Deno.errors.AddrInUse} When the address is taken.
  *
  * @example An echo server and a client
@@ -574,7 +630,7 @@ export class Server<Data = unknown, In = string, Out = In>
  *   onMessage: (session, line) => void session.send(line.toUpperCase()),
  * });
  *
- * const { port } = server.addr as Deno.NetAddr;
+ * const { port } = server.addr; // a Deno.NetAddr: TCP options were given
  * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
  * await conn.write(new TextEncoder().encode("hello\n"));
  * const buffer = new Uint8Array(16);
@@ -582,6 +638,33 @@ export class Server<Data = unknown, In = string, Out = In>
  * assert.equal(new TextDecoder().decode(buffer.subarray(0, n!)), "HELLO\n");
  * ```
  */
+export function listen<Data = unknown, In = string, Out = In>(
+  options: TcpListenOptions & ServerOptions<Data, In, Out>,
+): Server<Data, In, Out, Deno.NetAddr>;
+/**
+ * Starts a server on a Unix domain socket; see the TCP form above.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages (from the codec).
+ * @typeParam Out The type of messages sessions send (from the codec).
+ * @param options The socket path, codec, limits and handlers.
+ * @returns The running server, whose `addr` is a `Deno.UnixAddr`.
+ */
+export function listen<Data = unknown, In = string, Out = In>(
+  options: UnixListenOptions & ServerOptions<Data, In, Out>,
+): Server<Data, In, Out, Deno.UnixAddr>;
+/**
+ * Starts a server with options whose transport is known only at run time.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages (from the codec).
+ * @typeParam Out The type of messages sessions send (from the codec).
+ * @param options Where to listen, codec, limits and handlers.
+ * @returns The running server.
+ */
+export function listen<Data = unknown, In = string, Out = In>(
+  options: ListenOptions<Data, In, Out>,
+): Server<Data, In, Out>;
 export function listen<Data = unknown, In = string, Out = In>(
   options: ListenOptions<Data, In, Out>,
 ): Server<Data, In, Out> {
@@ -625,6 +708,11 @@ function addTraffic(totals: Traffic, session: Traffic): void {
   totals.bytesOut += session.bytesOut;
   totals.writes += session.writes;
   totals.framesDropped += session.framesDropped;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as PromiseLike<unknown>).then === "function";
 }
 
 function closeQuietly(conn: Deno.Conn): void {

@@ -108,7 +108,7 @@ export interface SessionHandlers<Data, In, Out> {
   /** Runs once, after the connection has closed. */
   onClose?(
     session: Session<Data, In, Out>,
-    reason: string,
+    reason: CloseReason | (string & Record<never, never>),
   ): unknown;
   /**
    * Receives what a handler threw, and decode errors. For a decode error it
@@ -396,7 +396,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
    */
   data: Data = undefined as Data;
   /** Resolves, never rejects, with the close reason once fully closed. */
-  readonly closed: Promise<string>;
+  readonly closed: Promise<CloseReason | (string & Record<never, never>)>;
 
   readonly #conn: Deno.Conn;
   readonly #decoder: Decoder<In>;

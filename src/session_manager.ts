@@ -131,7 +131,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
   }
 
   /**
-   * Closes the session with this id (the seed's `DelSessionById`), which
+   * Closes the session with this id, which
    * also removes it from the manager and its rooms.
    *
    * @param id A session id.
@@ -146,7 +146,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
   }
 
   /**
-   * Sends to one session by id (the seed's `WriteByid`).
+   * Sends to one session by id.
    *
    * @param id A session id.
    * @param message The message.

@@ -112,3 +112,18 @@ Deno.test("lengthPrefixed() frames decoded from one read are views of one copy",
   assert.equal(got[0]!.buffer, got[2]!.buffer);
   assert.notEqual(got[0]!.buffer, bytes.buffer);
 });
+
+Deno.test("lengthPrefixed() encode of a non-Uint8Array says what it expected", () => {
+  const codec = lengthPrefixed();
+  for (const bad of [42, "ab", null, [1, 2]]) {
+    assert.throws(
+      () => codec.encode(bad as unknown as Uint8Array),
+      /^TypeError: lengthPrefixed\(\) encodes Uint8Array payloads, got /,
+    );
+    assert.throws(
+      () =>
+        codec.encodeInto!(bad as unknown as Uint8Array, new Uint8Array(16), 0),
+      TypeError,
+    );
+  }
+});

@@ -124,3 +124,34 @@ Deno.test("lines() encodeInto writes what encode writes, or -1 when it doesn't f
   assert.equal(codec.encodeInto!("🌍🌍🌍🌍🌍🌍🌍", target, 4), -1);
   assert.throws(() => codec.encodeInto!("a\nb", target, 0), TypeError);
 });
+
+Deno.test("lines() encode refuses a line ending in CR, which would decode without it", () => {
+  const codec = lines();
+  const target = new Uint8Array(32);
+  for (const line of ["a\r", "\r"]) {
+    assert.throws(() => codec.encode(line), TypeError);
+    assert.throws(() => codec.encodeInto!(line, target, 0), TypeError);
+  }
+  // A CR anywhere else survives the round trip.
+  const got: string[] = [];
+  codec.decoder().decode(codec.encode("a\rb"), (line) => got.push(line));
+  assert.deepEqual(got, ["a\rb"]);
+});
+
+Deno.test("lines() encode of a non-string says what it expected", () => {
+  const codec = lines();
+  for (const bad of [42, undefined, null, { text: "x" }]) {
+    assert.throws(
+      () => codec.encode(bad as unknown as string),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        /^lines\(\) encodes strings, got (number|undefined|null|object)$/.test(
+          error.message,
+        ),
+    );
+    assert.throws(
+      () => codec.encodeInto!(bad as unknown as string, new Uint8Array(8), 0),
+      /lines\(\) encodes strings/,
+    );
+  }
+});

@@ -291,7 +291,11 @@ Deno.test("Flow control pauses a producer whose onOpen sends to a peer that neve
 
 Deno.test("Flow control pauses a producer whose Router handler broadcasts to a room with a stuck member", async () => {
   await pausesProducer((scenario) => {
-    const router = new Router<Uint8Array, Session<unknown, Uint8Array>>({
+    const router = new Router<
+      Uint8Array,
+      Uint8Array,
+      Session<unknown, Uint8Array>
+    >({
       key: () => "go",
     }).on("go", (session) => {
       const { sessions } = scenario.server;

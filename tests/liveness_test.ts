@@ -20,6 +20,7 @@ import {
   LineReader,
   portOf,
   readBytes,
+  readToEnd,
   until,
   utf8,
   within,
@@ -94,6 +95,7 @@ Deno.test("Liveness checks share one interval timer across sessions and stop it 
     await using server = listen({
       hostname: "127.0.0.1",
       port: 0,
+      codec: lines({ heartbeat: { ping: "PING", pong: "PONG" } }),
       idleTimeout: 5000,
       heartbeatInterval: 4000,
       frameTimeout: 3000,
@@ -455,12 +457,12 @@ Deno.test("heartbeat on both sides does not ping-pong forever", async () => {
   assert.ok(client.session !== undefined);
 });
 
-Deno.test("heartbeat with a codec that has no ping counts any inbound frame as alive", async () => {
+Deno.test("heartbeat counts any inbound frame as alive, not only pongs", async () => {
   const log = closeLog();
   await using server = listen({
     hostname: "127.0.0.1",
     port: 0,
-    codec: lines(),
+    codec: lines({ heartbeat: { ping: "PING", pong: "PONG" } }),
     heartbeatInterval: 100,
     heartbeatMaxMissed: 2,
     onClose: log.onClose,
@@ -480,8 +482,11 @@ Deno.test("heartbeat with a codec that has no ping counts any inbound frame as a
     CloseReason.HeartbeatTimeout,
   );
   assert.equal(chattySession!.state, "open");
-  assert.equal(chattySession!.bytesOut, 0, "lines() has no ping to send");
-  assert.equal(await within(silent.read(new Uint8Array(1)), 2000), null);
+  assert.equal(chattySession!.bytesOut, 0, "a talking peer is never pinged");
+  assert.equal(
+    new TextDecoder().decode(await readToEnd(silent, 2000)),
+    "PING\nPING\n",
+  );
 });
 
 Deno.test("idleTimeout counts a frame the codec swallows (a blank JSON line) as a sign of life", async () => {

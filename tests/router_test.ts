@@ -29,7 +29,7 @@ const tick = () => delay(1);
 
 Deno.test("Router routes JSON messages by their type field", () => {
   type Msg = { type: "chat"; text: string } | { type: "join"; room: string };
-  const router = new Router<Msg, Fake>()
+  const router = new Router<Msg, Msg, Fake>()
     .on("chat", (s, m, key) => void s.log.push(`${key}:${m.text}`))
     .on("join", (s, m) => void s.log.push(`join:${m.room}`));
   const s = fake();
@@ -39,7 +39,7 @@ Deno.test("Router routes JSON messages by their type field", () => {
 });
 
 Deno.test("Router routes text lines by their first word", () => {
-  const router = new Router<string, Fake>()
+  const router = new Router<string, string, Fake>()
     .on("/nick", (s, line, key) => void s.log.push(line.slice(key.length + 1)))
     .on("PING", (s, line) => void s.log.push(`pong ${line}`));
   const s = fake();
@@ -49,7 +49,7 @@ Deno.test("Router routes text lines by their first word", () => {
 });
 
 Deno.test("Router routes microSocket messages by module.method or action", () => {
-  const router = new Router<MicroSocketMessage, Fake>()
+  const router = new Router<MicroSocketMessage, MicroSocketMessage, Fake>()
     .on("user.Login", (s, m) => void s.log.push(`login ${m.name}`))
     .on("ping", (s) => void s.log.push("ping"));
   const s = fake();
@@ -62,7 +62,7 @@ Deno.test("Router routes microSocket messages by module.method or action", () =>
 
 Deno.test("Router uses a custom key function", () => {
   type Msg = { op: number };
-  const router = new Router<Msg, Fake>({ key: (m) => `op${m.op}` })
+  const router = new Router<Msg, Msg, Fake>({ key: (m) => `op${m.op}` })
     .on("op1", (s) => void s.log.push("one"));
   const s = fake();
   router.handler(s, { op: 1 });
@@ -89,7 +89,7 @@ Deno.test("defaultRouteKey() covers lines, JSON and microSocket messages", () =>
 Deno.test("Router runs middleware outermost-first before and innermost-first after", () => {
   const order: string[] = [];
   const mark = (name: string) => () => void order.push(name);
-  const router = new Router<string, Fake>();
+  const router = new Router<string, string, Fake>();
   router.before(mark("router before 1"), mark("router before 2"));
   router.after(mark("router after"));
   const outer = router.group({
@@ -120,7 +120,7 @@ Deno.test("Router runs middleware outermost-first before and innermost-first aft
 
 Deno.test("Router middleware returning false stops the message", () => {
   const order: string[] = [];
-  const router = new Router<string, Fake>()
+  const router = new Router<string, string, Fake>()
     .before((_s, line) => line !== "veto")
     .after(() => void order.push("after"))
     .on("veto", () => void order.push("never"))
@@ -135,7 +135,7 @@ Deno.test("Router middleware returning false stops the message", () => {
 
 Deno.test("Router continues on any middleware result other than false", () => {
   let handled = 0;
-  const router = new Router<string, Fake>()
+  const router = new Router<string, string, Fake>()
     .before(() => true, () => undefined, () => 0 as unknown as boolean)
     .on("x", () => void handled++);
   router.handler(fake(), "x");
@@ -144,7 +144,7 @@ Deno.test("Router continues on any middleware result other than false", () => {
 
 Deno.test("Router after-middleware returning false skips the later ones", () => {
   const order: string[] = [];
-  const router = new Router<string, Fake>()
+  const router = new Router<string, string, Fake>()
     .after(() => void order.push("router after"))
     .on("x", () => void order.push("handler"), {
       after: [() => false, () => void order.push("never")],
@@ -155,7 +155,7 @@ Deno.test("Router after-middleware returning false skips the later ones", () => 
 
 Deno.test("Router ignores a handler's return value", () => {
   const order: string[] = [];
-  const router = new Router<string, Fake>()
+  const router = new Router<string, string, Fake>()
     .after(() => void order.push("after"))
     // Like `(s, m) => s.send(m)`, which returns false when refused.
     .on("x", (() => false) as () => void);
@@ -170,7 +170,7 @@ Deno.test("Router awaits async middleware and handlers in order", async () => {
     order.push(name);
     return result;
   };
-  const router = new Router<string, Fake>()
+  const router = new Router<string, string, Fake>()
     .before(later("before async"), () => void order.push("before sync"))
     .after(later("after async"))
     .on("x", later("handler"))
@@ -193,19 +193,22 @@ Deno.test("Router awaits async middleware and handlers in order", async () => {
 });
 
 Deno.test("Router stays synchronous when every step is", () => {
-  const router = new Router<string, Fake>()
+  const router = new Router<string, string, Fake>()
     .before(() => {})
     .after(() => true)
     .on("x", () => {});
   assert.equal(router.handler(fake(), "x"), undefined);
   assert.equal(
-    new Router<string, Fake>({ fallback: () => {} }).handler(fake(), "y"),
+    new Router<string, string, Fake>({ fallback: () => {} }).handler(
+      fake(),
+      "y",
+    ),
     undefined,
   );
 });
 
 Deno.test("Router's default fallback throws RouteNotFoundError", () => {
-  const router = new Router<unknown, Fake>().on("known", () => {});
+  const router = new Router<unknown, unknown, Fake>().on("known", () => {});
   assert.throws(
     () => router.handler(fake(), "unknown thing"),
     (error: unknown) =>
@@ -227,7 +230,7 @@ Deno.test("Router's default fallback throws RouteNotFoundError", () => {
 
 Deno.test("Router runs a custom fallback inside the router-wide middleware only", () => {
   const order: string[] = [];
-  const router = new Router<string, Fake>({
+  const router = new Router<string, string, Fake>({
     fallback: (_s, line, key) => void order.push(`fallback ${key} ${line}`),
   })
     .before(() => void order.push("before"))
@@ -241,7 +244,7 @@ Deno.test("Router runs a custom fallback inside the router-wide middleware only"
 Deno.test("Router rethrows handler and middleware errors and skips later steps", async () => {
   const order: string[] = [];
   const boom = new Error("boom");
-  const router = new Router<string, Fake>()
+  const router = new Router<string, string, Fake>()
     .after(() => void order.push("after"))
     .on("throw", () => {
       throw boom;
@@ -265,7 +268,7 @@ Deno.test("Router rethrows handler and middleware errors and skips later steps",
 });
 
 Deno.test("Router refuses duplicate routes and non-functions", () => {
-  const router = new Router<string, Fake>().on("a", () => {});
+  const router = new Router<string, string, Fake>().on("a", () => {});
   assert.throws(() => router.on("a", () => {}), TypeError);
   assert.throws(
     () => router.group().on("a", () => {}),
@@ -298,7 +301,7 @@ Deno.test("Router refuses duplicate routes and non-functions", () => {
 
 Deno.test("Router picks up routes and middleware added after first use", () => {
   const s = fake();
-  const router = new Router<string, Fake>({ fallback: () => {} });
+  const router = new Router<string, string, Fake>({ fallback: () => {} });
   router.handler(s, "late");
   router.on("late", (s) => void s.log.push("late"));
   router.handler(s, "late");
@@ -308,7 +311,7 @@ Deno.test("Router picks up routes and middleware added after first use", () => {
 });
 
 Deno.test("Router.handler is a stable bound function", () => {
-  const router = new Router<string, Fake>().on(
+  const router = new Router<string, string, Fake>().on(
     "x",
     (s) => void s.log.push("x"),
   );
@@ -383,7 +386,7 @@ Deno.test("Router with listen(): async handlers keep each session's order", asyn
 
 Deno.test("Router with listen(): a veto drops the message, closing is explicit", async () => {
   type Data = { name?: string };
-  const router = new Router<string, Session<Data, string>>()
+  const router = new Router<string, string, Session<Data, string>>()
     .before((session, _line, key) => {
       if (key === "/quit") {
         session.close("bye");
@@ -426,7 +429,7 @@ Deno.test("Router with listen(): a veto drops the message, closing is explicit",
 Deno.test("Router with listen(): typed JSON routes answer over the socket", async () => {
   type In = { type: "add"; a: number; b: number } | { type: "neg"; n: number };
   type Out = { sum: number } | { neg: number };
-  const router = new Router<In, Session<unknown, In, Out>>()
+  const router = new Router<In, Out>()
     .on("add", (session, m) => void session.send({ sum: m.a + m.b }))
     .on("neg", (session, m) => void session.send({ neg: -m.n }));
   await using server = listen({
@@ -514,4 +517,34 @@ Deno.test("listen() onAccept veto closes the connection before any session exist
   assert.equal(await new LineReader(accepted).next(), "welcome");
   assert.equal(opened, 1);
   assert.equal(server.stats().rejected.vetoed, 1);
+});
+
+Deno.test("Router takes the route key from the session's codec when it has a rule", async () => {
+  // A line protocol of "key:value" lines: the codec knows its shape.
+  const codec = { ...lines(), routeKey: (line: string) => line.split(":")[0] };
+  const router = new Router<string>()
+    .on("add", (session, line) => void session.send(`added ${line.slice(4)}`));
+  await using server = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec,
+    onMessage: router.handler,
+  });
+  using conn = await dial(portOf(server.addr));
+  await conn.write(utf8("add:1\n"));
+  assert.equal(await new LineReader(conn).next(), "added 1");
+  // Each built-in codec has its own rule; defaultRouteKey is the fallback.
+  assert.equal(lines().routeKey!("/join lobby"), "/join");
+  assert.equal(json().routeKey!({ type: "chat" }), "chat");
+  assert.equal(microSocket().routeKey!({ module: "u", method: "M" }), "u.M");
+  assert.equal(microSocket().routeKey!({ action: "ping" }), "ping");
+  assert.equal(
+    new Router<string>({ fallback: () => {} }).on("x", () => {}).has("x"),
+    true,
+  );
+});
+
+Deno.test("RouteNotFoundError lives with the other errors", async () => {
+  const errors = await import("../src/errors.ts");
+  assert.equal(errors.RouteNotFoundError, RouteNotFoundError);
 });

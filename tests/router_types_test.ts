@@ -19,7 +19,7 @@ type Data = { name: string };
 
 Deno.test("Router types: routes narrow the message by its type field", () => {
   const seen: string[] = [];
-  const router = new Router<Msg, Session<Data, Msg>>()
+  const router = new Router<Msg, Msg, Session<Data, Msg>>()
     .on("chat", (session, message, key) => {
       const text: string = message.text;
       const name: string = session.data.name;
@@ -90,7 +90,7 @@ Deno.test("Router types: text, microSocket and unknown messages take any key", (
 
 Deno.test("Router types: RoutesBy routes on another discriminant", () => {
   type Op = { op: "add"; a: number; b: number } | { op: "neg"; n: number };
-  const router = new Router<Op, Session<unknown, Op>, RoutesBy<Op, "op">>({
+  const router = new Router<Op, Op, Session<unknown, Op>, RoutesBy<Op, "op">>({
     key: (message) => message.op,
   }).on("add", (_session, message) => void (message.a + message.b));
   // @ts-expect-error: no op "mul"
@@ -111,7 +111,7 @@ Deno.test("Router types: a mixed union routes only the members with a type", () 
 // Compiled, never run: router.handler plugs into listen() when the types
 // agree, and does not when they don't.
 function _listenCompatibility(): void {
-  const jsonRouter = new Router<Msg, Session<Data, Msg>>();
+  const jsonRouter = new Router<Msg, Msg, Session<Data, Msg>>();
   listen({
     port: 0,
     codec: json<Msg>(),
@@ -121,4 +121,53 @@ function _listenCompatibility(): void {
   listen({ port: 0, codec: lines(), onMessage: new Router<string>().handler });
   // @ts-expect-error: a lines() server decodes strings, not Msg
   listen({ port: 0, codec: lines(), onMessage: jsonRouter.handler });
+  listen({
+    port: 0,
+    codec: json<Msg, string>(),
+    // @ts-expect-error: this router's sessions send Msg, the codec strings
+    onMessage: new Router<Msg>().handler,
+  });
 }
+
+Deno.test("Router types: Router<In, Out> plugs into a json<In, Out>() server without casts", async () => {
+  type ClientMsg = { type: "hello"; name: string } | {
+    type: "say";
+    text: string;
+  };
+  type ServerMsg = { type: "welcome"; id: number } | {
+    type: "said";
+    text: string;
+  };
+  const router = new Router<ClientMsg, ServerMsg>()
+    .on("hello", (session, message) => {
+      session.send({ type: "welcome", id: session.id });
+      // @ts-expect-error: the session sends ServerMsg, not ClientMsg
+      session.send({ type: "hello", name: message.name });
+    })
+    // The echo one-liner: a handler may return what send returns.
+    .on(
+      "say",
+      (session, message) => session.send({ type: "said", text: message.text }),
+    );
+  await using server = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: json<ClientMsg, ServerMsg>(),
+    onMessage: router.handler,
+  });
+  // With session data: give the session type as the third parameter.
+  const withData = new Router<
+    ClientMsg,
+    ServerMsg,
+    Session<Data, ClientMsg, ServerMsg>
+  >()
+    .on("hello", (session) => void (session.data.name = "x"));
+  await listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: json<ClientMsg, ServerMsg>(),
+    data: (): Data => ({ name: "" }),
+    onMessage: withData.handler,
+  }).close();
+  assert.equal(server.sessions.size, 0);
+});

@@ -166,17 +166,24 @@ Deno.test("A client that does not trust the certificate is refused; the server g
     onError: () => {},
   });
   const port = portOf(server.addr);
-  // Without caCerts the system roots don't know our certificate. Deno may
-  // report it when connecting or on first use.
-  let refused = false;
-  try {
-    await using untrusting = await connect({ port, tls: true, codec: lines() });
-    untrusting.send("hi");
-    refused = await within(untrusting.closed, 5000, "the refusal") !== "";
-  } catch (error) {
-    refused = error instanceof Error;
-  }
-  assert.ok(refused);
+  // Without caCerts the system roots don't know our certificate: connect()
+  // rejects with the TLS error and never runs onOpen.
+  let opened = false;
+  await assert.rejects(
+    () =>
+      connect({
+        port,
+        tls: true,
+        codec: lines(),
+        onOpen: () => void (opened = true),
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof Error);
+      assert.match(error.message, /certificate|UnknownIssuer/i);
+      return true;
+    },
+  );
+  assert.equal(opened, false);
   await until(() => reasons.length === 1, 5000, "the server-side close");
   assert.notEqual(reasons[0], CloseReason.Closed);
   const got = Promise.withResolvers<string>();
@@ -188,6 +195,26 @@ Deno.test("A client that does not trust the certificate is refused; the server g
   });
   good.send("still serving");
   assert.equal(await within(got.promise, 5000), "echo still serving");
+});
+
+Deno.test("A file path where PEM text is expected is a TypeError that says so", async () => {
+  const path = "./certs/server.pem";
+  assert.throws(
+    () => listen({ port: 0, tls: { cert: path, key: pair.key } }),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      /^tls\.cert .*file path/.test(error.message),
+  );
+  assert.throws(
+    () => listen({ port: 0, tls: { cert: pair.cert, key: "key.pem" } }),
+    /^TypeError: tls\.key .*file path/,
+  );
+  await assert.rejects(
+    () => connect({ port: 1, tls: { caCerts: ["/etc/ssl/ca.pem"] } }),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      /^tls\.caCerts\[0\] .*file path/.test(error.message),
+  );
 });
 
 Deno.test("Plain TCP garbage sent to a TLS port closes only that session", async () => {

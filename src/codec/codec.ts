@@ -46,14 +46,21 @@ export interface Decoder<In> {
 }
 
 /**
- * Liveness probing for a codec that has a ping/pong exchange, declared as
- * data: the frames to send and how to recognise them. A session sends
- * `ping` every `heartbeatInterval` of silence, answers a peer's ping with
- * `pong`, and never hands either to message handlers. When `ping` and `pong`
- * are the same frame (microSocket's empty frame), one that arrives after our
- * own ping is taken as its answer. Codecs without one leave
- * {@linkcode Codec.heartbeat} undefined; any inbound frame then counts as a
- * sign of life.
+ * Liveness probing for a codec that has a ping/pong exchange, described
+ * declaratively: the bytes to send and how to recognise each in decoded
+ * messages. A session sends `ping` every `heartbeatInterval` of silence,
+ * answers a peer's ping with `pong`, and consumes both: they never reach
+ * message handlers. `ping` and `pong` may be the same bytes (microSocket's
+ * empty frame); then a message that is both a ping and a pong is an answer
+ * when the session has pinged, and otherwise a ping to answer.
+ *
+ * Codecs without one leave {@linkcode Codec.heartbeat} undefined, and
+ * `listen({ heartbeatInterval })` refuses them. The built-in codecs take a
+ * `heartbeat` option ({@linkcode lines}, {@linkcode json},
+ * {@linkcode lengthPrefixed}) or always have one (`microSocket()`).
+ *
+ * `isPing` and `isPong` run for every decoded message: keep them cheap
+ * (an identity or length test, a string comparison).
  *
  * @typeParam In The type of the decoded messages.
  *
@@ -69,15 +76,17 @@ export interface Decoder<In> {
  *   isPong: (line) => line === "PONG",
  * };
  * assert.ok(heartbeat.isPong("PONG"));
+ * assert.ok(!heartbeat.isPing("PONG"));
  * ```
  */
 export interface Heartbeat<In> {
   /** The encoded frame sent as a ping; shared by every session. */
   readonly ping: Uint8Array;
-  /** The encoded frame that answers a peer's ping. */
+  /** The encoded frame sent to answer a ping; shared by every session. */
   readonly pong: Uint8Array;
   /**
-   * Tells whether a decoded message is a ping from the peer.
+   * Tells whether a decoded message is the peer's ping, to answer with
+   * `pong`.
    *
    * @param message A decoded message.
    * @returns `true` when the message is a ping.
@@ -90,6 +99,31 @@ export interface Heartbeat<In> {
    * @returns `true` when the message is a pong.
    */
   isPong(message: In): boolean;
+}
+
+/**
+ * The `heartbeat` option of {@linkcode lines} and {@linkcode json}: the
+ * message sent as a ping and the one sent as its answer (they may be equal).
+ *
+ * @typeParam T The message type: a line for `lines()`, a JSON value for
+ * `json()`.
+ *
+ * @example PING / PONG lines
+ * ```ts
+ * import { type HeartbeatOptions, lines } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const heartbeat: HeartbeatOptions<string> = { ping: "PING", pong: "PONG" };
+ * const codec = lines({ heartbeat });
+ * assert.deepEqual(codec.heartbeat?.ping, new TextEncoder().encode("PING\n"));
+ * assert.ok(codec.heartbeat?.isPong("PONG"));
+ * ```
+ */
+export interface HeartbeatOptions<T> {
+  /** The message sent as a ping. */
+  ping: T;
+  /** The message sent to answer a ping. */
+  pong: T;
 }
 
 /**
@@ -173,4 +207,14 @@ export interface Codec<In, Out = In> {
   decoder(): Decoder<In>;
   /** Ping/pong for heartbeats, when the framing has one. */
   readonly heartbeat?: Heartbeat<In>;
+  /**
+   * The route key of a message, for {@linkcode Router}: the codec knows
+   * its messages' shape (the first word of a line, the `type` of a JSON
+   * object, a microSocket `module.method` or `action`). `undefined` means
+   * "no key" (the router's fallback handles it).
+   *
+   * @param message A decoded message.
+   * @returns The route key, or `undefined`.
+   */
+  routeKey?(message: In): string | undefined;
 }

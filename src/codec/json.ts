@@ -1,7 +1,8 @@
 // JSON messages, one value per frame, over lines (NDJSON) or length-prefixed
 // frames. Framing and its limits come from lines() / lengthPrefixed(); this
 // file only adds JSON on top.
-import type { Codec, Decoder } from "./codec.ts";
+import type { Codec, Decoder, Heartbeat, HeartbeatOptions } from "./codec.ts";
+import { typeField } from "./_route_keys.ts";
 import { sizeLimit } from "./_limit.ts";
 import { DecodeError } from "../errors.ts";
 import { lines } from "./lines.ts";
@@ -44,6 +45,18 @@ export interface JsonOptions {
    * @default {1048576}
    */
   maxFrameBytes?: number;
+  /**
+   * JSON values to send as a heartbeat's ping and pong (they may be
+   * equal), e.g. `{ ping: { type: "ping" }, pong: { type: "pong" } }`, so
+   * that `heartbeatInterval` has something to send. A frame is recognised
+   * as a ping or pong by its exact text as this codec encodes the value
+   * (no extra spaces, same key order); the session consumes it and
+   * handlers never see it. Without it the codec has no heartbeat and
+   * `listen({ heartbeatInterval })` refuses it.
+   *
+   * @default {undefined}
+   */
+  heartbeat?: HeartbeatOptions<unknown>;
 }
 
 /**
@@ -67,11 +80,15 @@ export interface JsonOptions {
  * Encoding uses `JSON.stringify`; a value it cannot represent (`undefined`,
  * a function, a `BigInt`, a cycle) is a `TypeError`.
  *
+ * Its route key ({@linkcode Codec.routeKey}, used by `Router`) is a
+ * message's string `type` field.
+ *
  * @typeParam In The type of decoded messages (not validated).
  * @typeParam Out The type of messages sent.
  * @param options Framing and limits; see {@linkcode JsonOptions}.
  * @returns A JSON codec.
  * @throws {RangeError} When `framing` or `maxFrameBytes` is invalid.
+ * @throws {TypeError} When a heartbeat value cannot be encoded.
  *
  * @example Lines (the default) and length-prefixed frames
  * ```ts
@@ -113,29 +130,40 @@ export function json<In = unknown, Out = In>(
     0xffffffff,
   );
   const encoder = new TextEncoder();
+  const beats = options.heartbeat === undefined
+    ? undefined
+    : jsonBeats(options.heartbeat);
   if (framing === "lines") {
     const inner = lines({ maxLineBytes: maxFrameBytes });
+    // JSON.stringify without indentation never emits a raw line feed.
+    const frame = (text: string) => encoder.encode(text + "\n");
+    const heartbeat = beats && jsonHeartbeat<In>(beats, frame);
     return {
       name: "json",
       encode(message: Out): Uint8Array {
-        // JSON.stringify without indentation never emits a raw line feed.
-        return encoder.encode(stringify(message) + "\n");
+        return frame(stringify(message));
       },
       decoder(): Decoder<In> {
-        return new JsonLineDecoder<In>(inner.decoder());
+        return new JsonLineDecoder<In>(inner.decoder(), beats);
       },
+      ...(heartbeat === undefined ? {} : { heartbeat }),
+      routeKey: typeField,
     };
   }
   if (framing === "length") {
     const inner = lengthPrefixed({ maxFrameBytes });
+    const frame = (text: string) => inner.encode(encoder.encode(text));
+    const heartbeat = beats && jsonHeartbeat<In>(beats, frame);
     return {
       name: "json",
       encode(message: Out): Uint8Array {
-        return inner.encode(encoder.encode(stringify(message)));
+        return frame(stringify(message));
       },
       decoder(): Decoder<In> {
-        return new JsonFrameDecoder<In>(inner.decoder());
+        return new JsonFrameDecoder<In>(inner.decoder(), beats);
       },
+      ...(heartbeat === undefined ? {} : { heartbeat }),
+      routeKey: typeField,
     };
   }
   throw new RangeError(
@@ -149,6 +177,57 @@ function stringify(message: unknown): string {
     throw new TypeError(`Cannot encode ${typeof message} as JSON`);
   }
   return text;
+}
+
+// The heartbeat's texts and the frozen values decoders emit for them: the
+// decoder compares a frame's text (cheap) and emits the shared value, which
+// the heartbeat then recognises by identity.
+interface Beats {
+  pingText: string;
+  pongText: string;
+  ping: unknown;
+  pong: unknown;
+}
+
+function jsonBeats(options: HeartbeatOptions<unknown>): Beats {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("heartbeat must be an object { ping, pong }");
+  }
+  const pingText = stringify(options.ping);
+  const pongText = stringify(options.pong);
+  const ping = deepFreeze(JSON.parse(pingText));
+  const pong = pongText === pingText ? ping : deepFreeze(JSON.parse(pongText));
+  return { pingText, pongText, ping, pong };
+}
+
+function jsonHeartbeat<In>(
+  beats: Beats,
+  frame: (text: string) => Uint8Array,
+): Heartbeat<In> {
+  return {
+    ping: frame(beats.pingText),
+    pong: frame(beats.pongText),
+    isPing: (message) => message === beats.ping,
+    isPong: (message) => message === beats.pong,
+  };
+}
+
+function deepFreeze(value: unknown): unknown {
+  if (typeof value === "object" && value !== null) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+// A frame's value: the heartbeat's shared one when the text is its ping or
+// pong, else parsed.
+function valueOf(text: string, beats: Beats | undefined): unknown {
+  if (beats !== undefined) {
+    if (text === beats.pingText) return beats.ping;
+    if (text === beats.pongText) return beats.pong;
+  }
+  return parse(text);
 }
 
 const BLANK = /^\s*$/;
@@ -172,15 +251,17 @@ function parse(text: string): unknown {
 // outer `emit` in per call, so decoding allocates nothing per chunk.
 class JsonLineDecoder<In> implements Decoder<In> {
   #inner: Decoder<string>;
+  #beats: Beats | undefined;
   #emit: (message: In) => void = () => {};
   #onLine = (line: string): void => {
     if (line.length === 0) return;
-    const value = parse(line);
+    const value = valueOf(line, this.#beats);
     if (value !== SKIP) this.#emit(value as In);
   };
 
-  constructor(inner: Decoder<string>) {
+  constructor(inner: Decoder<string>, beats: Beats | undefined) {
     this.#inner = inner;
+    this.#beats = beats;
   }
 
   get buffered(): number {
@@ -195,6 +276,7 @@ class JsonLineDecoder<In> implements Decoder<In> {
 
 class JsonFrameDecoder<In> implements Decoder<In> {
   #inner: Decoder<Uint8Array>;
+  #beats: Beats | undefined;
   #utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #emit: (message: In) => void = () => {};
   #onFrame = (frame: Uint8Array): void => {
@@ -205,12 +287,13 @@ class JsonFrameDecoder<In> implements Decoder<In> {
     } catch (error) {
       throw new DecodeError("JSON frame is not valid UTF-8", { cause: error });
     }
-    const value = parse(text);
+    const value = valueOf(text, this.#beats);
     if (value !== SKIP) this.#emit(value as In);
   };
 
-  constructor(inner: Decoder<Uint8Array>) {
+  constructor(inner: Decoder<Uint8Array>, beats: Beats | undefined) {
     this.#inner = inner;
+    this.#beats = beats;
   }
 
   get buffered(): number {

@@ -1,5 +1,5 @@
 // Binary frames: a 4-byte big-endian length, then that many bytes.
-import type { Codec, Decoder } from "./codec.ts";
+import type { Codec, Decoder, Heartbeat } from "./codec.ts";
 import { FrameTooLargeError } from "../errors.ts";
 import { sizeLimit } from "./_limit.ts";
 import { PartialPayload } from "./_partial_payload.ts";
@@ -35,6 +35,16 @@ export interface LengthPrefixedOptions {
    * @default {1048576}
    */
   maxFrameBytes?: number;
+  /**
+   * Use empty frames (a zero length header, 4 bytes) as heartbeat pings
+   * and pongs, so that `heartbeatInterval` has something to send. The
+   * session then consumes every empty frame: handlers never see one. Off,
+   * empty frames are ordinary messages and `listen({ heartbeatInterval })`
+   * refuses the codec.
+   *
+   * @default {false}
+   */
+  heartbeat?: boolean;
 }
 
 /**
@@ -44,9 +54,10 @@ export interface LengthPrefixedOptions {
  * Each decoded message is a `Uint8Array` the handler may keep; frames that
  * arrived together may be views into one shared copy of them (mind
  * `byteOffset` before using `.buffer`). Zero-length frames are valid and
- * decode to an empty array.
+ * decode to an empty array, except with the `heartbeat` option, which makes
+ * them pings and pongs.
  *
- * @param options Limits; see {@linkcode LengthPrefixedOptions}.
+ * @param options Limits and heartbeat; see {@linkcode LengthPrefixedOptions}.
  * @returns A codec of byte arrays.
  *
  * @example Round trip
@@ -73,9 +84,17 @@ export function lengthPrefixed(
     0,
     0xffffffff,
   );
+  const heartbeat = options.heartbeat;
+  if (heartbeat !== undefined && typeof heartbeat !== "boolean") {
+    throw new TypeError(
+      `heartbeat must be a boolean, got ${typeof heartbeat}`,
+    );
+  }
   return {
     name: "lengthPrefixed",
+    ...(heartbeat === true ? { heartbeat: EMPTY_FRAME_HEARTBEAT } : {}),
     encode(payload: Uint8Array): Uint8Array {
+      checkPayload(payload);
       const length = payload.byteLength;
       if (length > 0xffffffff) {
         throw new TypeError(`Payload of ${length} bytes does not fit a frame`);
@@ -93,6 +112,7 @@ export function lengthPrefixed(
       target: Uint8Array,
       offset: number,
     ): number {
+      checkPayload(payload);
       const length = payload.byteLength;
       const end = offset + HEADER_BYTES + length;
       if (end > target.length) return -1;
@@ -108,6 +128,26 @@ export function lengthPrefixed(
     },
   };
 }
+
+function checkPayload(payload: Uint8Array): void {
+  if (!(payload instanceof Uint8Array)) {
+    throw new TypeError(
+      `lengthPrefixed() encodes Uint8Array payloads, got ${
+        payload === null ? "null" : typeof payload
+      }`,
+    );
+  }
+}
+
+const EMPTY_FRAME = new Uint8Array(HEADER_BYTES);
+const isEmpty = (payload: Uint8Array): boolean => payload.byteLength === 0;
+// The empty frame is both ping and pong, as microSocket's keepalive.
+const EMPTY_FRAME_HEARTBEAT: Heartbeat<Uint8Array> = {
+  ping: EMPTY_FRAME,
+  pong: EMPTY_FRAME,
+  isPing: isEmpty,
+  isPong: isEmpty,
+};
 
 // A two-state machine: collecting the header, then the payload (see
 // PartialPayload), which is handed to the handler.

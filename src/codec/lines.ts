@@ -1,7 +1,8 @@
 // UTF-8 text lines: the chat room's framing, and what `nc` speaks.
-import type { Codec, Decoder } from "./codec.ts";
+import type { Codec, Decoder, Heartbeat, HeartbeatOptions } from "./codec.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
 import { sizeLimit } from "./_limit.ts";
+import { firstWord } from "./_route_keys.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -31,6 +32,16 @@ export interface LinesOptions {
    * @default {65536}
    */
   maxLineBytes?: number;
+  /**
+   * Lines to send as a heartbeat's ping and pong (they may be equal), so
+   * that `heartbeatInterval` has something to send. The session consumes
+   * them: handlers never see a line equal to `ping` or `pong`. Without
+   * it the codec has no heartbeat and `listen({ heartbeatInterval })`
+   * refuses it.
+   *
+   * @default {undefined}
+   */
+  heartbeat?: HeartbeatOptions<string>;
 }
 
 /**
@@ -40,10 +51,16 @@ export interface LinesOptions {
  * {@linkcode DecodeError}; a line longer than `maxLineBytes` is a
  * {@linkcode FrameTooLargeError}. Encoding appends `\n`; a message that
  * contains `\n` itself is refused with a `TypeError`, because it would reach
- * the peer as two messages.
+ * the peer as two messages, and so is one ending in `\r` (it would arrive
+ * without it) or a value that is not a string.
  *
- * @param options Limits; see {@linkcode LinesOptions}.
+ * Its route key ({@linkcode Codec.routeKey}, used by `Router`) is a line's
+ * first word: everything before the first space.
+ *
+ * @param options Limits and heartbeat; see {@linkcode LinesOptions}.
  * @returns A codec of strings.
+ * @throws {RangeError} When `maxLineBytes` is invalid.
+ * @throws {TypeError} When a heartbeat line cannot be encoded.
  *
  * @example Encoding and decoding a line split across two reads
  * ```ts
@@ -70,18 +87,19 @@ export function lines(options: LinesOptions = {}): Codec<string> {
   const encoder = new TextEncoder();
   // Shared by every connection's decoder: non-streaming decode keeps no state.
   const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  const heartbeat = options.heartbeat === undefined
+    ? undefined
+    : lineHeartbeat(options.heartbeat, maxLineBytes, encoder);
   return {
     name: "lines",
+    ...(heartbeat === undefined ? {} : { heartbeat }),
+    routeKey: firstWord,
     encode(line: string): Uint8Array {
-      if (line.includes("\n")) {
-        throw new TypeError("Cannot encode a line that contains a line feed");
-      }
+      checkLine(line);
       return encoder.encode(line + "\n");
     },
     encodeInto(line: string, target: Uint8Array, offset: number): number {
-      if (line.includes("\n")) {
-        throw new TypeError("Cannot encode a line that contains a line feed");
-      }
+      checkLine(line);
       // Every UTF-16 unit takes at least one byte: a cheap early refusal.
       const last = target.length - 1;
       if (last - offset < line.length) return -1;
@@ -97,6 +115,54 @@ export function lines(options: LinesOptions = {}): Codec<string> {
       return new LineDecoder(maxLineBytes, utf8);
     },
   };
+}
+
+function lineHeartbeat(
+  options: HeartbeatOptions<string>,
+  maxLineBytes: number,
+  encoder: TextEncoder,
+): Heartbeat<string> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("heartbeat must be an object { ping, pong }");
+  }
+  const { ping, pong } = options;
+  const frames = [ping, pong].map((line, i) => {
+    const name = i === 0 ? "heartbeat.ping" : "heartbeat.pong";
+    if (typeof line !== "string") {
+      throw new TypeError(`${name} must be a string, got ${typeof line}`);
+    }
+    checkLine(line);
+    const frame = encoder.encode(line + "\n");
+    if (frame.length - 1 > maxLineBytes) {
+      throw new RangeError(`${name} is longer than maxLineBytes`);
+    }
+    return frame;
+  });
+  return {
+    ping: frames[0]!,
+    pong: frames[1]!,
+    isPing: (line) => line === ping,
+    isPong: (line) => line === pong,
+  };
+}
+
+// Refuses what would not come back as the same one line: a non-string, a
+// line feed (two lines), a trailing CR (the decoder strips it as part of a
+// CRLF terminator).
+function checkLine(line: string): void {
+  if (typeof line !== "string") {
+    throw new TypeError(
+      `lines() encodes strings, got ${line === null ? "null" : typeof line}`,
+    );
+  }
+  if (line.includes("\n")) {
+    throw new TypeError("Cannot encode a line that contains a line feed");
+  }
+  if (line.charCodeAt(line.length - 1) === CR) {
+    throw new TypeError(
+      "Cannot encode a line that ends in a carriage return: it would arrive without it",
+    );
+  }
 }
 
 // Bytes kept between reads are copied into `#partial`, which grows only while

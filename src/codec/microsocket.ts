@@ -5,6 +5,7 @@
 // or buffering without bound, and "|", ":" and "\" survive a round trip.
 import type { Codec, Decoder } from "./codec.ts";
 import { sizeLimit } from "./_limit.ts";
+import { moduleMethodOrAction } from "./_route_keys.ts";
 import { PartialPayload } from "./_partial_payload.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
 
@@ -103,9 +104,9 @@ const PING = new Uint8Array([...MAGIC, 0, 0, 0, 0]);
  *   buffered; the session closes with reason `"decode error"` or
  *   `"frame too large"`, where the seed panics or buffers without bound;
  * - an empty frame (length 0) is a keepalive: the decoder emits it as one
- *   shared, frozen, empty message that `heartbeat.isPong` recognises, so a
- *   session counts it as a sign of life and never passes it to handlers
- *   (the codec's ping is itself an empty frame);
+ *   shared, frozen, empty message that `heartbeat.isPing` and `isPong`
+ *   recognise, so a session counts it as a sign of life and never passes
+ *   it to handlers (the codec's ping and pong are both an empty frame);
  * - invalid UTF-8 in the payload, or a non-empty pair without a `:`, is a
  *   {@linkcode DecodeError}; empty pairs (as in `a:1||b:2` or a trailing `|`)
  *   are skipped; a repeated key keeps its last value;
@@ -123,6 +124,9 @@ const PING = new Uint8Array([...MAGIC, 0, 0, 0, 0]);
  *
  * **Encoding** throws a `TypeError` for a value that is not a string and for
  * an empty message (an empty frame would reach the peer as a keepalive).
+ *
+ * Its route key ({@linkcode Codec.routeKey}, used by `Router`) is
+ * `"module.method"` when both fields are there, else `action`.
  *
  * This release also fixes the seed's parser dropping a payload that holds a
  * single pair (`action:ping` decodes to `{ action: "ping" }`).
@@ -178,14 +182,18 @@ export function microSocket(
     decoder(): Decoder<MicroSocketMessage> {
       return new MicroSocketDecoder(maxFrameBytes);
     },
-    // The empty frame is both the ping and its answer.
     heartbeat: {
       ping: PING,
       pong: PING,
-      isPing: (message: MicroSocketMessage): boolean => message === KEEPALIVE,
-      isPong: (message: MicroSocketMessage): boolean => message === KEEPALIVE,
+      isPing: isKeepalive,
+      isPong: isKeepalive,
     },
+    routeKey: moduleMethodOrAction,
   };
+}
+
+function isKeepalive(message: MicroSocketMessage): boolean {
+  return message === KEEPALIVE;
 }
 
 function escape(text: string): string {
