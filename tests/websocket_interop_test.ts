@@ -1,14 +1,13 @@
-// Interop smoke test on real loopback sockets: a throwaway echo server built
-// from nothing but the socket-free WebSocket modules (head parser, handshake,
-// frame parser, frame writer) over `conn.read`/`conn.write`, exercised by
-// Deno's global `WebSocket` client — an independent RFC 6455 implementation.
-// It proves the pieces interoperate before they are wired into Session.
+// Interop smoke test on real loopback sockets: the echo server of
+// `_ws_echo_server.ts` (built only from the socket-free WebSocket modules)
+// exercised by Deno's global `WebSocket` client, an independent RFC 6455
+// implementation; and our client side against Deno's native server. It
+// proves the pieces interoperate before they are wired into Session.
 import assert from "node:assert/strict";
-import { RequestHeadParser } from "../src/websocket/_http_head.ts";
+import { ResponseHeadParser } from "../src/websocket/_http_head.ts";
 import {
-  checkUpgrade,
-  httpResponse,
-  upgradeResponse,
+  checkUpgradeResponse,
+  clientHandshake,
 } from "../src/websocket/_handshake.ts";
 import {
   FrameParser,
@@ -17,184 +16,11 @@ import {
 import {
   encodeCloseFrame,
   encodeFrame,
-  encodeFrameInto,
-  encodeTextFrameInto,
   Opcode,
 } from "../src/websocket/_frame_writer.ts";
-import { portOf, within } from "./_util.ts";
-
-const MAX_MESSAGE = 8 << 20;
-const FRAGMENT = 1 << 20;
-
-/** What the echo server saw, for the tests to check. */
-interface Seen {
-  closes: [number, string][];
-  pongs: string[];
-  errors: unknown[];
-}
-
-/**
- * A minimal echo server: upgrades requests for `/ws` (subprotocol
- * `chat.v1`), answers `GET /` with a page and anything else with 404, and
- * echoes every message. Binary messages over 1 MiB go back in 1 MiB
- * fragments. Text commands: `ping:<x>` sends a ping and reports the pong as
- * `pong:<x>`; `close:<code>` closes from the server side.
- */
-function startEchoServer() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const tasks = new Set<Promise<void>>();
-  const seen: Seen = { closes: [], pongs: [], errors: [] };
-
-  async function serve(conn: Deno.Conn): Promise<void> {
-    // One write at a time, in order: the single-writer rule.
-    let tail = Promise.resolve();
-    const send = (bytes: Uint8Array) => {
-      tail = tail.then(async () => {
-        for (let at = 0; at < bytes.length;) {
-          at += await conn.write(bytes.subarray(at));
-        }
-      }).catch(() => {});
-      return tail;
-    };
-    let closeSent = false;
-    const head = new RequestHeadParser();
-    const parser = new FrameParser({
-      role: "server",
-      maxMessageBytes: MAX_MESSAGE,
-      onPing: (payload) => void send(encodeFrame(Opcode.pong, payload)),
-      onPong: (payload) => {
-        const text = new TextDecoder().decode(payload);
-        seen.pongs.push(text);
-        void send(encodeFrame(Opcode.text, `pong:${text}`));
-      },
-      onClose: (code, reason) => {
-        seen.closes.push([code, reason]);
-        if (!closeSent) {
-          closeSent = true;
-          void send(encodeCloseFrame(code === 1005 ? undefined : code, reason));
-        }
-      },
-    });
-    const echo = (message: WebSocketMessage) => {
-      if (typeof message === "string") {
-        if (message.startsWith("ping:")) {
-          void send(encodeFrame(Opcode.ping, message.slice(5)));
-        } else if (message.startsWith("close:")) {
-          closeSent = true;
-          void send(encodeCloseFrame(Number(message.slice(6)), "server bye"));
-        } else {
-          const out = new Uint8Array(message.length * 3 + 14);
-          void send(
-            out.subarray(0, encodeTextFrameInto(out, 0, message, true, false)),
-          );
-        }
-        return;
-      }
-      if (message.length <= FRAGMENT) {
-        const out = new Uint8Array(message.length + 14);
-        void send(
-          out.subarray(
-            0,
-            encodeFrameInto(out, 0, Opcode.binary, message, true, false),
-          ),
-        );
-        return;
-      }
-      for (let at = 0; at < message.length; at += FRAGMENT) {
-        const end = Math.min(message.length, at + FRAGMENT);
-        void send(encodeFrame(
-          at === 0 ? Opcode.binary : Opcode.continuation,
-          message.subarray(at, end),
-          end === message.length,
-        ));
-      }
-    };
-
-    const buffer = new Uint8Array(65536);
-    let upgraded = false;
-    try {
-      for (;;) {
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        let chunk = buffer.subarray(0, n);
-        if (!upgraded) {
-          const used = head.push(chunk);
-          if (used < 0) continue;
-          const decision = checkUpgrade(head.head!, {
-            path: "/ws",
-            protocols: ["chat.v1"],
-          });
-          if (decision.kind === "http") {
-            await send(
-              head.head!.path === "/"
-                ? httpResponse(200, "<!doctype html><title>echo</title>", {
-                  "Content-Type": "text/html; charset=utf-8",
-                })
-                : httpResponse(404, "Not found\n"),
-            );
-            break;
-          }
-          if (decision.kind === "reject") {
-            await send(decision.response);
-            break;
-          }
-          await send(await upgradeResponse(decision.key, decision.protocol));
-          upgraded = true;
-          chunk = chunk.subarray(used);
-        }
-        parser.decode(chunk, echo);
-        if (parser.closed) break;
-      }
-    } catch (error) {
-      seen.errors.push(error);
-    } finally {
-      await tail;
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  }
-
-  const accepting = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        return; // the listener was closed
-      }
-      conns.add(conn);
-      const task = serve(conn);
-      tasks.add(task);
-      task.finally(() => tasks.delete(task));
-    }
-  })();
-
-  return {
-    port: portOf(listener.addr),
-    seen,
-    async close(): Promise<void> {
-      listener.close();
-      await accepting;
-      // Let connections finish their closing handshake, then cut the rest.
-      await within(Promise.all(tasks), 2000, "connections ending").catch(
-        () => {},
-      );
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
-      }
-      await Promise.all(tasks);
-    },
-  };
-}
+import { within, writeAll } from "./_util.ts";
+import { FRAGMENT, MAX_MESSAGE, startEchoServer } from "./_ws_echo_server.ts";
+import { concat as concatBytes } from "./_split.ts";
 
 /** A connected Deno WebSocket client with a queue of received messages. */
 async function connect(port: number, protocols?: string[]) {
@@ -346,4 +172,126 @@ Deno.test("interop: plain HTTP gets a page or 404, a wrong path no upgrade", asy
   } finally {
     await server.close();
   }
+});
+
+/**
+ * Our client side (handshake request, response check, masked writer,
+ * client-role parser) on a raw TCP connection, for the tests below.
+ */
+async function rawClient(port: number, protocols: string[] = []) {
+  const handshake = clientHandshake(`ws://127.0.0.1:${port}/ws`, {
+    protocols,
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const events:
+    (WebSocketMessage | ["pong", string] | ["close", number, string])[] = [];
+  let wake: (() => void) | undefined;
+  const push = (event: (typeof events)[number]) => {
+    events.push(event);
+    wake?.();
+  };
+  const parser = new FrameParser({
+    role: "client",
+    maxMessageBytes: MAX_MESSAGE,
+    onPong: (p) => push(["pong", new TextDecoder().decode(p)]),
+    onClose: (code, reason) => push(["close", code, reason]),
+  });
+  const head = new ResponseHeadParser();
+  const buffer = new Uint8Array(65536);
+  await writeAll(conn, handshake.request);
+  let rest: Uint8Array | undefined;
+  while (rest === undefined) {
+    const n = await within(conn.read(buffer), 5000, "handshake response");
+    if (n === null) throw new Error("Closed during the handshake");
+    const used = head.push(buffer.subarray(0, n));
+    if (used >= 0) rest = buffer.slice(used, n);
+  }
+  const protocol = await checkUpgradeResponse(head.head!, handshake);
+  parser.decode(rest, push);
+  const reading = (async () => {
+    try {
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) return;
+        parser.decode(buffer.subarray(0, n), push);
+      }
+    } catch {
+      // Closed under us.
+    }
+  })();
+  return {
+    protocol,
+    send: (bytes: Uint8Array) => writeAll(conn, bytes),
+    async next(): Promise<(typeof events)[number]> {
+      const deadline = Date.now() + 10000;
+      while (events.length === 0) {
+        await within(
+          new Promise<void>((resolve) => (wake = resolve)),
+          Math.max(1, deadline - Date.now()),
+          "an event",
+        );
+      }
+      return events.shift()!;
+    },
+    async close(): Promise<void> {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+      await reading;
+    },
+  };
+}
+
+Deno.test("interop: our client side talks to Deno.serve + upgradeWebSocket", async () => {
+  const closes: [number, string][] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      const { socket, response } = Deno.upgradeWebSocket(request, {
+        protocol: "chat.v1",
+      });
+      socket.binaryType = "arraybuffer";
+      socket.onmessage = (event) => socket.send(event.data);
+      socket.onclose = (event) => void closes.push([event.code, event.reason]);
+      return response;
+    },
+  );
+  const client = await rawClient(server.addr.port, ["chat.v0", "chat.v1"]);
+  try {
+    assert.equal(client.protocol, "chat.v1");
+    await client.send(encodeFrame(Opcode.text, "héllo", true, true));
+    assert.equal(await client.next(), "héllo");
+    // A fragmented text message with a ping in the middle.
+    await client.send(concatBytes(
+      encodeFrame(Opcode.text, "frag", false, true),
+      encodeFrame(Opcode.ping, "p1", true, true),
+      encodeFrame(Opcode.continuation, "ment", true, true),
+    ));
+    assert.deepEqual(await client.next(), ["pong", "p1"]);
+    assert.equal(await client.next(), "fragment");
+    // 4 MiB binary in masked fragments.
+    const size = 4 << 20;
+    const bytes = new Uint8Array(size).map((_, i) => i % 251);
+    for (let at = 0; at < size; at += FRAGMENT) {
+      await client.send(encodeFrame(
+        at === 0 ? Opcode.binary : Opcode.continuation,
+        bytes.subarray(at, at + FRAGMENT),
+        at + FRAGMENT >= size,
+        true,
+      ));
+    }
+    const echoed = await client.next();
+    assert.ok(echoed instanceof Uint8Array);
+    assert.equal(echoed.length, size);
+    assert.ok(echoed.every((b, i) => b === bytes[i]));
+    // Close: the server echoes our code.
+    await client.send(encodeCloseFrame(4002, "client bye", true));
+    assert.deepEqual(await client.next(), ["close", 4002, "client bye"]);
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+  assert.deepEqual(closes, [[4002, "client bye"]]);
 });
