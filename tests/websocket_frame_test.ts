@@ -325,6 +325,18 @@ Deno.test("FrameParser validates UTF-8 with 1007, across fragments and fast", ()
   );
   assert.ok(error instanceof WebSocketProtocolError);
   assert.equal(error.closeCode, 1007);
+  // U+FFFD sent on purpose is valid text (decoding is checked twice then).
+  assertParses(plain(Opcode.text, "a\ufffdb"), ["a\ufffdb"], client);
+  assertParses(
+    plain(Opcode.close, concat(bytes(0x03, 0xe8), text.encode("\ufffd"))),
+    [["close", 1000, "\ufffd"]],
+    client,
+  );
+  assertRejects(
+    plain(Opcode.text, concat(text.encode("\ufffd"), bytes(0x80))),
+    1007,
+    client,
+  );
   // A 4-byte character split over three fragments is valid.
   assertParses(
     concat(

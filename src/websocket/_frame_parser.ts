@@ -91,9 +91,14 @@ const MAX_CONTROL = 125;
 const INITIAL_STORAGE = 16384;
 const KEEP_STORAGE = 16384;
 
-// Non-streaming decodes keep no state between calls, so one decoder serves
+// Non-streaming decodes keep no state between calls, so these decoders serve
 // every parser. `ignoreBOM` keeps a leading U+FEFF: it is part of the text.
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// In Deno 2.9 a fatal decoder is 3-7x slower than a replacing one (280 vs
+// 104 ns for 64 bytes, 3.1 vs 0.46 us for 4 KiB), so text is decoded with
+// the replacing one, and only a result holding U+FFFD (an error was
+// replaced, or the peer sent U+FFFD itself) is checked again, fatally.
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+const utf8Fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Tells whether `code` may appear in a close frame on the wire (RFC 6455
@@ -452,6 +457,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
           throw invalidUtf8(cause);
         }
       }
+      // Validated piece by piece already: the fast decoder is exact here.
       message = size === 0 ? "" : utf8.decode(storage!.subarray(0, size));
       if (storage !== undefined && storage.length > KEEP_STORAGE) {
         this.#storage = undefined;
@@ -567,12 +573,17 @@ export function parseClosePayload(payload: Uint8Array): [number, string] {
   return [code, payload.length === 2 ? "" : decodeText(payload.subarray(2))];
 }
 
+// Decodes UTF-8 that has not been validated yet.
 function decodeText(bytes: Uint8Array): string {
-  try {
-    return utf8.decode(bytes);
-  } catch (cause) {
-    throw invalidUtf8(cause);
+  const text = utf8.decode(bytes);
+  if (text.includes("\ufffd")) {
+    try {
+      utf8Fatal.decode(bytes);
+    } catch (cause) {
+      throw invalidUtf8(cause);
+    }
   }
+  return text;
 }
 
 function protocolError(message: string): WebSocketProtocolError {
