@@ -133,6 +133,11 @@ export class BrokerCore {
     const entries = this.#subjects.get(subject);
     if (entries === undefined) return;
     this.counters.received++;
+    // Clients hand out Node Buffers; handlers get plain Uint8Array views
+    // (same memory, no copy) so the contract is the same for every broker.
+    if (Object.getPrototypeOf(bytes) !== Uint8Array.prototype) {
+      bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
     for (const entry of entries) {
       if (!entry.active) continue;
       try {
