@@ -71,17 +71,39 @@ export class BrokerServer implements AsyncDisposable {
   readonly kind: BrokerKind;
   readonly port: number;
   #child: Deno.ChildProcess | undefined;
+  #config: string | undefined;
 
   private constructor(kind: BrokerKind, port: number) {
     this.kind = kind;
     this.port = port;
   }
 
-  /** Starts a server of `kind` on a free port and waits until it accepts. */
-  static async start(kind: BrokerKind): Promise<BrokerServer> {
+  /**
+   * Starts a server of `kind` on a free port and waits until it accepts.
+   * `natsConfig` is the text of a nats-server configuration file.
+   */
+  static async start(
+    kind: BrokerKind,
+    options: { natsConfig?: string } = {},
+  ): Promise<BrokerServer> {
     const server = new BrokerServer(kind, freePort());
-    await server.#spawn();
+    if (options.natsConfig !== undefined) {
+      server.#config = await Deno.makeTempFile({ suffix: ".conf" });
+      await Deno.writeTextFile(server.#config, options.natsConfig);
+    }
+    try {
+      await server.#spawn();
+    } catch (error) {
+      await server.#removeConfig();
+      throw error;
+    }
     return server;
+  }
+
+  async #removeConfig(): Promise<void> {
+    if (this.#config === undefined) return;
+    await Deno.remove(this.#config).catch(() => {});
+    this.#config = undefined;
   }
 
   /** The URL clients connect to. */
@@ -137,5 +159,6 @@ export class BrokerServer implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+    await this.#removeConfig();
   }
 }

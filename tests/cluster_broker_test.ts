@@ -7,6 +7,7 @@ import {
   type Broker,
   connectBroker,
   MemoryBrokerHub,
+  NatsBroker,
   RedisBroker,
 } from "../cluster.ts";
 import { type BrokerKind, BrokerServer, skipMessage } from "./_brokers.ts";
@@ -189,6 +190,56 @@ Deno.test({
       "t-slow",
     );
     assert.equal(flood.success, true, new TextDecoder().decode(flood.stderr));
+    await until(() => b.stats().disconnects >= 1, 10_000, "b is cut");
+    await until(() => b.state === "connected", 10_000, "b reconnects");
+    got.length = 0;
+    await settle(a, "t-slow", () => got.length);
+  },
+});
+
+Deno.test({
+  name:
+    "nats: a slow consumer cut by the server (max_pending) reconnects and resubscribes",
+  ignore: skipMessage("nats"),
+  async fn() {
+    await using server = await BrokerServer.start("nats", {
+      natsConfig: 'max_pending: 262144\nwrite_deadline: "500ms"\n',
+    });
+    await using a = await NatsBroker.connect(server.url, {
+      onError: quiet,
+      reconnectWait: 100,
+    });
+    await using b = await NatsBroker.connect(server.url, {
+      onError: quiet,
+      reconnectWait: 100,
+    });
+    const got: number[] = [];
+    b.subscribe("t-slow", (bytes) => got.push(bytes[0]!));
+    await settle(a, "t-slow", () => got.length);
+    // Another process floods b's subject while this one is blocked in a
+    // synchronous call, so b reads nothing: a slow consumer. (The server
+    // throttles the flooding publisher, so this takes ~10 s.)
+    const script = await Deno.makeTempFile({ suffix: ".ts" });
+    try {
+      await Deno.writeTextFile(
+        script,
+        `import { connect } from "npm:@nats-io/transport-node@^3.4.0";
+const nc = await connect({ servers: "127.0.0.1:${server.port}" });
+const payload = new Uint8Array(20_000);
+for (let i = 0; i < 2000; i++) nc.publish("t-slow", payload);
+await nc.flush();
+await nc.close();
+`,
+      );
+      const flood = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--no-config", script],
+        stdout: "null",
+        stderr: "piped",
+      }).outputSync();
+      assert.equal(flood.success, true, new TextDecoder().decode(flood.stderr));
+    } finally {
+      await Deno.remove(script);
+    }
     await until(() => b.stats().disconnects >= 1, 10_000, "b is cut");
     await until(() => b.state === "connected", 10_000, "b reconnects");
     got.length = 0;
