@@ -17,6 +17,16 @@
  * are dropped and counted (never queued without bound), subscriptions and
  * presence come back with the broker.
  *
+ * Flow control across nodes: a node hands what it receives for a room to
+ * its local sessions with their usual byte budgets and overflow policies,
+ * so a slow client is handled on its node as if the sender were local. A
+ * node that can't read from the broker as fast as a room produces is cut by
+ * the broker (NATS slow consumer, Redis `client-output-buffer-limit
+ * pubsub`): it reconnects, resubscribes and resynchronises presence, and its
+ * members miss the room messages published while it was cut. A room is
+ * thus as fast as its senders and the broker allow; its slowest node loses
+ * messages rather than slowing the others.
+ *
  * This entry point depends on `npm:@nats-io/transport-node` and
  * `npm:redis`; the core (`@x/microsocket`) has no dependencies.
  *
