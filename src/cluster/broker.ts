@@ -191,7 +191,7 @@ export interface BrokerOptions {
    * which new publishes are dropped (Redis; NATS and memory write
    * synchronously into their own buffer and ignore it).
    *
-   * @default {10000}
+   * @default {50000}
    */
   maxInFlight?: number;
 }

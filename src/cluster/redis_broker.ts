@@ -147,7 +147,7 @@ export class RedisBroker implements Broker {
     this.#pub = pub;
     this.#sub = sub;
     this.sharded = sharded;
-    this.#maxInFlight = options.maxInFlight ?? 10_000;
+    this.#maxInFlight = options.maxInFlight ?? 50_000;
     this.#core = new BrokerCore(
       {
         subscribe: (subject) => this.#wireSubscribe(subject),
