@@ -123,7 +123,8 @@ export class RedisBroker implements Broker {
       await sub.connect();
       let sharded = options.sharded;
       if (sharded === undefined) {
-        const info = await pub.info("server");
+        // An ACL may forbid INFO: then plain pub/sub, which every server has.
+        const info = await pub.info("server").catch(() => "");
         const major = Number(/redis_version:(\d+)/.exec(info)?.[1] ?? 0);
         sharded = major >= 7;
       }
