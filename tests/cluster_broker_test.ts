@@ -151,6 +151,30 @@ for (const kind of ["nats", "redis"] as BrokerKind[]) {
 }
 
 Deno.test({
+  name: "redis: plain PUBLISH/SUBSCRIBE (sharded: false) works the same",
+  ignore: skipMessage("redis"),
+  async fn() {
+    await using server = await BrokerServer.start("redis");
+    await using a = await RedisBroker.connect(server.url, {
+      onError: quiet,
+      sharded: false,
+    });
+    await using b = await RedisBroker.connect(server.url, {
+      onError: quiet,
+      sharded: false,
+    });
+    assert.equal(a.sharded, false);
+    const got: Uint8Array[] = [];
+    b.subscribe("t.plain", (bytes) => got.push(bytes.slice()));
+    await settle(a, "t.plain", () => got.length);
+    got.length = 0;
+    a.publish("t.plain", new Uint8Array([0, 255]));
+    await until(() => got.length === 1);
+    assert.deepEqual(got[0], new Uint8Array([0, 255]));
+  },
+});
+
+Deno.test({
   name:
     "redis: a slow subscriber cut by the server (output buffer limit) reconnects and resubscribes",
   ignore: skipMessage("redis"),
