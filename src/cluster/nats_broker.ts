@@ -63,6 +63,11 @@ export interface NatsBrokerOptions extends BrokerOptions {
  * A {@linkcode Broker} on a NATS server. Exact subjects only (NATS
  * wildcards are not exposed, so that every broker behaves alike).
  *
+ * Limit: while connected, the NATS client keeps what its socket can't take
+ * yet in its own outbound buffer, which has no limit this wrapper can set
+ * (`maxInFlight` is ignored); only a server that stalls for long (it slows
+ * down fast publishers) would let it grow.
+ *
  * @example Connecting (needs a NATS server)
  * ```ts ignore
  * import { NatsBroker } from "@x/microsocket/cluster";
