@@ -30,9 +30,16 @@ export const sessionHooks: {
     start: number,
     end: number,
   ): boolean;
+  /**
+   * Bytes read from the connection before the session was made (past a
+   * WebSocket handshake): decoded before the first read. Call right after
+   * construction.
+   */
+  prelude(session: AnySession, bytes: Uint8Array): void;
 } = {
   observe: unreachable,
   sendShared: unreachable,
+  prelude: unreachable,
 };
 
 function unreachable(): never {

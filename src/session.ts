@@ -380,6 +380,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
     };
     sessionHooks.sendShared = (session, base, start, end) =>
       session.#sendShared(base, start, end);
+    sessionHooks.prelude = (session, bytes) => {
+      session.#prelude = bytes;
+    };
   }
 
   /** Unique per server (per process for standalone sessions), increasing. */
@@ -453,6 +456,10 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #seenWritten = 0;
   #pingBytes = 0;
 
+  // Bytes read before the session existed (past a WebSocket handshake):
+  // decoded before the first read.
+  #prelude: Uint8Array | undefined;
+
   // In-flight I/O, awaited on close so no operation outlives the session.
   #reading: Promise<number | null> | undefined;
   // The read loop; it ends at EOF, on a read error, or once the connection
@@ -481,7 +488,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#lastSeen = this.connectedAt;
     this.codec = options.codec;
     this.#options = options;
-    this.#decoder = options.codec.decoder();
+    this.#decoder = options.codec.decoder(this);
     const heartbeat = options.codec.heartbeat;
     this.#heartbeat = heartbeat;
     this.#symmetricHeartbeat = heartbeat !== undefined &&
@@ -695,6 +702,13 @@ export class Session<Data = unknown, In = unknown, Out = In>
     // onClose awaiting close() must not wait for itself.
     if (this.#inOnClose) return Promise.resolve();
     if (this.#finished === undefined) {
+      // A framing's goodbye (a WebSocket close frame) goes after what is
+      // queued, whatever the budget says.
+      const goodbye = this.#decoder.closeFrame?.(reason, error);
+      if (goodbye !== undefined && !this.#queue.dropped) {
+        this.#queue.pushPrivate(goodbye);
+        this.#queued();
+      }
       this.#state = "closing";
       this.#closeReason = reason;
       this.#closeError = error;
@@ -879,7 +893,17 @@ export class Session<Data = unknown, In = unknown, Out = In>
       }
       let n: number | null;
       try {
-        n = await (this.#reading = this.#conn.read(buffer));
+        if (this.#prelude !== undefined) {
+          const prelude = this.#prelude;
+          this.#prelude = undefined;
+          if (prelude.byteLength > buffer.byteLength) {
+            buffer = new Uint8Array(prelude.byteLength);
+          }
+          buffer.set(prelude);
+          n = prelude.byteLength;
+        } else {
+          n = await (this.#reading = this.#conn.read(buffer));
+        }
         this.#reading = undefined;
       } catch (error) {
         this.#reading = undefined;

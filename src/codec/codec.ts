@@ -43,6 +43,58 @@ export interface Decoder<In> {
   decode(chunk: Uint8Array, emit: (message: In) => void): void;
   /** Bytes held for a frame that has not completed yet. */
   readonly buffered: number;
+  /**
+   * The frame that tells the peer the connection is ending, for framings
+   * that have one (a WebSocket close frame). The session queues it once,
+   * when it starts closing, after what is already queued.
+   *
+   * @param reason The session's close reason.
+   * @param error The error behind the close, if any.
+   * @returns The frame, or `undefined` to send none.
+   */
+  closeFrame?(reason: string, error: unknown): Uint8Array | undefined;
+}
+
+/**
+ * What a decoder may do to its connection besides emitting messages: answer
+ * control frames (a WebSocket pong) and end it (a close frame from the
+ * peer). The session passes itself.
+ *
+ * @example A decoder that answers "?" with "!" on its own
+ * ```ts
+ * import type { Decoder, DecoderLink } from "@x/microsocket";
+ *
+ * function answering(link?: DecoderLink): Decoder<string> {
+ *   return {
+ *     buffered: 0,
+ *     decode(chunk, emit) {
+ *       for (const byte of chunk) {
+ *         if (byte === 0x3f) link?.sendFrame(new Uint8Array([0x21]));
+ *         else emit(String.fromCharCode(byte));
+ *       }
+ *     },
+ *   };
+ * }
+ * const decoder = answering();
+ * decoder.decode(new Uint8Array([0x61]), () => {});
+ * ```
+ */
+export interface DecoderLink {
+  /**
+   * Queues an encoded frame for the peer, after what is already queued.
+   *
+   * @param frame The frame's bytes; not copied when large, so never modify
+   * them afterwards.
+   * @returns `false` when the connection no longer takes frames.
+   */
+  sendFrame(frame: Uint8Array): boolean;
+  /**
+   * Ends the connection once what is queued is written.
+   *
+   * @param reason Why.
+   * @returns A promise that resolves once the connection is closed.
+   */
+  close(reason?: string): Promise<void>;
 }
 
 /**
@@ -202,9 +254,11 @@ export interface Codec<In, Out = In> {
   /**
    * Creates a fresh decoder for one connection.
    *
+   * @param link The connection, for decoders that answer control frames;
+   * absent when decoding outside a session.
    * @returns A decoder with empty state.
    */
-  decoder(): Decoder<In>;
+  decoder(link?: DecoderLink): Decoder<In>;
   /** Ping/pong for heartbeats, when the framing has one. */
   readonly heartbeat?: Heartbeat<In>;
   /**
