@@ -35,6 +35,7 @@ export * from "./src/codec/length_prefixed.ts";
 export * from "./src/session.ts";
 export * from "./src/session_manager.ts";
 export * from "./src/server.ts";
+export * from "./src/cluster_bridge.ts";
 export * from "./src/codec/json.ts";
 export * from "./src/codec/microsocket.ts";
 export * from "./src/router.ts";

@@ -24,6 +24,7 @@ export function validateListenOptions(options: object): void {
     string(o, "hostname");
     port(o);
     integer(o, "backlog", 1, 0x7fffffff);
+    boolean(o, "reusePort");
     if (o.tls !== undefined) {
       const tls = record(o.tls, "tls");
       pem(tls, "cert", "tls.cert", "CERTIFICATE");

@@ -8,6 +8,8 @@ import { CloseReason } from "./close_reason.ts";
 import { sessionHooks } from "./_session_hooks.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
+import type { ClusterBridge } from "./cluster_bridge.ts";
+import { managerHooks } from "./_manager_hooks.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -52,6 +54,16 @@ export interface TcpListenOptions {
    * @default {4096}
    */
   backlog?: number;
+  /**
+   * Let several processes listen on the same address and port, the kernel
+   * spreading connections among them (`SO_REUSEPORT`, Linux). Deno marks
+   * it unstable: run with `--unstable-net` (or `"unstable": ["net"]` in
+   * deno.json), otherwise `listen()` throws a `TypeError` saying so. A
+   * `reusePort` listener can't share a port with one listening without it.
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
   /**
    * Serve TLS with this PEM certificate chain and private key
    * (`Deno.listenTls`). The session API is the same.
@@ -173,6 +185,14 @@ export interface ServerOptions<Data, In, Out>
   maxConnectionsPerIp?: number;
   /** Aborting it shuts the server down, as `shutdown()` does. */
   signal?: AbortSignal;
+  /**
+   * Joins a cluster: session ids unique across it, room broadcasts and
+   * send-by-id reaching every node. Build one with `connectCluster()` from
+   * `@x/microsocket/cluster` (NATS or Redis); see {@linkcode ClusterBridge}.
+   * It serves one server, and stays open when the server shuts down (close
+   * it after).
+   */
+  cluster?: ClusterBridge;
 }
 
 /**
@@ -333,6 +353,23 @@ export class Server<
     this.addr = this.#listener.addr as Addr;
     const codec = options.codec ??
       (lines() as unknown as Codec<In, Out>);
+    const cluster = options.cluster;
+    if (cluster !== undefined) {
+      if (
+        typeof cluster !== "object" || cluster === null ||
+        typeof cluster.attach !== "function" ||
+        typeof cluster.nextSessionId !== "function"
+      ) {
+        this.#listener.close();
+        throw new TypeError("cluster must be a ClusterBridge");
+      }
+      try {
+        cluster.attach(managerHooks.bridge(this.sessions, cluster, codec));
+      } catch (error) {
+        this.#listener.close();
+        throw error;
+      }
+    }
     // One options object shared by every session.
     this.#sessionOptions = {
       ...options,
@@ -429,6 +466,7 @@ export class Server<
     if (this.#abortListener !== undefined) {
       this.#options.signal?.removeEventListener("abort", this.#abortListener);
     }
+    this.#options.cluster?.detach();
     this.#resolveFinished();
   }
 
@@ -531,7 +569,8 @@ export class Server<
     let session: Session<Data, In, Out>;
     try {
       // Runs the codec's decoder(): user code that may throw.
-      session = new Session(conn, this.#sessionOptions, this.#nextId++);
+      const id = this.#options.cluster?.nextSessionId() ?? this.#nextId++;
+      session = new Session(conn, this.#sessionOptions, id);
     } catch (error) {
       this.#report(error, undefined);
       this.#release(ip);
@@ -687,7 +726,20 @@ function bind(options: TcpListenOptions | UnixListenOptions): Deno.Listener {
       key: options.tls.key,
     });
   }
-  return Deno.listen({ hostname, port, tcpBacklog });
+  if (options.reusePort !== true) {
+    return Deno.listen({ hostname, port, tcpBacklog });
+  }
+  // Without --unstable-net, Deno.listen({ reusePort }) ends the process
+  // (exit code 70) instead of throwing; listenDatagram exists only with
+  // that flag, so its absence tells us in time to throw something useful.
+  if (
+    typeof (Deno as { listenDatagram?: unknown }).listenDatagram !== "function"
+  ) {
+    throw new TypeError(
+      'reusePort needs Deno\'s --unstable-net flag (or "unstable": ["net"] in deno.json)',
+    );
+  }
+  return Deno.listen({ hostname, port, tcpBacklog, reusePort: true });
 }
 
 function ipOf(addr: Deno.Addr): string | undefined {

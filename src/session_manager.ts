@@ -10,6 +10,8 @@ import type { Session } from "./session.ts";
 import type { Codec } from "./codec/codec.ts";
 import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
+import type { ClusterBridge } from "./cluster_bridge.ts";
+import { managerHooks } from "./_manager_hooks.ts";
 
 /**
  * Whom a broadcast reaches: everyone (the default), the members of a room,
@@ -48,6 +50,15 @@ export interface BroadcastOptions<Data, In, Out> {
   except?: Session<Data, In, Out> | number;
   /** Only sessions for which this returns `true`. */
   filter?: (session: Session<Data, In, Out>) => boolean;
+  /**
+   * With a cluster (`listen({ cluster })`), only this server's members of
+   * the room; without one it changes nothing. Room broadcasts otherwise
+   * reach the room's members on every node (unless `filter` is set: a
+   * filter can't run on other nodes, so filtered broadcasts stay local).
+   *
+   * @default {false}
+   */
+  local?: boolean;
 }
 
 /**
@@ -88,6 +99,26 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
   readonly #observer: SessionObserver = {
     closing: (session) => this.#remove(session as Session<Data, In, Out>),
   };
+  // The cluster, when the server joined one; its codec encodes what leaves.
+  #bridge: ClusterBridge | undefined;
+  #codec: Codec<In, Out> | undefined;
+
+  static {
+    managerHooks.bridge = (manager, bridge, codec) => {
+      manager.#bridge = bridge;
+      manager.#codec = codec;
+      return {
+        codec,
+        deliverToRoom: (room, frame, exceptId) =>
+          manager.#deliverToRoom(room, frame, exceptId),
+        deliverToSession: (id, frame) => {
+          const session = manager.#sessions.get(id);
+          return session !== undefined &&
+            sessionHooks.sendShared(session, frame, 0, frame.byteLength);
+        },
+      };
+    };
+  }
 
   /** How many sessions are open. */
   get size(): number {
@@ -154,7 +185,11 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * id, or when the session's overflow policy refused it.
    */
   send(id: number, message: Out): boolean {
-    return this.#sessions.get(id)?.send(message) ?? false;
+    const session = this.#sessions.get(id);
+    if (session !== undefined) return session.send(message);
+    // Not here: with a cluster, another node may own it.
+    if (this.#bridge === undefined) return false;
+    return this.#bridge.send(id, this.#codec!.encode(message));
   }
 
   /**
@@ -176,10 +211,20 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     let writer = this.#everyone;
     let exceptId = -1;
     let filter: BroadcastOptions<Data, In, Out>["filter"];
+    const bridge = options?.room !== undefined && options.local !== true &&
+        options.filter === undefined
+      ? this.#bridge
+      : undefined;
     if (options !== undefined) {
       if (options.room !== undefined) {
         const room = this.#rooms.get(options.room);
-        if (room === undefined) return 0;
+        if (room === undefined) {
+          // No member here; others may have some: one encoding, one publish.
+          if (bridge !== undefined) {
+            this.#publish(bridge, options.room, message, options.except);
+          }
+          return 0;
+        }
         targets = room.members;
         writer = room.writer ??= new SegmentWriter();
       }
@@ -218,6 +263,50 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
         frame = session.codec.encode(message);
         others.set(session.codec, frame);
       }
+      if (sendShared(session, frame, 0, frame.byteLength)) accepted++;
+    }
+    if (bridge !== undefined) {
+      if (base !== undefined && codec === this.#codec) {
+        // The bytes the local members got, published as they are.
+        bridge.broadcast(
+          options!.room!,
+          base.subarray(start, end),
+          exceptId === -1 ? undefined : exceptId,
+        );
+      } else {
+        this.#publish(bridge, options!.room!, message, options!.except);
+      }
+    }
+    return accepted;
+  }
+
+  #publish(
+    bridge: ClusterBridge,
+    room: string,
+    message: Out,
+    except: Session<Data, In, Out> | number | undefined,
+  ): void {
+    const exceptId = except === undefined
+      ? undefined
+      : typeof except === "number"
+      ? except
+      : except.id;
+    bridge.broadcast(room, this.#codec!.encode(message), exceptId);
+  }
+
+  // A frame from another node, in the server codec's encoding, to this
+  // server's members of a room: by reference, with their usual budgets.
+  #deliverToRoom(
+    room: string,
+    frame: Uint8Array,
+    exceptId: number | undefined,
+  ): number {
+    const members = this.#rooms.get(room)?.members;
+    if (members === undefined) return 0;
+    const sendShared = sessionHooks.sendShared;
+    let accepted = 0;
+    for (const session of members) {
+      if (session.id === exceptId) continue;
       if (sendShared(session, frame, 0, frame.byteLength)) accepted++;
     }
     return accepted;
@@ -293,6 +382,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       this.#roomsOf.set(session, rooms);
     }
     rooms.add(room);
+    this.#bridge?.joined(session, room);
     return true;
   }
 
@@ -310,6 +400,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     const rooms = this.#roomsOf.get(session)!;
     rooms.delete(room);
     if (rooms.size === 0) this.#roomsOf.delete(session);
+    this.#bridge?.left(session, room);
     return true;
   }
 
@@ -365,6 +456,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       const members = this.#rooms.get(room)!.members;
       members.delete(session);
       if (members.size === 0) this.#rooms.delete(room);
+      this.#bridge?.left(session, room);
     }
   }
 }

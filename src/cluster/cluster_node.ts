@@ -394,6 +394,23 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
   }
 
   /**
+   * Publishes an encoded frame to the other nodes with members of `room`,
+   * without delivering it here: for a server that has already delivered
+   * it to its own members (what `listen({ cluster })` does).
+   *
+   * @param room The room.
+   * @param frame The encoded frame (not modified, not kept).
+   * @param exceptId A session id to leave out.
+   * @returns `false` when the publish was dropped.
+   */
+  publish(room: string, frame: Uint8Array, exceptId?: number): boolean {
+    this.#checkFrame(frame);
+    if (this.#closed) return false;
+    const envelope = this.#envelope(ROOM, exceptId ?? -1, frame);
+    return this.#publish(this.#roomSubject(room), envelope);
+  }
+
+  /**
    * Sends an encoded frame to one session, on whichever node owns it.
    *
    * @param id A cluster session id.

@@ -1,0 +1,25 @@
+// Package-internal: how the server attaches a cluster bridge to its
+// SessionManager without a public method for it. session_manager.ts fills
+// this in from a static block, which can reach the manager's private fields.
+import type { ClusterBridge, ClusterLink } from "./cluster_bridge.ts";
+import type { Codec } from "./codec/codec.ts";
+import type { SessionManager } from "./session_manager.ts";
+
+/** Entry points into SessionManager, set by session_manager.ts. */
+export const managerHooks: {
+  /**
+   * Routes the manager's room traffic and unknown ids through `bridge`;
+   * returns the link that delivers the other nodes' frames here.
+   */
+  bridge(
+    // deno-lint-ignore no-explicit-any
+    manager: SessionManager<any, any, any>,
+    bridge: ClusterBridge,
+    // deno-lint-ignore no-explicit-any
+    codec: Codec<any, any>,
+  ): ClusterLink;
+} = {
+  bridge: () => {
+    throw new Error("manager hooks used before session_manager.ts loaded");
+  },
+};
