@@ -7,6 +7,8 @@
 //   deno task chat [--hostname 127.0.0.1] [--port 9000] [--idle 600]
 //                  [--rate 10] [--max-clients 10000] [--max-per-ip 32]
 //                  [--frame-timeout 10] [--drain-timeout 2]
+//                  [--cluster nats://127.0.0.1:4222 | redis://127.0.0.1:6379]
+//                  [--node-timeout 5] [--reuse-port]
 //
 // The protocol, one UTF-8 line each way (`\n` or `\r\n`):
 //
@@ -56,7 +58,12 @@
 // - Ctrl-C or SIGTERM: everyone gets `* server shutting down`, queued lines
 //   are delivered (up to 2 s), then the server exits with status 0. A second
 //   signal exits at once with status 1.
+// - `--cluster URL`: this server is one node of a chat spread over several
+//   servers sharing a NATS or Redis broker; every command works across them.
+//   See chat_cluster.ts. `--reuse-port` lets several nodes share one port
+//   (Linux; the `chat` task runs with --unstable-net for it).
 import {
+  type ClusterBridge,
   DecodeError,
   defaultRouteKey,
   FrameTooLargeError,
@@ -99,6 +106,31 @@ export interface ChatOptions {
   maxPerIp?: number;
   /** A started line must complete within this many milliseconds; 0: never. @default {10000} */
   frameTimeout?: number;
+  /** Share the port with other processes (needs --unstable-net). @default {false} */
+  reusePort?: boolean;
+  /** Be one node of a clustered chat (see chat_cluster.ts). */
+  cluster?: ChatCluster;
+}
+
+/**
+ * What a clustered chat adds (chat_cluster.ts implements it): nicks, `/who`
+ * and `/msg` across nodes. Announcements made here stay here (`local`);
+ * the other nodes make their own from presence.
+ */
+export interface ChatCluster {
+  /** Given to listen(). */
+  bridge: ClusterBridge;
+  /** The session id holding `nick` on any node (case-insensitive). */
+  find(nick: string): number | undefined;
+  /** The nicks in `room` on every node, sorted. */
+  who(room: string): string[];
+  /** A local session changed its nick. */
+  renamed(session: ChatSession): void;
+  /** The server is up; `rename` renames a local session as /nick does. */
+  start(
+    server: Server<Member, string>,
+    rename: (session: ChatSession, nick: string) => void,
+  ): void;
 }
 
 /** The longest line a client may send, in bytes. */
@@ -130,6 +162,28 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
     const session = byNick.get(nick.toLowerCase());
     return session?.state === "open" ? session : undefined;
   };
+  const cluster = options.cluster;
+  // Announcements: with a cluster, the other nodes make their own.
+  const local = cluster === undefined ? {} : { local: true };
+  const rename = (session: ChatSession, name: string): void => {
+    const member = session.data;
+    const old = member.nick;
+    if (byNick.get(old.toLowerCase()) === session) {
+      byNick.delete(old.toLowerCase());
+    }
+    byNick.set(name.toLowerCase(), session);
+    member.nick = name;
+    server.sessions.broadcast(`* ${old} is now ${name}`, {
+      room: member.room,
+      ...local,
+    });
+    cluster?.renamed(session);
+  };
+  const taken = (name: string, session: ChatSession): boolean => {
+    if ((online(name) ?? session) !== session) return true;
+    const id = cluster?.find(name);
+    return id !== undefined && id !== session.id;
+  };
 
   const router = new Router<string, string, ChatSession>({
     key: (line) => line.startsWith("/") ? defaultRouteKey(line) : SAY,
@@ -157,16 +211,10 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
         session.send(`! you are already ${name}`);
       } else if (GUEST.test(name)) {
         session.send("! guest names are reserved");
-      } else if ((online(name) ?? session) !== session) {
+      } else if (taken(name, session)) {
         session.send(`! nick ${name} is taken`);
       } else {
-        const old = member.nick;
-        byNick.delete(old.toLowerCase());
-        byNick.set(name.toLowerCase(), session);
-        member.nick = name;
-        server.sessions.broadcast(`* ${old} is now ${name}`, {
-          room: member.room,
-        });
+        rename(session, name);
       }
     })
     .on("/msg", (session, line, key) => {
@@ -179,10 +227,19 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
       }
       const name = rest.slice(0, space);
       const target = online(name);
-      if (target === undefined) session.send(`! no such user ${name}`);
-      else target.send(`[${session.data.nick}] ${text}`);
+      const said = `[${session.data.nick}] ${text}`;
+      // On another node: send-by-id crosses the cluster.
+      const id = target === undefined ? cluster?.find(name) : undefined;
+      if (target !== undefined) target.send(said);
+      else if (id === undefined || !server.sessions.send(id, said)) {
+        session.send(`! no such user ${name}`);
+      }
     })
     .on("/who", (session) => {
+      if (cluster !== undefined) {
+        session.send(`* online: ${cluster.who(session.data.room).join(", ")}`);
+        return;
+      }
       const nicks: string[] = [];
       for (const member of server.sessions.members(session.data.room)) {
         nicks.push(member.data.nick);
@@ -202,10 +259,17 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
       }
       const { sessions } = server;
       sessions.leave(session, member.room);
-      sessions.broadcast(`* ${member.nick} left`, { room: member.room });
+      sessions.broadcast(`* ${member.nick} left`, {
+        room: member.room,
+        ...local,
+      });
       member.room = room;
       sessions.join(session, room);
-      sessions.broadcast(`* ${member.nick} joined`, { room, except: session });
+      sessions.broadcast(`* ${member.nick} joined`, {
+        room,
+        except: session,
+        ...local,
+      });
       session.send(`* you are in ${room}`);
     })
     .on("/quit", (session) => {
@@ -222,6 +286,8 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
   const server = listen<Member, string, string>({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 9000,
+    ...(options.reusePort && { reusePort: true }),
+    ...(cluster && { cluster: cluster.bridge }),
     codec: lines({ maxLineBytes: MAX_LINE_BYTES }),
     outboundBudget: options.outboundBudget ?? 256 * 1024,
     drainTimeout: options.drainTimeout ?? 2000,
@@ -240,7 +306,11 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
       greeted.add(session);
       server.sessions.join(session, room);
       session.send(`* welcome ${nick}`);
-      server.sessions.broadcast(`* ${nick} joined`, { room, except: session });
+      server.sessions.broadcast(`* ${nick} joined`, {
+        room,
+        except: session,
+        ...local,
+      });
     },
     onMessage: router.handler,
     onClose: (session) => {
@@ -250,7 +320,7 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
       const key = nick.toLowerCase();
       // Someone may have taken the nick while this session was closing.
       if (byNick.get(key) === session) byNick.delete(key);
-      server.sessions.broadcast(`* ${nick} left`, { room });
+      server.sessions.broadcast(`* ${nick} left`, { room, ...local });
     },
     onError: (error, session) => {
       if (session === undefined) {
@@ -267,6 +337,7 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
       }
     },
   });
+  cluster?.start(server, rename);
   return server;
 }
 
@@ -297,7 +368,13 @@ const USAGE = `usage: chat_server.ts [--hostname HOST] [--port PORT] [options]
   --max-per-ip N           connections per address (default 32)
   --frame-timeout SECONDS  a line must arrive whole within this, 0 never (default 10)
   --drain-timeout SECONDS  how long a client that stops reading may hold
-                           its room back before it is cut off (default 2)`;
+                           its room back before it is cut off (default 2)
+  --cluster URL            be one node of a chat shared over a broker:
+                           nats://HOST:PORT or redis://HOST:PORT
+  --node-timeout SECONDS   with --cluster: a silent node's users leave after
+                           this long (default 5)
+  --reuse-port             share the port with other processes (Linux;
+                           needs deno run --unstable-net)`;
 
 interface Flags {
   hostname: string;
@@ -308,6 +385,9 @@ interface Flags {
   "max-per-ip": number;
   "frame-timeout": number;
   "drain-timeout": number;
+  cluster: string;
+  "node-timeout": number;
+  "reuse-port": boolean;
 }
 
 const COUNTS = new Set(["port", "max-clients", "max-per-ip"]);
@@ -323,6 +403,9 @@ function parseFlags(args: string[]): Flags {
     "max-per-ip": 32,
     "frame-timeout": 10,
     "drain-timeout": 2,
+    cluster: "",
+    "node-timeout": 5,
+    "reuse-port": false,
   };
   const fail = (message: string): never => {
     console.error(`chat_server: ${message}\n${USAGE}`);
@@ -334,15 +417,19 @@ function parseFlags(args: string[]): Flags {
       console.log(USAGE);
       Deno.exit(0);
     }
+    if (arg === "--reuse-port") {
+      flags["reuse-port"] = true;
+      continue;
+    }
     const match =
-      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout)(?:=(.*))?$/
+      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|cluster|node-timeout)(?:=(.*))?$/
         .exec(arg);
     if (match === null) fail(`unknown argument ${arg}`);
     const name = match![1] as keyof Flags;
     const value = match![2] ?? args[++i];
     if (value === undefined) fail(`--${name} needs a value`);
-    if (name === "hostname") {
-      flags.hostname = value!;
+    if (name === "hostname" || name === "cluster") {
+      flags[name] = value!;
       continue;
     }
     const number = Number(value);
@@ -358,7 +445,7 @@ function parseFlags(args: string[]): Flags {
     if ((name === "max-clients" || name === "max-per-ip") && number < 1) {
       fail(`--${name} must be at least 1, got ${value}`);
     }
-    flags[name] = number;
+    (flags as unknown as Record<string, number>)[name] = number;
   }
   return flags;
 }
@@ -373,6 +460,16 @@ function hostPort(addr: Deno.NetAddr): string {
 async function main(): Promise<void> {
   const flags = parseFlags(Deno.args);
   let server: Server<Member, string>;
+  // Loaded only with --cluster: the single-node chat needs no broker client.
+  const cluster = flags.cluster === ""
+    ? undefined
+    : await (await import("./chat_cluster.ts")).chatCluster({
+      url: flags.cluster,
+      nodeTimeout: Math.round(flags["node-timeout"] * 1000),
+    }).catch((error) => {
+      console.error(`chat_server: cannot join ${flags.cluster}: ${error}`);
+      Deno.exit(1);
+    });
   try {
     server = chatServer({
       hostname: flags.hostname,
@@ -383,6 +480,8 @@ async function main(): Promise<void> {
       maxPerIp: flags["max-per-ip"],
       frameTimeout: Math.round(flags["frame-timeout"] * 1000),
       drainTimeout: Math.round(flags["drain-timeout"] * 1000),
+      ...(flags["reuse-port"] && { reusePort: true }),
+      ...(cluster && { cluster }),
     });
   } catch (error) {
     console.error(
@@ -395,6 +494,7 @@ async function main(): Promise<void> {
   console.log(
     `chat server listening on ${hostPort(server.addr as Deno.NetAddr)}`,
   );
+  if (cluster) console.log(`cluster node ${cluster.name} via ${flags.cluster}`);
 
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
@@ -411,6 +511,7 @@ async function main(): Promise<void> {
   await stopped.promise;
   server.sessions.broadcast("* server shutting down");
   await server.shutdown({ timeout: 2000 });
+  await cluster?.close();
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   // Nothing is left running: the process exits with status 0 by itself.
 }
