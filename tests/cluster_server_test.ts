@@ -1,0 +1,328 @@
+// listen({ cluster }): the core's ClusterBridge driven by the cluster entry
+// point's Cluster, over the in-memory broker (fast, and it can stop) and
+// over real NATS and Redis for the publish counts. Servers, clients and
+// brokers all live in this process; sanitizers are on.
+import assert from "node:assert/strict";
+import { listen, type Server } from "../mod.ts";
+import {
+  Cluster,
+  ClusterNode,
+  connectCluster,
+  MemoryBrokerHub,
+} from "../cluster.ts";
+import { type BrokerKind, BrokerServer, skipMessage } from "./_brokers.ts";
+import { LineReader as Lines, until } from "./_util.ts";
+
+/** A client's lines, read with a timeout; `close()` hangs up. */
+class LineReader {
+  readonly conn: Deno.Conn;
+  readonly #lines: Lines;
+  constructor(conn: Deno.Conn) {
+    this.conn = conn;
+    this.#lines = new Lines(conn);
+  }
+  async line(ms = 5000): Promise<string> {
+    const line = await this.#lines.next(ms);
+    assert.notEqual(line, null, "connection closed, expected a line");
+    return line!;
+  }
+  close(): void {
+    try {
+      this.conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+type Meta = { name: string };
+type Data = { name: string };
+
+interface Node {
+  cluster: Cluster<Meta, Data>;
+  server: Server<Data, string, string, Deno.NetAddr>;
+}
+
+function node(cluster: Cluster<Meta, Data>, budget?: number): Node {
+  const server = listen<Data, string, string>({
+    hostname: "127.0.0.1",
+    port: 0,
+    cluster,
+    ...(budget !== undefined && { outboundBudget: budget, drainTimeout: 200 }),
+    data: (session) => ({ name: `s${session.id}` }),
+    onMessage: (session, line) => {
+      if (line.startsWith("join ")) {
+        server.sessions.join(session, line.slice(5));
+        session.send(`joined ${line.slice(5)}`);
+      }
+    },
+  });
+  return { cluster, server };
+}
+
+async function stop(...nodes: Node[]): Promise<void> {
+  for (const { server } of nodes) await server.close();
+  for (const { cluster } of nodes) await cluster.close();
+}
+
+/** A client that joined `room` on `n` (waits for the acknowledgement). */
+async function member(n: Node, room: string): Promise<LineReader> {
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: n.server.addr.port,
+  });
+  const reader = new LineReader(conn);
+  await reader.conn.write(new TextEncoder().encode(`join ${room}\n`));
+  assert.equal(await reader.line(), `joined ${room}`);
+  return reader;
+}
+
+function memoryCluster(hub: MemoryBrokerHub): Cluster<Meta, Data> {
+  return new Cluster<Meta, Data>({
+    broker: hub.connect(),
+    meta: (session) => ({ name: session.data.name }),
+    presence: { heartbeatInterval: 50, nodeTimeout: 200 },
+  });
+}
+
+Deno.test("listen({ cluster }): session ids come from the cluster node", async () => {
+  const hub = new MemoryBrokerHub();
+  const a = node(memoryCluster(hub));
+  try {
+    const ann = await member(a, "lobby");
+    const [session] = [...a.server.sessions];
+    assert.equal(ClusterNode.nodeOf(session!.id), a.cluster.node.nodeId);
+    assert.ok(Number.isSafeInteger(session!.id));
+    ann.close();
+  } finally {
+    await stop(a);
+  }
+});
+
+Deno.test("a room broadcast reaches every node's members with one publish; nodes without members get nothing", async () => {
+  const hub = new MemoryBrokerHub();
+  const a = node(memoryCluster(hub));
+  const b = node(memoryCluster(hub));
+  const c = node(memoryCluster(hub));
+  const readers: LineReader[] = [];
+  try {
+    const ann = await member(a, "lobby");
+    const bob = await member(b, "lobby");
+    const cat = await member(c, "attic");
+    readers.push(ann, bob, cat);
+    await until(() => a.cluster.members("lobby").length === 2, 3000);
+    const before = { a: a.cluster.stats(), c: c.cluster.stats() };
+    for (let i = 0; i < 10; i++) {
+      a.server.sessions.broadcast(`line ${i}`, { room: "lobby" });
+    }
+    for (let i = 0; i < 10; i++) {
+      assert.equal(await ann.line(), `line ${i}`);
+      assert.equal(await bob.line(), `line ${i}`);
+    }
+    const after = { a: a.cluster.stats(), c: c.cluster.stats() };
+    assert.equal(after.a.node.published - before.a.node.published, 10);
+    assert.equal(after.c.node.received, before.c.node.received);
+    assert.equal(c.cluster.node.localCount("lobby"), 0);
+    // A node without local members still publishes (encoded once).
+    c.server.sessions.broadcast("from c", { room: "lobby" });
+    assert.equal(await ann.line(), "from c");
+    assert.equal(await bob.line(), "from c");
+    // except crosses nodes.
+    const bobId = [...b.server.sessions][0]!.id;
+    a.server.sessions.broadcast("not bob", { room: "lobby", except: bobId });
+    a.server.sessions.broadcast("all", { room: "lobby" });
+    assert.equal(await ann.line(), "not bob");
+    assert.equal(await ann.line(), "all");
+    assert.equal(await bob.line(), "all");
+  } finally {
+    for (const r of readers) r.close();
+    await stop(a, b, c);
+  }
+});
+
+Deno.test("local: true and filter keep a room broadcast on its node", async () => {
+  const hub = new MemoryBrokerHub();
+  const a = node(memoryCluster(hub));
+  const b = node(memoryCluster(hub));
+  const readers: LineReader[] = [];
+  try {
+    const ann = await member(a, "lobby");
+    const bob = await member(b, "lobby");
+    readers.push(ann, bob);
+    const published = a.cluster.stats().node.published;
+    a.server.sessions.broadcast("local", { room: "lobby", local: true });
+    a.server.sessions.broadcast("filtered", {
+      room: "lobby",
+      filter: () => true,
+    });
+    a.server.sessions.broadcast("everyone here"); // no room: this node
+    a.server.sessions.broadcast("shared", { room: "lobby" });
+    assert.equal(await ann.line(), "local");
+    assert.equal(await ann.line(), "filtered");
+    assert.equal(await ann.line(), "everyone here");
+    assert.equal(await ann.line(), "shared");
+    assert.equal(await bob.line(), "shared");
+    assert.equal(a.cluster.stats().node.published, published + 1);
+  } finally {
+    for (const r of readers) r.close();
+    await stop(a, b);
+  }
+});
+
+Deno.test("sessions.send(id) reaches a session on another node", async () => {
+  const hub = new MemoryBrokerHub();
+  const a = node(memoryCluster(hub));
+  const b = node(memoryCluster(hub));
+  const readers: LineReader[] = [];
+  try {
+    const bob = await member(b, "lobby");
+    readers.push(bob);
+    const bobId = [...b.server.sessions][0]!.id;
+    assert.equal(a.server.sessions.send(bobId, "psst"), true);
+    assert.equal(await bob.line(), "psst");
+    // An id of this node that is not open: false, nothing published.
+    const published = a.cluster.stats().node.published;
+    assert.equal(
+      a.server.sessions.send(a.cluster.node.nodeId * 2 ** 33 + 999, "x"),
+      false,
+    );
+    assert.equal(a.cluster.stats().node.published, published);
+  } finally {
+    for (const r of readers) r.close();
+    await stop(a, b);
+  }
+});
+
+Deno.test("broker down: local delivery goes on, cross-node broadcasts are dropped and counted, then resume", async () => {
+  const hub = new MemoryBrokerHub();
+  const a = node(memoryCluster(hub));
+  const b = node(memoryCluster(hub));
+  const readers: LineReader[] = [];
+  try {
+    const ann = await member(a, "lobby");
+    const bob = await member(b, "lobby");
+    readers.push(ann, bob);
+    hub.stop();
+    const dropped = a.cluster.stats().node.dropped;
+    assert.equal(
+      a.server.sessions.broadcast("while down", { room: "lobby" }),
+      1,
+    );
+    assert.equal(await ann.line(), "while down");
+    assert.equal(a.cluster.stats().node.dropped, dropped + 1);
+    hub.start();
+    await until(() => a.cluster.node.broker.state === "connected", 3000);
+    await until(() => a.cluster.members("lobby").length === 2, 3000);
+    a.server.sessions.broadcast("back", { room: "lobby" });
+    assert.equal(await bob.line(), "back");
+  } finally {
+    for (const r of readers) r.close();
+    await stop(a, b);
+  }
+});
+
+Deno.test("frames from other nodes obey the receiver's byte budget", async () => {
+  const hub = new MemoryBrokerHub();
+  const a = node(memoryCluster(hub));
+  const b = node(memoryCluster(hub), 256 * 1024);
+  const readers: LineReader[] = [];
+  try {
+    const ann = await member(a, "lobby");
+    const stuck = await member(b, "lobby"); // never reads again
+    const bob = await member(b, "lobby");
+    readers.push(ann, stuck, bob);
+    await until(() => a.cluster.members("lobby").length === 3, 3000);
+    const line = "x".repeat(8000); // past what the kernel buffers
+    // Bob keeps up (read in step); the stuck member can't hold more than
+    // its budget, and is cut.
+    for (let i = 0; i < 3000 && b.server.sessions.size > 1; i += 10) {
+      for (let j = 0; j < 10; j++) {
+        a.server.sessions.broadcast(line, { room: "lobby" });
+      }
+      for (let j = 0; j < 10; j++) {
+        assert.equal(await bob.line(), line);
+        assert.equal(await ann.line(), line);
+      }
+    }
+    await until(() => b.server.sessions.size === 1, 5000);
+  } finally {
+    for (const r of readers) r.close();
+    await stop(a, b);
+  }
+});
+
+Deno.test("a Cluster serves one server; listen() rejects a second", async () => {
+  const hub = new MemoryBrokerHub();
+  const a = node(memoryCluster(hub));
+  try {
+    assert.throws(
+      () => listen({ hostname: "127.0.0.1", port: 0, cluster: a.cluster }),
+      TypeError,
+    );
+  } finally {
+    await stop(a);
+  }
+});
+
+Deno.test("reusePort without --unstable-net is a TypeError that says so", () => {
+  if (
+    typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function"
+  ) {
+    // Run with --unstable-net: it must work instead.
+    const one = listen({ hostname: "127.0.0.1", port: 0, reusePort: true });
+    const two = listen({
+      hostname: "127.0.0.1",
+      port: one.addr.port,
+      reusePort: true,
+    });
+    return Promise.all([one.close(), two.close()]).then(() => {});
+  }
+  assert.throws(
+    () => listen({ hostname: "127.0.0.1", port: 0, reusePort: true }),
+    (error: unknown) =>
+      error instanceof TypeError && /--unstable-net/.test(error.message),
+  );
+});
+
+function realBroker(kind: BrokerKind): void {
+  Deno.test({
+    name:
+      `listen({ cluster }) over ${kind}: one publish per broadcast, zero deliveries to nodes without members`,
+    ignore: skipMessage(kind),
+    async fn() {
+      await using broker = await BrokerServer.start(kind);
+      const make = () =>
+        connectCluster<Meta, Data>({
+          url: broker.url,
+          meta: (session) => ({ name: session.data.name }),
+          presence: { heartbeatInterval: 100, nodeTimeout: 500 },
+        });
+      const a = node(await make());
+      const b = node(await make());
+      const c = node(await make());
+      const readers: LineReader[] = [];
+      try {
+        const ann = await member(a, "lobby");
+        const bob = await member(b, "lobby");
+        readers.push(ann, bob, await member(c, "attic"));
+        await until(() => a.cluster.members("lobby").length === 2, 5000);
+        const before = [a, b, c].map((n) => n.cluster.stats());
+        for (let i = 0; i < 100; i++) {
+          a.server.sessions.broadcast(`m${i}`, { room: "lobby" });
+        }
+        for (let i = 0; i < 100; i++) assert.equal(await bob.line(), `m${i}`);
+        const after = [a, b, c].map((n) => n.cluster.stats());
+        assert.equal(after[0]!.node.published - before[0]!.node.published, 100);
+        assert.equal(after[1]!.node.delivered - before[1]!.node.delivered, 100);
+        assert.equal(after[2]!.node.received - before[2]!.node.received, 0);
+        for (let i = 0; i < 100; i++) assert.equal(await ann.line(), `m${i}`);
+      } finally {
+        for (const r of readers) r.close();
+        await stop(a, b, c);
+      }
+    },
+  });
+}
+
+realBroker("nats");
+realBroker("redis");
