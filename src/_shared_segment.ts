@@ -70,6 +70,27 @@ export class SegmentWriter {
     this.#took(bytes, this.#fill + size);
   }
 
+  /**
+   * Copies an already-encoded frame in (one from another cluster node), so
+   * that a pass's frames sit side by side and each receiver writes them as
+   * one range; the frame is then `base[start, end)`.
+   */
+  copy(frame: Uint8Array): void {
+    const size = frame.byteLength;
+    if (size > SEGMENT_MAX / 2) {
+      this.base = frame;
+      this.start = 0;
+      this.end = size;
+      return;
+    }
+    let bytes = this.#bytes;
+    if (bytes === undefined || bytes.length - this.#fill < size) {
+      bytes = this.#open(size);
+    }
+    bytes.set(frame, this.#fill);
+    this.#took(bytes, this.#fill + size);
+  }
+
   #took(bytes: Uint8Array, end: number): void {
     this.base = bytes;
     this.start = this.#fill;

@@ -301,13 +301,18 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     frame: Uint8Array,
     exceptId: number | undefined,
   ): number {
-    const members = this.#rooms.get(room)?.members;
-    if (members === undefined) return 0;
+    const entry = this.#rooms.get(room);
+    if (entry === undefined) return 0;
+    // Copied into the room's segment: a turn's frames then sit side by side
+    // and leave each member in one range, as local broadcasts do.
+    const writer = entry.writer ??= new SegmentWriter();
+    writer.copy(frame);
+    const { base, start, end } = writer;
     const sendShared = sessionHooks.sendShared;
     let accepted = 0;
-    for (const session of members) {
+    for (const session of entry.members) {
       if (session.id === exceptId) continue;
-      if (sendShared(session, frame, 0, frame.byteLength)) accepted++;
+      if (sendShared(session, base, start, end)) accepted++;
     }
     return accepted;
   }
