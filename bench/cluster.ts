@@ -141,7 +141,14 @@ class Node {
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   constructor(url?: string) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net=127.0.0.1", NODE, ...(url ? [url] : [])],
+      args: [
+        "run",
+        "--allow-net=127.0.0.1",
+        // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (see profile_top.ts)
+        ...(Deno.env.get("NODE_FLAGS")?.split(" ").filter(Boolean) ?? []),
+        NODE,
+        ...(url ? [url] : []),
+      ],
       stdin: "null",
       stdout: "piped",
       stderr: "inherit",
