@@ -28,7 +28,9 @@
 //   user to its guest name and tells them
 //   `* nick NAME was taken elsewhere; you are now guest<id>`.
 import {
-  type Cluster,
+  type Broker,
+  Cluster,
+  type ClusterOptions,
   connectCluster,
   type PresenceEntry,
 } from "../cluster.ts";
@@ -46,7 +48,9 @@ export interface ChatPresence {
 /** Options of {@linkcode chatCluster}. */
 export interface ChatClusterOptions {
   /** The broker: `nats://host:port` or `redis://host:port`. */
-  url: string;
+  url?: string;
+  /** Or a broker connection already made (tests: a MemoryBroker). */
+  broker?: Broker;
   /** Milliseconds of silence after which a node's users leave. @default {5000} */
   nodeTimeout?: number;
 }
@@ -130,8 +134,7 @@ export async function chatCluster(
     server?.sessions.broadcast(text, { room: entry.room, local: true });
   };
 
-  const cluster = await connectCluster<ChatPresence, Member>({
-    url: options.url,
+  const settings: Omit<ClusterOptions<ChatPresence, Member>, "broker"> = {
     meta: (session) => ({
       nick: session.data.nick,
       at: nickAt.get(session) ?? 0,
@@ -160,7 +163,13 @@ export async function chatCluster(
       console.error(
         `chat cluster: ${error instanceof Error ? error.message : error}`,
       ),
-  });
+  };
+  const cluster = options.broker !== undefined
+    ? new Cluster<ChatPresence, Member>({ ...settings, broker: options.broker })
+    : await connectCluster<ChatPresence, Member>({
+      ...settings,
+      url: options.url ?? "",
+    });
 
   // `kill -USR2 <pid>` prints the node's counters (tests read them to show
   // that a node without members of a room receives none of its traffic).

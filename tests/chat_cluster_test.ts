@@ -10,6 +10,9 @@ import assert from "node:assert/strict";
 import { type BrokerKind, BrokerServer, skipMessage } from "./_brokers.ts";
 import { closeAll, LineClient } from "./_chat_helpers.ts";
 import { within } from "./_util.ts";
+import { MemoryBrokerHub } from "../cluster.ts";
+import { chatServer } from "../examples/chat_server.ts";
+import { chatCluster } from "../examples/chat_cluster.ts";
 
 const SERVER = new URL("../examples/chat_server.ts", import.meta.url);
 const NODE_TIMEOUT_S = 1;
@@ -446,3 +449,53 @@ Deno.test({
     }
   },
 });
+
+for (const first of ["a", "b"]) {
+  Deno.test(`clustered chat: of two nodes that granted one nick 30 ms apart, the earlier keeps it (${first} first)`, async () => {
+    // In one process over the in-memory broker, which can be stopped: the
+    // two nodes can't hear each other while both grant the nick.
+    const hub = new MemoryBrokerHub();
+    const [ca, cb] = await Promise.all([
+      chatCluster({ broker: hub.connect(), nodeTimeout: 400 }),
+      chatCluster({ broker: hub.connect(), nodeTimeout: 400 }),
+    ]);
+    const a = chatServer({ port: 0, rate: 0, cluster: ca });
+    const b = chatServer({ port: 0, rate: 0, cluster: cb });
+    const clients: LineClient[] = [];
+    try {
+      const onA = await member((a.addr as Deno.NetAddr).port);
+      const onB = await member((b.addr as Deno.NetAddr).port);
+      clients.push(onA, onB);
+      const [early, late] = first === "a" ? [onA, onB] : [onB, onA];
+      await whoMatches(early, (nicks) => nicks.length === 2);
+      hub.stop();
+      await early.send("/nick zed");
+      await expectLine(early, `* ${early.nick} is now zed`);
+      await new Promise((r) => setTimeout(r, 30));
+      await late.send("/nick zed");
+      await expectLine(late, `* ${late.nick} is now zed`);
+      hub.start();
+      // The later one's node gives it back its guest name.
+      await expectLine(
+        late,
+        `* nick zed was taken elsewhere; you are now ${late.nick}`,
+      );
+      for (const client of [early, late]) {
+        await whoMatches(
+          client,
+          (nicks) =>
+            nicks.length === 2 && nicks.includes("zed") &&
+            nicks.includes(late.nick),
+        );
+      }
+      const told = await early.drain();
+      assert.ok(!told.some((line) => line.includes("taken elsewhere")));
+    } finally {
+      await closeAll(clients);
+      await a.shutdown();
+      await b.shutdown();
+      await ca.close();
+      await cb.close();
+    }
+  });
+}
