@@ -3,13 +3,23 @@
 // and without process-wide WeakMaps. session.ts fills these in from a static
 // block of the Session class, which can reach its private fields.
 import type { Session } from "./session.ts";
+import type { SessionManager } from "./session_manager.ts";
 
 /** Any session, whatever its type parameters. */
 // deno-lint-ignore no-explicit-any
 export type AnySession = Session<any, any, any>;
 
+/** Any session manager, whatever its type parameters. */
+// deno-lint-ignore no-explicit-any
+export type AnySessionManager = SessionManager<any, any, any>;
+
 /** Told about one session's life; every method is optional. */
 export interface SessionObserver {
+  /**
+   * It is open for business: authenticated when the options ask for it, and
+   * about to run `onOpen`.
+   */
+  opened?(session: AnySession): void;
   /** It started closing: it takes no more frames. */
   closing?(session: AnySession): void;
   /** It has closed, right before its `onClose` runs. */
@@ -36,10 +46,13 @@ export const sessionHooks: {
    * construction.
    */
   prelude(session: AnySession, bytes: Uint8Array): void;
+  /** Tells the session which manager holds it (for `session.join()`...). */
+  attach(session: AnySession, manager: AnySessionManager | undefined): void;
 } = {
   observe: unreachable,
   sendShared: unreachable,
   prelude: unreachable,
+  attach: unreachable,
 };
 
 function unreachable(): never {

@@ -127,6 +127,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     }
     this.#sessions.set(session.id, session);
     sessionHooks.observe(session, this.#observer);
+    sessionHooks.attach(session, this);
     return true;
   }
 

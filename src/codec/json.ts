@@ -1,7 +1,13 @@
 // JSON messages, one value per frame, over lines (NDJSON) or length-prefixed
 // frames. Framing and its limits come from lines() / lengthPrefixed(); this
 // file only adds JSON on top.
-import type { Codec, Decoder, Heartbeat, HeartbeatOptions } from "./codec.ts";
+import type {
+  Codec,
+  Correlation,
+  Decoder,
+  Heartbeat,
+  HeartbeatOptions,
+} from "./codec.ts";
 import { typeField } from "./_route_keys.ts";
 import { sizeLimit } from "./_limit.ts";
 import { DecodeError } from "../errors.ts";
@@ -148,6 +154,7 @@ export function json<In = unknown, Out = In>(
       },
       ...(heartbeat === undefined ? {} : { heartbeat }),
       routeKey: typeField,
+      correlation: jsonCorrelation as Correlation<In, Out>,
     };
   }
   if (framing === "length") {
@@ -164,6 +171,7 @@ export function json<In = unknown, Out = In>(
       },
       ...(heartbeat === undefined ? {} : { heartbeat }),
       routeKey: typeField,
+      correlation: jsonCorrelation as Correlation<In, Out>,
     };
   }
   throw new RangeError(
@@ -304,4 +312,33 @@ class JsonFrameDecoder<In> implements Decoder<In> {
     this.#emit = emit;
     this.#inner.decode(chunk, this.#onFrame);
   }
+}
+
+// Requests carry `id`, replies `re`: fields of the JSON objects themselves,
+// so a peer in any language can take part.
+const jsonCorrelation: Correlation<unknown, unknown> = {
+  request(message: unknown, id: number): unknown {
+    if (!isRecord(message)) {
+      throw new TypeError("json() requests must be objects, to carry an id");
+    }
+    return { ...message, id };
+  },
+  replyTo(message: unknown): number | undefined {
+    if (!isRecord(message)) return undefined;
+    const re = message.re;
+    return typeof re === "number" ? re : undefined;
+  },
+  reply(request: unknown, response: unknown): unknown {
+    if (!isRecord(request) || typeof request.id !== "number") {
+      throw new TypeError("Cannot reply to a message without a numeric id");
+    }
+    if (!isRecord(response)) {
+      throw new TypeError("json() replies must be objects, to carry re");
+    }
+    return { ...response, re: request.id };
+  },
+};
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
