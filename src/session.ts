@@ -8,12 +8,8 @@
 // close (_linger.ts). This file keeps the public API, the read loop and the
 // lifecycle.
 import type { Codec, Decoder, Heartbeat } from "./codec/codec.ts";
-import {
-  FrameTooLargeError,
-  RequestTimeoutError,
-  SessionClosedError,
-} from "./errors.ts";
-import type { BroadcastOptions, SessionManager } from "./session_manager.ts";
+import { FrameTooLargeError, SessionClosedError } from "./errors.ts";
+import { PendingRequests } from "./_pending_requests.ts";
 import { CloseReason } from "./close_reason.ts";
 import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
 import { scheduleFlush } from "./_flush_scheduler.ts";
@@ -26,7 +22,11 @@ import {
   livenessClock,
   type Watched,
 } from "./_liveness_clock.ts";
-import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
+import {
+  sessionHooks,
+  type SessionHost,
+  type SessionObserver,
+} from "./_session_hooks.ts";
 
 /**
  * Where a session is in its life: `"open"` until `close()` (or the peer, or
@@ -274,6 +274,32 @@ export interface SessionOptions<Data, In, Out>
 }
 
 /**
+ * Whom {@linkcode Session.broadcast} reaches besides the whole manager: a
+ * room's members, and only those `filter` accepts; never the session
+ * itself.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages sessions send.
+ *
+ * @example A room, grown-ups only
+ * ```ts
+ * import type { SessionBroadcastOptions } from "@x/microsocket";
+ *
+ * const options: SessionBroadcastOptions<{ age: number }, string, string> = {
+ *   room: "lobby",
+ *   filter: (session) => session.data.age >= 18,
+ * };
+ * ```
+ */
+export interface SessionBroadcastOptions<Data, In, Out> {
+  /** Only the members of this room. */
+  room?: string;
+  /** Only sessions for which this returns `true`. */
+  filter?: (session: Session<Data, In, Out>) => boolean;
+}
+
+/**
  * Options of {@linkcode Session.request}.
  *
  * @example Waiting at most a second for an answer
@@ -507,10 +533,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #pingBytes = 0;
 
   // The manager holding it (rooms and broadcast from the session).
-  #manager: SessionManager<Data, In, Out> | undefined;
+  #manager: SessionHost | undefined;
   // Requests waiting for their reply, by id.
-  #requests: Map<number, PendingRequest<In>> | undefined;
-  #nextRequestId = 1;
+  #requests: PendingRequests<In> | undefined;
   // Authentication: the timer of the deadline, and whether the first
   // message has been handed to `authenticate` yet.
   #authTimer: ReturnType<typeof setTimeout> | undefined;
@@ -767,7 +792,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
    */
   broadcast(
     message: Out,
-    options?: Omit<BroadcastOptions<Data, In, Out>, "except">,
+    options?: SessionBroadcastOptions<Data, In, Out>,
   ): number {
     const manager = this.#manager;
     if (manager === undefined) return 0;
@@ -799,36 +824,12 @@ export class Session<Data = unknown, In = unknown, Out = In>
     }
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const id = this.#nextRequestId++;
-    const timeout = options.timeout ?? 10_000;
-    const { promise, resolve, reject } = Promise.withResolvers<In>();
-    const requests = this.#requests ??= new Map();
-    const settle = (): void => {
-      clearTimeout(pending.timer);
-      signal?.removeEventListener("abort", pending.abort);
-      requests.delete(id);
-    };
-    const pending: PendingRequest<In> = {
-      resolve: (reply) => {
-        settle();
-        resolve(reply);
-      },
-      reject: (error) => {
-        settle();
-        reject(error);
-      },
-      timer: setTimeout(
-        () => pending.reject(new RequestTimeoutError(timeout)),
-        timeout,
-      ),
-      abort: () => pending.reject(signal!.reason),
-    };
-    requests.set(id, pending);
-    signal?.addEventListener("abort", pending.abort, { once: true });
+    const requests = this.#requests ??= new PendingRequests();
+    const { id, reply } = requests.add(options.timeout ?? 10_000, signal);
     if (!this.send(correlation.request(message, id))) {
-      pending.reject(new SessionClosedError(this.#closeReason));
+      requests.reject(new SessionClosedError(this.#closeReason), id);
     }
-    return promise;
+    return reply;
   }
 
   /**
@@ -899,12 +900,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
       this.#closeError = error;
       this.#backlog = undefined;
       clearTimeout(this.#authTimer);
-      if (this.#requests !== undefined) {
-        const closed = new SessionClosedError(reason);
-        for (const pending of [...this.#requests.values()]) {
-          pending.reject(closed);
-        }
-      }
+      this.#requests?.reject(new SessionClosedError(reason));
       this.#flow.end();
       this.#resumeReading();
       this.#wakeDrainWaiters(false);
@@ -1256,9 +1252,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
   // request timed out) is dropped.
   #isReply(message: In): boolean {
     const id = this.codec.correlation!.replyTo(message);
-    if (id === undefined || id >= this.#nextRequestId) return false;
-    this.#requests!.get(id)?.resolve(message);
-    return true;
+    return id !== undefined && this.#requests!.resolve(id, message);
   }
 
   // Ping and pong frames are the session's business, not the handler's.
@@ -1432,13 +1426,6 @@ export class Session<Data = unknown, In = unknown, Out = In>
       this.#pinged = true;
     }
   }
-}
-
-interface PendingRequest<In> {
-  resolve(reply: In): void;
-  reject(error: unknown): void;
-  timer: ReturnType<typeof setTimeout>;
-  abort(): void;
 }
 
 const NO_ROOMS: ReadonlySet<string> = new Set();

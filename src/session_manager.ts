@@ -6,7 +6,7 @@
 // receiver (one per room, one for the whole manager), and each receiver's
 // queue references it: no per-receiver copy, and a turn's messages to a room
 // leave each member in one write. See _shared_segment.ts.
-import type { Session } from "./session.ts";
+import type { Session, SessionBroadcastOptions } from "./session.ts";
 import type { Codec } from "./codec/codec.ts";
 import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
@@ -41,13 +41,10 @@ import { SegmentWriter } from "./_shared_segment.ts";
  * assert.equal(typeof toAdults, "function");
  * ```
  */
-export interface BroadcastOptions<Data, In, Out> {
-  /** Only the members of this room. */
-  room?: string;
+export interface BroadcastOptions<Data, In, Out>
+  extends SessionBroadcastOptions<Data, In, Out> {
   /** Leave out this session (or session id), typically the sender. */
   except?: Session<Data, In, Out> | number;
-  /** Only sessions for which this returns `true`. */
-  filter?: (session: Session<Data, In, Out>) => boolean;
 }
 
 /**
