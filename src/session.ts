@@ -408,7 +408,8 @@ let nextStandaloneId = 1;
  * back for more than `drainTimeout`, or whose queue would pass
  * `outboundBudget`, is cut as a slow consumer (with `overflow: "drop"`, the
  * budget refuses frames instead), which releases the producers. Sends made
- * outside any handler (timers, other event sources) hold nobody back: await
+ * outside any handler (timers, other event sources), and from `onClose` (a
+ * closed session has nothing left to pause), hold nobody back: await
  * {@linkcode Session.drained} (or `SessionManager.drained()`) before
  * sending more. Inbound `rateLimit`s throttle or close a peer that sends
  * too much.
