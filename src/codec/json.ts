@@ -10,6 +10,7 @@ import type {
 } from "./codec.ts";
 import { typeField } from "./_route_keys.ts";
 import { sizeLimit } from "./_limit.ts";
+import { decodeUtf8 } from "./_utf8.ts";
 import { DecodeError } from "../errors.ts";
 import { lines } from "./lines.ts";
 import { lengthPrefixed } from "./length_prefixed.ts";
@@ -285,13 +286,12 @@ class JsonLineDecoder<In> implements Decoder<In> {
 class JsonFrameDecoder<In> implements Decoder<In> {
   #inner: Decoder<Uint8Array>;
   #beats: Beats | undefined;
-  #utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #emit: (message: In) => void = () => {};
   #onFrame = (frame: Uint8Array): void => {
     if (frame.length === 0) return;
     let text: string;
     try {
-      text = this.#utf8.decode(frame);
+      text = decodeUtf8(frame);
     } catch (error) {
       throw new DecodeError("JSON frame is not valid UTF-8", { cause: error });
     }
