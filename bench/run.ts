@@ -928,6 +928,18 @@ async function main(): Promise<number> {
   const loadgenName = loadgenArgv("")[0] === deno
     ? "Deno (bench/loadgen.ts)"
     : "C (bench/loadgen.c)";
+  if (loadgenArgv("")[0] === deno) {
+    // The flood and the waves exist only in the C load generator.
+    const cOnly = ["flood", "waves"].filter((w) =>
+      options.workloads.includes(w)
+    );
+    if (cOnly.length > 0) {
+      options.workloads = options.workloads.filter((w) => !cOnly.includes(w));
+      notes.push(
+        `${cOnly.join(", ")}: skipped, the Deno load generator lacks them.`,
+      );
+    }
+  }
 
   const servers: ServerSpec[] = [];
   for (const name of options.servers) {
