@@ -14,6 +14,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,8 +277,10 @@ static void fan_consume(Receiver *r, const unsigned char *buf, size_t n, double 
 }
 
 // Reads once from a ready receiver; returns 0 when it ended.
+static size_t read_size = READ_BUF;
+
 static int fan_read(Receiver *r, int finishing) {
-  ssize_t n = read(r->fd, rbuf, sizeof rbuf);
+  ssize_t n = read(r->fd, rbuf, read_size);
   if (n > 0) {
     double at = now_us();
     reads++;
@@ -337,17 +341,14 @@ static void run_fanout(void) {
     if (stuck[i].fd < 0) fail("fanout", "connect failed");
     stuck[i].ended = "open";
   }
-  int ep = epoll_create1(0);
-  for (int i = 0; i < nrecv; i++) {
-    recv[i].fd = connect_to(port, 1);
-    if (recv[i].fd < 0) fail("fanout", "connect failed");
-    recv[i].counted = 1;
-    recv[i].ended = "open";
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &recv[i]};
-    epoll_ctl(ep, EPOLL_CTL_ADD, recv[i].fd, &ev);
-  }
+  // The sender connects before the receivers so that receivers can be
+  // synced in batches: a batch's connections are known accepted once each
+  // has an S record, and the server's accept queue never overflows (an
+  // overflow costs a connection seconds of SYN-ACK retries).
   int sender = connect_to(port, 0);
   if (sender < 0) fail("fanout", "connect failed");
+  int connect_batch = config_number("connectBatch", 128);
+  if (connect_batch < 1) connect_batch = 1;
 
   unsigned char template[RECORD];
   memset(template, 'x', RECORD);
@@ -361,19 +362,37 @@ static void run_fanout(void) {
   sync_record[0] = 'S';
 
   struct epoll_event events[1024];
-
-  // Sync: S records every 50 ms until every reading receiver has one.
-  double sync_deadline = now_us() + 15e6, next_sync = 0;
-  while (synced_count < (uint64_t)nrecv) {
-    double t = now_us();
-    if (t > sync_deadline) fail("fanout", "sync timed out");
-    if (t >= next_sync) {
-      write_digits(sync_record + 1, 13, (uint64_t)t);
-      if (write_all(sender, sync_record, RECORD) < 0) fail("fanout", "sender write failed");
-      next_sync = t + 50000;
+  int ep = epoll_create1(0);
+  int connected = 0;
+  while (connected < nrecv) {
+    int end = connected + connect_batch < nrecv ? connected + connect_batch : nrecv;
+    for (int i = connected; i < end; i++) {
+      recv[i].fd = connect_to(port, 1);
+      if (recv[i].fd < 0) fail("fanout", "connect failed");
+      recv[i].counted = 1;
+      recv[i].ended = "open";
+      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &recv[i]};
+      epoll_ctl(ep, EPOLL_CTL_ADD, recv[i].fd, &ev);
     }
-    int n = epoll_wait(ep, events, 1024, 5);
-    for (int i = 0; i < n; i++) fan_read(events[i].data.ptr, 0);
+    connected = end;
+    // Sync: S records every 50 ms until every reading receiver has one.
+    double sync_deadline = now_us() + 15e6, next_sync = 0;
+    while (synced_count < (uint64_t)connected) {
+      double t = now_us();
+      if (t > sync_deadline) {
+        char message[120];
+        snprintf(message, sizeof message, "sync timed out (%lu of %d receivers synced)",
+                 (unsigned long)synced_count, connected);
+        fail("fanout", message);
+      }
+      if (t >= next_sync) {
+        write_digits(sync_record + 1, 13, (uint64_t)t);
+        if (write_all(sender, sync_record, RECORD) < 0) fail("fanout", "sender write failed");
+        next_sync = t + 50000;
+      }
+      int n = epoll_wait(ep, events, 1024, 5);
+      for (int i = 0; i < n; i++) fan_read(events[i].data.ptr, 0);
+    }
   }
   checkpoint("synced", NULL);
   // Sender goes non-blocking: a full socket must never stop us reading.
@@ -500,6 +519,40 @@ static void run_fanout(void) {
 
 // ------------------------------------------------------------------ flood
 
+typedef struct {
+  int fd;
+  unsigned char *out;
+  int per_write;
+  uint64_t nlines;
+  double t0;
+  uint64_t seq;  // lines handed to the kernel (atomic)
+  int done;      // atomic
+  int error;
+  double done_at;
+} FloodSender;
+
+static void *flood_send(void *arg) {
+  FloodSender *fs = arg;
+  uint64_t seq = 0;
+  while (seq < fs->nlines) {
+    uint64_t count = fs->nlines - seq < (uint64_t)fs->per_write ? fs->nlines - seq : (uint64_t)fs->per_write;
+    uint64_t ts = (uint64_t)now_us();
+    for (uint64_t i = 0; i < count; i++) {
+      write_digits(fs->out + i * record_len + 1, 13, ts);
+      write_digits(fs->out + i * record_len + 15, 10, seq + i);
+    }
+    if (write_all(fs->fd, fs->out, count * record_len) < 0) {
+      fs->error = 1;
+      break;
+    }
+    seq += count;
+    __atomic_store_n(&fs->seq, seq, __ATOMIC_RELEASE);
+  }
+  fs->done_at = now_us();
+  __atomic_store_n(&fs->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
 // Issue 9 §1: 1 sender writes `lines` lines of `lineBytes` bytes as fast as
 // TCP lets it (no window, no pacing) to a room of `receivers` that read as
 // fast as they can and `stuck` that never read. Reports what each healthy
@@ -511,6 +564,9 @@ static void run_flood(void) {
   uint64_t nlines = config_number("lines", 20000);
   record_len = config_number("lineBytes", 1024);
   double stall_us = config_number("stallMs", 20000) * 1000;
+  // Bytes per read() of a healthy receiver: an application's read buffer.
+  read_size = config_number("readBytes", READ_BUF);
+  if (read_size < 1 || read_size > READ_BUF) read_size = READ_BUF;
   if (record_len < 32 || record_len > MAX_RECORD) fail("flood", "lineBytes must be 32..2048");
 
   Receiver *stuck = calloc(nstuck > 0 ? nstuck : 1, sizeof(Receiver));
@@ -560,63 +616,30 @@ static void run_flood(void) {
     for (int i = 0; i < n; i++) fan_read(events[i].data.ptr, 0);
   }
   checkpoint("synced", NULL);
-  fcntl(sender, F_SETFL, fcntl(sender, F_GETFL) | O_NONBLOCK);
-  // The sender is in the same epoll set, marked by a NULL pointer, only
-  // while it has something to write.
-  struct epoll_event sev = {.events = EPOLLOUT, .data.ptr = NULL};
-  epoll_ctl(ep, EPOLL_CTL_ADD, sender, &sev);
-
+  // The sender runs on its own thread with blocking writes, so it writes as
+  // fast as TCP lets it whatever the receiving loop is doing.
+  FloodSender fs = {.fd = sender, .out = out, .per_write = per_write, .nlines = nlines};
+  pthread_t thread;
   double cpu0 = cpu_seconds();
   double t0 = now_us(), next_progress = t0 + 250000, last_progress = t0;
-  uint64_t seq = 0, last_delivered = delivered, sender_blocked = 0;
-  size_t pending_off = 0, pending_len = 0;
-  int writable = 1, stalled = 0, sender_error = 0;
-  double send_done_at = 0;
+  fs.t0 = t0;
+  if (pthread_create(&thread, NULL, flood_send, &fs) != 0) fail("flood", "pthread_create failed");
+  uint64_t last_delivered = delivered, last_sent = 0;
+  int stalled = 0;
   while (1) {
-    // Write until the socket is full (no pacing at all).
-    while (writable && !sender_error && (pending_len > 0 || seq < nlines)) {
-      if (pending_len == 0) {
-        uint64_t count = nlines - seq < (uint64_t)per_write ? nlines - seq : (uint64_t)per_write;
-        uint64_t ts = (uint64_t)now_us();
-        for (uint64_t i = 0; i < count; i++) {
-          write_digits(out + i * record_len + 1, 13, ts);
-          write_digits(out + i * record_len + 15, 10, seq + i);
-        }
-        pending_off = 0;
-        pending_len = count * record_len;
-        seq += count;
-      }
-      ssize_t w = write(sender, out + pending_off, pending_len);
-      if (w > 0) {
-        pending_off += w;
-        pending_len -= w;
-        last_progress = now_us();
-      } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-        writable = 0;
-        sender_blocked++;
-      } else
-        sender_error = 1;
-    }
-    if (send_done_at == 0 && ((seq >= nlines && pending_len == 0) || sender_error)) {
-      send_done_at = now_us();
-      epoll_ctl(ep, EPOLL_CTL_DEL, sender, NULL);
-    }
-    if (send_done_at > 0) {
+    uint64_t sent_now = __atomic_load_n(&fs.seq, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&fs.done, __ATOMIC_ACQUIRE)) {
       int done = 1;
       for (int i = 0; i < nrecv && done; i++)
-        if (!recv[i].closed && recv[i].count < seq) done = 0;
+        if (!recv[i].closed && recv[i].count < sent_now) done = 0;
       if (done) break;
     }
     int n = epoll_wait(ep, events, 1024, 5);
-    for (int i = 0; i < n; i++) {
-      if (events[i].data.ptr == NULL)
-        writable = 1;
-      else
-        fan_read(events[i].data.ptr, 0);
-    }
+    for (int i = 0; i < n; i++) fan_read(events[i].data.ptr, 0);
     double t = now_us();
-    if (delivered != last_delivered) {
+    if (delivered != last_delivered || sent_now != last_sent) {
       last_delivered = delivered;
+      last_sent = sent_now;
       last_progress = t;
     } else if (t - last_progress > stall_us) {
       stalled = 1;
@@ -629,6 +652,15 @@ static void run_flood(void) {
       next_progress = t + 250000;
     }
   }
+  if (stalled) {
+    // Unblock the sender thread: its peer may never read again.
+    shutdown(sender, SHUT_RDWR);
+  }
+  pthread_join(thread, NULL);
+  uint64_t seq = fs.seq;
+  int sender_error = fs.error;
+  uint64_t sender_blocked = 0;
+  double send_done_at = fs.done_at;
   double cpu = cpu_seconds() - cpu0;
   mark();
   double last = t0;
@@ -1105,6 +1137,8 @@ static void run_idle(void) {
 }
 
 int main(int argc, char **argv) {
+  // A write to a connection the server closed must fail, not kill us.
+  signal(SIGPIPE, SIG_IGN);
   start_us = mono_us();
   config_text = argc > 1 ? argv[1] : "{}";
   controlled = (int)config_number("controlled", 0);
