@@ -46,7 +46,7 @@ interface Options {
 function parseOptions(args: string[]): Options {
   const options: Options = {
     smoke: false,
-    servers: ["microsocket", "floor", "naive", "node", "go"],
+    servers: ["microsocket", "floor", "naive", "node", "go", "floor_turn"],
     workloads: [
       "fanout100",
       "fanout1000",
@@ -73,8 +73,10 @@ function parseOptions(args: string[]): Options {
     const key = equals < 0 ? arg : arg.slice(0, equals);
     const value = equals < 0 ? "" : arg.slice(equals + 1);
     if (key === "--smoke") options.smoke = true;
-    else if (key === "--servers") options.servers = value.split(",");
-    else if (key === "--workloads") options.workloads = value.split(",");
+    else if (key === "--servers") {
+      options.servers = value.split(",");
+      serversNamed = true;
+    } else if (key === "--workloads") options.workloads = value.split(",");
     else if (key === "--repeat") options.repeat = Number(value);
     else if (key === "--window") options.window = Number(value);
     else if (key === "--batch") options.batch = Number(value);
@@ -232,6 +234,8 @@ interface ServerSpec {
   argv(mode: Mode): string[];
   /** Modes the server implements (default: fanout and echo). */
   modes?: Mode[];
+  /** Unless named in --servers, run only in these workloads. */
+  onlyFor?: string[];
 }
 
 const deno = Deno.execPath();
@@ -246,6 +250,8 @@ const denoServer =
     mode,
     ...extra,
   ];
+/** Whether --servers named the servers (see ServerSpec.onlyFor). */
+let serversNamed = false;
 /** Extra `deno run` flags for Deno servers, e.g. --cpu-prof (see --server-flags). */
 let serverFlags: string[] = [];
 
@@ -268,6 +274,15 @@ const SERVERS: Record<string, ServerSpec> = {
     name: "floor_stream",
     label: "floor via stream writer",
     argv: denoServer("floor.ts", "stream"),
+  },
+  // The floor flushing from one pass per event-loop turn: the design the
+  // waves call for (issue 9 §2). By default it runs only in the waves.
+  floor_turn: {
+    name: "floor_turn",
+    label: "floor, flush per turn",
+    argv: denoServer("floor.ts", "turn"),
+    modes: ["fanout", "chat", "echo"],
+    onlyFor: ["waves"],
   },
   naive: {
     name: "naive",
@@ -546,7 +561,7 @@ const BIG_SERVERS = ["microsocket", "floor", "go", "floor_stream"];
  * gorilla-style policy drops a client whose 256-slot channel is full, and
  * the burst of 1,000 leave notices drops the waves' sender.
  */
-const WAVE_SERVERS = ["microsocket", "floor", "floor_stream"];
+const WAVE_SERVERS = ["microsocket", "floor", "floor_stream", "floor_turn"];
 /** Issue 9 §1: lines of 1 KB, with and without stuck receivers, and 64 B. */
 const FLOOD_VARIANTS = [
   { id: "flood", lineBytes: 1024, stuck: 0, lines: 20_000 },
@@ -1014,6 +1029,9 @@ async function main(): Promise<number> {
     for (const spec of servers) {
       if (workload.servers && !workload.servers.includes(spec.name)) continue;
       if (!(spec.modes ?? ["fanout", "echo"]).includes(workload.mode)) continue;
+      if (
+        spec.onlyFor && !serversNamed && !spec.onlyFor.includes(workload.id)
+      ) continue;
       let best: RunResult | undefined;
       const repeats = workload.repeatable
         ? Math.min(options.repeat, workload.maxRepeat ?? Infinity)

@@ -4,10 +4,13 @@
 // next single write, so a read chunk's complete lines cost one write per
 // receiver (or less). No byte budget: a stuck peer's queue grows without bound.
 //
-// Usage: deno run --allow-net=127.0.0.1 bench/servers/floor.ts fanout|chat|echo [stream]
+// Usage: deno run --allow-net=127.0.0.1 bench/servers/floor.ts fanout|chat|echo [stream|turn]
 // "stream" (the `floor_stream` diagnostic) writes through one
 // `conn.writable.getWriter()` per connection instead of `conn.write()`, to
-// price the WritableStream path on its own.
+// price the WritableStream path on its own. "turn" (`floor_turn`) starts a
+// connection's writes from one process-wide pass per event-loop turn
+// (setImmediate) instead of at once, so everything queued for a connection
+// in a turn leaves together even when no write is in flight (issue 9 §2).
 // fanout: every line from a client is delivered to every other client.
 // chat:   fanout, plus "* <id> joined" / "* <id> left" sent to every other
 //         client when a client connects / disconnects (bench waves).
@@ -24,6 +27,17 @@ if (mode !== "fanout" && mode !== "chat" && mode !== "echo") {
 const counters = { reads: 0, writes: 0 };
 
 const viaStream = Deno.args[1] === "stream";
+const perTurn = Deno.args[1] === "turn";
+
+/** "turn": peers with something queued and no write in flight. */
+const dirty = new Set<Peer>();
+let passScheduled = false;
+
+function flushPass(): void {
+  passScheduled = false;
+  for (const peer of dirty) peer.flush();
+  dirty.clear();
+}
 
 const MIN_READ = 4 * 1024;
 const MAX_READ = 64 * 1024;
@@ -51,10 +65,21 @@ class Peer {
     if (this.closed) return;
     this.#queue.push(bytes);
     this.#queued += bytes.length;
-    if (!this.#writing) this.#flush();
+    if (this.#writing) return;
+    if (!perTurn) {
+      this.flush();
+      return;
+    }
+    dirty.add(this);
+    if (!passScheduled) {
+      passScheduled = true;
+      setImmediate(flushPass);
+    }
   }
 
-  async #flush(): Promise<void> {
+  /** Writes everything queued, then whatever arrives meanwhile. */
+  async flush(): Promise<void> {
+    if (this.#writing) return;
     this.#writing = true;
     try {
       while (this.#queue.length > 0 && !this.closed) {
