@@ -541,6 +541,10 @@ interface Workload {
   repeatable: boolean;
   /** At most this many repeats, whatever --repeat says. */
   maxRepeat?: number;
+  /** Servers run once whatever the repeats (slow ones, to bound the run). */
+  once?: string[];
+  /** After a run that satisfies this, the remaining repeats are skipped. */
+  enough?: (result: RunResult) => boolean;
   /** Only these servers (default: all). */
   servers?: string[];
   config: Json;
@@ -666,12 +670,17 @@ function workloads(options: Options): Workload[] {
     // reference run is the same run without the stuck receivers.
     const slowMs = smoke ? 200 : 8_000;
     const slowMax = smoke ? 1e9 : 160_000;
+    // naive is left out to keep the full run within ~6 minutes: like node it
+    // sends too little in 8 s for the budget to matter (see results.md at
+    // 804646c: "kept; all of 896 KB delivered late").
+    const slowServers = Object.keys(SERVERS).filter((s) => s !== "naive");
     list.push({
       id: "slowref",
       title: `fan-out N=${n100}, long (reference)`,
       mode: "fanout",
       higherIsBetter: true,
       repeatable: false,
+      servers: slowServers,
       config: fanout(options, n100, 0, slowMs, slowMax),
       timeoutMs: slowMs + 40_000,
       headline: rate,
@@ -681,6 +690,7 @@ function workloads(options: Options): Workload[] {
       mode: "fanout",
       higherIsBetter: true,
       repeatable: false,
+      servers: slowServers,
       config: fanout(options, n100, 2, slowMs, slowMax),
       timeoutMs: slowMs + 40_000,
       headline: rate,
@@ -702,9 +712,20 @@ function workloads(options: Options): Workload[] {
           stuck ? `+${stuck} stuck` : ""
         } × ${lines} lines of ${size}`,
         mode: "fanout",
-        higherIsBetter: false,
-        repeatable: false,
-        ...(variant.lineBytes < 1024 ? { servers: BIG_SERVERS } : {}),
+        // Whether today's microsocket loses lines varies from run to run
+        // with the machine's load, and the requirement holds for every run:
+        // up to --repeat runs, the WORST kept (most lost; "higher is
+        // better" picks it), stopping at the first run that loses lines.
+        headline: (r) => Number(r.lost),
+        higherIsBetter: true,
+        repeatable: true,
+        enough: (r) => Number(r.lost) > 0,
+        once: ["naive", "node"],
+        // naive and node write once per line per receiver: minutes for the
+        // 64 B flood, and naive's RSS grew by 2.2 GB.
+        servers: variant.lineBytes < 1024
+          ? BIG_SERVERS
+          : Object.keys(SERVERS).filter((s) => s !== "naive"),
         config: {
           workload: "flood",
           receivers,
@@ -717,7 +738,6 @@ function workloads(options: Options): Workload[] {
           stallMs: smoke ? 5_000 : 20_000,
         },
         timeoutMs: smoke ? 30_000 : 60_000,
-        headline: (r) => Number(r.lost),
       });
     }
   }
@@ -1033,7 +1053,7 @@ async function main(): Promise<number> {
         spec.onlyFor && !serversNamed && !spec.onlyFor.includes(workload.id)
       ) continue;
       let best: RunResult | undefined;
-      const repeats = workload.repeatable
+      const repeats = workload.repeatable && !workload.once?.includes(spec.name)
         ? Math.min(options.repeat, workload.maxRepeat ?? Infinity)
         : 1;
       for (let i = 0; i < repeats; i++) {
@@ -1052,6 +1072,7 @@ async function main(): Promise<number> {
           `  ${label} · ${spec.name} · ${summarize(workload, result)}`,
           true,
         );
+        if (!result.error && workload.enough?.(result)) break;
       }
       row.set(spec.name, best!);
       failures.push(...check(workload, spec.name, best!, options));
@@ -1822,7 +1843,9 @@ function renderReport(
       "thread, as fast as its socket takes them; healthy receivers read 16 KB per " +
       "read() call; a healthy receiver is complete when it got every line once, in " +
       "order, and was not cut; stuck receivers connect first and are read only after the " +
-      "flood (until the server ends them, 1 s of quiet, or 5 s). The 64 B flood sends " +
+      "flood (until the server ends them, 1 s of quiet, or 5 s). Whether lines are lost " +
+      "varies from run to run, so each flood cell is the worst of up to --repeat runs " +
+      "(it stops at the first run that loses lines; naive and node run once). The 64 B flood sends " +
       "200,000 lines: 20,000 (1.25 MiB per receiver) never filled a 1 MiB budget " +
       "against receivers this quick. Fan-out receivers connect 128 at a time, each " +
       "batch synced before the next (a bigger burst overflowed the servers' accept " +
