@@ -14,6 +14,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,8 @@
 #include <unistd.h>
 
 #define RECORD 64
+// Flood lines may be longer than fan-out records (1 KB by default).
+#define MAX_RECORD 2048
 #define ECHO_PAYLOAD 64
 #define ECHO_FRAME (4 + ECHO_PAYLOAD)
 #define STALL_US 5000000.0
@@ -198,10 +202,14 @@ typedef struct {
   const char *ended;
   uint64_t count, next_seq, gaps, corrupt;
   double last_at;
-  unsigned char partial[RECORD];
+  unsigned char partial[MAX_RECORD];
   int partial_len;
   uint64_t round;
 } Receiver;
+
+// Record size of the running workload: RECORD for fan-out, the line size
+// for flood.
+static int record_len = RECORD;
 
 static uint64_t delivered, reads, synced_count;
 
@@ -223,7 +231,7 @@ static void start_wait(Receiver *recv, int nrecv, uint64_t target) {
 }
 
 static void fan_record(Receiver *r, const unsigned char *b, double at) {
-  if (b[RECORD - 1] != '\n') {
+  if (b[record_len - 1] != '\n') {
     r->corrupt++;
     return;
   }
@@ -248,19 +256,19 @@ static void fan_record(Receiver *r, const unsigned char *b, double at) {
 static void fan_consume(Receiver *r, const unsigned char *buf, size_t n, double at) {
   size_t pos = 0;
   if (r->partial_len > 0) {
-    size_t take = RECORD - r->partial_len;
+    size_t take = record_len - r->partial_len;
     if (take > n) take = n;
     memcpy(r->partial + r->partial_len, buf, take);
     r->partial_len += take;
     pos = take;
-    if (r->partial_len == RECORD) {
+    if (r->partial_len == record_len) {
       fan_record(r, r->partial, at);
       r->partial_len = 0;
     }
   }
-  while (pos + RECORD <= n) {
+  while (pos + record_len <= n) {
     fan_record(r, buf + pos, at);
-    pos += RECORD;
+    pos += record_len;
   }
   if (pos < n) {
     memcpy(r->partial, buf + pos, n - pos);
@@ -269,8 +277,10 @@ static void fan_consume(Receiver *r, const unsigned char *buf, size_t n, double 
 }
 
 // Reads once from a ready receiver; returns 0 when it ended.
+static size_t read_size = READ_BUF;
+
 static int fan_read(Receiver *r, int finishing) {
-  ssize_t n = read(r->fd, rbuf, sizeof rbuf);
+  ssize_t n = read(r->fd, rbuf, read_size);
   if (n > 0) {
     double at = now_us();
     reads++;
@@ -284,6 +294,33 @@ static int fan_read(Receiver *r, int finishing) {
   r->closed = 1;
   if (r->counted && wait_target != UINT64_MAX) mark_reached(r);
   return 0;
+}
+
+// Stuck receivers: read what they were owed until the server ends them,
+// they stay quiet for a second, or 5 s pass.
+static void drain_stuck(Receiver *stuck, int nstuck) {
+  if (nstuck <= 0) return;
+  struct epoll_event events[1024];
+  int sep = epoll_create1(0);
+  for (int i = 0; i < nstuck; i++) {
+    stuck[i].last_at = now_us();
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &stuck[i]};
+    epoll_ctl(sep, EPOLL_CTL_ADD, stuck[i].fd, &ev);
+  }
+  double stuck_deadline = now_us() + 5e6;
+  while (now_us() < stuck_deadline) {
+    int n = epoll_wait(sep, events, 1024, 100);
+    for (int i = 0; i < n; i++) {
+      Receiver *r = events[i].data.ptr;
+      if (!fan_read(r, 0)) epoll_ctl(sep, EPOLL_CTL_DEL, r->fd, NULL);
+    }
+    int quiet = 1;
+    double t = now_us();
+    for (int i = 0; i < nstuck; i++)
+      if (!stuck[i].closed && t - stuck[i].last_at < 1e6) quiet = 0;
+    if (quiet) break;
+  }
+  close(sep);
 }
 
 static void run_fanout(void) {
@@ -304,17 +341,14 @@ static void run_fanout(void) {
     if (stuck[i].fd < 0) fail("fanout", "connect failed");
     stuck[i].ended = "open";
   }
-  int ep = epoll_create1(0);
-  for (int i = 0; i < nrecv; i++) {
-    recv[i].fd = connect_to(port, 1);
-    if (recv[i].fd < 0) fail("fanout", "connect failed");
-    recv[i].counted = 1;
-    recv[i].ended = "open";
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &recv[i]};
-    epoll_ctl(ep, EPOLL_CTL_ADD, recv[i].fd, &ev);
-  }
+  // The sender connects before the receivers so that receivers can be
+  // synced in batches: a batch's connections are known accepted once each
+  // has an S record, and the server's accept queue never overflows (an
+  // overflow costs a connection seconds of SYN-ACK retries).
   int sender = connect_to(port, 0);
   if (sender < 0) fail("fanout", "connect failed");
+  int connect_batch = config_number("connectBatch", 128);
+  if (connect_batch < 1) connect_batch = 1;
 
   unsigned char template[RECORD];
   memset(template, 'x', RECORD);
@@ -328,19 +362,37 @@ static void run_fanout(void) {
   sync_record[0] = 'S';
 
   struct epoll_event events[1024];
-
-  // Sync: S records every 50 ms until every reading receiver has one.
-  double sync_deadline = now_us() + 15e6, next_sync = 0;
-  while (synced_count < (uint64_t)nrecv) {
-    double t = now_us();
-    if (t > sync_deadline) fail("fanout", "sync timed out");
-    if (t >= next_sync) {
-      write_digits(sync_record + 1, 13, (uint64_t)t);
-      if (write_all(sender, sync_record, RECORD) < 0) fail("fanout", "sender write failed");
-      next_sync = t + 50000;
+  int ep = epoll_create1(0);
+  int connected = 0;
+  while (connected < nrecv) {
+    int end = connected + connect_batch < nrecv ? connected + connect_batch : nrecv;
+    for (int i = connected; i < end; i++) {
+      recv[i].fd = connect_to(port, 1);
+      if (recv[i].fd < 0) fail("fanout", "connect failed");
+      recv[i].counted = 1;
+      recv[i].ended = "open";
+      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &recv[i]};
+      epoll_ctl(ep, EPOLL_CTL_ADD, recv[i].fd, &ev);
     }
-    int n = epoll_wait(ep, events, 1024, 5);
-    for (int i = 0; i < n; i++) fan_read(events[i].data.ptr, 0);
+    connected = end;
+    // Sync: S records every 50 ms until every reading receiver has one.
+    double sync_deadline = now_us() + 15e6, next_sync = 0;
+    while (synced_count < (uint64_t)connected) {
+      double t = now_us();
+      if (t > sync_deadline) {
+        char message[120];
+        snprintf(message, sizeof message, "sync timed out (%lu of %d receivers synced)",
+                 (unsigned long)synced_count, connected);
+        fail("fanout", message);
+      }
+      if (t >= next_sync) {
+        write_digits(sync_record + 1, 13, (uint64_t)t);
+        if (write_all(sender, sync_record, RECORD) < 0) fail("fanout", "sender write failed");
+        next_sync = t + 50000;
+      }
+      int n = epoll_wait(ep, events, 1024, 5);
+      for (int i = 0; i < n; i++) fan_read(events[i].data.ptr, 0);
+    }
   }
   checkpoint("synced", NULL);
   // Sender goes non-blocking: a full socket must never stop us reading.
@@ -445,29 +497,7 @@ static void run_fanout(void) {
   double elapsed_ms = (last - t0) / 1000;
   (void)send_ms;
 
-  // Stuck receivers: read what they were owed until the server ends them,
-  // they stay quiet for a second, or 5 s pass.
-  if (nstuck > 0) {
-    int sep = epoll_create1(0);
-    for (int i = 0; i < nstuck; i++) {
-      stuck[i].last_at = now_us();
-      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &stuck[i]};
-      epoll_ctl(sep, EPOLL_CTL_ADD, stuck[i].fd, &ev);
-    }
-    double stuck_deadline = now_us() + 5e6;
-    while (now_us() < stuck_deadline) {
-      int n = epoll_wait(sep, events, 1024, 100);
-      for (int i = 0; i < n; i++) {
-        Receiver *r = events[i].data.ptr;
-        if (!fan_read(r, 0)) epoll_ctl(sep, EPOLL_CTL_DEL, r->fd, NULL);
-      }
-      int quiet = 1;
-      double t = now_us();
-      for (int i = 0; i < nstuck; i++)
-        if (!stuck[i].closed && t - stuck[i].last_at < 1e6) quiet = 0;
-      if (quiet) break;
-    }
-  }
+  drain_stuck(stuck, nstuck);
 
   printf("{\"type\":\"result\",\"workload\":\"fanout\",\"receivers\":%d,\"stuck\":%d,\"sent\":%lu,"
          "\"delivered\":%lu,\"expected\":%lu,\"lost\":%ld,\"gaps\":%lu,\"corrupt\":%lu,"
@@ -482,6 +512,441 @@ static void run_fanout(void) {
     printf("%s{\"received\":%lu,\"owed\":%lu,\"endedBy\":\"%s\",\"gaps\":%lu}", i ? "," : "",
            (unsigned long)stuck[i].count, (unsigned long)sent, stuck[i].ended,
            (unsigned long)stuck[i].gaps);
+  }
+  printf("]}\n");
+  fflush(stdout);
+}
+
+// ------------------------------------------------------------------ flood
+
+typedef struct {
+  int fd;
+  unsigned char *out;
+  int per_write;
+  uint64_t nlines;
+  double t0;
+  uint64_t seq;  // lines handed to the kernel (atomic)
+  int done;      // atomic
+  int error;
+  double done_at;
+} FloodSender;
+
+static void *flood_send(void *arg) {
+  FloodSender *fs = arg;
+  uint64_t seq = 0;
+  while (seq < fs->nlines) {
+    uint64_t count = fs->nlines - seq < (uint64_t)fs->per_write ? fs->nlines - seq : (uint64_t)fs->per_write;
+    uint64_t ts = (uint64_t)now_us();
+    for (uint64_t i = 0; i < count; i++) {
+      write_digits(fs->out + i * record_len + 1, 13, ts);
+      write_digits(fs->out + i * record_len + 15, 10, seq + i);
+    }
+    if (write_all(fs->fd, fs->out, count * record_len) < 0) {
+      fs->error = 1;
+      break;
+    }
+    seq += count;
+    __atomic_store_n(&fs->seq, seq, __ATOMIC_RELEASE);
+  }
+  fs->done_at = now_us();
+  __atomic_store_n(&fs->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+// Issue 9 §1: 1 sender writes `lines` lines of `lineBytes` bytes as fast as
+// TCP lets it (no window, no pacing) to a room of `receivers` that read as
+// fast as they can and `stuck` that never read. Reports what each healthy
+// receiver got (all, in order?) and how the stuck ones ended.
+static void run_flood(void) {
+  int port = config_number("port", 0);
+  int nrecv = config_number("receivers", 20);
+  int nstuck = config_number("stuck", 0);
+  uint64_t nlines = config_number("lines", 20000);
+  record_len = config_number("lineBytes", 1024);
+  double stall_us = config_number("stallMs", 20000) * 1000;
+  // Bytes per read() of a healthy receiver: an application's read buffer.
+  read_size = config_number("readBytes", READ_BUF);
+  if (read_size < 1 || read_size > READ_BUF) read_size = READ_BUF;
+  if (record_len < 32 || record_len > MAX_RECORD) fail("flood", "lineBytes must be 32..2048");
+
+  Receiver *stuck = calloc(nstuck > 0 ? nstuck : 1, sizeof(Receiver));
+  Receiver *recv = calloc(nrecv, sizeof(Receiver));
+  for (int i = 0; i < nstuck; i++) {
+    stuck[i].fd = connect_to(port, 1);
+    if (stuck[i].fd < 0) fail("flood", "connect failed");
+    stuck[i].ended = "open";
+  }
+  int ep = epoll_create1(0);
+  for (int i = 0; i < nrecv; i++) {
+    recv[i].fd = connect_to(port, 1);
+    if (recv[i].fd < 0) fail("flood", "connect failed");
+    recv[i].counted = 1;
+    recv[i].ended = "open";
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &recv[i]};
+    epoll_ctl(ep, EPOLL_CTL_ADD, recv[i].fd, &ev);
+  }
+  int sender = connect_to(port, 0);
+  if (sender < 0) fail("flood", "connect failed");
+
+  // One write is up to 64 KB of whole lines.
+  int per_write = 65536 / record_len;
+  unsigned char *out = malloc((size_t)record_len * per_write);
+  memset(out, 'x', (size_t)record_len * per_write);
+  for (int i = 0; i < per_write; i++) {
+    unsigned char *line = out + (size_t)i * record_len;
+    line[0] = 'M';
+    line[14] = ' ';
+    line[record_len - 1] = '\n';
+  }
+  unsigned char *sync_record = malloc(record_len);
+  memcpy(sync_record, out, record_len);
+  sync_record[0] = 'S';
+
+  struct epoll_event events[1024];
+  double sync_deadline = now_us() + 15e6, next_sync = 0;
+  while (synced_count < (uint64_t)nrecv) {
+    double t = now_us();
+    if (t > sync_deadline) fail("flood", "sync timed out");
+    if (t >= next_sync) {
+      write_digits(sync_record + 1, 13, (uint64_t)t);
+      if (write_all(sender, sync_record, record_len) < 0) fail("flood", "sender write failed");
+      next_sync = t + 50000;
+    }
+    int n = epoll_wait(ep, events, 1024, 5);
+    for (int i = 0; i < n; i++) fan_read(events[i].data.ptr, 0);
+  }
+  checkpoint("synced", NULL);
+  // The sender runs on its own thread with blocking writes, so it writes as
+  // fast as TCP lets it whatever the receiving loop is doing.
+  FloodSender fs = {.fd = sender, .out = out, .per_write = per_write, .nlines = nlines};
+  pthread_t thread;
+  double cpu0 = cpu_seconds();
+  double t0 = now_us(), next_progress = t0 + 250000, last_progress = t0;
+  fs.t0 = t0;
+  if (pthread_create(&thread, NULL, flood_send, &fs) != 0) fail("flood", "pthread_create failed");
+  uint64_t last_delivered = delivered, last_sent = 0;
+  int stalled = 0;
+  while (1) {
+    uint64_t sent_now = __atomic_load_n(&fs.seq, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&fs.done, __ATOMIC_ACQUIRE)) {
+      int done = 1;
+      for (int i = 0; i < nrecv && done; i++)
+        if (!recv[i].closed && recv[i].count < sent_now) done = 0;
+      if (done) break;
+    }
+    int n = epoll_wait(ep, events, 1024, 5);
+    for (int i = 0; i < n; i++) fan_read(events[i].data.ptr, 0);
+    double t = now_us();
+    if (delivered != last_delivered || sent_now != last_sent) {
+      last_delivered = delivered;
+      last_sent = sent_now;
+      last_progress = t;
+    } else if (t - last_progress > stall_us) {
+      stalled = 1;
+      break;
+    }
+    if (t >= next_progress) {
+      printf("{\"type\":\"progress\",\"elapsedMs\":%.1f,\"delivered\":%lu,\"rate\":%.0f}\n",
+             (t - t0) / 1000, (unsigned long)delivered, per(delivered, (t - t0) / 1e6));
+      fflush(stdout);
+      next_progress = t + 250000;
+    }
+  }
+  if (stalled) {
+    // Unblock the sender thread: its peer may never read again.
+    shutdown(sender, SHUT_RDWR);
+  }
+  pthread_join(thread, NULL);
+  uint64_t seq = fs.seq;
+  int sender_error = fs.error;
+  uint64_t sender_blocked = 0;
+  double send_done_at = fs.done_at;
+  double cpu = cpu_seconds() - cpu0;
+  mark();
+  double last = t0;
+  uint64_t gaps = 0, corrupt = 0, closed_early = 0, complete = 0;
+  for (int i = 0; i < nrecv; i++) {
+    if (recv[i].last_at > last) last = recv[i].last_at;
+    gaps += recv[i].gaps;
+    corrupt += recv[i].corrupt;
+    if (recv[i].closed) closed_early++;
+    if (recv[i].count == nlines && recv[i].gaps == 0 && !recv[i].closed) complete++;
+  }
+  double elapsed_ms = (last - t0) / 1000;
+  double send_ms = ((send_done_at > 0 ? send_done_at : now_us()) - t0) / 1000;
+  drain_stuck(stuck, nstuck);
+  uint64_t expected = nlines * nrecv;
+  printf("{\"type\":\"result\",\"workload\":\"flood\",\"receivers\":%d,\"stuck\":%d,\"lines\":%lu,"
+         "\"lineBytes\":%d,\"sent\":%lu,\"senderError\":%s,\"senderBlocked\":%lu,\"delivered\":%lu,"
+         "\"expected\":%lu,\"lost\":%ld,\"complete\":%lu,\"gaps\":%lu,\"corrupt\":%lu,"
+         "\"closedEarly\":%lu,\"stalled\":%s,\"elapsedMs\":%.3f,\"sendMs\":%.3f,\"rate\":%.1f,"
+         "\"p50Us\":%.1f,\"p99Us\":%.1f,\"maxUs\":%.0f,\"loadgenCpu\":%.4f,\"stuckReport\":[",
+         nrecv, nstuck, (unsigned long)nlines, record_len, (unsigned long)seq,
+         sender_error ? "true" : "false", (unsigned long)sender_blocked, (unsigned long)delivered,
+         (unsigned long)expected, (long)(expected - delivered), (unsigned long)complete,
+         (unsigned long)gaps, (unsigned long)corrupt, (unsigned long)closed_early,
+         stalled ? "true" : "false", elapsed_ms, send_ms, per(delivered, elapsed_ms / 1000),
+         hist_percentile(50), hist_percentile(99), hist_max, per(cpu, elapsed_ms / 1000));
+  for (int i = 0; i < nstuck; i++) {
+    printf("%s{\"received\":%lu,\"owed\":%lu,\"endedBy\":\"%s\",\"gaps\":%lu}", i ? "," : "",
+           (unsigned long)stuck[i].count, (unsigned long)seq, stuck[i].ended,
+           (unsigned long)stuck[i].gaps);
+  }
+  printf("]}\n");
+  fflush(stdout);
+}
+
+// ------------------------------------------------------------------ waves
+
+// Issue 9 §2: one server process, `waves` consecutive waves of `clients`
+// clients. A wave: the clients connect one after another (the server
+// announces each join to the room, "* <id> joined"), one long-lived sender
+// sends `lines` 64-byte lines (at most `window` ahead of the wave's slowest
+// client), every client reads them all, then all close (the server
+// announces each leave). Lines here are split on '\n', since announcements
+// have no fixed size.
+
+typedef struct {
+  int fd;
+  int closed;
+  uint64_t count, next_seq, gaps, corrupt, joins, leaves;
+  unsigned char partial[256];
+  int partial_len;
+} WaveConn;
+
+static void wave_line(WaveConn *c, const unsigned char *line, size_t len, double at) {
+  if (len == RECORD && line[0] == 'M') {
+    uint64_t seq = read_digits(line + 15, 10);
+    if (seq != c->next_seq) c->gaps++;
+    c->next_seq = seq + 1;
+    c->count++;
+    delivered++;
+    hist_record(at - (double)read_digits(line + 1, 13));
+  } else if (len >= 6 && line[0] == '*') {
+    if (len >= 7 && memcmp(line + len - 7, "joined\n", 7) == 0)
+      c->joins++;
+    else if (memcmp(line + len - 5, "left\n", 5) == 0)
+      c->leaves++;
+    else
+      c->corrupt++;
+  } else
+    c->corrupt++;
+}
+
+// Reads once; returns 0 when the connection ended.
+static int wave_read(WaveConn *c) {
+  ssize_t n = read(c->fd, rbuf, sizeof rbuf);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 1;
+  if (n <= 0) {
+    c->closed = 1;
+    return 0;
+  }
+  double at = now_us();
+  size_t pos = 0;
+  while (pos < (size_t)n) {
+    unsigned char *nl = memchr(rbuf + pos, '\n', n - pos);
+    if (!nl) {
+      size_t rest = n - pos;
+      if (c->partial_len + rest > sizeof c->partial) {
+        c->corrupt++;
+        c->partial_len = 0;
+      } else {
+        memcpy(c->partial + c->partial_len, rbuf + pos, rest);
+        c->partial_len += rest;
+      }
+      break;
+    }
+    size_t len = nl - (rbuf + pos) + 1;
+    if (c->partial_len > 0) {
+      if (c->partial_len + len > sizeof c->partial) {
+        c->corrupt++;
+      } else {
+        memcpy(c->partial + c->partial_len, rbuf + pos, len);
+        wave_line(c, c->partial, c->partial_len + len, at);
+      }
+      c->partial_len = 0;
+    } else
+      wave_line(c, rbuf + pos, len, at);
+    pos += len;
+  }
+  return 1;
+}
+
+static void wave_poll(int ep, int timeout_ms) {
+  struct epoll_event events[1024];
+  int n = epoll_wait(ep, events, 1024, timeout_ms);
+  for (int i = 0; i < n; i++) {
+    WaveConn *c = events[i].data.ptr;
+    if (!wave_read(c)) epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+  }
+}
+
+static void run_waves(void) {
+  int port = config_number("port", 0);
+  int nwaves = config_number("waves", 3);
+  int nclients = config_number("clients", 1000);
+  uint64_t nlines = config_number("lines", 1000);
+  uint64_t window = config_number("window", 32);
+  double stall_us = config_number("stallMs", 30000) * 1000;
+  int connect_batch = config_number("connectBatch", 0);
+  int connect_pause_us = config_number("connectPauseUs", 0);
+  if (nwaves > 16) nwaves = 16;
+  WaveConn *clients = calloc(nclients, sizeof(WaveConn));
+  WaveConn sender = {0};
+  int ep = epoll_create1(0);
+  sender.fd = connect_to(port, 0);
+  if (sender.fd < 0) fail("waves", "connect failed");
+  checkpoint("connected", NULL);
+  fcntl(sender.fd, F_SETFL, fcntl(sender.fd, F_GETFL) | O_NONBLOCK);
+  struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &sender};
+  epoll_ctl(ep, EPOLL_CTL_ADD, sender.fd, &sev);
+
+  unsigned char record[RECORD];
+  memset(record, 'x', RECORD);
+  record[0] = 'M';
+  record[14] = ' ';
+  record[RECORD - 1] = '\n';
+
+  double rates[16], connect_ms[16], send_ms[16], leave_ms[16];
+  uint64_t got[16], notices[16];
+  uint64_t gaps = 0, corrupt = 0, total_delivered = 0;
+  double cpu0 = cpu_seconds(), t_first = now_us();
+  const char *error = NULL;
+  int done_waves = 0;
+  char message[160];
+  for (int w = 0; w < nwaves && !error; w++) {
+    memset(clients, 0, sizeof(WaveConn) * nclients);
+    uint64_t delivered0 = delivered;
+    double t0 = now_us(), last_progress = t0;
+    // Join: connect all in a burst (the kernel completes the handshakes; the
+    // server accepts from its backlog), then read the announcements.
+    for (int i = 0; i < nclients; i++) {
+      clients[i].fd = connect_to(port, 1);
+      if (clients[i].fd < 0) {
+        snprintf(message, sizeof message, "wave %d: connect %d failed (%s)", w + 1, i, strerror(errno));
+        error = message;
+        break;
+      }
+      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &clients[i]};
+      epoll_ctl(ep, EPOLL_CTL_ADD, clients[i].fd, &ev);
+      if (connect_batch > 0 && (i + 1) % connect_batch == 0) {
+        if (connect_pause_us > 0) usleep(connect_pause_us);
+        wave_poll(ep, 0);
+      }
+    }
+    if (error) break;
+    // Every client is in the room once the sender has seen its join.
+    uint64_t joins_wanted = (uint64_t)(w + 1) * nclients, seen = sender.joins;
+    while (sender.joins < joins_wanted) {
+      wave_poll(ep, 5);
+      double t = now_us();
+      if (sender.joins != seen) {
+        seen = sender.joins;
+        last_progress = t;
+      } else if (t - last_progress > stall_us) {
+        snprintf(message, sizeof message, "wave %d: %lu of %d joins announced, then nothing", w + 1,
+                 (unsigned long)(sender.joins - (joins_wanted - nclients)), nclients);
+        error = message;
+        break;
+      }
+    }
+    if (error) break;
+    double t_joined = now_us();
+    // Send, at most `window` lines ahead of the slowest client.
+    uint64_t seq = 0, confirmed = 0, last_delivered = delivered;
+    uint64_t half = window / 2 ? window / 2 : 1;
+    last_progress = t_joined;
+    while (1) {
+      if (seq - confirmed >= window || seq >= nlines) {
+        uint64_t low = UINT64_MAX;
+        for (int i = 0; i < nclients; i++)
+          if (!clients[i].closed && clients[i].count < low) low = clients[i].count;
+        if (seq >= nlines && low >= nlines) break;
+        // Refill half a window at a time, as the fan-out does, so lines
+        // reach the server together rather than one per slowest read.
+        if (low >= confirmed + half) confirmed = low;
+      }
+      while (seq < nlines && seq - confirmed < window) {
+        write_digits(record + 1, 13, (uint64_t)now_us());
+        write_digits(record + 15, 10, seq);
+        if (write_all(sender.fd, record, RECORD) < 0) {
+          error = "sender write failed";
+          break;
+        }
+        seq++;
+      }
+      if (error) break;
+      wave_poll(ep, 1);
+      double t = now_us();
+      if (delivered != last_delivered) {
+        last_delivered = delivered;
+        last_progress = t;
+      } else if (t - last_progress > stall_us) {
+        snprintf(message, sizeof message, "wave %d: deliveries stalled at %lu", w + 1,
+                 (unsigned long)(delivered - delivered0));
+        error = message;
+        break;
+      }
+    }
+    if (error) break;
+    double t_sent = now_us();
+    got[w] = delivered - delivered0;
+    notices[w] = 0;
+    for (int i = 0; i < nclients; i++) {
+      gaps += clients[i].gaps;
+      corrupt += clients[i].corrupt;
+      notices[w] += clients[i].joins + clients[i].leaves;
+      close(clients[i].fd);  // also leaves the epoll set
+    }
+    // Leave: done once the sender has seen every leave.
+    uint64_t leaves_wanted = (uint64_t)(w + 1) * nclients;
+    seen = sender.leaves;
+    last_progress = t_sent;
+    while (sender.leaves < leaves_wanted) {
+      wave_poll(ep, 5);
+      double t = now_us();
+      if (sender.leaves != seen) {
+        seen = sender.leaves;
+        last_progress = t;
+      } else if (t - last_progress > stall_us) {
+        snprintf(message, sizeof message, "wave %d: %lu of %d leaves announced, then nothing", w + 1,
+                 (unsigned long)(sender.leaves - (leaves_wanted - nclients)), nclients);
+        error = message;
+        break;
+      }
+    }
+    if (error) break;
+    double t_left = now_us();
+    connect_ms[w] = (t_joined - t0) / 1000;
+    send_ms[w] = (t_sent - t_joined) / 1000;
+    leave_ms[w] = (t_left - t_sent) / 1000;
+    rates[w] = per(got[w], (t_left - t0) / 1e6);
+    total_delivered += got[w];
+    done_waves++;
+    printf("{\"type\":\"wave\",\"wave\":%d,\"delivered\":%lu,\"rate\":%.1f,\"connectMs\":%.3f,"
+           "\"sendMs\":%.3f,\"leaveMs\":%.3f}\n",
+           w + 1, (unsigned long)got[w], rates[w], connect_ms[w], send_ms[w], leave_ms[w]);
+    fflush(stdout);
+  }
+  double elapsed = (now_us() - t_first) / 1e6;
+  double cpu = cpu_seconds() - cpu0;
+  mark();
+  if (error && done_waves == 0) fail("waves", error);
+  printf("{\"type\":\"result\",\"workload\":\"waves\",\"waves\":%d,\"completed\":%d,\"clients\":%d,"
+         "\"lines\":%lu,\"window\":%lu,\"delivered\":%lu,\"expected\":%lu,\"lost\":%ld,\"gaps\":%lu,"
+         "\"corrupt\":%lu,\"rate\":%.1f,\"p50Us\":%.1f,\"p99Us\":%.1f,\"maxUs\":%.0f,"
+         "\"loadgenCpu\":%.4f,%s%s%s\"waveReport\":[",
+         nwaves, done_waves, nclients, (unsigned long)nlines, (unsigned long)window,
+         (unsigned long)total_delivered, (unsigned long)((uint64_t)done_waves * nclients * nlines),
+         (long)((uint64_t)done_waves * nclients * nlines - total_delivered), (unsigned long)gaps,
+         (unsigned long)corrupt, per(total_delivered, elapsed), hist_percentile(50),
+         hist_percentile(99), hist_max, per(cpu, elapsed), error ? "\"waveError\":\"" : "",
+         error ? error : "", error ? "\"," : "");
+  for (int w = 0; w < done_waves; w++) {
+    printf("%s{\"wave\":%d,\"delivered\":%lu,\"notices\":%lu,\"rate\":%.1f,\"connectMs\":%.3f,"
+           "\"sendMs\":%.3f,\"leaveMs\":%.3f}",
+           w ? "," : "", w + 1, (unsigned long)got[w], (unsigned long)notices[w], rates[w],
+           connect_ms[w], send_ms[w], leave_ms[w]);
   }
   printf("]}\n");
   fflush(stdout);
@@ -672,6 +1137,8 @@ static void run_idle(void) {
 }
 
 int main(int argc, char **argv) {
+  // A write to a connection the server closed must fail, not kill us.
+  signal(SIGPIPE, SIG_IGN);
   start_us = mono_us();
   config_text = argc > 1 ? argv[1] : "{}";
   controlled = (int)config_number("controlled", 0);
@@ -683,6 +1150,10 @@ int main(int argc, char **argv) {
     run_echo();
   else if (strcmp(workload, "idle") == 0)
     run_idle();
+  else if (strcmp(workload, "flood") == 0)
+    run_flood();
+  else if (strcmp(workload, "waves") == 0)
+    run_waves();
   else
     fail(workload, "unknown workload");
   return 0;

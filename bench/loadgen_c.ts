@@ -1,4 +1,5 @@
-// Builds the C load generator (bench/loadgen.c) with the system C compiler,
+// Builds the C load generator (bench/loadgen.c, with a thread for the
+// flood's sender) with the system C compiler,
 // caching the binary in the temp directory under a hash of its source.
 
 /**
@@ -27,7 +28,7 @@ export async function compileLoadgen(benchDir: string): Promise<string | null> {
     try {
       const partial = `${binary}.${Deno.pid}`;
       const out = await new Deno.Command(compiler, {
-        args: ["-O2", "-o", partial, `${benchDir}loadgen.c`],
+        args: ["-O2", "-pthread", "-o", partial, `${benchDir}loadgen.c`],
         stdout: "piped",
         stderr: "piped",
       }).output();

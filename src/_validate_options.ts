@@ -5,7 +5,13 @@
 
 type Options = Record<string, unknown>;
 
-const SESSION_HANDLERS = ["onOpen", "onMessage", "onClose", "onError"];
+const SESSION_HANDLERS = [
+  "onOpen",
+  "onMessage",
+  "onClose",
+  "onError",
+  "authenticate",
+];
 
 /**
  * Validates the options of `listen()` (and `new Server()`).
@@ -165,6 +171,7 @@ function sessionOptions(o: Options): void {
     );
   }
   number(o, "drainTimeout", 0);
+  number(o, "authTimeout", 0);
   const rate = o.rateLimit;
   if (rate !== undefined) {
     const r = record(rate, "rateLimit");

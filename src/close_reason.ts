@@ -56,6 +56,10 @@ export const CloseReason = {
   SlowConsumer: "slow consumer",
   /** The peer passed its rate limit under policy `"close"`. */
   Flood: "flood",
+  /** `authenticate` refused the peer's first message (or threw). */
+  Unauthorized: "unauthorized",
+  /** The peer did not authenticate within `authTimeout`. */
+  AuthTimeout: "auth timeout",
   /** No inbound frame within the idle timeout. */
   IdleTimeout: "idle timeout",
   /** Too many heartbeats went unanswered. */

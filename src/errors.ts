@@ -105,3 +105,65 @@ export class RouteNotFoundError extends Error {
 function clip(key: string): string {
   return key.length > 64 ? key.slice(0, 64) + "…" : key;
 }
+
+/**
+ * A request made with `Session.request()` got no reply in time.
+ *
+ * @example Telling a timeout apart
+ * ```ts
+ * import { RequestTimeoutError } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new RequestTimeoutError(1000);
+ * assert.equal(error.name, "RequestTimeoutError");
+ * assert.equal(error.timeout, 1000);
+ * ```
+ */
+export class RequestTimeoutError extends Error {
+  /** How long the request waited, in milliseconds. */
+  readonly timeout: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param timeout How long the request waited, in milliseconds.
+   */
+  constructor(timeout: number) {
+    super(`No reply within ${timeout} ms`);
+    this.name = "RequestTimeoutError";
+    this.timeout = timeout;
+  }
+}
+
+/**
+ * The session closed (or was not open) before the operation could finish,
+ * e.g. a pending `Session.request()`.
+ *
+ * @example The reason travels with the error
+ * ```ts
+ * import { SessionClosedError } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new SessionClosedError("eof");
+ * assert.equal(error.reason, "eof");
+ * ```
+ */
+export class SessionClosedError extends Error {
+  /** The session's close reason, when known. */
+  readonly reason: string | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param reason The session's close reason, when known.
+   */
+  constructor(reason?: string) {
+    super(
+      reason === undefined
+        ? "The session is closed"
+        : `The session is closed (${reason})`,
+    );
+    this.name = "SessionClosedError";
+    this.reason = reason;
+  }
+}

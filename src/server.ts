@@ -583,8 +583,11 @@ export class Server<
     // up to date inside it.
     sessionHooks.observe(session, {
       closed: (_session, reason) => this.#forget(session, ip, reason),
+      // A session that must authenticate joins the manager (rooms,
+      // broadcasts) only once it has.
+      opened: () => void this.sessions.set(session),
     });
-    this.sessions.set(session);
+    if (this.#options.authenticate === undefined) this.sessions.set(session);
     const data = this.#options.data;
     if (data !== undefined) {
       try {

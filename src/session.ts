@@ -8,7 +8,8 @@
 // close (_linger.ts). This file keeps the public API, the read loop and the
 // lifecycle.
 import type { Codec, Decoder, Heartbeat } from "./codec/codec.ts";
-import { FrameTooLargeError } from "./errors.ts";
+import { FrameTooLargeError, SessionClosedError } from "./errors.ts";
+import { PendingRequests } from "./_pending_requests.ts";
 import { CloseReason } from "./close_reason.ts";
 import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
 import { scheduleFlush } from "./_flush_scheduler.ts";
@@ -21,7 +22,11 @@ import {
   livenessClock,
   type Watched,
 } from "./_liveness_clock.ts";
-import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
+import {
+  sessionHooks,
+  type SessionHost,
+  type SessionObserver,
+} from "./_session_hooks.ts";
 
 /**
  * Where a session is in its life: `"open"` until `close()` (or the peer, or
@@ -245,6 +250,74 @@ export interface SessionOptions<Data, In, Out>
   drainTimeout?: number;
   /** Limits on what the peer may send; none by default. */
   rateLimit?: RateLimitOptions;
+  /**
+   * An authentication step between connect and `onOpen`: the peer's first
+   * message goes here instead of to `onMessage`. Return (or resolve) the
+   * session's `data` to let the peer in; `onOpen` then runs and later
+   * messages reach `onMessage`. Return `undefined`, `null` or `false`, or
+   * throw, to close the session with reason `"unauthorized"`. Messages that
+   * arrive meanwhile wait. A server adds the session to its manager (rooms,
+   * broadcasts) only once it is authenticated.
+   */
+  authenticate?(
+    session: Session<Data, In, Out>,
+    message: In,
+  ): Data | undefined | null | false | Promise<Data | undefined | null | false>;
+  /**
+   * How long, in milliseconds, a peer has to authenticate (from connect to
+   * `authenticate` resolving) before it is closed with reason
+   * `"auth timeout"`.
+   *
+   * @default {10000}
+   */
+  authTimeout?: number;
+}
+
+/**
+ * Whom {@linkcode Session.broadcast} reaches besides the whole manager: a
+ * room's members, and only those `filter` accepts; never the session
+ * itself.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages sessions send.
+ *
+ * @example A room, grown-ups only
+ * ```ts
+ * import type { SessionBroadcastOptions } from "@x/microsocket";
+ *
+ * const options: SessionBroadcastOptions<{ age: number }, string, string> = {
+ *   room: "lobby",
+ *   filter: (session) => session.data.age >= 18,
+ * };
+ * ```
+ */
+export interface SessionBroadcastOptions<Data, In, Out> {
+  /** Only the members of this room. */
+  room?: string;
+  /** Only sessions for which this returns `true`. */
+  filter?: (session: Session<Data, In, Out>) => boolean;
+}
+
+/**
+ * Options of {@linkcode Session.request}.
+ *
+ * @example Waiting at most a second for an answer
+ * ```ts
+ * import type { RequestOptions } from "@x/microsocket";
+ *
+ * const options: RequestOptions = { timeout: 1000 };
+ * ```
+ */
+export interface RequestOptions {
+  /**
+   * How long to wait for the reply, in milliseconds.
+   *
+   * @default {10000}
+   */
+  timeout?: number;
+  /** Aborting it gives up on the reply (the promise rejects). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -335,7 +408,8 @@ let nextStandaloneId = 1;
  * back for more than `drainTimeout`, or whose queue would pass
  * `outboundBudget`, is cut as a slow consumer (with `overflow: "drop"`, the
  * budget refuses frames instead), which releases the producers. Sends made
- * outside any handler (timers, other event sources) hold nobody back: await
+ * outside any handler (timers, other event sources), and from `onClose` (a
+ * closed session has nothing left to pause), hold nobody back: await
  * {@linkcode Session.drained} (or `SessionManager.drained()`) before
  * sending more. Inbound `rateLimit`s throttle or close a peer that sends
  * too much.
@@ -382,6 +456,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
       session.#sendShared(base, start, end);
     sessionHooks.prelude = (session, bytes) => {
       session.#prelude = bytes;
+    };
+    sessionHooks.attach = (session, manager) => {
+      session.#manager = manager;
     };
   }
 
@@ -455,6 +532,15 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #seenEnded = 0;
   #seenWritten = 0;
   #pingBytes = 0;
+
+  // The manager holding it (rooms and broadcast from the session).
+  #manager: SessionHost | undefined;
+  // Requests waiting for their reply, by id.
+  #requests: PendingRequests<In> | undefined;
+  // Authentication: the timer of the deadline, and whether the first
+  // message has been handed to `authenticate` yet.
+  #authTimer: ReturnType<typeof setTimeout> | undefined;
+  #authenticating = false;
 
   // Bytes read before the session existed (past a WebSocket handshake):
   // decoded before the first read.
@@ -669,6 +755,107 @@ export class Session<Data = unknown, In = unknown, Out = In>
   }
 
   /**
+   * Puts this session in a room of its manager (the server's
+   * `sessions`), like socket.io's `socket.join`.
+   *
+   * @param room The room's name.
+   * @returns `true` when it joined; `false` when it was already a member,
+   * is not open, or belongs to no manager.
+   */
+  join(room: string): boolean {
+    return this.#manager?.join(this, room) ?? false;
+  }
+
+  /**
+   * Takes this session out of a room.
+   *
+   * @param room The room's name.
+   * @returns `true` when it was a member.
+   */
+  leave(room: string): boolean {
+    return this.#manager?.leave(this, room) ?? false;
+  }
+
+  /** The rooms this session is in (a snapshot). */
+  get rooms(): ReadonlySet<string> {
+    return this.#manager?.roomsOf(this) ?? NO_ROOMS;
+  }
+
+  /**
+   * Broadcasts from this session: to everyone in its manager, or a room's
+   * members, except itself. The message is encoded once for everyone.
+   *
+   * @param message The message.
+   * @param options The room and a filter, as for
+   * `SessionManager.broadcast` (`except` is this session).
+   * @returns How many sessions accepted it.
+   * @throws {TypeError} When the codec cannot encode the message.
+   */
+  broadcast(
+    message: Out,
+    options?: SessionBroadcastOptions<Data, In, Out>,
+  ): number {
+    const manager = this.#manager;
+    if (manager === undefined) return 0;
+    return manager.broadcast(message, { ...options, except: this });
+  }
+
+  /**
+   * Sends a request and waits for its reply, matched by an id the codec's
+   * {@linkcode Codec.correlation} stamps on it (`json()`: an `id` field on
+   * the request, `re` on the reply). The reply goes to this promise, not to
+   * `onMessage`; one arriving after the timeout is dropped.
+   *
+   * @param message The request.
+   * @param options Timeout and abort signal.
+   * @returns The reply.
+   * @throws {TypeError} When the codec has no correlation.
+   * @throws {RequestTimeoutError} (rejects) When no reply came in time.
+   * @throws {SessionClosedError} (rejects) When the session closed first.
+   */
+  request(message: Out, options: RequestOptions = {}): Promise<In> {
+    const correlation = this.codec.correlation;
+    if (correlation === undefined) {
+      throw new TypeError(
+        `The ${this.codec.name} codec has no correlation for requests`,
+      );
+    }
+    if (this.#state !== "open") {
+      return Promise.reject(new SessionClosedError(this.#closeReason));
+    }
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const requests = this.#requests ??= new PendingRequests();
+    const { id, reply } = requests.add(options.timeout ?? 10_000, signal);
+    if (!this.send(correlation.request(message, id))) {
+      requests.reject(new SessionClosedError(this.#closeReason), id);
+    }
+    return reply;
+  }
+
+  /**
+   * Answers a request received from the peer (one sent with its
+   * `request()`): the codec's correlation stamps the response with the
+   * request's id. Router handlers answer this way.
+   *
+   * @param request The request as received.
+   * @param response The answer.
+   * @returns `true` when queued; `false` when the session no longer takes
+   * frames.
+   * @throws {TypeError} When the codec has no correlation or the request
+   * carries no id.
+   */
+  reply(request: In, response: Out): boolean {
+    const correlation = this.codec.correlation;
+    if (correlation === undefined) {
+      throw new TypeError(
+        `The ${this.codec.name} codec has no correlation for replies`,
+      );
+    }
+    return this.send(correlation.reply(request, response));
+  }
+
+  /**
    * Closes the session: refuses new sends at once, gives queued bytes up to
    * `timeout` milliseconds to be written, closes the connection, then runs
    * `onClose`. Calling it again returns the same promise (from inside
@@ -713,6 +900,8 @@ export class Session<Data = unknown, In = unknown, Out = In>
       this.#closeReason = reason;
       this.#closeError = error;
       this.#backlog = undefined;
+      clearTimeout(this.#authTimer);
+      this.#requests?.reject(new SessionClosedError(reason));
       this.#flow.end();
       this.#resumeReading();
       this.#wakeDrainWaiters(false);
@@ -873,15 +1062,16 @@ export class Session<Data = unknown, In = unknown, Out = In>
     // Everything this session's handlers do, across awaits, is on its
     // behalf: see _flow_control.ts.
     producerContext.enterWith(this.#flow);
-    const onOpen = this.#options.onOpen;
-    if (onOpen !== undefined && this.#state === "open") {
-      this.#opening = true;
-      try {
-        await onOpen(this);
-      } catch (error) {
-        this.#report(error);
-      }
-      this.#opening = false;
+    if (this.#options.authenticate !== undefined) {
+      // onOpen waits for the peer's first message; see #authenticate.
+      this.#authenticating = true;
+      const timeout = this.#options.authTimeout ?? 10_000;
+      this.#authTimer = setTimeout(
+        () => this.#close(CloseReason.AuthTimeout, undefined),
+        timeout,
+      );
+    } else {
+      await this.#open();
     }
     let buffer = new Uint8Array(READ_BUFFER_MIN);
     let smallReads = 0;
@@ -935,7 +1125,9 @@ export class Session<Data = unknown, In = unknown, Out = In>
         this.#liveness?.frameCompleted();
         this.#framesEnded++;
       }
-      if (this.#handlerBusy !== undefined) await this.#handlerBusy;
+      if (this.#handlerBusy !== undefined && !this.#awaitingReplies()) {
+        await this.#handlerBusy;
+      }
       // Grow while reads fill the buffer; shrink back once traffic is small.
       if (n === buffer.length && n < READ_BUFFER_MAX) {
         buffer = new Uint8Array(n * 2);
@@ -948,6 +1140,46 @@ export class Session<Data = unknown, In = unknown, Out = In>
       }
     }
     await this.#discard(buffer);
+  }
+
+  // Tells the layers above, then runs onOpen (reading waits for it).
+  async #open(): Promise<void> {
+    if (this.#state !== "open") return;
+    const observers = this.#observers;
+    if (observers !== undefined) {
+      for (const observer of observers) observer.opened?.(this);
+    }
+    const onOpen = this.#options.onOpen;
+    if (onOpen === undefined || this.#state !== "open") return;
+    this.#opening = true;
+    try {
+      await onOpen(this);
+    } catch (error) {
+      this.#report(error);
+    }
+    this.#opening = false;
+  }
+
+  // The first message of a session that must authenticate. Messages that
+  // arrive meanwhile wait in the backlog, as behind an async handler.
+  async #authenticate(message: In): Promise<void> {
+    let data: Data | undefined | null | false;
+    try {
+      data = await this.#options.authenticate!(this, message);
+    } catch (error) {
+      this.#report(error);
+      data = undefined;
+    }
+    if (this.#state !== "open") return;
+    clearTimeout(this.#authTimer);
+    this.#authTimer = undefined;
+    if (data === undefined || data === null || data === false) {
+      this.#close(CloseReason.Unauthorized, undefined);
+      return;
+    }
+    this.data = data;
+    await this.#open();
+    await this.#drainBacklog(undefined, false);
   }
 
   // A closing session goes on reading, and discards what it reads, until the
@@ -985,8 +1217,15 @@ export class Session<Data = unknown, In = unknown, Out = In>
       return;
     }
     this.#pinged = false;
+    if (this.#requests !== undefined && this.#isReply(message)) return;
     if (this.#backlog !== undefined) {
       this.#backlog.push(message);
+      return;
+    }
+    if (this.#authenticating) {
+      this.#authenticating = false;
+      this.#backlog = [];
+      this.#handlerBusy = this.#authenticate(message);
       return;
     }
     const bucket = this.#messageBucket;
@@ -1001,6 +1240,20 @@ export class Session<Data = unknown, In = unknown, Out = In>
       }
     }
     this.#dispatch(message);
+  }
+
+  // While a handler awaits a reply from this same peer, reading goes on so
+  // the reply can arrive (other messages wait in the backlog, up to a bound).
+  #awaitingReplies(): boolean {
+    return this.#requests !== undefined && this.#requests.size > 0 &&
+      (this.#backlog?.length ?? 0) < MAX_BACKLOG_WHILE_AWAITING;
+  }
+
+  // A reply to one of our requests goes to its promise; a late one (its
+  // request timed out) is dropped.
+  #isReply(message: In): boolean {
+    const id = this.codec.correlation!.replyTo(message);
+    return id !== undefined && this.#requests!.resolve(id, message);
   }
 
   // Ping and pong frames are the session's business, not the handler's.
@@ -1034,7 +1287,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
   // messages that arrived meanwhile, one at a time, until none is left.
   // `prepaid`: the first message already took its rate-limit token.
   async #drainBacklog(
-    pending: PromiseLike<unknown>,
+    pending: PromiseLike<unknown> | undefined,
     prepaid: boolean,
   ): Promise<void> {
     const onMessage = this.#options.onMessage;
@@ -1175,6 +1428,14 @@ export class Session<Data = unknown, In = unknown, Out = In>
     }
   }
 }
+
+const NO_ROOMS: ReadonlySet<string> = new Set();
+
+/**
+ * Messages that may wait behind a handler that awaits a reply from its own
+ * peer; past this, reading pauses until the handler is done.
+ */
+const MAX_BACKLOG_WHILE_AWAITING = 256;
 
 // Reused by every tick: ticks run one at a time.
 const scratchSignals: LivenessSignals = {

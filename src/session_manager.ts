@@ -6,7 +6,7 @@
 // receiver (one per room, one for the whole manager), and each receiver's
 // queue references it: no per-receiver copy, and a turn's messages to a room
 // leave each member in one write. See _shared_segment.ts.
-import type { Session } from "./session.ts";
+import type { Session, SessionBroadcastOptions } from "./session.ts";
 import type { Codec } from "./codec/codec.ts";
 import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
@@ -43,13 +43,10 @@ import { managerHooks } from "./_manager_hooks.ts";
  * assert.equal(typeof toAdults, "function");
  * ```
  */
-export interface BroadcastOptions<Data, In, Out> {
-  /** Only the members of this room. */
-  room?: string;
+export interface BroadcastOptions<Data, In, Out>
+  extends SessionBroadcastOptions<Data, In, Out> {
   /** Leave out this session (or session id), typically the sender. */
   except?: Session<Data, In, Out> | number;
-  /** Only sessions for which this returns `true`. */
-  filter?: (session: Session<Data, In, Out>) => boolean;
   /**
    * With a cluster (`listen({ cluster })`), only this server's members of
    * the room; without one it changes nothing. Room broadcasts otherwise
@@ -158,6 +155,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     }
     this.#sessions.set(session.id, session);
     sessionHooks.observe(session, this.#observer);
+    sessionHooks.attach(session, this);
     return true;
   }
 

@@ -184,3 +184,24 @@ Deno.test("A peer that never reads stalls broadcasts only until its drainTimeout
   for (const conn of [sender!, stuck!, ...readers]) conn.close();
   await server.close();
 });
+
+Deno.test("members() and roomsOf() hand out snapshots, not the manager's own sets", async () => {
+  const server = chatServer();
+  const [a, b] = await clients(server, 2);
+  try {
+    const [first, second] = [...server.sessions];
+    server.sessions.join(first!, "r");
+    const members = server.sessions.members("r") as Set<unknown>;
+    members.add(second);
+    members.delete(first);
+    assert.deepEqual([...server.sessions.members("r")], [first]);
+    const rooms = server.sessions.roomsOf(first!) as Set<string>;
+    rooms.add("elsewhere");
+    assert.deepEqual([...server.sessions.roomsOf(first!)], ["r"]);
+    assert.deepEqual(server.sessions.rooms(), ["r"]);
+  } finally {
+    a!.close();
+    b!.close();
+    await server.close();
+  }
+});

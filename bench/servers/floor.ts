@@ -4,17 +4,22 @@
 // next single write, so a read chunk's complete lines cost one write per
 // receiver (or less). No byte budget: a stuck peer's queue grows without bound.
 //
-// Usage: deno run --allow-net=127.0.0.1 bench/servers/floor.ts fanout|echo [stream]
+// Usage: deno run --allow-net=127.0.0.1 bench/servers/floor.ts fanout|chat|echo [stream|turn]
 // "stream" (the `floor_stream` diagnostic) writes through one
 // `conn.writable.getWriter()` per connection instead of `conn.write()`, to
-// price the WritableStream path on its own.
+// price the WritableStream path on its own. "turn" (`floor_turn`) starts a
+// connection's writes from one process-wide pass per event-loop turn
+// (setImmediate) instead of at once, so everything queued for a connection
+// in a turn leaves together even when no write is in flight (issue 9 §2).
 // fanout: every line from a client is delivered to every other client.
+// chat:   fanout, plus "* <id> joined" / "* <id> left" sent to every other
+//         client when a client connects / disconnects (bench waves).
 // echo:   every 4-byte big-endian length-prefixed frame is sent back.
 // Prints "listening <port>" once ready.
 
 const mode = Deno.args[0];
-if (mode !== "fanout" && mode !== "echo") {
-  console.error("usage: floor.ts fanout|echo");
+if (mode !== "fanout" && mode !== "chat" && mode !== "echo") {
+  console.error("usage: floor.ts fanout|chat|echo");
   Deno.exit(2);
 }
 
@@ -22,12 +27,24 @@ if (mode !== "fanout" && mode !== "echo") {
 const counters = { reads: 0, writes: 0 };
 
 const viaStream = Deno.args[1] === "stream";
+const perTurn = Deno.args[1] === "turn";
+
+/** "turn": peers with something queued and no write in flight. */
+const dirty = new Set<Peer>();
+let passScheduled = false;
+
+function flushPass(): void {
+  passScheduled = false;
+  for (const peer of dirty) peer.flush();
+  dirty.clear();
+}
 
 const MIN_READ = 4 * 1024;
 const MAX_READ = 64 * 1024;
 
 /** One connection with a coalescing outbound queue. */
 class Peer {
+  readonly id = ++lastId;
   readonly conn: Deno.TcpConn;
   closed = false;
   #queue: Uint8Array[] = [];
@@ -48,10 +65,21 @@ class Peer {
     if (this.closed) return;
     this.#queue.push(bytes);
     this.#queued += bytes.length;
-    if (!this.#writing) this.#flush();
+    if (this.#writing) return;
+    if (!perTurn) {
+      this.flush();
+      return;
+    }
+    dirty.add(this);
+    if (!passScheduled) {
+      passScheduled = true;
+      setImmediate(flushPass);
+    }
   }
 
-  async #flush(): Promise<void> {
+  /** Writes everything queued, then whatever arrives meanwhile. */
+  async flush(): Promise<void> {
+    if (this.#writing) return;
     this.#writing = true;
     try {
       while (this.#queue.length > 0 && !this.closed) {
@@ -97,10 +125,20 @@ class Peer {
     } catch {
       // already closed
     }
+    announce(this, "left");
   }
 }
 
 const peers = new Set<Peer>();
+let lastId = 0;
+const encoder = new TextEncoder();
+
+/** Chat mode: tells every other peer that `peer` joined or left. */
+function announce(peer: Peer, what: "joined" | "left"): void {
+  if (mode !== "chat") return;
+  const notice = encoder.encode(`* ${peer.id} ${what}\n`);
+  for (const other of peers) if (other !== peer) other.send(notice);
+}
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -130,7 +168,7 @@ async function serve(peer: Peer): Promise<void> {
       if (n === null) break;
       counters.reads++;
       const chunk = buf.subarray(0, n);
-      if (mode === "fanout") {
+      if (mode !== "echo") {
         const last = chunk.lastIndexOf(10);
         if (last < 0) {
           carry = carry ? concat(carry, chunk) : chunk.slice();
@@ -184,5 +222,6 @@ while (true) {
   conn.setNoDelay(true);
   const peer = new Peer(conn);
   peers.add(peer);
+  announce(peer, "joined");
   serve(peer);
 }

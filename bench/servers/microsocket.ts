@@ -3,15 +3,18 @@
 // an echo with the length-prefixed codec. Defaults everywhere (1 MiB outbound
 // budget, overflow "close").
 //
-// Usage: deno run --allow-net=127.0.0.1 bench/servers/microsocket.ts fanout|echo
+// Usage: deno run --allow-net=127.0.0.1 bench/servers/microsocket.ts fanout|chat|echo
 // fanout: every line from a client is delivered to every other client.
+// chat:   like examples/chat_server.ts: every session joins one room in
+//         onOpen, "* <id> joined" is broadcast to the room from onOpen and
+//         "* <id> left" from onClose, lines go to the room (bench waves).
 // echo:   every 4-byte big-endian length-prefixed frame is sent back.
 // Prints "listening <port>" once ready.
 import { lengthPrefixed, lines, listen } from "../../mod.ts";
 
 const mode = Deno.args[0];
-if (mode !== "fanout" && mode !== "echo") {
-  console.error("usage: microsocket.ts fanout|echo");
+if (mode !== "fanout" && mode !== "chat" && mode !== "echo") {
+  console.error("usage: microsocket.ts fanout|chat|echo");
   Deno.exit(2);
 }
 
@@ -25,6 +28,30 @@ function fanout(): Deno.Addr {
     codec: lines(),
     onMessage: (session, line): void => {
       server.sessions.broadcast(line, { except: session });
+    },
+  });
+  stats = () => server.stats();
+  return server.addr;
+}
+
+function chat(): Deno.Addr {
+  const room = "lobby";
+  const server = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: lines(),
+    onOpen: (session): void => {
+      server.sessions.join(session, room);
+      server.sessions.broadcast(`* ${session.id} joined`, {
+        room,
+        except: session,
+      });
+    },
+    onMessage: (session, line): void => {
+      server.sessions.broadcast(line, { room, except: session });
+    },
+    onClose: (session): void => {
+      server.sessions.broadcast(`* ${session.id} left`, { room });
     },
   });
   stats = () => server.stats();
@@ -56,5 +83,5 @@ Deno.addSignalListener("SIGTERM", () => {
   Deno.exit(0);
 });
 
-const addr = mode === "fanout" ? fanout() : echo();
+const addr = mode === "fanout" ? fanout() : mode === "chat" ? chat() : echo();
 console.log(`listening ${(addr as Deno.NetAddr).port}`);

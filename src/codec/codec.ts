@@ -271,4 +271,57 @@ export interface Codec<In, Out = In> {
    * @returns The route key, or `undefined`.
    */
   routeKey?(message: In): string | undefined;
+  /**
+   * How requests and their replies are matched, for
+   * `Session.request()` / `Session.reply()`; `json()` has one.
+   */
+  readonly correlation?: Correlation<In, Out>;
+}
+
+/**
+ * How a codec's messages carry request ids, for
+ * {@linkcode Session.request} and {@linkcode Session.reply}. `json()` stamps
+ * a request with an `id` field and its reply with `re` (the request's id).
+ *
+ * @typeParam In The type of decoded (incoming) messages.
+ * @typeParam Out The type of messages accepted for encoding (outgoing).
+ *
+ * @example Requests and replies as JSON objects
+ * ```ts
+ * import { json } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const correlation = json().correlation!;
+ * const request = correlation.request({ type: "sum", of: [1, 2] }, 7);
+ * assert.deepEqual(request, { type: "sum", of: [1, 2], id: 7 });
+ * const reply = correlation.reply(request, { type: "sum", result: 3 });
+ * assert.equal(correlation.replyTo(reply), 7);
+ * ```
+ */
+export interface Correlation<In, Out> {
+  /**
+   * Stamps an outgoing request with its id.
+   *
+   * @param message The request.
+   * @param id Its id, unique among the session's pending requests.
+   * @returns The message to send.
+   * @throws {TypeError} When the message can't carry an id.
+   */
+  request(message: Out, id: number): Out;
+  /**
+   * Tells whether a decoded message is a reply, and to which request.
+   *
+   * @param message A decoded message.
+   * @returns The id of the request it answers, or `undefined`.
+   */
+  replyTo(message: In): number | undefined;
+  /**
+   * Builds the reply to a request.
+   *
+   * @param request The request as received.
+   * @param response What to answer.
+   * @returns The message to send.
+   * @throws {TypeError} When the request carries no id.
+   */
+  reply(request: In, response: Out): Out;
 }

@@ -1,9 +1,16 @@
 // JSON messages, one value per frame, over lines (NDJSON) or length-prefixed
 // frames. Framing and its limits come from lines() / lengthPrefixed(); this
 // file only adds JSON on top.
-import type { Codec, Decoder, Heartbeat, HeartbeatOptions } from "./codec.ts";
+import type {
+  Codec,
+  Correlation,
+  Decoder,
+  Heartbeat,
+  HeartbeatOptions,
+} from "./codec.ts";
 import { typeField } from "./_route_keys.ts";
 import { sizeLimit } from "./_limit.ts";
+import { decodeUtf8 } from "./_utf8.ts";
 import { DecodeError } from "../errors.ts";
 import { lines } from "./lines.ts";
 import { lengthPrefixed } from "./length_prefixed.ts";
@@ -148,6 +155,7 @@ export function json<In = unknown, Out = In>(
       },
       ...(heartbeat === undefined ? {} : { heartbeat }),
       routeKey: typeField,
+      correlation: jsonCorrelation as Correlation<In, Out>,
     };
   }
   if (framing === "length") {
@@ -164,6 +172,7 @@ export function json<In = unknown, Out = In>(
       },
       ...(heartbeat === undefined ? {} : { heartbeat }),
       routeKey: typeField,
+      correlation: jsonCorrelation as Correlation<In, Out>,
     };
   }
   throw new RangeError(
@@ -277,13 +286,12 @@ class JsonLineDecoder<In> implements Decoder<In> {
 class JsonFrameDecoder<In> implements Decoder<In> {
   #inner: Decoder<Uint8Array>;
   #beats: Beats | undefined;
-  #utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #emit: (message: In) => void = () => {};
   #onFrame = (frame: Uint8Array): void => {
     if (frame.length === 0) return;
     let text: string;
     try {
-      text = this.#utf8.decode(frame);
+      text = decodeUtf8(frame);
     } catch (error) {
       throw new DecodeError("JSON frame is not valid UTF-8", { cause: error });
     }
@@ -304,4 +312,33 @@ class JsonFrameDecoder<In> implements Decoder<In> {
     this.#emit = emit;
     this.#inner.decode(chunk, this.#onFrame);
   }
+}
+
+// Requests carry `id`, replies `re`: fields of the JSON objects themselves,
+// so a peer in any language can take part.
+const jsonCorrelation: Correlation<unknown, unknown> = {
+  request(message: unknown, id: number): unknown {
+    if (!isRecord(message)) {
+      throw new TypeError("json() requests must be objects, to carry an id");
+    }
+    return { ...message, id };
+  },
+  replyTo(message: unknown): number | undefined {
+    if (!isRecord(message)) return undefined;
+    const re = message.re;
+    return typeof re === "number" ? re : undefined;
+  },
+  reply(request: unknown, response: unknown): unknown {
+    if (!isRecord(request) || typeof request.id !== "number") {
+      throw new TypeError("Cannot reply to a message without a numeric id");
+    }
+    if (!isRecord(response)) {
+      throw new TypeError("json() replies must be objects, to carry re");
+    }
+    return { ...response, re: request.id };
+  },
+};
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -2,6 +2,7 @@
 import type { Codec, Decoder, Heartbeat, HeartbeatOptions } from "./codec.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
 import { sizeLimit } from "./_limit.ts";
+import { decodeUtf8 } from "./_utf8.ts";
 import { firstWord } from "./_route_keys.ts";
 
 const LF = 0x0a;
@@ -86,7 +87,6 @@ export function lines(options: LinesOptions = {}): Codec<string> {
   );
   const encoder = new TextEncoder();
   // Shared by every connection's decoder: non-streaming decode keeps no state.
-  const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   const heartbeat = options.heartbeat === undefined
     ? undefined
     : lineHeartbeat(options.heartbeat, maxLineBytes, encoder);
@@ -112,7 +112,7 @@ export function lines(options: LinesOptions = {}): Codec<string> {
       return offset + written + 1;
     },
     decoder(): Decoder<string> {
-      return new LineDecoder(maxLineBytes, utf8);
+      return new LineDecoder(maxLineBytes);
     },
   };
 }
@@ -170,13 +170,11 @@ function checkLine(line: string): void {
 // connection holds no buffer at all.
 class LineDecoder implements Decoder<string> {
   #max: number;
-  #utf8: TextDecoder;
   #partial: Uint8Array | undefined;
   #partialLength = 0;
 
-  constructor(max: number, utf8: TextDecoder) {
+  constructor(max: number) {
     this.#max = max;
-    this.#utf8 = utf8;
   }
 
   get buffered(): number {
@@ -218,7 +216,7 @@ class LineDecoder implements Decoder<string> {
       throw new FrameTooLargeError(end - start, this.#max);
     }
     try {
-      return this.#utf8.decode(bytes.subarray(start, end));
+      return decodeUtf8(bytes.subarray(start, end));
     } catch (error) {
       throw new DecodeError("Line is not valid UTF-8", { cause: error });
     }

@@ -5,6 +5,7 @@
 // or buffering without bound, and "|", ":" and "\" survive a round trip.
 import type { Codec, Decoder } from "./codec.ts";
 import { sizeLimit } from "./_limit.ts";
+import { decodeUtf8 } from "./_utf8.ts";
 import { moduleMethodOrAction } from "./_route_keys.ts";
 import { PartialPayload } from "./_partial_payload.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
@@ -316,7 +317,6 @@ function noColon(at: number): DecodeError {
 // place, without a copy.
 class MicroSocketDecoder implements Decoder<MicroSocketMessage> {
   #max: number;
-  #utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #headerBytes = 0;
   #length = 0;
   #payload = new PartialPayload(INITIAL_PAYLOAD, KEEP_PAYLOAD);
@@ -400,7 +400,7 @@ class MicroSocketDecoder implements Decoder<MicroSocketMessage> {
   #parse(bytes: Uint8Array, start: number, end: number): MicroSocketMessage {
     let text: string;
     try {
-      text = this.#utf8.decode(bytes.subarray(start, end));
+      text = decodeUtf8(bytes.subarray(start, end));
     } catch (error) {
       throw new DecodeError("MicroSocket payload is not valid UTF-8", {
         cause: error,

@@ -1,0 +1,79 @@
+// Package-internal: one session's requests waiting for their replies, each
+// with its timeout and abort signal. Every way out (reply, timeout, abort,
+// close) clears the timer and the listener, so nothing outlives a request.
+import { RequestTimeoutError } from "./errors.ts";
+
+interface Pending<In> {
+  resolve(reply: In): void;
+  reject(error: unknown): void;
+}
+
+/** Requests by id; see the file comment. */
+export class PendingRequests<In> {
+  readonly #pending = new Map<number, Pending<In>>();
+  #nextId = 1;
+
+  /** How many requests wait. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Registers a request.
+   *
+   * @returns Its id and the promise of its reply.
+   */
+  add(
+    timeout: number,
+    signal: AbortSignal | undefined,
+  ): { id: number; reply: Promise<In> } {
+    const id = this.#nextId++;
+    const { promise, resolve, reject } = Promise.withResolvers<In>();
+    const settle = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", abort);
+      this.#pending.delete(id);
+    };
+    const abort = (): void => {
+      settle();
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      settle();
+      reject(new RequestTimeoutError(timeout));
+    }, timeout);
+    signal?.addEventListener("abort", abort, { once: true });
+    this.#pending.set(id, {
+      resolve(reply) {
+        settle();
+        resolve(reply);
+      },
+      reject(error) {
+        settle();
+        reject(error);
+      },
+    });
+    return { id, reply: promise };
+  }
+
+  /**
+   * Takes a reply to request `id`.
+   *
+   * @returns `true` when `id` is one of ours (waiting, or already given up:
+   * a late reply is dropped); `false` when it never was.
+   */
+  resolve(id: number, reply: In): boolean {
+    if (id >= this.#nextId || id < 1) return false;
+    this.#pending.get(id)?.resolve(reply);
+    return true;
+  }
+
+  /** Fails one request, or every waiting one when `id` is omitted. */
+  reject(error: unknown, id?: number): void {
+    if (id !== undefined) {
+      this.#pending.get(id)?.reject(error);
+      return;
+    }
+    for (const pending of [...this.#pending.values()]) pending.reject(error);
+  }
+}
