@@ -250,6 +250,7 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
   #ops: Op[] = [];
   #flushScheduled = false;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   #subscriptions: BrokerSubscription[] = [];
   #stopWatching: () => void;
   #closed = false;
@@ -484,6 +485,7 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
     });
     this.#closed = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#expiryTimer);
     this.#stopWatching();
     for (const subscription of this.#subscriptions) subscription.unsubscribe();
     this.#rooms.clear();
@@ -562,12 +564,35 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
         i: this.incarnation,
         s: this.#seq,
       });
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
+
+  // Drops the nodes silent for nodeTimeout, then sleeps until the next one
+  // could be: one timer for all nodes, firing at the earliest deadline, so a
+  // node that dies is gone within nodeTimeout of its last word (a check on
+  // every heartbeat would add up to a heartbeat interval to that).
+  #expire(): void {
+    this.#expiryTimer = undefined;
+    if (this.#closed) return;
+    try {
       const now = performance.now();
+      let next = Infinity;
       for (const [name, remote] of [...this.#remotes]) {
-        if (now - remote.lastSeen > this.#nodeTimeout) {
+        const deadline = remote.lastSeen + this.#nodeTimeout;
+        if (deadline <= now) {
           this.#stats.nodesTimedOut++;
           this.#dropRemote(name, remote);
+        } else if (deadline < next) {
+          next = deadline;
         }
+      }
+      if (next !== Infinity) {
+        this.#expiryTimer = setTimeout(
+          () => this.#expire(),
+          Math.ceil(next - now),
+        );
       }
     } catch (error) {
       this.#onError(error);
@@ -683,6 +708,9 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
         buffered: [],
       };
       this.#remotes.set(name, remote);
+      if (this.#expiryTimer === undefined) {
+        this.#expiryTimer = setTimeout(() => this.#expire(), this.#nodeTimeout);
+      }
     }
     return remote;
   }
