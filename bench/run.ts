@@ -59,6 +59,7 @@ function parseOptions(args: string[]): Options {
       "idle10000",
       "sweep",
       "capacity",
+      "cluster",
     ],
     repeat: 0,
     window: undefined,
@@ -1112,6 +1113,35 @@ async function main(): Promise<number> {
     if (capacity.error) failures.push(`capacity: ${capacity.error}`);
   }
 
+  // Benchmarks with harnesses of their own (brokers, other protocols): run
+  // as scripts, their Markdown appended to the report.
+  const sections: string[] = [];
+  for (const extra of EXTRA_BENCHES) {
+    if (!options.workloads.includes(extra.id)) continue;
+    status(`  ${extra.title} (bench/${extra.script})`, true);
+    const { code, stdout, stderr } = await new Deno.Command(deno, {
+      args: [
+        "run",
+        "-A",
+        `${here}${extra.script}`,
+        ...(options.smoke ? ["--smoke"] : []),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(stdout).trim();
+    if (code !== 0) {
+      failures.push(
+        `${extra.id}: exit ${code}: ${
+          new TextDecoder().decode(stderr).trim().split("\n").slice(-3).join(
+            " / ",
+          )
+        }`,
+      );
+    }
+    sections.push(`## ${extra.title}\n\n${extra.about}\n\n${text}\n`);
+  }
+
   const report = renderReport(
     options,
     servers,
@@ -1122,7 +1152,7 @@ async function main(): Promise<number> {
     loadgenName,
     notes,
     (performance.now() - started) / 1000,
-  );
+  ) + sections.map((section) => `\n${section}`).join("");
   console.log("");
   console.log(report);
   if (!options.smoke && options.write) {
@@ -1226,6 +1256,26 @@ function check(
 }
 
 // ---------------------------------------------------------------- report
+
+/** Benchmarks run as their own scripts; see main(). */
+const EXTRA_BENCHES: {
+  id: string;
+  script: string;
+  title: string;
+  about: string;
+}[] = [
+  {
+    id: "cluster",
+    script: "cluster.ts",
+    title: "Cluster: one process vs 2 nodes over NATS and Redis",
+    about:
+      "From `bench/cluster.ts` (details and method at the top of that file; " +
+      "`bench/cluster_results.md` has a longer run with notes): room " +
+      "fan-out to N=1,000 receivers split over 2 nodes, against one process, " +
+      "on the same 2 cores as the broker and the load generator; what one " +
+      "broadcast costs in broker messages.",
+  },
+];
 
 function renderReport(
   options: Options,
