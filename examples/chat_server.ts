@@ -65,8 +65,11 @@ import {
   type RateLimitOptions,
   Router,
   type Server,
+  type ServerOptions,
   type Session,
+  SessionManager,
 } from "../mod.ts";
+import { chatWebServer, startChatWeb } from "./chat_web.ts";
 
 /** What the chat keeps per connection, in `session.data`. */
 export interface Member {
@@ -99,6 +102,8 @@ export interface ChatOptions {
   maxPerIp?: number;
   /** A started line must complete within this many milliseconds; 0: never. @default {10000} */
   frameTimeout?: number;
+  /** Also serve the web page and its WebSocket on this port; unset: no web. */
+  webPort?: number;
 }
 
 /** The longest line a client may send, in bytes. */
@@ -219,9 +224,9 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
       );
     });
 
-  const server = listen<Member, string, string>({
-    hostname: options.hostname ?? "127.0.0.1",
-    port: options.port ?? 9000,
+  // One manager for TCP and WebSocket members: rooms and broadcasts span both.
+  const settings: ServerOptions<Member, string, string> = {
+    sessions: new SessionManager(),
     codec: lines({ maxLineBytes: MAX_LINE_BYTES }),
     outboundBudget: options.outboundBudget ?? 256 * 1024,
     drainTimeout: options.drainTimeout ?? 2000,
@@ -266,7 +271,17 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
         session.send("! internal error");
       }
     },
-  });
+  };
+  const hostname = options.hostname ?? "127.0.0.1";
+  const server = listen({ hostname, port: options.port ?? 9000, ...settings });
+  if (options.webPort !== undefined) {
+    try {
+      startChatWeb(server, settings, { hostname, port: options.webPort });
+    } catch (error) {
+      void server.shutdown();
+      throw error;
+    }
+  }
   return server;
 }
 
@@ -297,7 +312,9 @@ const USAGE = `usage: chat_server.ts [--hostname HOST] [--port PORT] [options]
   --max-per-ip N           connections per address (default 32)
   --frame-timeout SECONDS  a line must arrive whole within this, 0 never (default 10)
   --drain-timeout SECONDS  how long a client that stops reading may hold
-                           its room back before it is cut off (default 2)`;
+                           its room back before it is cut off (default 2)
+  --web-port PORT          serve the web chat (page at /, WebSocket at /ws)
+                           on this port (default 9001, or 0 with --port 0)`;
 
 interface Flags {
   hostname: string;
@@ -308,9 +325,10 @@ interface Flags {
   "max-per-ip": number;
   "frame-timeout": number;
   "drain-timeout": number;
+  "web-port": number;
 }
 
-const COUNTS = new Set(["port", "max-clients", "max-per-ip"]);
+const COUNTS = new Set(["port", "max-clients", "max-per-ip", "web-port"]);
 
 // Parses `--name value` and `--name=value`; exits with status 2 on misuse.
 function parseFlags(args: string[]): Flags {
@@ -323,6 +341,7 @@ function parseFlags(args: string[]): Flags {
     "max-per-ip": 32,
     "frame-timeout": 10,
     "drain-timeout": 2,
+    "web-port": -1, // unset: see below
   };
   const fail = (message: string): never => {
     console.error(`chat_server: ${message}\n${USAGE}`);
@@ -335,7 +354,7 @@ function parseFlags(args: string[]): Flags {
       Deno.exit(0);
     }
     const match =
-      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout)(?:=(.*))?$/
+      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|web-port)(?:=(.*))?$/
         .exec(arg);
     if (match === null) fail(`unknown argument ${arg}`);
     const name = match![1] as keyof Flags;
@@ -352,14 +371,16 @@ function parseFlags(args: string[]): Flags {
     if (COUNTS.has(name) && !Number.isInteger(number)) {
       fail(`--${name} must be an integer, got ${value}`);
     }
-    if (name === "port" && number > 65535) {
-      fail(`--port must be an integer from 0 to 65535, got ${value}`);
+    if ((name === "port" || name === "web-port") && number > 65535) {
+      fail(`--${name} must be an integer from 0 to 65535, got ${value}`);
     }
     if ((name === "max-clients" || name === "max-per-ip") && number < 1) {
       fail(`--${name} must be at least 1, got ${value}`);
     }
     flags[name] = number;
   }
+  // A free port for the web side too when the TCP one is picked freely.
+  if (flags["web-port"] < 0) flags["web-port"] = flags.port === 0 ? 0 : 9001;
   return flags;
 }
 
@@ -383,6 +404,7 @@ async function main(): Promise<void> {
       maxPerIp: flags["max-per-ip"],
       frameTimeout: Math.round(flags["frame-timeout"] * 1000),
       drainTimeout: Math.round(flags["drain-timeout"] * 1000),
+      webPort: flags["web-port"],
     });
   } catch (error) {
     console.error(
@@ -395,6 +417,12 @@ async function main(): Promise<void> {
   console.log(
     `chat server listening on ${hostPort(server.addr as Deno.NetAddr)}`,
   );
+  const web = chatWebServer(server);
+  if (web !== undefined) {
+    console.log(
+      `chat web page on http://${hostPort(web.addr as Deno.NetAddr)}/`,
+    );
+  }
 
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
@@ -410,7 +438,10 @@ async function main(): Promise<void> {
 
   await stopped.promise;
   server.sessions.broadcast("* server shutting down");
-  await server.shutdown({ timeout: 2000 });
+  await Promise.all([
+    server.shutdown({ timeout: 2000 }),
+    web?.shutdown({ timeout: 2000 }),
+  ]);
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   // Nothing is left running: the process exits with status 0 by itself.
 }

@@ -131,7 +131,9 @@ async function serveHttp(
       : new Uint8Array(await response.arrayBuffer());
     const headers: Record<string, string> = {};
     response.headers.forEach((value, name) => {
-      if (name !== "content-length" && name !== "connection") {
+      // httpResponse sets these three itself (Content-Type by default).
+      if (name === "content-type") headers["Content-Type"] = value;
+      else if (name !== "content-length" && name !== "connection") {
         headers[name] = value;
       }
     });
