@@ -11,7 +11,11 @@
 import type { Codec, Decoder, DecoderLink, Heartbeat } from "../codec/codec.ts";
 import { DecodeError } from "../errors.ts";
 import { CloseReason } from "../close_reason.ts";
-import { FrameParser, type WebSocketMessage } from "./_frame_parser.ts";
+import {
+  FrameParser,
+  isValidCloseCode,
+  type WebSocketMessage,
+} from "./_frame_parser.ts";
 import {
   encodeCloseFrame,
   encodeFrame,
@@ -235,14 +239,20 @@ export function webSocketCodec<In, Out>(
   // The inner codec's heartbeat, answered in the mapped form.
   const innerBeat = inner.heartbeat;
   let innerPong: Uint8Array | undefined;
-  if (innerBeat !== undefined) {
-    let pong: In | undefined;
-    let seen = false;
-    inner.decoder().decode(innerBeat.pong.slice(), (m) => {
-      pong = m;
-      seen = true;
-    });
-    if (seen) innerPong = encode(pong as unknown as Out);
+  if (innerBeat !== undefined && options.mapping === undefined) {
+    if ("frames" in mapping) {
+      // The pong frame itself, in a binary message (microSocket's empty
+      // frame, which no message encodes to).
+      innerPong = encodeFrame(Opcode.binary, innerBeat.pong, true, mask);
+    } else {
+      let pong: In | undefined;
+      let seen = false;
+      inner.decoder().decode(innerBeat.pong.slice(), (m) => {
+        pong = m;
+        seen = true;
+      });
+      if (seen) innerPong = encode(pong as unknown as Out);
+    }
   }
 
   const heartbeat: Heartbeat<In> = {
@@ -278,6 +288,131 @@ export function webSocketCodec<In, Out>(
     codec.routeKey = inner.routeKey.bind(inner);
   }
   return codec;
+}
+
+/**
+ * A codec of raw WebSocket messages, for servers and clients that want them
+ * as they are: a text message is a `string`, a binary one a `Uint8Array`,
+ * and sending either sends a message of that kind. It is already an adapter:
+ * pass it as `codec` to `listen({ transport: "websocket" })` or `connect({
+ * transport: "websocket" })` (with `role: "client"`).
+ *
+ * @param options Role and limits (`mapping` is fixed).
+ * @returns The codec.
+ *
+ * @example Echoing text and binary messages alike
+ * ```ts
+ * import { listen, webSocketMessages } from "@x/microsocket";
+ *
+ * await using server = listen({
+ *   transport: "websocket",
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   codec: webSocketMessages(),
+ *   onMessage: (session, message) => void session.send(message),
+ * });
+ * ```
+ */
+export function webSocketMessages(
+  options: Omit<
+    WebSocketCodecOptions<string | Uint8Array, string | Uint8Array>,
+    "mapping"
+  > = {},
+): Codec<string | Uint8Array> {
+  const identity: Codec<string | Uint8Array> = {
+    name: "webSocketMessages",
+    encode() {
+      throw new TypeError("webSocketMessages() only frames WebSocket messages");
+    },
+    decoder(): Decoder<string | Uint8Array> {
+      throw new TypeError("webSocketMessages() only frames WebSocket messages");
+    },
+  };
+  const codec = webSocketCodec(identity, {
+    ...options,
+    mapping: {
+      encode(message) {
+        if (typeof message !== "string" && !(message instanceof Uint8Array)) {
+          throw new TypeError(
+            "A WebSocket message is a string or a Uint8Array",
+          );
+        }
+        return message;
+      },
+      decode: (message, emit) => emit(message),
+    },
+  });
+  const mask = options.role === "client";
+  codec.encodeInto = (message, target, offset) =>
+    typeof message === "string"
+      ? encodeTextFrameInto(target, offset, message, true, mask)
+      : encodeFrameInto(target, offset, Opcode.binary, message, true, mask);
+  return codec;
+}
+
+/**
+ * Closes a WebSocket session with a close code of your choice (1000, or
+ * 3000–4999 for applications), instead of the one its close reason maps
+ * to.
+ *
+ * @param session A session whose codec is a WebSocket adapter.
+ * @param code The close code sent to the peer.
+ * @param reason The close reason, sent to the peer (cut to 123 bytes) and
+ * given to `onClose`.
+ * @returns A promise that resolves once the session is closed.
+ * @throws {TypeError} When the session is not a WebSocket session.
+ * @throws {RangeError} When the code may not be sent.
+ *
+ * @example
+ * ```ts
+ * import { closeWebSocket, listen } from "@x/microsocket";
+ *
+ * await using server = listen({
+ *   transport: "websocket",
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   onOpen: (session) => closeWebSocket(session, 4000, "go away"),
+ * });
+ * ```
+ */
+export function closeWebSocket(
+  session: DecoderLink,
+  code: number,
+  reason: string = "",
+): Promise<void> {
+  const decoder = decoders.get(session);
+  if (decoder === undefined) {
+    throw new TypeError("Not a WebSocket session");
+  }
+  if (!isValidCloseCode(code)) {
+    throw new RangeError(`Close code ${code} may not be sent`);
+  }
+  decoder.closeWith(code, reason);
+  return session.close(reason === "" ? CloseReason.Closed : reason);
+}
+
+/**
+ * The close code the peer sent in its close frame, once it has (1005 for a
+ * close frame without a code); `undefined` before, or when the session is
+ * not a WebSocket session.
+ *
+ * @param session A session.
+ * @returns The peer's close code.
+ *
+ * @example
+ * ```ts
+ * import { listen, peerCloseCode } from "@x/microsocket";
+ *
+ * await using server = listen({
+ *   transport: "websocket",
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   onClose: (session) => console.log(peerCloseCode(session)),
+ * });
+ * ```
+ */
+export function peerCloseCode(session: DecoderLink): number | undefined {
+  return decoders.get(session)?.peerCloseCode;
 }
 
 /**
@@ -473,6 +608,10 @@ function unsupported(kind: string, codec: string): WebSocketCloseError {
   );
 }
 
+// Each session's decoder, for closeWebSocket() and peerCloseCode().
+// deno-lint-ignore no-explicit-any
+const decoders = new WeakMap<DecoderLink, WebSocketDecoder<any, any>>();
+
 interface DecoderSettings<In, Out> {
   role: "server" | "client";
   mask: boolean;
@@ -522,6 +661,7 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
   #controls = 0;
   #peerCode: number | undefined;
   #closeSent = false;
+  #chosen: [number, string] | undefined;
 
   constructor(
     link: DecoderLink | undefined,
@@ -529,6 +669,7 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
   ) {
     this.#link = link;
     this.#settings = settings;
+    if (link !== undefined) decoders.set(link, this);
     const framesOf = (settings.mapping as Partial<FramesMapping<In, Out>>)
       .frames;
     this.#frames = framesOf?.decoder();
@@ -563,6 +704,10 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
     this.#parser.decode(chunk, this.#onMessage);
   }
 
+  closeWith(code: number, reason: string): void {
+    this.#chosen = [code, reason];
+  }
+
   closeFrame(reason: string, error: unknown): Uint8Array | undefined {
     if (this.#closeSent) return undefined;
     this.#closeSent = true;
@@ -571,6 +716,9 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
     if (peer !== undefined) {
       // Echo the peer's close (RFC 6455 section 5.5.1).
       return encodeCloseFrame(peer === 1005 ? undefined : peer, "", mask);
+    }
+    if (this.#chosen !== undefined) {
+      return encodeCloseFrame(this.#chosen[0], this.#chosen[1], mask);
     }
     if (reason === CloseReason.Reset) return undefined;
     const code = closeCodeFor(reason, error);
