@@ -660,6 +660,7 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
   #window = 0;
   #controls = 0;
   #peerCode: number | undefined;
+  #peerReason = "";
   #closeSent = false;
   #chosen: [number, string] | undefined;
 
@@ -683,8 +684,9 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
         );
       },
       onPong: () => this.#control(),
-      onClose: (code) => {
+      onClose: (code, reason) => {
         this.#peerCode = code;
+        this.#peerReason = reason;
         void this.#link?.close(CloseReason.Eof);
       },
     });
@@ -715,7 +717,9 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
     const peer = this.#peerCode;
     if (peer !== undefined) {
       // Echo the peer's close (RFC 6455 section 5.5.1).
-      return encodeCloseFrame(peer === 1005 ? undefined : peer, "", mask);
+      return peer === 1005
+        ? encodeCloseFrame(undefined, "", mask)
+        : encodeCloseFrame(peer, this.#peerReason, mask);
     }
     if (this.#chosen !== undefined) {
       return encodeCloseFrame(this.#chosen[0], this.#chosen[1], mask);
