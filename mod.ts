@@ -41,3 +41,4 @@ export * from "./src/router.ts";
 export * from "./src/client.ts";
 export * from "./src/websocket/websocket_codec.ts";
 export * from "./src/websocket/websocket_listen.ts";
+export * from "./src/websocket/native.ts";

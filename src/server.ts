@@ -8,6 +8,7 @@ import { CloseReason } from "./close_reason.ts";
 import { sessionHooks } from "./_session_hooks.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
+import { nextSessionId } from "./_session_ids.ts";
 import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
 import {
   isWebSocketCodec,
@@ -265,8 +266,6 @@ export interface ServerStats {
 }
 
 const ACCEPT_BACKOFF_MIN = 5;
-// deno-lint-ignore no-explicit-any
-const sharedIds = new WeakMap<SessionManager<any, any, any>, number>();
 const ACCEPT_BACKOFF_MAX = 1000;
 
 /**
@@ -317,7 +316,6 @@ export class Server<
   readonly #resolveFinished: () => void;
   readonly #abortListener: (() => void) | undefined;
   #acceptLoop: Promise<void>;
-  #nextId = 1;
   #stopping: Promise<void> | undefined;
   #backoffTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeBackoff: (() => void) | undefined;
@@ -593,7 +591,11 @@ export class Server<
     let session: Session<Data, In, Out>;
     try {
       // Runs the codec's decoder(): user code that may throw.
-      session = new Session(conn, this.#sessionOptions, this.#nextSessionId());
+      session = new Session(
+        conn,
+        this.#sessionOptions,
+        nextSessionId(this.sessions),
+      );
       if (prelude !== undefined && prelude.byteLength > 0) {
         sessionHooks.prelude(session, prelude);
       }
@@ -620,15 +622,6 @@ export class Server<
         session.close(CloseReason.Error);
       }
     }
-  }
-
-  // Ids are unique within a manager: servers sharing one draw from its
-  // counter.
-  #nextSessionId(): number {
-    if (this.#options.sessions === undefined) return this.#nextId++;
-    const next = sharedIds.get(this.sessions) ?? 1;
-    sharedIds.set(this.sessions, next + 1);
-    return next;
   }
 
   #forget(
