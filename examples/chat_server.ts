@@ -6,7 +6,10 @@
 //
 //   deno task chat [--hostname 127.0.0.1] [--port 9000] [--idle 600]
 //                  [--rate 10] [--max-clients 10000] [--max-per-ip 32]
-//                  [--frame-timeout 10] [--drain-timeout 2]
+//                  [--frame-timeout 10] [--drain-timeout 2] [--web-port 9001]
+//
+// Browsers join at http://127.0.0.1:9001/ (chat_web.ts: the page, and its
+// WebSocket at /ws, in the same rooms with the same commands).
 //
 // The protocol, one UTF-8 line each way (`\n` or `\r\n`):
 //
