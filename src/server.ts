@@ -14,7 +14,12 @@ import {
   isWebSocketCodec,
   webSocketCodec,
 } from "./websocket/websocket_codec.ts";
-import { type AcceptOptions, acceptWebSocket } from "./websocket/_accept.ts";
+import {
+  type Accepted,
+  type AcceptOptions,
+  acceptWebSocket,
+} from "./websocket/_accept.ts";
+import { upgradeRequests } from "./websocket/_requests.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -572,7 +577,7 @@ export class Server<
             closeQuietly(conn);
             return;
           }
-          this.#start(conn, ip, accepted.prelude);
+          this.#start(conn, ip, accepted);
         },
       ).catch((error) => this.#report(error, undefined)).finally(() =>
         this.#handshakes.delete(handshake)
@@ -586,7 +591,7 @@ export class Server<
   #start(
     conn: Deno.Conn,
     ip: string | undefined,
-    prelude: Uint8Array | undefined,
+    upgrade: Accepted | undefined,
   ): void {
     let session: Session<Data, In, Out>;
     try {
@@ -596,8 +601,15 @@ export class Server<
         this.#sessionOptions,
         nextSessionId(this.sessions),
       );
-      if (prelude !== undefined && prelude.byteLength > 0) {
-        sessionHooks.prelude(session, prelude);
+      if (upgrade !== undefined) {
+        const { request, protocol, prelude } = upgrade;
+        upgradeRequests.set(session, {
+          target: request.target,
+          path: request.path,
+          headers: request.headers,
+          protocol,
+        });
+        if (prelude.byteLength > 0) sessionHooks.prelude(session, prelude);
       }
     } catch (error) {
       this.#report(error, undefined);

@@ -17,6 +17,7 @@ import {
   type Server,
   SessionManager,
   webSocketMessages,
+  webSocketRequest,
 } from "../mod.ts";
 import { Opcode } from "../src/websocket/_frame_writer.ts";
 import { testCertificates } from "./_tls_certs.ts";
@@ -499,4 +500,37 @@ Deno.test("websocket: with wss (tls) the same server speaks TLS", async () => {
   client.send("secure");
   await until(() => got.length === 1);
   assert.deepEqual(got, ["secure"]);
+});
+
+Deno.test("websocket: webSocketRequest() gives data() and onOpen the upgrade request", async () => {
+  const seen: string[] = [];
+  await using server = listen<{ room: string }, string, string>({
+    transport: "websocket",
+    hostname: "127.0.0.1",
+    port: 0,
+    protocols: ["chat.v1"],
+    data: (session) => ({
+      room: new URLSearchParams(
+        webSocketRequest(session)?.target.split("?")[1],
+      ).get("room") ?? "lobby",
+    }),
+    onOpen: (session) => {
+      const request = webSocketRequest(session)!;
+      seen.push(
+        `${request.path} ${request.protocol} ${
+          request.headers.get("origin")
+        } ${session.data.room}`,
+      );
+    },
+  });
+  const ws = new WebSocket(
+    `ws://127.0.0.1:${server.addr.port}/ws?room=den`,
+    ["chat.v1"],
+  );
+  await within(new Promise((r) => (ws.onopen = r)), 5000, "open");
+  await until(() => seen.length === 1);
+  assert.equal(seen[0], "/ws chat.v1 undefined den");
+  const closed = new Promise((r) => (ws.onclose = r));
+  ws.close();
+  await closed;
 });
