@@ -534,3 +534,33 @@ Deno.test("websocket: webSocketRequest() gives data() and onOpen the upgrade req
   ws.close();
   await closed;
 });
+
+Deno.test("websocket: maxConnectionsPerIp and onAccept apply before the handshake", async () => {
+  let accepts = 0;
+  await using server = echoServer({
+    maxConnectionsPerIp: 1,
+    onAccept: () => accepts++ === 0, // the first only
+  });
+  const port = server.addr.port;
+  const first = await RawWebSocket.open(port);
+  // Over the per-IP limit: closed without a response.
+  assert.equal(await exchange(port, upgradeRequest()), "");
+  await first.dispose();
+  await until(() => server.stats().sessionsOpen === 0);
+  // Vetoed: closed without a response.
+  assert.equal(await exchange(port, upgradeRequest()), "");
+  const stats = server.stats();
+  assert.equal(stats.rejected.maxConnectionsPerIp, 1);
+  assert.equal(stats.rejected.vetoed, 1);
+});
+
+Deno.test("websocket: shutdown during a pending handshake finishes at once", async () => {
+  const server = echoServer({ handshakeTimeout: 0 });
+  const conn = await dial(server.addr.port);
+  await writeAll(conn, utf8("GET /ws HTTP/1.1\r\n"));
+  await until(() => server.stats().sessionsTotal === 0);
+  const started = Date.now();
+  await within(server.shutdown(), 3000, "shutdown");
+  assert.ok(Date.now() - started < 1000);
+  conn.close();
+});
