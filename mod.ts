@@ -40,3 +40,6 @@ export * from "./src/codec/json.ts";
 export * from "./src/codec/microsocket.ts";
 export * from "./src/router.ts";
 export * from "./src/client.ts";
+export * from "./src/websocket/websocket_codec.ts";
+export * from "./src/websocket/websocket_listen.ts";
+export * from "./src/websocket/native.ts";

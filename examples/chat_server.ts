@@ -6,9 +6,12 @@
 //
 //   deno task chat [--hostname 127.0.0.1] [--port 9000] [--idle 600]
 //                  [--rate 10] [--max-clients 10000] [--max-per-ip 32]
-//                  [--frame-timeout 10] [--drain-timeout 2]
+//                  [--frame-timeout 10] [--drain-timeout 2] [--web-port 9001]
 //                  [--cluster nats://127.0.0.1:4222 | redis://127.0.0.1:6379]
 //                  [--node-timeout 5] [--reuse-port]
+//
+// Browsers join at http://127.0.0.1:9001/ (chat_web.ts: the page, and its
+// WebSocket at /ws, in the same rooms with the same commands).
 //
 // The protocol, one UTF-8 line each way (`\n` or `\r\n`):
 //
@@ -72,8 +75,11 @@ import {
   type RateLimitOptions,
   Router,
   type Server,
+  type ServerOptions,
   type Session,
+  SessionManager,
 } from "../mod.ts";
+import { chatWebServer, startChatWeb } from "./chat_web.ts";
 
 /** What the chat keeps per connection, in `session.data`. */
 export interface Member {
@@ -110,6 +116,8 @@ export interface ChatOptions {
   reusePort?: boolean;
   /** Be one node of a clustered chat (see chat_cluster.ts). */
   cluster?: ChatCluster;
+  /** Also serve the web page and its WebSocket on this port; unset: no web. */
+  webPort?: number;
 }
 
 /**
@@ -283,11 +291,9 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
       );
     });
 
-  const server = listen<Member, string, string>({
-    hostname: options.hostname ?? "127.0.0.1",
-    port: options.port ?? 9000,
-    ...(options.reusePort && { reusePort: true }),
-    ...(cluster && { cluster: cluster.bridge }),
+  // One manager for TCP and WebSocket members: rooms and broadcasts span both.
+  const settings: ServerOptions<Member, string, string> = {
+    sessions: new SessionManager(),
     codec: lines({ maxLineBytes: MAX_LINE_BYTES }),
     outboundBudget: options.outboundBudget ?? 256 * 1024,
     drainTimeout: options.drainTimeout ?? 2000,
@@ -336,8 +342,24 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
         session.send("! internal error");
       }
     },
+  };
+  const hostname = options.hostname ?? "127.0.0.1";
+  const server = listen({
+    hostname,
+    port: options.port ?? 9000,
+    ...settings,
+    ...(options.reusePort && { reusePort: true }),
+    ...(cluster && { cluster: cluster.bridge }),
   });
   cluster?.start(server, rename);
+  if (options.webPort !== undefined) {
+    try {
+      startChatWeb(server, settings, { hostname, port: options.webPort });
+    } catch (error) {
+      void server.shutdown();
+      throw error;
+    }
+  }
   return server;
 }
 
@@ -374,7 +396,9 @@ const USAGE = `usage: chat_server.ts [--hostname HOST] [--port PORT] [options]
   --node-timeout SECONDS   with --cluster: a silent node's users leave after
                            this long (default 5)
   --reuse-port             share the port with other processes (Linux;
-                           needs deno run --unstable-net)`;
+                           needs deno run --unstable-net)
+  --web-port PORT          serve the web chat (page at /, WebSocket at /ws)
+                           on this port (default 9001, or 0 with --port 0)`;
 
 interface Flags {
   hostname: string;
@@ -388,9 +412,10 @@ interface Flags {
   cluster: string;
   "node-timeout": number;
   "reuse-port": boolean;
+  "web-port": number;
 }
 
-const COUNTS = new Set(["port", "max-clients", "max-per-ip"]);
+const COUNTS = new Set(["port", "max-clients", "max-per-ip", "web-port"]);
 
 // Parses `--name value` and `--name=value`; exits with status 2 on misuse.
 function parseFlags(args: string[]): Flags {
@@ -406,6 +431,7 @@ function parseFlags(args: string[]): Flags {
     cluster: "",
     "node-timeout": 5,
     "reuse-port": false,
+    "web-port": -1, // unset: see below
   };
   const fail = (message: string): never => {
     console.error(`chat_server: ${message}\n${USAGE}`);
@@ -422,7 +448,7 @@ function parseFlags(args: string[]): Flags {
       continue;
     }
     const match =
-      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|cluster|node-timeout)(?:=(.*))?$/
+      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|cluster|node-timeout|web-port)(?:=(.*))?$/
         .exec(arg);
     if (match === null) fail(`unknown argument ${arg}`);
     const name = match![1] as keyof Flags;
@@ -439,14 +465,16 @@ function parseFlags(args: string[]): Flags {
     if (COUNTS.has(name) && !Number.isInteger(number)) {
       fail(`--${name} must be an integer, got ${value}`);
     }
-    if (name === "port" && number > 65535) {
-      fail(`--port must be an integer from 0 to 65535, got ${value}`);
+    if ((name === "port" || name === "web-port") && number > 65535) {
+      fail(`--${name} must be an integer from 0 to 65535, got ${value}`);
     }
     if ((name === "max-clients" || name === "max-per-ip") && number < 1) {
       fail(`--${name} must be at least 1, got ${value}`);
     }
     (flags as unknown as Record<string, number>)[name] = number;
   }
+  // A free port for the web side too when the TCP one is picked freely.
+  if (flags["web-port"] < 0) flags["web-port"] = flags.port === 0 ? 0 : 9001;
   return flags;
 }
 
@@ -482,6 +510,9 @@ async function main(): Promise<void> {
       drainTimeout: Math.round(flags["drain-timeout"] * 1000),
       ...(flags["reuse-port"] && { reusePort: true }),
       ...(cluster && { cluster }),
+      // Browsers and a cluster don't mix yet: nodes exchange frames in the
+      // TCP framing, which a WebSocket member could not read.
+      ...(cluster === undefined && { webPort: flags["web-port"] }),
     });
   } catch (error) {
     console.error(
@@ -495,6 +526,12 @@ async function main(): Promise<void> {
     `chat server listening on ${hostPort(server.addr as Deno.NetAddr)}`,
   );
   if (cluster) console.log(`cluster node ${cluster.name} via ${flags.cluster}`);
+  const web = chatWebServer(server);
+  if (web !== undefined) {
+    console.log(
+      `chat web page on http://${hostPort(web.addr as Deno.NetAddr)}/`,
+    );
+  }
 
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
@@ -510,7 +547,10 @@ async function main(): Promise<void> {
 
   await stopped.promise;
   server.sessions.broadcast("* server shutting down");
-  await server.shutdown({ timeout: 2000 });
+  await Promise.all([
+    server.shutdown({ timeout: 2000 }),
+    web?.shutdown({ timeout: 2000 }),
+  ]);
   await cluster?.close();
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   // Nothing is left running: the process exits with status 0 by itself.

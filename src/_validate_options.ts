@@ -26,11 +26,20 @@ export function validateListenOptions(options: object): void {
   const transport = o.transport;
   if (transport === "unix") {
     string(o, "path", true);
-  } else if (transport === undefined || transport === "tcp") {
+  } else if (
+    transport === undefined || transport === "tcp" ||
+    transport === "websocket"
+  ) {
     string(o, "hostname");
     port(o);
     integer(o, "backlog", 1, 0x7fffffff);
     boolean(o, "reusePort");
+    if (transport === "websocket") {
+      string(o, "path");
+      number(o, "handshakeTimeout", 0);
+      integer(o, "maxMessageBytes", 0, Number.MAX_SAFE_INTEGER);
+      fn(o, "serve");
+    }
     if (o.tls !== undefined) {
       const tls = record(o.tls, "tls");
       pem(tls, "cert", "tls.cert", "CERTIFICATE");
@@ -38,10 +47,12 @@ export function validateListenOptions(options: object): void {
     }
   } else {
     throw new RangeError(
-      `transport must be "tcp" or "unix", got ${show(transport)}`,
+      `transport must be "tcp", "unix" or "websocket", got ${show(transport)}`,
     );
   }
-  sessionOptions(o);
+  // A WebSocket server's codec is wrapped in an adapter that has a
+  // heartbeat (ping/pong frames).
+  sessionOptions(o, transport === "websocket");
   fn(o, "data");
   fn(o, "onAccept");
   limit(o, "maxConnections");
@@ -62,6 +73,15 @@ export function validateConnectOptions(options: object): void {
   const transport = o.transport;
   if (transport === "unix") {
     string(o, "path", true);
+  } else if (transport === "websocket") {
+    const url = o.url;
+    if (typeof url !== "string" && !(url instanceof URL)) {
+      throw new TypeError(
+        `url is required for a websocket connection, got ${show(url)}`,
+      );
+    }
+    string(o, "origin");
+    integer(o, "maxMessageBytes", 0, Number.MAX_SAFE_INTEGER);
   } else if (transport === undefined || transport === "tcp") {
     string(o, "hostname");
     if (o.port === undefined) {
@@ -85,10 +105,10 @@ export function validateConnectOptions(options: object): void {
     }
   } else {
     throw new RangeError(
-      `transport must be "tcp" or "unix", got ${show(transport)}`,
+      `transport must be "tcp", "unix" or "websocket", got ${show(transport)}`,
     );
   }
-  sessionOptions(o);
+  sessionOptions(o, transport === "websocket");
   fn(o, "data");
   signal(o);
   number(o, "connectTimeout", 0);
@@ -111,7 +131,7 @@ export function validateConnectOptions(options: object): void {
 }
 
 // What listen() and connect() share: codec, limits, liveness, handlers.
-function sessionOptions(o: Options): void {
+function sessionOptions(o: Options, webSocket = false): void {
   const codec = o.codec;
   if (codec !== undefined) {
     const c = record(codec, "codec");
@@ -145,7 +165,7 @@ function sessionOptions(o: Options): void {
   integer(o, "heartbeatMaxMissed", 1, Number.MAX_SAFE_INTEGER);
   if (interval !== undefined && interval > 0) {
     // Without a ping, a heartbeat would only be an idle timeout in disguise.
-    if (beat === undefined) {
+    if (beat === undefined && !webSocket) {
       throw new RangeError(
         `heartbeatInterval needs a codec with a heartbeat: ${
           codec === undefined

@@ -3,8 +3,12 @@
 // made while reconnecting, and messages as an async iterable.
 import type { Codec } from "./codec/codec.ts";
 import { lines } from "./codec/lines.ts";
+import { webSocketCodec } from "./websocket/websocket_codec.ts";
+import { clientHandshake } from "./websocket/_handshake.ts";
+import { dialWebSocket } from "./websocket/_dial.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { CloseReason } from "./close_reason.ts";
+import { sessionHooks } from "./_session_hooks.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
 
 /**
@@ -154,13 +158,28 @@ export interface ConnectOptions<Data, In, Out>
   /** The server's port (for TCP). */
   port?: number;
   /**
-   * `"unix"` connects to the Unix domain socket at `path`.
+   * `"unix"` connects to the Unix domain socket at `path`; `"websocket"`
+   * to the WebSocket server at `url` (RFC 6455 framing over TCP, or TLS
+   * for `wss:`; see {@linkcode webSocketCodec} for how the codec's
+   * messages map onto WebSocket messages).
    *
    * @default {"tcp"}
    */
-  transport?: "tcp" | "unix";
+  transport?: "tcp" | "unix" | "websocket";
   /** The socket path, for `transport: "unix"`. */
   path?: string;
+  /** The server's URL, `ws://host:port/path` or `wss:`, for `"websocket"`. */
+  url?: string | URL;
+  /** Subprotocols to offer, for `"websocket"`, in order of preference. */
+  protocols?: readonly string[];
+  /** The `Origin` header to send, for `"websocket"`. */
+  origin?: string;
+  /**
+   * The largest WebSocket message accepted from the server, in bytes.
+   *
+   * @default {1048576}
+   */
+  maxMessageBytes?: number;
   /**
    * Connect with TLS. `caCerts` adds trusted PEM certificates (e.g. a
    * self-signed one); `true` uses the system's roots.
@@ -286,6 +305,8 @@ export class Client<Data = unknown, In = string, Out = In>
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   #started: Promise<void> | undefined;
+  // Bytes read past a WebSocket handshake, for the next session.
+  #prelude: Uint8Array | undefined;
 
   /**
    * Prepares a client; {@linkcode connect} creates and starts one.
@@ -297,7 +318,15 @@ export class Client<Data = unknown, In = string, Out = In>
   constructor(options: ConnectOptions<Data, In, Out>) {
     validateConnectOptions(options);
     this.#options = options;
-    const codec = options.codec ?? (lines() as unknown as Codec<In, Out>);
+    let codec = options.codec ?? (lines() as unknown as Codec<In, Out>);
+    if (options.transport === "websocket") {
+      codec = webSocketCodec(codec, {
+        role: "client",
+        ...(options.maxMessageBytes === undefined
+          ? {}
+          : { maxMessageBytes: options.maxMessageBytes }),
+      });
+    }
     const onOpen = options.onOpen;
     const onMessage = options.onMessage;
     this.#sessionOptions = {
@@ -524,17 +553,34 @@ export class Client<Data = unknown, In = string, Out = In>
 
   async #connect(attempt: Attempt): Promise<Deno.Conn> {
     const options = this.#options;
+    this.#prelude = undefined;
     if (options.transport === "unix") {
       return await Deno.connect({ transport: "unix", path: options.path! });
     }
-    const hostname = options.hostname ?? "127.0.0.1";
-    const tcp = await Deno.connect({ hostname, port: options.port! });
+    const handshake = options.transport === "websocket"
+      ? clientHandshake(options.url!, {
+        ...(options.protocols === undefined
+          ? {}
+          : { protocols: options.protocols }),
+        ...(options.origin === undefined ? {} : { origin: options.origin }),
+      })
+      : undefined;
+    const hostname = handshake?.hostname ?? options.hostname ?? "127.0.0.1";
+    const tcp = await Deno.connect({
+      hostname,
+      port: handshake?.port ?? options.port!,
+    });
     attempt.conn = tcp;
     try {
       if (attempt.abandoned) throw new Error("Connection attempt abandoned");
       if (options.keepAlive === true) tcp.setKeepAlive(true);
-      const tls = options.tls;
-      if (tls === undefined) return tcp;
+      const tls = options.tls ?? (handshake?.secure ? true : undefined);
+      if (tls === undefined) {
+        if (handshake !== undefined) {
+          this.#prelude = await dialWebSocket(tcp, handshake);
+        }
+        return tcp;
+      }
       // TLS over our own TCP connection: TlsConn has no socket options, so
       // keep-alive and TCP_NODELAY are set here, before the handshake.
       if (options.noDelay !== false) tcp.setNoDelay(true);
@@ -545,6 +591,9 @@ export class Client<Data = unknown, In = string, Out = In>
       );
       attempt.conn = conn;
       await conn.handshake();
+      if (handshake !== undefined) {
+        this.#prelude = await dialWebSocket(conn, handshake);
+      }
       return conn;
     } catch (error) {
       // The TLS connection once it exists: it owns the TCP one.
@@ -558,6 +607,11 @@ export class Client<Data = unknown, In = string, Out = In>
   // fails with the error.
   async #open(conn: Deno.Conn): Promise<void> {
     const session = new Session(conn, this.#sessionOptions);
+    const prelude = this.#prelude;
+    this.#prelude = undefined;
+    if (prelude !== undefined && prelude.byteLength > 0) {
+      sessionHooks.prelude(session, prelude);
+    }
     const data = this.#options.data;
     if (data !== undefined) {
       try {

@@ -10,6 +10,18 @@ import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
 import { managerHooks } from "./_manager_hooks.ts";
+import { nextSessionId } from "./_session_ids.ts";
+import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
+import {
+  isWebSocketCodec,
+  webSocketCodec,
+} from "./websocket/websocket_codec.ts";
+import {
+  type Accepted,
+  type AcceptOptions,
+  acceptWebSocket,
+} from "./websocket/_accept.ts";
+import { upgradeRequests } from "./websocket/_requests.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -118,7 +130,7 @@ export interface UnixListenOptions {
  * ```
  */
 export type ListenOptions<Data, In, Out> =
-  & (TcpListenOptions | UnixListenOptions)
+  & (TcpListenOptions | UnixListenOptions | WebSocketListenOptions)
   & ServerOptions<Data, In, Out>;
 
 /**
@@ -193,6 +205,14 @@ export interface ServerOptions<Data, In, Out>
    * it after).
    */
   cluster?: ClusterBridge;
+  /**
+   * The manager the sessions join, to share one between servers (say a TCP
+   * and a WebSocket one): a broadcast or a room then reaches the sessions
+   * of both. Each server still counts, limits and shuts down its own.
+   *
+   * @default {new SessionManager()}
+   */
+  sessions?: SessionManager<Data, In, Out>;
 }
 
 /**
@@ -305,7 +325,7 @@ export class Server<
    */
   readonly addr: Addr;
   /** The open sessions, with rooms and broadcast. */
-  readonly sessions: SessionManager<Data, In, Out> = new SessionManager();
+  readonly sessions: SessionManager<Data, In, Out>;
   /** Resolves once the server has shut down and released everything. */
   readonly closed: Promise<void>;
 
@@ -316,10 +336,11 @@ export class Server<
   readonly #perIp = new Map<string, number>();
   readonly #pendingAccepts = new Set<Deno.Conn>();
   readonly #errorLog = new ErrorLog();
+  readonly #webSocket: AcceptOptions | undefined;
+  readonly #handshakes = new Set<Promise<void>>();
   readonly #resolveFinished: () => void;
   readonly #abortListener: (() => void) | undefined;
   #acceptLoop: Promise<void>;
-  #nextId = 1;
   #stopping: Promise<void> | undefined;
   #backoffTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeBackoff: (() => void) | undefined;
@@ -351,8 +372,24 @@ export class Server<
     this.#options = options;
     this.#listener = bind(options);
     this.addr = this.#listener.addr as Addr;
-    const codec = options.codec ??
+    this.sessions = options.sessions ?? new SessionManager();
+    let codec = options.codec ??
       (lines() as unknown as Codec<In, Out>);
+    if (options.transport === "websocket") {
+      // One adapter for every session: a broadcast encodes once for all.
+      if (!isWebSocketCodec(codec)) {
+        codec = webSocketCodec(codec, {
+          ...(options.maxMessageBytes === undefined
+            ? {}
+            : { maxMessageBytes: options.maxMessageBytes }),
+        });
+      }
+      this.#webSocket = {
+        ...options,
+        handshakeTimeout: options.handshakeTimeout ?? 10000,
+        onError: (error) => this.#report(error, undefined),
+      };
+    }
     const cluster = options.cluster;
     if (cluster !== undefined) {
       if (
@@ -460,6 +497,7 @@ export class Server<
     this.#wakeBackoff?.();
     await this.#acceptLoop;
     for (const conn of this.#pendingAccepts) closeQuietly(conn);
+    await Promise.all(this.#handshakes);
     await Promise.all(
       [...this.#live].map((session) => session.close(reason, timeout)),
     );
@@ -566,11 +604,49 @@ export class Server<
   }
 
   #open(conn: Deno.Conn, ip: string | undefined): void {
+    if (this.#webSocket !== undefined) {
+      // The handshake holds the connection's slot, as onAccept does.
+      this.#pendingAccepts.add(conn);
+      const handshake = acceptWebSocket(conn, this.#webSocket).then(
+        (accepted) => {
+          this.#pendingAccepts.delete(conn);
+          if (accepted === undefined || this.#stopping !== undefined) {
+            this.#release(ip);
+            closeQuietly(conn);
+            return;
+          }
+          this.#start(conn, ip, accepted);
+        },
+      ).catch((error) => this.#report(error, undefined)).finally(() =>
+        this.#handshakes.delete(handshake)
+      );
+      this.#handshakes.add(handshake);
+      return;
+    }
+    this.#start(conn, ip, undefined);
+  }
+
+  #start(
+    conn: Deno.Conn,
+    ip: string | undefined,
+    upgrade: Accepted | undefined,
+  ): void {
     let session: Session<Data, In, Out>;
     try {
       // Runs the codec's decoder(): user code that may throw.
-      const id = this.#options.cluster?.nextSessionId() ?? this.#nextId++;
+      const id = this.#options.cluster?.nextSessionId() ??
+        nextSessionId(this.sessions);
       session = new Session(conn, this.#sessionOptions, id);
+      if (upgrade !== undefined) {
+        const { request, protocol, prelude } = upgrade;
+        upgradeRequests.set(session, {
+          target: request.target,
+          path: request.path,
+          headers: request.headers,
+          protocol,
+        });
+        if (prelude.byteLength > 0) sessionHooks.prelude(session, prelude);
+      }
     } catch (error) {
       this.#report(error, undefined);
       this.#release(ip);
@@ -696,6 +772,22 @@ export function listen<Data = unknown, In = string, Out = In>(
   options: UnixListenOptions & ServerOptions<Data, In, Out>,
 ): Server<Data, In, Out, Deno.UnixAddr>;
 /**
+ * Starts a WebSocket server (RFC 6455 on each accepted connection); see
+ * {@linkcode WebSocketListenOptions}. Sessions use the codec's message
+ * types; see {@linkcode webSocketCodec} for how they map onto WebSocket
+ * messages.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages (from the codec).
+ * @typeParam Out The type of messages sessions send (from the codec).
+ * @param options Where to listen, the handshake's rules, codec, limits and
+ * handlers.
+ * @returns The running server, whose `addr` is a `Deno.NetAddr`.
+ */
+export function listen<Data = unknown, In = string, Out = In>(
+  options: WebSocketListenOptions & ServerOptions<Data, In, Out>,
+): Server<Data, In, Out, Deno.NetAddr>;
+/**
  * Starts a server with options whose transport is known only at run time.
  *
  * @typeParam Data The type of `Session.data`.
@@ -713,7 +805,9 @@ export function listen<Data = unknown, In = string, Out = In>(
   return new Server(options);
 }
 
-function bind(options: TcpListenOptions | UnixListenOptions): Deno.Listener {
+function bind(
+  options: TcpListenOptions | UnixListenOptions | WebSocketListenOptions,
+): Deno.Listener {
   if (options.transport === "unix") {
     return Deno.listen({ transport: "unix", path: options.path });
   }

@@ -479,9 +479,12 @@ Deno.test("chat: SIGTERM tells everyone, closes every connection and exits 0", a
     }
     assert.equal(exit.code, 0);
     assert.equal(exit.stderr, "");
-    assert.equal(
+    assert.match(
       exit.stdout,
-      `chat server listening on 127.0.0.1:${server.port}\n`,
+      new RegExp(
+        `^chat server listening on 127\\.0\\.0\\.1:${server.port}\n` +
+          "chat web page on http://127\\.0\\.0\\.1:\\d+/\n$",
+      ),
     );
   } finally {
     await server.stop();

@@ -1,0 +1,172 @@
+// The options of a WebSocket server: where it listens and what its
+// handshake accepts. `listen({ transport: "websocket" })` in server.ts takes
+// them; the handshake itself runs in _accept.ts.
+import type { DecoderLink } from "../codec/codec.ts";
+import { upgradeRequests } from "./_requests.ts";
+
+/**
+ * Where and how a WebSocket server listens: RFC 6455 on the accepted TCP
+ * (or TLS) connection, so that each WebSocket is an ordinary
+ * {@linkcode Session} with the same codec message types, budgets, flow
+ * control, liveness and shutdown as a TCP one.
+ *
+ * @example A WebSocket endpoint at /ws and a page at /
+ * ```ts
+ * import { listen, type WebSocketListenOptions } from "@x/microsocket";
+ *
+ * const where: WebSocketListenOptions = {
+ *   transport: "websocket",
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   path: "/ws",
+ *   serve: () => new Response("<!doctype html><title>hi</title>", {
+ *     headers: { "content-type": "text/html; charset=utf-8" },
+ *   }),
+ * };
+ * await using server = listen({ ...where });
+ * ```
+ */
+export interface WebSocketListenOptions {
+  /** RFC 6455 WebSocket over TCP (TLS with `tls`: `wss:`). */
+  transport: "websocket";
+  /**
+   * The address to bind.
+   *
+   * @default {"0.0.0.0"}
+   */
+  hostname?: string;
+  /**
+   * The port; `0` picks a free one (read it back from `server.addr`).
+   *
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * The `listen(2)` backlog; see {@linkcode TcpListenOptions.backlog}.
+   *
+   * @default {4096}
+   */
+  backlog?: number;
+  /**
+   * Let several processes listen on the same address and port (Linux;
+   * needs `--unstable-net`), as for TCP.
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
+  /** Serve `wss:` with this PEM certificate chain and private key. */
+  tls?: { cert: string; key: string };
+  /**
+   * The path upgrade requests must target (the query is ignored); an upgrade
+   * for another path gets 404. Unset: any path.
+   *
+   * @default {undefined}
+   */
+  path?: string;
+  /**
+   * Which `Origin`s may open a WebSocket: exact origins (compared
+   * case-insensitively) or a function. A refused origin gets 403. A request
+   * without `Origin` (not a browser) passes a list. Unset: every origin.
+   *
+   * @default {undefined}
+   */
+  origins?: readonly string[] | ((origin: string | undefined) => boolean);
+  /**
+   * The subprotocols spoken; the first the client offers that is listed is
+   * chosen. Unset: subprotocols are ignored.
+   *
+   * @default {undefined}
+   */
+  protocols?: readonly string[];
+  /**
+   * Milliseconds from accepting a connection to the end of its handshake;
+   * a slower peer (slowloris) is disconnected. `0` never times out.
+   *
+   * @default {10000}
+   */
+  handshakeTimeout?: number;
+  /**
+   * The largest request head, in bytes; more gets 431.
+   *
+   * @default {8192}
+   */
+  maxHeadBytes?: number;
+  /**
+   * The most request header fields; more gets 431.
+   *
+   * @default {64}
+   */
+  maxHeaders?: number;
+  /**
+   * The largest WebSocket message accepted, in bytes; a bigger one closes
+   * the session with 1009 before it is stored.
+   *
+   * @default {1048576}
+   */
+  maxMessageBytes?: number;
+  /**
+   * Answers plain HTTP requests (not upgrades), e.g. a page at `/`: the
+   * request has no body, and the connection closes after the response.
+   * Unset: 404. A throw gets 500 and goes to `onError`.
+   */
+  serve?: (request: Request) => Response | Promise<Response>;
+}
+
+/**
+ * The upgrade request a WebSocket session was opened with; see
+ * {@linkcode webSocketRequest}.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketRequest } from "@x/microsocket";
+ *
+ * const seen: WebSocketRequest = {
+ *   target: "/ws?room=den",
+ *   path: "/ws",
+ *   headers: new Map([["host", "127.0.0.1"]]),
+ *   protocol: undefined,
+ * };
+ * ```
+ */
+export interface WebSocketRequest {
+  /** The request target: path and query, e.g. `/ws?room=den`. */
+  readonly target: string;
+  /** The target's path, without the query. */
+  readonly path: string;
+  /** The header fields by lower-case name (repeats joined with `", "`). */
+  readonly headers: ReadonlyMap<string, string>;
+  /** The subprotocol chosen, if any. */
+  readonly protocol: string | undefined;
+}
+
+/**
+ * The upgrade request of a session accepted by `listen({ transport:
+ * "websocket" })`: its path, query and headers (a token, a cookie, the
+ * `Origin`) and the subprotocol chosen. Set before `data()` and `onOpen`
+ * run.
+ *
+ * @param session A session.
+ * @returns The request, or `undefined` for a session that did not come
+ * from a WebSocket server.
+ *
+ * @example A room picked from the query
+ * ```ts
+ * import { listen, webSocketRequest } from "@x/microsocket";
+ *
+ * await using server = listen({
+ *   transport: "websocket",
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   data: (session) => ({
+ *     room: new URLSearchParams(
+ *       webSocketRequest(session)?.target.split("?")[1],
+ *     ).get("room") ?? "lobby",
+ *   }),
+ * });
+ * ```
+ */
+export function webSocketRequest(
+  session: DecoderLink,
+): WebSocketRequest | undefined {
+  return upgradeRequests.get(session);
+}
