@@ -59,6 +59,7 @@ function parseOptions(args: string[]): Options {
       "idle10000",
       "sweep",
       "capacity",
+      "websocket",
       "cluster",
     ],
     repeat: 0,
@@ -1264,6 +1265,17 @@ const EXTRA_BENCHES: {
   title: string;
   about: string;
 }[] = [
+  {
+    id: "websocket",
+    script: "ws_fanout.ts",
+    title: "WebSocket fan-out",
+    about: "From `bench/ws_fanout.ts` (method at the top of that file): 1 " +
+      "sender, N receivers, 64-byte text messages relayed to everyone else, " +
+      "by microsocket's WebSocket transport, a Deno.serve + " +
+      "upgradeWebSocket relay, a Node + npm ws relay, and microsocket's own " +
+      "TCP fan-out, each in its own process. Targets: ≥ 5× native, ≥ 3× " +
+      "Node ws, ≥ 0.8× our TCP.",
+  },
   {
     id: "cluster",
     script: "cluster.ts",
