@@ -693,8 +693,12 @@ function workloads(options: Options): Workload[] {
       higherIsBetter: true,
       repeatable: false,
       servers: slowServers,
-      config: fanout(options, n100, 2, slowMs, slowMax),
-      timeoutMs: slowMs + 40_000,
+      // Twice as long: a server with flow control (microsocket) holds the
+      // sender back while the stuck receivers are over their high-water
+      // mark, up to its 5 s drainTimeout, before it cuts them; the run must
+      // outlast that pause, or what is in flight when it ends counts as lost.
+      config: fanout(options, n100, 2, slowMs * 2, slowMax),
+      timeoutMs: slowMs * 2 + 40_000,
       headline: rate,
     });
   }

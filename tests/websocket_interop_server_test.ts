@@ -185,6 +185,90 @@ Deno.test("interop (server): npm:ws — fragments, pings, 4 MiB both ways, close
   }
 });
 
+// The same client library on the real Node binary, not Deno's Node
+// compatibility: `ws` from Deno's npm cache (the import above put it there).
+async function nodeWsModule(): Promise<string | undefined> {
+  const info = JSON.parse(
+    new TextDecoder().decode(
+      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] })
+        .output()).stdout,
+    ),
+  );
+  const dir = `${info.npmCache}/registry.npmjs.org/ws`;
+  const versions: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isDirectory && entry.name.startsWith("8.")) {
+        versions.push(entry.name);
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  const version = versions.sort((a, b) =>
+    a.localeCompare(b, undefined, { numeric: true })
+  ).pop();
+  return version === undefined ? undefined : `${dir}/${version}/index.js`;
+}
+
+Deno.test("interop (server): npm:ws on the node binary — fragments, pings, 4 MiB both ways, close codes", async () => {
+  const module = await nodeWsModule();
+  const node = await new Deno.Command("node", { args: ["--version"] })
+    .output().then((out) => out.success, () => false);
+  if (module === undefined || !node) {
+    console.log("  SKIPPED: needs the node binary and ws in Deno's npm cache");
+    return;
+  }
+  const { server, url, closes } = echo();
+  try {
+    // Everything the client sees, as one JSON line.
+    const script = `
+      const WebSocket = require(${JSON.stringify(module)});
+      const ws = new WebSocket(${JSON.stringify(url)});
+      const seen = [];
+      const big = Buffer.alloc(${BIG});
+      for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 255;
+      ws.on("open", () => {
+        ws.ping("are you there");
+        ws.send("frag", { fin: false });
+        ws.send("mént", { fin: true });
+        for (let i = 0; i < 4; i++) {
+          ws.send(big.subarray(i << 20, (i + 1) << 20), { binary: true, fin: i === 3 });
+        }
+      });
+      ws.on("pong", (data) => seen.push("pong " + data));
+      ws.on("message", (data, isBinary) => {
+        if (!isBinary) seen.push("text " + data);
+        else {
+          seen.push("binary " + data.length + " " + Buffer.compare(data, big));
+          ws.close(4006, "node bye");
+        }
+      });
+      ws.on("close", (code, reason) => {
+        seen.push("close " + code + " " + reason);
+        console.log(JSON.stringify(seen));
+      });
+      ws.on("error", (error) => { console.log(JSON.stringify(["error " + error.message])); });
+      setTimeout(() => { console.log(JSON.stringify(["timeout", ...seen])); process.exit(1); }, 15000).unref();`;
+    const { stdout } = await new Deno.Command("node", {
+      args: ["-e", script],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const seen = JSON.parse(new TextDecoder().decode(stdout).trim());
+    assert.deepEqual(seen, [
+      "pong are you there",
+      "text fragmént",
+      `binary ${BIG} 0`,
+      "close 4006 node bye",
+    ]);
+    await until(() => closes.length === 1);
+    assert.deepEqual(closes, [4006]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test({
   name:
     "interop (server): Chromium — text, binary, 4 MiB both ways, pongs, close codes",
