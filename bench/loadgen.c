@@ -328,6 +328,8 @@ static void run_fanout(void) {
   int nrecv = config_number("receivers", 10);
   int nstuck = config_number("stuck", 0);
   double duration_us = config_number("durationMs", 1000) * 1000;
+  // No delivery for this long ends the run as stalled.
+  double fanout_stall_us = config_number("stallMs", STALL_US / 1000) * 1000;
   uint64_t max_messages = config_number("maxMessages", 1e9);
   uint64_t window = config_number("window", 256);
   int batch = config_number("batch", 1);
@@ -471,7 +473,7 @@ static void run_fanout(void) {
     if (delivered != last_delivered) {
       last_delivered = delivered;
       last_progress = t;
-    } else if (t - last_progress > STALL_US) {
+    } else if (t - last_progress > fanout_stall_us) {
       stalled = 1;
       break;
     }

@@ -697,7 +697,12 @@ function workloads(options: Options): Workload[] {
       // sender back while the stuck receivers are over their high-water
       // mark, up to its 5 s drainTimeout, before it cuts them; the run must
       // outlast that pause, or what is in flight when it ends counts as lost.
-      config: fanout(options, n100, 2, slowMs * 2, slowMax),
+      // The load generator's stall limit (5 s by default) must outlast it
+      // too.
+      config: {
+        ...fanout(options, n100, 2, slowMs * 2, slowMax),
+        stallMs: 15_000,
+      },
       timeoutMs: slowMs * 2 + 40_000,
       headline: rate,
     });
