@@ -53,31 +53,19 @@ export class SegmentWriter {
         return;
       }
     }
-    const frame = codec.encode(message);
-    const size = frame.byteLength;
-    if (size > SEGMENT_MAX / 2) {
-      // Shared as it is: copying it into a segment buys nothing.
-      this.base = frame;
-      this.start = 0;
-      this.end = size;
-      return;
-    }
-    let bytes = this.#bytes;
-    if (bytes === undefined || bytes.length - this.#fill < size) {
-      bytes = this.#open(size);
-    }
-    bytes.set(frame, this.#fill);
-    this.#took(bytes, this.#fill + size);
+    this.copy(codec.encode(message));
   }
 
   /**
-   * Copies an already-encoded frame in (one from another cluster node), so
-   * that a pass's frames sit side by side and each receiver writes them as
-   * one range; the frame is then `base[start, end)`.
+   * Copies an already-encoded frame in (one from another cluster node, or a
+   * codec's without `encodeInto`), so that a pass's frames sit side by side
+   * and each receiver writes them as one range; the frame is then
+   * `base[start, end)`.
    */
   copy(frame: Uint8Array): void {
     const size = frame.byteLength;
     if (size > SEGMENT_MAX / 2) {
+      // Shared as it is: copying it into a segment buys nothing.
       this.base = frame;
       this.start = 0;
       this.end = size;
