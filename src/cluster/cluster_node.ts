@@ -13,7 +13,11 @@
 //   bytes 13-   the frame, as the codec encoded it
 import type { Broker, BrokerSubscription } from "./broker.ts";
 import { defaultOnError } from "./_broker_core.ts";
-import { Presence, type PresenceEntry } from "./presence.ts";
+import {
+  Presence,
+  type PresenceEntry,
+  type PresenceOptions,
+} from "./presence.ts";
 
 const ROOM = 1;
 const DIRECT = 2;
@@ -102,35 +106,10 @@ export interface ClusterNodeOptions<Meta> {
  * console.log(presence.nodeTimeout);
  * ```
  */
-export interface ClusterPresenceOptions<Meta> {
-  /**
-   * Milliseconds between heartbeats.
-   *
-   * @default {1000}
-   */
-  heartbeatInterval?: number;
-  /**
-   * Milliseconds of silence after which a node's members leave.
-   *
-   * @default {5000}
-   */
-  nodeTimeout?: number;
-  /**
-   * Largest JSON encoding of one member's meta.
-   *
-   * @default {1024}
-   */
-  maxMetaBytes?: number;
-  /** A member joined a room (any node, this one included). */
-  onJoin?: (entry: PresenceEntry<Meta>) => void;
-  /** A member left a room, or its node died. */
-  onLeave?: (entry: PresenceEntry<Meta>) => void;
-  /** A member's meta changed. */
-  onUpdate?: (
-    entry: PresenceEntry<Meta>,
-    previous: PresenceEntry<Meta>,
-  ) => void;
-}
+export type ClusterPresenceOptions<Meta> = Omit<
+  PresenceOptions<Meta>,
+  "broker" | "node" | "prefix" | "onError"
+>;
 
 /**
  * Counters of a {@linkcode ClusterNode}.
