@@ -13,11 +13,7 @@
 //   bytes 13-   the frame, as the codec encoded it
 import type { Broker, BrokerSubscription } from "./broker.ts";
 import { defaultOnError } from "./_broker_core.ts";
-import {
-  Presence,
-  type PresenceEntry,
-  type PresenceOptions,
-} from "./presence.ts";
+import { Presence, type PresenceOptions } from "./presence.ts";
 
 const ROOM = 1;
 const DIRECT = 2;
