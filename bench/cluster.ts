@@ -454,15 +454,17 @@ async function main(): Promise<void> {
   for (const line of lines) console.log(line);
   // The rest is from the last (largest) window.
   console.log(
-    "\n| broker | broadcasts | publishes by the sender's node | per broadcast | received by the other member node | received by the node without members | echoes ignored |",
+    "\n| broker | broadcasts | frames published by the sender's node | in broker messages | messages per broadcast | frames received by the other member node | received by the node without members | echoed frames ignored |",
   );
-  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of rows.slice(1)) {
     const [a, b, c] = r.stats.map((s) => s.cluster.node);
     const broadcasts = r.broadcasts;
     console.log(
-      `| ${r.label.split(" ").at(-1)} | ${broadcasts} | ${a.published} | ${
-        (a.published / broadcasts).toFixed(3)
+      `| ${
+        r.label.split(" ").at(-1)
+      } | ${broadcasts} | ${a.published} | ${a.messages} | ${
+        (a.messages / broadcasts).toFixed(3)
       } | ${b.received} | ${c.received} | ${a.echoes + b.echoes} |`,
     );
   }
@@ -470,7 +472,10 @@ async function main(): Promise<void> {
   // What M machines would carry, from measured costs: a node spends
   // cpu(node)/deliveries(node) per local delivery (its share of decoding,
   // publishing and receiving included), the broker cpu(broker)/messages per
-  // message it handles (one publish in, one delivery out per member node).
+  // message it handles (one publish in, one delivery out per member node),
+  // and one broadcast costs the measured broker messages per broadcast
+  // (below one when a turn's broadcasts share a message: a property of the
+  // load, here 16 lines per write from the sender).
   console.log(
     "\nEstimate for M machines, one node each, N receivers spread evenly:",
   );
@@ -478,11 +483,13 @@ async function main(): Promise<void> {
     const nodeCost = (r.cpu.node0! + r.cpu.node1!) /
       (r.byNode[0]! + r.byNode[1]!);
     const broadcastsPerSecond = r.deliveriesPerSecond / options.receivers;
+    const sender = r.stats[0].cluster.node;
+    const share = sender.messages / sender.published;
     // Broker messages per broadcast with m member nodes: one publish in,
     // one delivery out per member node but the sender's (NATS, no echo) or
     // per member node (Redis echoes to the sender's node too).
     const nats = r.label.endsWith("nats");
-    const perBroadcast = (m: number) => nats ? m : 1 + m;
+    const perBroadcast = (m: number) => share * (nats ? m : 1 + m);
     const brokerCost = r.cpu.broker! / (broadcastsPerSecond * perBroadcast(2));
     const line = [1, 2, 4, 8, 16].map((m) => {
       const byNodes = m / nodeCost; // each node one core

@@ -134,11 +134,11 @@ export class OutboundQueue {
   }
 
   /**
-   * Queues `base[start, end)` by reference. The bytes must never change
-   * afterwards. A range that starts where the open one ends, in the same
-   * `base`, extends it.
+   * Queues `base[start, end)` (holding `frames` frames) by reference. The
+   * bytes must never change afterwards. A range that starts where the open
+   * one ends, in the same `base`, extends it.
    */
-  pushShared(base: Uint8Array, start: number, end: number): void {
+  pushShared(base: Uint8Array, start: number, end: number, frames = 1): void {
     if (
       this.#sharedBase === base && this.#sharedEnd === start
     ) {
@@ -149,7 +149,7 @@ export class OutboundQueue {
       this.#sharedStart = start;
       this.#sharedEnd = end;
     }
-    this.#count(end - start);
+    this.#count(end - start, frames);
   }
 
   /**
@@ -253,10 +253,10 @@ export class OutboundQueue {
     }
   }
 
-  #count(size: number): void {
+  #count(size: number, frames = 1): void {
     this.#queued += size;
     this.#enqueuedTotal += size;
-    this.#frames++;
+    this.#frames += frames;
   }
 
   #wake(): void {

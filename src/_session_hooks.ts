@@ -39,14 +39,16 @@ export const sessionHooks: {
   /** Adds an observer; it is called at most once per event. */
   observe(session: AnySession, observer: SessionObserver): void;
   /**
-   * Queues `base[start, end)` by reference (a broadcast's shared frame).
-   * Returns whether it was accepted.
+   * Queues `base[start, end)` by reference (a broadcast's shared frame, or
+   * `frames` frames back to back from another node). Returns whether it was
+   * accepted.
    */
   sendShared(
     session: AnySession,
     base: Uint8Array,
     start: number,
     end: number,
+    frames?: number,
   ): boolean;
   /**
    * Bytes read from the connection before the session was made (past a

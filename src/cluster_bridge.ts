@@ -32,22 +32,31 @@ export interface ClusterLink {
   // deno-lint-ignore no-explicit-any
   readonly codec: Codec<any, any>;
   /**
-   * Queues an encoded frame on this server's members of `room`.
+   * Queues encoded frames on this server's members of `room`.
    *
    * @param room The room.
-   * @param frame The encoded frame; kept by reference, never modified.
+   * @param frames One or more encoded frames, back to back (taken or
+   * refused as a whole by each member's budget); not modified.
    * @param exceptId A session id to leave out.
-   * @returns How many sessions accepted it.
+   * @param count How many frames `frames` holds (for the counters).
+   * @returns How many sessions accepted them.
    */
-  deliverToRoom(room: string, frame: Uint8Array, exceptId?: number): number;
+  deliverToRoom(
+    room: string,
+    frames: Uint8Array,
+    exceptId?: number,
+    count?: number,
+  ): number;
   /**
-   * Queues an encoded frame on one session of this server.
+   * Queues encoded frames on one session of this server.
    *
    * @param id The session id.
-   * @param frame The encoded frame; kept by reference, never modified.
+   * @param frames One or more encoded frames, back to back; kept by
+   * reference, never modified.
+   * @param count How many frames `frames` holds (for the counters).
    * @returns `false` when no such session is open here or it refused.
    */
-  deliverToSession(id: number, frame: Uint8Array): boolean;
+  deliverToSession(id: number, frames: Uint8Array, count?: number): boolean;
 }
 
 /**

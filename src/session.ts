@@ -452,8 +452,8 @@ export class Session<Data = unknown, In = unknown, Out = In>
     sessionHooks.observe = (session, observer) => {
       (session.#observers ??= []).push(observer);
     };
-    sessionHooks.sendShared = (session, base, start, end) =>
-      session.#sendShared(base, start, end);
+    sessionHooks.sendShared = (session, base, start, end, frames = 1) =>
+      session.#sendShared(base, start, end, frames);
     sessionHooks.prelude = (session, bytes) => {
       session.#prelude = bytes;
     };
@@ -977,11 +977,11 @@ export class Session<Data = unknown, In = unknown, Out = In>
   }
 
   // Applies the budget to a frame of `size` bytes about to be queued.
-  #admit(size: number): boolean {
+  #admit(size: number, frames = 1): boolean {
     const queued = this.#queue.queuedBytes;
     if (queued + size <= this.#budget || queued === 0) return true;
     if (this.#options.overflow === "drop") {
-      this.#framesDropped++;
+      this.#framesDropped += frames;
     } else {
       // No grace period: the peer is not keeping up, and cutting it now
       // frees its queue at once.
@@ -1003,10 +1003,15 @@ export class Session<Data = unknown, In = unknown, Out = In>
     }
   }
 
-  #sendShared(base: Uint8Array, start: number, end: number): boolean {
+  #sendShared(
+    base: Uint8Array,
+    start: number,
+    end: number,
+    frames: number,
+  ): boolean {
     if (this.#state !== "open") return false;
-    if (!this.#admit(end - start)) return false;
-    this.#queue.pushShared(base, start, end);
+    if (!this.#admit(end - start, frames)) return false;
+    this.#queue.pushShared(base, start, end, frames);
     this.#queued();
     return true;
   }

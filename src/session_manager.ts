@@ -106,12 +106,18 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       manager.#codec = codec;
       return {
         codec,
-        deliverToRoom: (room, frame, exceptId) =>
-          manager.#deliverToRoom(room, frame, exceptId),
-        deliverToSession: (id, frame) => {
+        deliverToRoom: (room, frames, exceptId, count = 1) =>
+          manager.#deliverToRoom(room, frames, exceptId, count),
+        deliverToSession: (id, frames, count = 1) => {
           const session = manager.#sessions.get(id);
           return session !== undefined &&
-            sessionHooks.sendShared(session, frame, 0, frame.byteLength);
+            sessionHooks.sendShared(
+              session,
+              frames,
+              0,
+              frames.byteLength,
+              count,
+            );
         },
       };
     };
@@ -292,12 +298,13 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     bridge.broadcast(room, this.#codec!.encode(message), exceptId);
   }
 
-  // A frame from another node, in the server codec's encoding, to this
+  // Frames from another node, in the server codec's encoding, to this
   // server's members of a room: by reference, with their usual budgets.
   #deliverToRoom(
     room: string,
     frame: Uint8Array,
     exceptId: number | undefined,
+    count: number,
   ): number {
     const entry = this.#rooms.get(room);
     if (entry === undefined) return 0;
@@ -310,7 +317,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     let accepted = 0;
     for (const session of entry.members) {
       if (session.id === exceptId) continue;
-      if (sendShared(session, base, start, end)) accepted++;
+      if (sendShared(session, base, start, end, count)) accepted++;
     }
     return accepted;
   }

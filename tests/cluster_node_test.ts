@@ -16,13 +16,20 @@ const quiet = (): void => {};
 
 interface TestNode {
   node: ClusterNode<Meta>;
-  /** What deliverToRoom received: room, first frame byte, exceptId. */
+  /**
+   * What deliverToRoom received, a frame per entry (the tests' frames are
+   * one byte each): room, frame byte, exceptId.
+   */
   rooms: Array<[string, number, number | undefined]>;
-  /** What deliverToSession received: id, frame bytes. */
-  direct: Array<[number, number[]]>;
+  /** How many deliverToRoom calls were made. */
+  roomCalls: number;
+  /** What deliverToSession received: id, frame bytes, frame count. */
+  direct: Array<[number, number[], number]>;
   /** The local sessions deliverToSession accepts. */
   sessions: Set<number>;
   events: string[];
+  /** Frames and presence leaves, in arrival order. */
+  log: string[];
 }
 
 async function makeNode(url: string, nodeId?: number): Promise<TestNode> {
@@ -32,26 +39,37 @@ async function makeNode(url: string, nodeId?: number): Promise<TestNode> {
   });
   const t: TestNode = {
     rooms: [],
+    roomCalls: 0,
     direct: [],
     sessions: new Set(),
     events: [],
+    log: [],
   } as unknown as TestNode;
   t.node = new ClusterNode<Meta>({
     broker,
     ...(nodeId !== undefined && { nodeId }),
-    deliverToRoom: (room, frame, exceptId) => {
-      t.rooms.push([room, frame[0]!, exceptId]);
+    deliverToRoom: (room, frames, exceptId, count) => {
+      assert.equal(frames.length, count, "one-byte frames, counted");
+      t.roomCalls++;
+      for (const byte of frames) {
+        t.rooms.push([room, byte, exceptId]);
+        t.log.push(`${room} ${byte}`);
+      }
     },
-    deliverToSession: (id, frame) => {
+    deliverToSession: (id, frames, count) => {
       if (!t.sessions.has(id)) return false;
-      t.direct.push([id, [...frame]]);
+      t.direct.push([id, [...frames], count]);
+      for (const byte of frames) t.log.push(`direct ${byte}`);
       return true;
     },
     presence: {
       heartbeatInterval: HEARTBEAT,
       nodeTimeout: TIMEOUT,
       onJoin: (e) => t.events.push(`join ${e.room} ${e.meta.nick}`),
-      onLeave: (e) => t.events.push(`leave ${e.room} ${e.meta.nick}`),
+      onLeave: (e) => {
+        t.events.push(`leave ${e.room} ${e.meta.nick}`);
+        t.log.push(`leave ${e.room} ${e.meta.nick}`);
+      },
     },
     onError: (error) => t.events.push(`error ${error}`),
   });
@@ -74,7 +92,10 @@ async function warmUp(
     from.node.broadcast(room, new Uint8Array([0xee]));
     await delay(50);
   }
-  for (const t of [from, ...to]) t.rooms.length = 0;
+  for (const t of [from, ...to]) {
+    t.rooms.length = 0;
+    t.roomCalls = 0;
+  }
 }
 
 for (const kind of ["nats", "redis"] as BrokerKind[]) {
@@ -117,11 +138,14 @@ for (const kind of ["nats", "redis"] as BrokerKind[]) {
           b: b.node.stats(),
           c: c.node.stats(),
         };
+        assert.equal(after.a.published - before.a.published, 100);
         assert.equal(
-          after.a.published - before.a.published,
-          100,
-          "one publish each",
+          after.a.messages - before.a.messages,
+          1,
+          "one turn's broadcasts to a room share one broker message",
         );
+        assert.equal(b.roomCalls, 1, "and reach b's members in one call");
+        assert.equal(after.a.dropped, 0);
         assert.equal(
           a.rooms.length,
           100,
@@ -185,18 +209,69 @@ for (const kind of ["nats", "redis"] as BrokerKind[]) {
         const ann = a.node.nextSessionId();
         a.sessions.add(ann);
         assert.equal(a.node.sendTo(ann, new Uint8Array([1])), true, "local");
-        assert.deepEqual(a.direct, [[ann, [1]]]);
+        assert.deepEqual(a.direct, [[ann, [1], 1]]);
         const deadline = Date.now() + 5000;
         while (b.direct.length === 0) {
           assert.ok(Date.now() < deadline, "direct message never arrived");
           assert.equal(a.node.sendTo(bob, new Uint8Array([0, 255, 7])), true);
           await delay(50);
         }
-        assert.deepEqual(b.direct[0], [bob, [0, 255, 7]]);
+        assert.deepEqual(b.direct[0], [bob, [0, 255, 7], 1]);
         // A session that is gone: the owner node counts it.
         const undeliverable = b.node.stats().undeliverable;
         a.node.sendTo(bob + 1, new Uint8Array([1]));
         await until(() => b.node.stats().undeliverable === undeliverable + 1);
+      } finally {
+        await closeAll(nodes);
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `${kind}: a node's frames to several subjects and its presence changes arrive in the order it made them`,
+    ignore,
+    async fn() {
+      await using server = await BrokerServer.start(kind);
+      const nodes = [
+        await makeNode(server.url, 1),
+        await makeNode(server.url, 2),
+      ];
+      const [a, b] = nodes as [TestNode, TestNode];
+      try {
+        b.node.localJoin("x");
+        b.node.localJoin("y");
+        const bob = b.node.nextSessionId();
+        b.sessions.add(bob);
+        await warmUp(a, "x", [b]);
+        await warmUp(a, "y", [b]);
+        const ann = a.node.nextSessionId();
+        a.node.presence.track("x", ann, { nick: "ann" });
+        await until(() => b.node.presence.count("x") === 1, 5000, "ann seen");
+        b.log.length = 0;
+        const before = a.node.stats().messages;
+        // One turn: a run for x, a direct frame, y, x again, then ann
+        // leaves (presence sends its change in a microtask).
+        a.node.broadcast("x", new Uint8Array([1]));
+        a.node.broadcast("x", new Uint8Array([2]));
+        a.node.sendTo(bob, new Uint8Array([3]));
+        a.node.broadcast("y", new Uint8Array([4]));
+        a.node.broadcast("x", new Uint8Array([5]));
+        a.node.broadcast("x", new Uint8Array([6]));
+        a.node.presence.untrack("x", ann);
+        await until(() => b.log.length === 7, 5000, "all of it");
+        assert.deepEqual(b.log, [
+          "x 1",
+          "x 2",
+          "direct 3",
+          "y 4",
+          "x 5",
+          "x 6",
+          "leave x ann",
+        ]);
+        // x, direct, y, x: four frame messages (plus presence's own).
+        const frameMessages = a.node.stats().messages - before;
+        assert.equal(frameMessages, 4);
       } finally {
         await closeAll(nodes);
       }
@@ -338,4 +413,55 @@ Deno.test("room names of any shape map to distinct subjects", async () => {
   );
   assert.throws(() => new ClusterNode({ ...options, nodeId: 0 }), RangeError);
   await options.broker.close();
+});
+
+Deno.test("malformed envelopes are counted and dropped; well-formed ones still arrive", async () => {
+  const hub = new MemoryBrokerHub();
+  const got: Array<[number[], number | undefined, number]> = [];
+  await using a = new ClusterNode({
+    broker: hub.connect(),
+    nodeId: 1,
+    deliverToRoom: () => {},
+    deliverToSession: () => false,
+  });
+  await using b = new ClusterNode({
+    broker: hub.connect(),
+    nodeId: 2,
+    deliverToRoom: (_room, frames, exceptId, count) =>
+      got.push([[...frames], exceptId, count]),
+    deliverToSession: () => false,
+    onError: () => {},
+  });
+  b.localJoin("lobby");
+  await using raw = hub.connect();
+  const envelope = (...bytes: number[]) => new Uint8Array(bytes);
+  const record = (count: number, length: number) => {
+    const out = new Uint8Array(16);
+    const view = new DataView(out.buffer);
+    view.setFloat64(0, -1);
+    view.setUint32(8, count);
+    view.setUint32(12, length);
+    return [...out];
+  };
+  const hostile = [
+    envelope(),
+    envelope(1),
+    envelope(1, 0, 0, 0, 9), // a header and no record
+    envelope(2, 0, 0, 0, 9, ...record(1, 1), 7), // direct kind on a room
+    envelope(9, 0, 0, 0, 9, ...record(1, 1), 7), // unknown kind
+    envelope(1, 0, 0, 0, 9, ...record(0, 1), 7), // no frame
+    envelope(1, 0, 0, 0, 9, ...record(5, 2), 7, 7), // more frames than bytes
+    envelope(1, 0, 0, 0, 9, ...record(1, 4), 7), // overruns the envelope
+    envelope(1, 0, 0, 0, 9, ...record(1, 1), 7, 1, 2), // a cut second record
+  ];
+  for (const bytes of hostile) raw.publish("microsocket.room.lobby", bytes);
+  a.broadcast("lobby", new Uint8Array([42]), 77);
+  a.broadcast("lobby", new Uint8Array([43]), 77);
+  a.broadcast("lobby", new Uint8Array([44]));
+  await until(() => got.length === 2, 5000, "the good ones");
+  assert.deepEqual(got, [[[42, 43], 77, 2], [[44], undefined, 1]]);
+  const stats = b.stats();
+  assert.equal(stats.malformed, hostile.length);
+  assert.equal(stats.received, 3);
+  assert.equal(stats.delivered, 3);
 });

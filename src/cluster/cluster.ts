@@ -212,10 +212,10 @@ export class Cluster<Meta = unknown, Data = any>
     };
     this.node = new ClusterNode<Meta>({
       broker: options.broker,
-      deliverToRoom: (room, frame, exceptId) =>
-        void this.#link?.deliverToRoom(room, frame, exceptId),
-      deliverToSession: (id, frame) =>
-        this.#link?.deliverToSession(id, frame) ?? false,
+      deliverToRoom: (room, frames, exceptId, count) =>
+        void this.#link?.deliverToRoom(room, frames, exceptId, count),
+      deliverToSession: (id, frames, count) =>
+        this.#link?.deliverToSession(id, frames, count) ?? false,
       onError: this.#onError,
       ...(options.nodeId !== undefined && { nodeId: options.nodeId }),
       ...(options.prefix !== undefined && { prefix: options.prefix }),

@@ -1,23 +1,23 @@
 // One server's membership in a cluster: cluster-unique session ids, room
-// broadcasts that cost one publish and reach only nodes with members
-// (interest-based subscriptions), send-by-id routed to the owner node, and
-// presence. The server plugs in two callbacks that deliver already-encoded
-// frames to its local sessions, with its usual budgets and policies.
+// broadcasts that reach only nodes with members (interest-based
+// subscriptions), send-by-id routed to the owner node, and presence. The
+// server plugs in two callbacks that deliver already-encoded frames to its
+// local sessions, with its usual budgets and policies.
 //
-// Room and direct messages are the hot path, so their envelope is a fixed
-// 13-byte binary header in front of the frame, never JSON:
-//   byte 0      kind (1 = room, 2 = direct)
-//   bytes 1-4   origin node id (uint32, big-endian)
-//   bytes 5-12  room: the excepted session id, or -1; direct: the target
-//               session id (float64, big-endian; exact for safe integers)
-//   bytes 13-   the frame, as the codec encoded it
+// Room and direct frames are the hot path: they travel in a binary envelope
+// (_envelope.ts), and the frames a node publishes to one subject in one turn
+// share one broker message.
 import type { Broker, BrokerSubscription } from "./broker.ts";
 import { defaultOnError } from "./_broker_core.ts";
+import {
+  DIRECT,
+  type Envelope,
+  EnvelopeBatcher,
+  readEnvelope,
+  ROOM,
+} from "./_envelope.ts";
 import { Presence, type PresenceOptions } from "./presence.ts";
 
-const ROOM = 1;
-const DIRECT = 2;
-const HEADER = 13;
 const NODE_BITS = 20;
 const COUNTER_SPACE = 2 ** 33;
 const PLAIN_ROOM = /^[A-Za-z0-9-][A-Za-z0-9_-]{0,99}$/;
@@ -45,21 +45,28 @@ export interface ClusterNodeOptions<Meta> {
   /** The broker connection (closed with the node). */
   broker: Broker;
   /**
-   * Delivers a frame from another node to this node's members of `room`,
+   * Delivers frames from another node to this node's members of `room`,
    * minus the session `exceptId`. Must not throw or block; apply the usual
    * per-session budgets.
+   *
+   * `frames` holds `count` encoded frames back to back: consecutive frames
+   * the other node broadcast to the room in one turn (with the same
+   * exception) arrive together, meant for the members' byte streams as
+   * they are.
    */
   deliverToRoom: (
     room: string,
-    frame: Uint8Array,
+    frames: Uint8Array,
     exceptId: number | undefined,
+    count: number,
   ) => void;
   /**
-   * Delivers a frame to a session of this node.
+   * Delivers frames to a session of this node: `count` encoded frames back
+   * to back, as for `deliverToRoom`.
    *
    * @returns `false` when there is no such session (counted).
    */
-  deliverToSession: (id: number, frame: Uint8Array) => boolean;
+  deliverToSession: (id: number, frames: Uint8Array, count: number) => boolean;
   /**
    * This node's number, 1 to 2^20 − 1, unique in the cluster. It is the top
    * of every session id made here. A random one (collision odds about
@@ -121,21 +128,26 @@ export type ClusterPresenceOptions<Meta> = Omit<
  * ```
  */
 export interface ClusterNodeStats {
-  /** Room and direct messages published (one per broadcast). */
+  /** Room and direct frames published (each broadcast is one frame). */
   published: number;
-  /** Publishes the broker refused (outage, in-flight limit). */
+  /**
+   * Broker messages those frames went out in: consecutive frames to one
+   * subject in one turn share one.
+   */
+  messages: number;
+  /** Frames the broker refused (outage, in-flight limit). */
   dropped: number;
-  /** Room and direct messages received from the broker. */
+  /** Room and direct frames received from the broker. */
   received: number;
-  /** Received messages handed to `deliverToRoom` / `deliverToSession`. */
+  /** Received frames handed to `deliverToRoom` / `deliverToSession`. */
   delivered: number;
-  /** This node's own messages echoed back, ignored. */
+  /** This node's own frames echoed back, ignored. */
   echoes: number;
-  /** Room messages received with no local member (a race with leaving). */
+  /** Room frames received with no local member (a race with leaving). */
   unwanted: number;
-  /** Direct messages for a session that is not here (any more). */
+  /** Direct frames for a session that is not here (any more). */
   undeliverable: number;
-  /** Envelopes too short or of an unknown kind. */
+  /** Broker messages that are not a well-formed envelope of their kind. */
   malformed: number;
   /** Rooms this node is subscribed to (has local members in). */
   rooms: number;
@@ -154,9 +166,12 @@ export interface ClusterNodeStats {
  *   never receive a room's traffic.
  * - **Broadcast**: {@linkcode ClusterNode.broadcast} delivers locally and
  *   publishes once; other nodes with members deliver to theirs; the echo
- *   is ignored.
+ *   is ignored. Frames published to one room in one turn go out together,
+ *   in one broker message, at the end of the turn (or before the node's
+ *   next publish elsewhere: a node's frames and presence changes reach
+ *   every node in the order they were made).
  * - **Send by id**: {@linkcode ClusterNode.sendTo} delivers locally or
- *   publishes to the owner node's subject.
+ *   publishes to the owner node's subject (batched the same way).
  * - **Presence**: {@linkcode ClusterNode.presence}, a {@linkcode Presence}
  *   named `n<nodeId>`.
  *
@@ -203,11 +218,19 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
   #deliverToSession: ClusterNodeOptions<Meta>["deliverToSession"];
   #onError: (error: unknown) => void;
   #counter = 0;
-  #rooms = new Map<string, { count: number; sub: BrokerSubscription }>();
+  #rooms = new Map<
+    string,
+    { count: number; subject: string; sub: BrokerSubscription }
+  >();
   #direct: BrokerSubscription;
+  #batcher: EnvelopeBatcher;
+  // The last room published to without local members, and its subject.
+  #lastRoom = "";
+  #lastSubject = "";
   #closed = false;
   #stats = {
     published: 0,
+    messages: 0,
     dropped: 0,
     received: 0,
     delivered: 0,
@@ -255,9 +278,15 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
         // nowhere left to report it
       }
     };
+    this.#batcher = new EnvelopeBatcher(
+      nodeId,
+      (subject, envelope, frames) => this.#publish(subject, envelope, frames),
+    );
     const p = options.presence ?? {};
     this.presence = new Presence<Meta>({
-      broker: this.broker,
+      // Sends pending frames before each presence message, so that a
+      // member's last words arrive before the news that it left.
+      broker: flushingFirst(this.broker, this.#batcher),
       node: this.name,
       prefix: this.#prefix,
       onError: this.#onError,
@@ -317,7 +346,7 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
       subject,
       (bytes) => this.#receiveRoom(room, bytes),
     );
-    this.#rooms.set(room, { count: 1, sub });
+    this.#rooms.set(room, { count: 1, subject, sub });
   }
 
   /**
@@ -352,20 +381,20 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
    * @param room The room.
    * @param frame The encoded frame (not modified, not kept).
    * @param exceptId A session id to leave out (typically the sender).
-   * @returns `false` when the publish was dropped (local delivery happened).
+   * @returns `false` when it can't be published (node closed, broker not
+   * connected: counted as dropped; local delivery happened). A batch the
+   * broker refuses later is counted in `dropped` too.
    */
   broadcast(room: string, frame: Uint8Array, exceptId?: number): boolean {
     this.#checkFrame(frame);
     if (this.#rooms.has(room)) {
       try {
-        this.#deliverToRoom(room, frame, exceptId);
+        this.#deliverToRoom(room, frame, exceptId, 1);
       } catch (error) {
         this.#onError(error);
       }
     }
-    if (this.#closed) return false;
-    const envelope = this.#envelope(ROOM, exceptId ?? -1, frame);
-    return this.#publish(this.#roomSubject(room), envelope);
+    return this.publish(room, frame, exceptId);
   }
 
   /**
@@ -376,13 +405,13 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
    * @param room The room.
    * @param frame The encoded frame (not modified, not kept).
    * @param exceptId A session id to leave out.
-   * @returns `false` when the publish was dropped.
+   * @returns `false` when it can't be published (node closed, broker not
+   * connected), as for {@linkcode ClusterNode.broadcast}.
    */
   publish(room: string, frame: Uint8Array, exceptId?: number): boolean {
     this.#checkFrame(frame);
-    if (this.#closed) return false;
-    const envelope = this.#envelope(ROOM, exceptId ?? -1, frame);
-    return this.#publish(this.#roomSubject(room), envelope);
+    const subject = this.#rooms.get(room)?.subject ?? this.#subjectOf(room);
+    return this.#add(ROOM, subject, exceptId ?? -1, frame);
   }
 
   /**
@@ -391,22 +420,21 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
    * @param id A cluster session id.
    * @param frame The encoded frame.
    * @returns For a local session, whether it took the frame; for a remote
-   * one, whether the publish left (delivery is not confirmed).
+   * one, whether it is on its way (delivery is not confirmed).
    */
   sendTo(id: number, frame: Uint8Array): boolean {
     this.#checkFrame(frame);
     const node = ClusterNode.nodeOf(id);
     if (node === this.nodeId) {
       try {
-        return this.#deliverToSession(id, frame);
+        return this.#deliverToSession(id, frame, 1);
       } catch (error) {
         this.#onError(error);
         return false;
       }
     }
-    if (this.#closed || node < 1 || node >= 2 ** NODE_BITS) return false;
-    const envelope = this.#envelope(DIRECT, id, frame);
-    return this.#publish(`${this.#prefix}.node.${node}`, envelope);
+    if (node < 1 || node >= 2 ** NODE_BITS) return false;
+    return this.#add(DIRECT, `${this.#prefix}.node.${node}`, id, frame);
   }
 
   /**
@@ -424,6 +452,7 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#batcher.flush();
     this.#closed = true;
     await this.presence.close();
     for (const { sub } of this.#rooms.values()) sub.unsubscribe();
@@ -443,6 +472,16 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
     }
   }
 
+  // The subject of a room this node has no member of: the last one is kept,
+  // as a sender to such a room usually sends it more.
+  #subjectOf(room: string): string {
+    if (room !== this.#lastRoom || this.#lastSubject === "") {
+      this.#lastSubject = this.#roomSubject(room);
+      this.#lastRoom = room;
+    }
+    return this.#lastSubject;
+  }
+
   #roomSubject(room: string): string {
     if (typeof room !== "string") {
       throw new TypeError("The room must be a string");
@@ -459,75 +498,99 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
     return `${this.#prefix}.room.${hex}`;
   }
 
-  #envelope(kind: number, id: number, frame: Uint8Array): Uint8Array {
-    const out = new Uint8Array(HEADER + frame.length);
-    const view = new DataView(out.buffer);
-    out[0] = kind;
-    view.setUint32(1, this.nodeId);
-    view.setFloat64(5, id);
-    out.set(frame, HEADER);
-    return out;
+  #add(kind: number, subject: string, id: number, frame: Uint8Array): boolean {
+    // Refused now rather than batched for a certain drop: the caller learns
+    // it at once.
+    if (this.#closed || this.broker.state !== "connected") {
+      this.#stats.dropped++;
+      return false;
+    }
+    // An empty frame carries nothing to anyone.
+    if (frame.byteLength > 0) this.#batcher.add(kind, subject, id, frame);
+    return true;
   }
 
-  #publish(subject: string, envelope: Uint8Array): boolean {
+  #publish(subject: string, envelope: Uint8Array, frames: number): void {
     let ok = false;
     try {
       ok = this.broker.publish(subject, envelope);
     } catch (error) {
       this.#onError(error);
     }
-    if (ok) this.#stats.published++;
-    else this.#stats.dropped++;
-    return ok;
+    if (ok) {
+      this.#stats.published += frames;
+      this.#stats.messages++;
+    } else {
+      this.#stats.dropped += frames;
+    }
   }
 
-  #open(
-    bytes: Uint8Array,
-    kind: number,
-  ): { id: number; frame: Uint8Array } | undefined {
+  #open(bytes: Uint8Array, kind: number): Envelope | undefined {
     if (this.#closed) return undefined;
-    this.#stats.received++;
-    if (bytes.length < HEADER || bytes[0] !== kind) {
+    const envelope = readEnvelope(bytes, kind);
+    if (envelope === undefined) {
       this.#stats.malformed++;
       return undefined;
     }
-    const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER);
-    if (view.getUint32(1) === this.nodeId) {
-      this.#stats.echoes++;
+    this.#stats.received += envelope.frames;
+    if (envelope.origin === this.nodeId) {
+      this.#stats.echoes += envelope.frames;
       return undefined;
     }
-    return { id: view.getFloat64(5), frame: bytes.subarray(HEADER) };
+    return envelope;
   }
 
   #receiveRoom(room: string, bytes: Uint8Array): void {
-    const message = this.#open(bytes, ROOM);
-    if (message === undefined) return;
+    const envelope = this.#open(bytes, ROOM);
+    if (envelope === undefined) return;
     if (!this.#rooms.has(room)) {
-      this.#stats.unwanted++;
+      this.#stats.unwanted += envelope.frames;
       return;
     }
-    this.#stats.delivered++;
-    try {
-      this.#deliverToRoom(
-        room,
-        message.frame,
-        message.id === -1 ? undefined : message.id,
-      );
-    } catch (error) {
-      this.#onError(error);
+    for (const { id, frames, bytes } of envelope.records) {
+      this.#stats.delivered += frames;
+      try {
+        this.#deliverToRoom(room, bytes, id === -1 ? undefined : id, frames);
+      } catch (error) {
+        this.#onError(error);
+      }
     }
   }
 
   #receiveDirect(bytes: Uint8Array): void {
-    const message = this.#open(bytes, DIRECT);
-    if (message === undefined) return;
-    let ok = false;
-    try {
-      ok = this.#deliverToSession(message.id, message.frame);
-    } catch (error) {
-      this.#onError(error);
+    const envelope = this.#open(bytes, DIRECT);
+    if (envelope === undefined) return;
+    for (const { id, frames, bytes } of envelope.records) {
+      let ok = false;
+      try {
+        ok = this.#deliverToSession(id, bytes, frames);
+      } catch (error) {
+        this.#onError(error);
+      }
+      if (ok) this.#stats.delivered += frames;
+      else this.#stats.undeliverable += frames;
     }
-    if (ok) this.#stats.delivered++;
-    else this.#stats.undeliverable++;
   }
+}
+
+// The broker as presence sees it: the node's pending frames go out before
+// each presence message (see the Presence option in the constructor).
+function flushingFirst(broker: Broker, batcher: EnvelopeBatcher): Broker {
+  return {
+    get kind() {
+      return broker.kind;
+    },
+    get state() {
+      return broker.state;
+    },
+    publish: (subject, bytes) => {
+      batcher.flush();
+      return broker.publish(subject, bytes);
+    },
+    subscribe: (subject, handler) => broker.subscribe(subject, handler),
+    onStateChange: (listener) => broker.onStateChange(listener),
+    stats: () => broker.stats(),
+    close: () => broker.close(),
+    [Symbol.asyncDispose]: () => broker.close(),
+  };
 }
