@@ -8,7 +8,8 @@
  *   (sharded pub/sub on Redis 7+), {@linkcode MemoryBroker} for tests, and
  *   {@linkcode connectBroker} to pick one from a URL.
  * - {@linkcode ClusterNode}: cluster-unique session ids, room broadcasts
- *   that cost one publish and reach only nodes with members, send-by-id to
+ *   that cost one publish (at most: a turn's broadcasts to a room share
+ *   one) and reach only nodes with members, send-by-id to
  *   any node, and {@linkcode Presence}: who is in which room on every node,
  *   replicated without a central owner, with join/leave events, a node
  *   dropped after `nodeTimeout` of silence, resynchronisation on return.

@@ -73,8 +73,8 @@ export class EnvelopeBatcher {
 
   /**
    * @param nodeId The origin written in every envelope.
-   * @param send Publishes an envelope (at the end of the turn, or earlier
-   * when something else must go first).
+   * @param send Publishes an envelope (once the task's handlers are done,
+   * or earlier when something else must go first).
    */
   constructor(nodeId: number, send: SendEnvelope) {
     this.#nodeId = nodeId;
@@ -87,8 +87,8 @@ export class EnvelopeBatcher {
   }
 
   /**
-   * Adds a frame for `subject`; it leaves at the end of this turn at the
-   * latest.
+   * Adds a frame for `subject`; it leaves once the current task's
+   * microtasks run, at the latest.
    *
    * @param kind {@linkcode ROOM} or {@linkcode DIRECT}.
    * @param subject The subject (it also tells the kind apart).
@@ -132,9 +132,14 @@ export class EnvelopeBatcher {
     if (this.#fill >= BATCH_MAX) this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
-      // After the turn's reads, handlers and microtasks (like the server's
-      // flush pass): everything a turn broadcast to the room is in it.
-      setImmediate(this.#flushBound);
+      // A microtask: after the handlers that run on this task's reads (a
+      // read's frames are dispatched without yielding, and reads completed
+      // together resume before it), and before the server's flush pass
+      // writes to local members (setImmediate), so the longer path, through
+      // the broker, starts first. Measured: at 64 messages in flight per
+      // receiver, the 2-node cluster went from 0.76× to 0.89× of one
+      // process with this instead of setImmediate (bench/cluster.ts).
+      queueMicrotask(this.#flushBound);
     }
   }
 

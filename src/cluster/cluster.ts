@@ -120,7 +120,11 @@ export interface ClusterStats {
  * - A room broadcast (`server.sessions.broadcast(msg, { room })`, unless
  *   `local` or `filter` is set) is delivered to the local members, encoded
  *   once, then published once; nodes without members of the room are not
- *   subscribed to it and receive nothing.
+ *   subscribed to it and receive nothing. The broadcasts a node makes to a
+ *   room in one turn (the handlers of one batch of reads) share one broker
+ *   message, sent in a microtask right after them, and reach each remote
+ *   member as one write range: a burst costs the broker and the other nodes
+ *   about what one message costs.
  * - `server.sessions.send(id, msg)` for a session of another node is
  *   encoded once and published to that node.
  * - With `meta`, every session in a room has a presence entry: the room's
@@ -358,7 +362,8 @@ export class Cluster<Meta = unknown, Data = any>
   }
 
   /**
-   * Called by the server's session manager: one publish.
+   * Called by the server's session manager: published once (with the
+   * turn's other frames to the room).
    *
    * @param room The room.
    * @param frame The encoded frame.

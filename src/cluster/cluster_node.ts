@@ -167,9 +167,9 @@ export interface ClusterNodeStats {
  * - **Broadcast**: {@linkcode ClusterNode.broadcast} delivers locally and
  *   publishes once; other nodes with members deliver to theirs; the echo
  *   is ignored. Frames published to one room in one turn go out together,
- *   in one broker message, at the end of the turn (or before the node's
- *   next publish elsewhere: a node's frames and presence changes reach
- *   every node in the order they were made).
+ *   in one broker message, in a microtask after the code that published
+ *   them (or before the node's next publish elsewhere: a node's frames and
+ *   presence changes reach every node in the order they were made).
  * - **Send by id**: {@linkcode ClusterNode.sendTo} delivers locally or
  *   publishes to the owner node's subject (batched the same way).
  * - **Presence**: {@linkcode ClusterNode.presence}, a {@linkcode Presence}
