@@ -398,7 +398,8 @@ const USAGE = `usage: chat_server.ts [--hostname HOST] [--port PORT] [options]
   --reuse-port             share the port with other processes (Linux;
                            needs deno run --unstable-net)
   --web-port PORT          serve the web chat (page at /, WebSocket at /ws)
-                           on this port (default 9001, or 0 with --port 0)`;
+                           on this port (default 9001, or 0 with --port 0;
+                           with --cluster: only when given)`;
 
 interface Flags {
   hostname: string;
@@ -474,7 +475,11 @@ function parseFlags(args: string[]): Flags {
     (flags as unknown as Record<string, number>)[name] = number;
   }
   // A free port for the web side too when the TCP one is picked freely.
-  if (flags["web-port"] < 0) flags["web-port"] = flags.port === 0 ? 0 : 9001;
+  // A cluster node serves the web only when asked: nodes on one machine
+  // would all want 9001.
+  if (flags["web-port"] < 0 && flags.cluster === "") {
+    flags["web-port"] = flags.port === 0 ? 0 : 9001;
+  }
   return flags;
 }
 
@@ -510,9 +515,7 @@ async function main(): Promise<void> {
       drainTimeout: Math.round(flags["drain-timeout"] * 1000),
       ...(flags["reuse-port"] && { reusePort: true }),
       ...(cluster && { cluster }),
-      // Browsers and a cluster don't mix yet: nodes exchange frames in the
-      // TCP framing, which a WebSocket member could not read.
-      ...(cluster === undefined && { webPort: flags["web-port"] }),
+      ...(flags["web-port"] >= 0 && { webPort: flags["web-port"] }),
     });
   } catch (error) {
     console.error(

@@ -66,7 +66,12 @@ export function startChatWeb(
       });
     },
   };
-  const web = listen<Member, string, string>({ ...settings, ...where });
+  // A clustered chat: the TCP server carries the cluster for the manager
+  // both servers share, so web sessions get cluster-wide ids and their room
+  // traffic crosses nodes too (frames from other nodes are re-encoded as
+  // WebSocket messages for them).
+  const { cluster: _cluster, ...shared } = settings;
+  const web = listen<Member, string, string>({ ...shared, ...where });
   webServers.set(tcp, web);
   return web;
 }

@@ -18,8 +18,15 @@ export const managerHooks: {
     // deno-lint-ignore no-explicit-any
     codec: Codec<any, any>,
   ): ClusterLink;
+  /**
+   * The bridge a server attached to `manager`, if any: another server that
+   * shares the manager makes its session ids with it.
+   */
+  // deno-lint-ignore no-explicit-any
+  bridgeOf(manager: SessionManager<any, any, any>): ClusterBridge | undefined;
 } = {
   bridge: () => {
     throw new Error("manager hooks used before session_manager.ts loaded");
   },
+  bridgeOf: () => undefined,
 };

@@ -12,6 +12,7 @@ import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
 import { managerHooks } from "./_manager_hooks.ts";
+import { transcode } from "./_transcode.ts";
 
 /**
  * Whom a broadcast reaches: everyone (the default), the members of a room,
@@ -110,17 +111,16 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
           manager.#deliverToRoom(room, frames, exceptId, count),
         deliverToSession: (id, frames, count = 1) => {
           const session = manager.#sessions.get(id);
-          return session !== undefined &&
-            sessionHooks.sendShared(
-              session,
-              frames,
-              0,
-              frames.byteLength,
-              count,
-            );
+          if (session === undefined) return false;
+          const bytes = session.codec === codec
+            ? frames
+            : transcode(codec, session.codec, frames);
+          return bytes !== undefined &&
+            sessionHooks.sendShared(session, bytes, 0, bytes.byteLength, count);
         },
       };
     };
+    managerHooks.bridgeOf = (manager) => manager.#bridge;
   }
 
   /** How many sessions are open. */
@@ -313,11 +313,28 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     const writer = entry.writer ??= new SegmentWriter();
     writer.copy(frame);
     const { base, start, end } = writer;
+    const codec = this.#codec;
     const sendShared = sessionHooks.sendShared;
     let accepted = 0;
+    // Members of another server sharing this manager: re-encoded once per
+    // codec (undefined: their codec can't take these frames).
+    let others: Map<Codec<In, Out>, Uint8Array | undefined> | undefined;
     for (const session of entry.members) {
       if (session.id === exceptId) continue;
-      if (sendShared(session, base, start, end, count)) accepted++;
+      if (session.codec === codec) {
+        if (sendShared(session, base, start, end, count)) accepted++;
+        continue;
+      }
+      others ??= new Map();
+      let bytes = others.get(session.codec);
+      if (bytes === undefined && !others.has(session.codec)) {
+        bytes = transcode(codec!, session.codec, frame);
+        others.set(session.codec, bytes);
+      }
+      if (
+        bytes !== undefined &&
+        sendShared(session, bytes, 0, bytes.byteLength, count)
+      ) accepted++;
     }
     return accepted;
   }

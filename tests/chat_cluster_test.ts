@@ -13,6 +13,7 @@ import { within } from "./_util.ts";
 import { MemoryBrokerHub } from "../cluster.ts";
 import { chatServer } from "../examples/chat_server.ts";
 import { chatCluster } from "../examples/chat_cluster.ts";
+import { chatWebServer } from "../examples/chat_web.ts";
 
 const SERVER = new URL("../examples/chat_server.ts", import.meta.url);
 const NODE_TIMEOUT_S = 1;
@@ -500,3 +501,113 @@ for (const first of ["a", "b"]) {
     }
   });
 }
+
+/** A WebSocket chat client (one line per text message), with timeouts. */
+class WebClient {
+  readonly socket: WebSocket;
+  nick = "";
+  #lines: string[] = [];
+  #wake: (() => void) | undefined;
+  readonly #closed: Promise<void>;
+  constructor(url: string) {
+    this.socket = new WebSocket(url);
+    this.socket.onmessage = (event) => {
+      this.#lines.push(String(event.data));
+      this.#wake?.();
+    };
+    this.#closed = new Promise((resolve) =>
+      this.socket.onclose = () => resolve()
+    );
+  }
+  static async join(port: number): Promise<WebClient> {
+    const client = new WebClient(`ws://127.0.0.1:${port}/ws`);
+    await within(
+      new Promise((resolve, reject) => {
+        client.socket.onopen = resolve;
+        client.socket.onerror = () => reject(new Error("WebSocket failed"));
+      }),
+      5000,
+      "WebSocket open",
+    );
+    const match = /^\* welcome (guest\d+)$/.exec(await client.line());
+    assert.ok(match, "welcome");
+    client.nick = match[1]!;
+    return client;
+  }
+  async line(ms = 5000): Promise<string> {
+    const deadline = Date.now() + ms;
+    while (this.#lines.length === 0) {
+      await within(
+        new Promise<void>((resolve) => this.#wake = resolve),
+        Math.max(1, deadline - Date.now()),
+        `a line for ${this.nick}`,
+      ).finally(() => this.#wake = undefined);
+    }
+    return this.#lines.shift()!;
+  }
+  /** Reads lines until one matches; returns it. */
+  async expect(expected: string | RegExp): Promise<string> {
+    const seen: string[] = [];
+    for (;;) {
+      const line = await this.line().catch((error) => {
+        throw new Error(`${error.message}; seen ${JSON.stringify(seen)}`);
+      });
+      if (
+        typeof expected === "string" ? line === expected : expected.test(line)
+      ) {
+        return line;
+      }
+      seen.push(line);
+    }
+  }
+  send(line: string): void {
+    this.socket.send(line);
+  }
+  async close(): Promise<void> {
+    this.socket.close();
+    await within(this.#closed, 5000, "WebSocket close");
+  }
+}
+
+Deno.test("clustered chat: browsers (WebSocket) on one node and nc users on another share rooms, /who and /msg", async () => {
+  const hub = new MemoryBrokerHub();
+  const [ca, cb] = await Promise.all([
+    chatCluster({ broker: hub.connect(), nodeTimeout: 2000 }),
+    chatCluster({ broker: hub.connect(), nodeTimeout: 2000 }),
+  ]);
+  const a = chatServer({ port: 0, rate: 0, cluster: ca });
+  const b = chatServer({ port: 0, rate: 0, cluster: cb, webPort: 0 });
+  const web = chatWebServer(b)!;
+  const clients: LineClient[] = [];
+  let ws: WebClient | undefined;
+  try {
+    const tcp = await member((a.addr as Deno.NetAddr).port, "ann");
+    clients.push(tcp);
+    ws = await WebClient.join((web.addr as Deno.NetAddr).port);
+    // A cluster-wide guest name: the id comes from b's cluster node.
+    assert.ok(Number(ws.nick.slice(5)) > 2 ** 33, ws.nick);
+    await expectLine(tcp, `* ${ws.nick} joined`);
+    ws.send("hello from the web");
+    await expectLine(tcp, `${ws.nick}: hello from the web`);
+    // Several lines in one turn on a: one batch, split into messages.
+    await tcp.send("one\ntwo\nthree");
+    for (const line of ["one", "two", "three"]) {
+      await ws.expect(`ann: ${line}`);
+    }
+    ws.send("/who");
+    const who = (await ws.expect(/^\* online: /)).slice(10).split(", ");
+    assert.deepEqual(who.sort(), ["ann", ws.nick].sort());
+    await tcp.send(`/msg ${ws.nick} psst`);
+    await ws.expect("[ann] psst");
+    ws.send("/nick bea");
+    await expectLine(tcp, `* ${ws.nick} is now bea`);
+    await tcp.send("/msg bea again");
+    await ws.expect("[ann] again");
+  } finally {
+    await ws?.close();
+    await closeAll(clients);
+    await Promise.all([a.shutdown(), b.shutdown(), web.shutdown()]);
+    await ca.close();
+    await cb.close();
+  }
+});

@@ -3,7 +3,7 @@
 // over real NATS and Redis for the publish counts. Servers, clients and
 // brokers all live in this process; sanitizers are on.
 import assert from "node:assert/strict";
-import { listen, type Server } from "../mod.ts";
+import { json as jsonCodec, listen, type Server } from "../mod.ts";
 import {
   Cluster,
   ClusterNode,
@@ -137,6 +137,64 @@ Deno.test("a room broadcast reaches every node's members with one publish; nodes
   } finally {
     for (const r of readers) r.close();
     await stop(a, b, c);
+  }
+});
+
+Deno.test("a server sharing a clustered manager gets cluster ids, and other nodes' frames in its own codec", async () => {
+  const hub = new MemoryBrokerHub();
+  const a = node(memoryCluster(hub));
+  const b = node(memoryCluster(hub));
+  // Beside a's lines server, on the same manager: a JSON server (as the
+  // chat puts a WebSocket server beside its TCP one).
+  const json = listen<Data, string, string>({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: jsonCodec<string>(),
+    sessions: a.server.sessions,
+    data: (session) => ({ name: `j${session.id}` }),
+    onMessage: (session, room) => {
+      a.server.sessions.join(session, room);
+      session.send(`joined ${room}`);
+    },
+  });
+  const readers: LineReader[] = [];
+  try {
+    const bob = await member(b, "lobby");
+    readers.push(bob);
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: json.addr.port,
+    });
+    const jay = new LineReader(conn);
+    readers.push(jay);
+    await conn.write(new TextEncoder().encode('"lobby"\n'));
+    assert.equal(await jay.line(), '"joined lobby"');
+    const [jaySession] = [...json.sessions];
+    assert.equal(
+      ClusterNode.nodeOf(jaySession!.id),
+      a.cluster.node.nodeId,
+      "an id from the cluster",
+    );
+    await until(() => b.cluster.members("lobby").length === 2, 3000);
+    // From the other node, a run of frames in the lines encoding: the JSON
+    // member gets each as a JSON message, in order.
+    for (let i = 0; i < 5; i++) {
+      b.server.sessions.broadcast(`line ${i}`, { room: "lobby" });
+    }
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await jay.line(), `"line ${i}"`);
+      assert.equal(await bob.line(), `line ${i}`);
+    }
+    // Send-by-id from the other node, and the way back.
+    b.server.sessions.send(jaySession!.id, "psst");
+    assert.equal(await jay.line(), '"psst"');
+    a.server.sessions.broadcast("from a", { room: "lobby" });
+    assert.equal(await jay.line(), '"from a"');
+    assert.equal(await bob.line(), "from a");
+  } finally {
+    for (const r of readers) r.close();
+    await json.close();
+    await stop(a, b);
   }
 });
 
