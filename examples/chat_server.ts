@@ -64,7 +64,9 @@
 // - `--cluster URL`: this server is one node of a chat spread over several
 //   servers sharing a NATS or Redis broker; every command works across them.
 //   See chat_cluster.ts. `--reuse-port` lets several nodes share one port
-//   (Linux; the `chat` task runs with --unstable-net for it).
+//   (Linux; the `chat` task runs with --unstable-net for it). A node serves
+//   the web page only when `--web-port` is given; its browser users are in
+//   the cluster's chat like everyone else.
 import {
   type ClusterBridge,
   DecodeError,

@@ -203,6 +203,12 @@ export interface ServerOptions<Data, In, Out>
    * `@x/microsocket/cluster` (NATS or Redis); see {@linkcode ClusterBridge}.
    * It serves one server, and stays open when the server shuts down (close
    * it after).
+   *
+   * Servers sharing this server's `sessions` are in the cluster too: their
+   * session ids come from it, and frames from other nodes reach their
+   * members re-encoded in their codec (decoded with this server's codec,
+   * so give the cluster to the server whose codec reads what it writes:
+   * `lines`, `json`, `lengthPrefixed`, not a WebSocket one).
    */
   cluster?: ClusterBridge;
   /**
