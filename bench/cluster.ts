@@ -427,6 +427,8 @@ async function main(): Promise<void> {
   );
   let rows: Run[] = [];
   const lines: string[] = [];
+  // What broadcasts cost in broker messages, for each load.
+  const costs: Array<[string, Run]> = [];
   for (const window of options.windows) {
     const o = { ...options, window };
     rows = await bestOf(o, [
@@ -437,6 +439,9 @@ async function main(): Promise<void> {
       ]),
     ]);
     const single = rows[0]!;
+    for (const r of rows.slice(1)) {
+      costs.push([`window ${window}, ${options.batch} per write`, r]);
+    }
     for (const r of rows) {
       lines.push(
         `| ${window} | ${r.label} | ${rate(r.deliveriesPerSecond)} | ${
@@ -452,22 +457,35 @@ async function main(): Promise<void> {
   );
   console.log("|---:|---|---:|---:|---:|---:|---|---|");
   for (const line of lines) console.log(line);
-  // The rest is from the last (largest) window.
+  // Broadcasts one at a time (each waits until every receiver has the one
+  // before): what a lone broadcast costs.
+  for (const kind of options.brokers) {
+    const lone = {
+      ...options,
+      window: 1,
+      batch: 1,
+      warmup: 0,
+      duration: Math.min(options.duration, 1000),
+    };
+    costs.push(["one at a time", await run(lone, `over ${kind}`, kind)]);
+  }
   console.log(
-    "\n| broker | broadcasts | frames published by the sender's node | in broker messages | messages per broadcast | frames received by the other member node | received by the node without members | echoed frames ignored |",
+    "\n| load | broker | broadcasts | frames published by the sender's node | in broker messages | messages per broadcast | frames received by the other member node | received by the node without members | echoed frames ignored |",
   );
-  console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
-  for (const r of rows.slice(1)) {
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+  for (const [load, r] of costs) {
     const [a, b, c] = r.stats.map((s) => s.cluster.node);
     const broadcasts = r.broadcasts;
     console.log(
-      `| ${
+      `| ${load} | ${
         r.label.split(" ").at(-1)
       } | ${broadcasts} | ${a.published} | ${a.messages} | ${
         (a.messages / broadcasts).toFixed(3)
       } | ${b.received} | ${c.received} | ${a.echoes + b.echoes} |`,
     );
   }
+
+  // The estimate uses the last (largest) window.
 
   // What M machines would carry, from measured costs: a node spends
   // cpu(node)/deliveries(node) per local delivery (its share of decoding,
