@@ -3,7 +3,13 @@
 // over real NATS and Redis for the publish counts. Servers, clients and
 // brokers all live in this process; sanitizers are on.
 import assert from "node:assert/strict";
-import { json as jsonCodec, listen, type Server } from "../mod.ts";
+import {
+  json as jsonCodec,
+  listen,
+  type Server,
+  type Session,
+  upgradeWebSocket,
+} from "../mod.ts";
 import {
   Cluster,
   ClusterNode,
@@ -198,6 +204,49 @@ Deno.test("a server sharing a clustered manager gets cluster ids, and other node
   }
 });
 
+Deno.test("upgradeWebSocket sessions in a clustered manager get cluster ids and other nodes' frames", async () => {
+  const hub = new MemoryBrokerHub();
+  const a = node(memoryCluster(hub));
+  const b = node(memoryCluster(hub));
+  const readers: LineReader[] = [];
+  const opened: Session<Data, string, string>[] = [];
+  await using http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) => {
+      const up = upgradeWebSocket(request, a.server.sessions, {
+        data: (session) => ({ name: `w${session.id}` }),
+        onOpen: (session) => {
+          a.server.sessions.join(session, "lobby");
+          session.send("joined lobby");
+        },
+      });
+      up.opened.then((s) => s && opened.push(s));
+      return up.response;
+    },
+  );
+  const ws = new WebSocket(`ws://127.0.0.1:${http.addr.port}/`);
+  const got: string[] = [];
+  ws.onmessage = (event) => got.push(event.data);
+  const closed = new Promise<void>((r) => (ws.onclose = () => r()));
+  try {
+    await until(() => got.length === 1, 5000, "joined");
+    assert.equal(ClusterNode.nodeOf(opened[0]!.id), a.cluster.node.nodeId);
+    const bob = await member(b, "lobby");
+    readers.push(bob);
+    await until(() => b.cluster.members("lobby").length === 2, 3000);
+    b.server.sessions.broadcast("one", { room: "lobby" });
+    b.server.sessions.broadcast("two", { room: "lobby" });
+    await until(() => got.length === 3, 5000, "two lines from b");
+    assert.deepEqual(got, ["joined lobby", "one", "two"]);
+  } finally {
+    ws.close();
+    await closed;
+    for (const r of readers) r.close();
+    await until(() => a.server.sessions.size === 0);
+    await stop(a, b);
+  }
+});
+
 Deno.test("local: true and filter keep a room broadcast on its node", async () => {
   const hub = new MemoryBrokerHub();
   const a = node(memoryCluster(hub));
@@ -345,7 +394,7 @@ Deno.test("reusePort without --unstable-net is a TypeError that says so", () => 
 function realBroker(kind: BrokerKind): void {
   Deno.test({
     name:
-      `listen({ cluster }) over ${kind}: one publish per broadcast, zero deliveries to nodes without members`,
+      `listen({ cluster }) over ${kind}: a broadcast is published once (a turn's share one message), zero deliveries to nodes without members`,
     ignore: skipMessage(kind),
     async fn() {
       await using broker = await BrokerServer.start(kind);
@@ -371,9 +420,17 @@ function realBroker(kind: BrokerKind): void {
         for (let i = 0; i < 100; i++) assert.equal(await bob.line(), `m${i}`);
         const after = [a, b, c].map((n) => n.cluster.stats());
         assert.equal(after[0]!.node.published - before[0]!.node.published, 100);
+        assert.equal(after[0]!.node.messages - before[0]!.node.messages, 1);
         assert.equal(after[1]!.node.delivered - before[1]!.node.delivered, 100);
         assert.equal(after[2]!.node.received - before[2]!.node.received, 0);
         for (let i = 0; i < 100; i++) assert.equal(await ann.line(), `m${i}`);
+        // Broadcasts in separate turns: one message each.
+        const lone = a.cluster.stats().node.messages;
+        for (let i = 0; i < 3; i++) {
+          a.server.sessions.broadcast(`lone ${i}`, { room: "lobby" });
+          assert.equal(await bob.line(), `lone ${i}`);
+        }
+        assert.equal(a.cluster.stats().node.messages - lone, 3);
       } finally {
         for (const r of readers) r.close();
         await stop(a, b, c);

@@ -11,8 +11,16 @@ import {
   upgradeWebSocket,
   webSocketMessages,
 } from "../mod.ts";
-import { upgradeRequest } from "./_ws_raw.ts";
-import { dial, LineReader, until, utf8, within, writeAll } from "./_util.ts";
+import { RawWebSocket, upgradeRequest } from "./_ws_raw.ts";
+import {
+  delay,
+  dial,
+  LineReader,
+  until,
+  utf8,
+  within,
+  writeAll,
+} from "./_util.ts";
 
 Deno.test("upgradeWebSocket: native sessions share a manager and broadcasts with TCP sessions", async () => {
   await using tcp = listen({
@@ -123,5 +131,44 @@ Deno.test("upgradeWebSocket: a peer that stops reading is cut by the outbound bu
   } finally {
     conn.close();
     await http.shutdown();
+  }
+});
+
+Deno.test("upgradeWebSocket: heartbeatInterval is Deno's own ping: a quiet peer that answers stays, one that doesn't is closed", async () => {
+  const sessions = new SessionManager<unknown, string, string>();
+  const opened: Session<unknown, string, string>[] = [];
+  const reasons = new Map<number, string>();
+  await using http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) => {
+      const up = upgradeWebSocket(request, sessions, {
+        heartbeatInterval: 1000,
+        onClose: (s, reason) => void reasons.set(s.id, reason),
+      });
+      up.opened.then((s) => s && opened.push(s));
+      return up.response;
+    },
+  );
+  // Deno's client answers pings by itself, as browsers do.
+  const ws = new WebSocket(`ws://127.0.0.1:${http.addr.port}/`);
+  const closed = new Promise<void>((r) => (ws.onclose = () => r()));
+  await within(new Promise((r) => (ws.onopen = r)), 5000, "open");
+  await until(() => opened.length === 1);
+  const answering = opened[0]!;
+  // A raw client that never answers a ping.
+  const mute = await RawWebSocket.open(http.addr.port, "/");
+  try {
+    await until(() => opened.length === 2);
+    const silent = opened[1]!;
+    // Both stay quiet; the one that can't answer is closed.
+    await until(() => reasons.has(silent.id), 8000, "the mute peer closed");
+    await delay(1500);
+    assert.equal(reasons.has(answering.id), false, "the answering peer stays");
+    assert.equal(answering.state, "open");
+  } finally {
+    ws.close();
+    await within(closed, 5000, "client close");
+    await mute.ended();
+    await until(() => sessions.size === 0);
   }
 });

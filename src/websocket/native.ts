@@ -16,6 +16,7 @@ import { Session, type SessionOptions } from "../session.ts";
 import type { SessionManager } from "../session_manager.ts";
 import { CloseReason } from "../close_reason.ts";
 import { nextSessionId } from "../_session_ids.ts";
+import { managerHooks } from "../_manager_hooks.ts";
 import { FrameParser } from "./_frame_parser.ts";
 import { encodeFrame, Opcode } from "./_frame_writer.ts";
 import { isWebSocketCodec, webSocketCodec } from "./websocket_codec.ts";
@@ -99,8 +100,13 @@ const adapters = new WeakMap<Codec<any, any>, Codec<any, any>>();
  * under load: Deno's native `send()` makes one syscall per frame (frames
  * queued for a connection can't be coalesced into one write), each
  * outgoing frame is parsed again to be handed to `send()`, and the only
- * backpressure signal is `bufferedAmount`, polled every 5 ms. Heartbeats
- * are not available (the native API sends no pings): use `idleTimeout`.
+ * backpressure signal is `bufferedAmount`, polled every 5 ms.
+ *
+ * Heartbeats are Deno's own: the native socket pings a peer that has been
+ * silent for its `idleTimeout` and closes it when no pong follows in as
+ * long (30 s by default). `heartbeatInterval` sets that time (rounded up
+ * to whole seconds; 0 turns it off); the session's own ping frames could
+ * not leave through the native API.
  * Prefer `listen({ transport: "websocket" })` when you can give it a port.
  *
  * @typeParam Data The type of `Session.data`.
@@ -111,6 +117,7 @@ const adapters = new WeakMap<Codec<any, any>, Codec<any, any>>();
  * @param options Codec, handlers and limits.
  * @returns The response and the session.
  * @throws {TypeError} When the request is not a WebSocket upgrade.
+ * @throws {RangeError} When `heartbeatInterval` is negative or not finite.
  *
  * @example A Deno.serve app sharing rooms with a TCP server
  * ```ts
@@ -132,10 +139,25 @@ export function upgradeWebSocket<Data = unknown, In = string, Out = In>(
   sessions: SessionManager<Data, In, Out>,
   options: UpgradeWebSocketOptions<Data, In, Out> = {},
 ): UpgradedWebSocket<Data, In, Out> {
-  const { socket, response } = Deno.upgradeWebSocket(
-    request,
-    options.protocol === undefined ? {} : { protocol: options.protocol },
-  );
+  // The heartbeat is the native socket's (see above), not the session's.
+  const { heartbeatInterval, ...sessionOptions } = options;
+  if (
+    heartbeatInterval !== undefined &&
+    (typeof heartbeatInterval !== "number" ||
+      !Number.isFinite(heartbeatInterval) || heartbeatInterval < 0)
+  ) {
+    throw new RangeError(
+      `heartbeatInterval must be a finite number at least 0, got ${heartbeatInterval}`,
+    );
+  }
+  const { socket, response } = Deno.upgradeWebSocket(request, {
+    ...(options.protocol !== undefined && { protocol: options.protocol }),
+    ...(heartbeatInterval !== undefined && {
+      idleTimeout: heartbeatInterval > 0
+        ? Math.max(1, Math.ceil(heartbeatInterval / 1000))
+        : 0,
+    }),
+  });
   socket.binaryType = "arraybuffer";
   const inner = options.codec ?? (lines() as unknown as Codec<In, Out>);
   let codec = inner;
@@ -162,8 +184,10 @@ export function upgradeWebSocket<Data = unknown, In = string, Out = In>(
     try {
       session = new Session<Data, In, Out>(
         conn as unknown as Deno.Conn,
-        { ...options, codec },
-        nextSessionId(sessions),
+        { ...sessionOptions, codec },
+        // Cluster-wide when the manager is a clustered server's.
+        managerHooks.bridgeOf(sessions)?.nextSessionId() ??
+          nextSessionId(sessions),
       );
     } catch (error) {
       console.error("microsocket: upgradeWebSocket:", error);
