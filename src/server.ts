@@ -277,7 +277,22 @@ export interface ServerStats {
     maxConnectionsPerIp: number;
     /** Vetoed by `onAccept`. */
     vetoed: number;
+    /**
+     * WebSocket transport: upgrade requests (or request heads) answered
+     * with a refusal (400, 403, 404, 405, 426, 431).
+     */
+    handshakeRefused: number;
+    /**
+     * WebSocket transport: handshakes the peer abandoned (hang-up, reset)
+     * or that `handshakeTimeout` cut.
+     */
+    handshakeFailed: number;
   };
+  /**
+   * WebSocket transport: plain HTTP requests answered (by `serve`, else
+   * 404).
+   */
+  httpRequests: number;
   /** Failed `accept()` calls (e.g. EMFILE), each followed by a backoff. */
   acceptErrors: number;
   /** Frames decoded from peers. */
@@ -353,7 +368,14 @@ export class Server<
 
   // Counters of the server and of sessions already closed.
   #sessionsTotal = 0;
-  #rejected = { maxConnections: 0, maxConnectionsPerIp: 0, vetoed: 0 };
+  #rejected = {
+    maxConnections: 0,
+    maxConnectionsPerIp: 0,
+    vetoed: 0,
+    handshakeRefused: 0,
+    handshakeFailed: 0,
+  };
+  #httpRequests = 0;
   #acceptErrors = 0;
   #closedTotals = {
     framesIn: 0,
@@ -454,6 +476,7 @@ export class Server<
       sessionsOpen: this.#live.size,
       sessionsTotal: this.#sessionsTotal,
       rejected: { ...this.#rejected },
+      httpRequests: this.#httpRequests,
       acceptErrors: this.#acceptErrors,
       ...totals,
       closedByReason: { ...this.#closedByReason },
@@ -616,7 +639,10 @@ export class Server<
       const handshake = acceptWebSocket(conn, this.#webSocket).then(
         (accepted) => {
           this.#pendingAccepts.delete(conn);
-          if (accepted === undefined || this.#stopping !== undefined) {
+          if (accepted === "refused") this.#rejected.handshakeRefused++;
+          else if (accepted === "failed") this.#rejected.handshakeFailed++;
+          else if (accepted === "http") this.#httpRequests++;
+          if (typeof accepted === "string" || this.#stopping !== undefined) {
             this.#release(ip);
             closeQuietly(conn);
             return;

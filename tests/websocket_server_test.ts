@@ -264,6 +264,7 @@ Deno.test("websocket: a slowloris handshake is cut by handshakeTimeout and holds
   assert.equal(text, "");
   const took = Date.now() - started;
   assert.ok(took >= 150 && took < 2000, `${took} ms`);
+  await until(() => server.stats().rejected.handshakeFailed === 1);
   // The slot is free again: a real client gets in.
   const raw = await RawWebSocket.open(server.addr.port);
   await raw.frame(Opcode.text, "ok");
@@ -285,6 +286,7 @@ Deno.test("websocket: head size and header count limits answer 431", async () =>
     await exchange(port, upgradeRequest("/ws", many)),
     /^HTTP\/1\.1 431 /,
   );
+  await until(() => server.stats().rejected.handshakeRefused === 2);
 });
 
 Deno.test("websocket: plain HTTP gets serve()'s answer or 404; bad upgrades get 400/403/404/426", async () => {
@@ -336,7 +338,12 @@ Deno.test("websocket: plain HTTP gets serve()'s answer or 404; bad upgrades get 
     await exchange(bare.addr.port, utf8("GET / HTTP/1.1\r\nHost: a\r\n\r\n")),
     /^HTTP\/1\.1 404 /,
   );
-  assert.equal(server.stats().sessionsTotal, 0);
+  const stats = server.stats();
+  assert.equal(stats.sessionsTotal, 0);
+  assert.equal(stats.httpRequests, 2);
+  assert.equal(stats.rejected.handshakeRefused, 4);
+  assert.equal(stats.rejected.handshakeFailed, 0);
+  assert.equal(bare.stats().httpRequests, 1);
 });
 
 Deno.test("websocket: peers that hang up during the handshake, or send garbage, harm no one", async () => {
@@ -364,6 +371,12 @@ Deno.test("websocket: peers that hang up during the handshake, or send garbage, 
   await good.dispose();
   await until(() => server.stats().sessionsOpen === 0);
   assert.equal(errors, 0);
+  // Each of the 40 is counted: cut short, or refused for its garbage.
+  const counted = () => {
+    const { handshakeFailed, handshakeRefused } = server.stats().rejected;
+    return handshakeFailed + handshakeRefused;
+  };
+  await until(() => counted() === 40, 5000, "40 handshakes counted");
 });
 
 Deno.test("websocket: fuzz — random frames and garbage cut at random close only their own session", async () => {

@@ -37,17 +37,24 @@ export interface Accepted {
   readonly prelude: Uint8Array;
 }
 
+/**
+ * How a handshake ended without an upgrade: `"refused"` (an upgrade or a
+ * head we answered with 4xx), `"http"` (a plain HTTP request, answered),
+ * `"failed"` (the peer hung up, reset, or the deadline cut it).
+ */
+export type HandshakeEnd = "refused" | "http" | "failed";
+
 const READ_BUFFER = 4096;
 
 /**
  * Runs the handshake on `conn`. Resolves with the upgrade once the 101 is
- * written, or `undefined` once the connection was answered or failed; the
- * caller closes it then (closing twice is harmless).
+ * written, or with how it ended otherwise; the caller closes the
+ * connection then (closing twice is harmless).
  */
 export async function acceptWebSocket(
   conn: Deno.Conn,
   options: AcceptOptions,
-): Promise<Accepted | undefined> {
+): Promise<Accepted | HandshakeEnd> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   if (options.handshakeTimeout > 0) {
     // The only way to end a pending read is to close the connection.
@@ -57,7 +64,7 @@ export async function acceptWebSocket(
     return await handshake(conn, options);
   } catch {
     // A peer that hangs up, resets, or is cut by the deadline.
-    return undefined;
+    return "failed";
   } finally {
     clearTimeout(timer);
   }
@@ -66,14 +73,14 @@ export async function acceptWebSocket(
 async function handshake(
   conn: Deno.Conn,
   options: AcceptOptions,
-): Promise<Accepted | undefined> {
+): Promise<Accepted | HandshakeEnd> {
   const parser = new RequestHeadParser(options);
   const buffer = new Uint8Array(READ_BUFFER);
   let used = -1;
   let n = 0;
   while (used < 0) {
     const read = await conn.read(buffer);
-    if (read === null) return undefined;
+    if (read === null) return "failed";
     n = read;
     try {
       used = parser.push(buffer.subarray(0, n));
@@ -83,18 +90,18 @@ async function handshake(
         conn,
         httpResponse(status, (error as Error).message + "\n"),
       );
-      return undefined;
+      return "refused";
     }
   }
   const request = parser.head!;
   const decision = checkUpgrade(request, options);
   if (decision.kind === "reject") {
     await writeAll(conn, decision.response);
-    return undefined;
+    return "refused";
   }
   if (decision.kind === "http") {
     await writeAll(conn, await serveHttp(request, conn, options));
-    return undefined;
+    return "http";
   }
   await writeAll(conn, await upgradeResponse(decision.key, decision.protocol));
   return {
