@@ -81,11 +81,6 @@ export class EnvelopeBatcher {
     this.#send = send;
   }
 
-  /** Frames waiting to be sent. */
-  get pending(): number {
-    return this.#frames;
-  }
-
   /**
    * Adds a frame for `subject`; it leaves once the current task's
    * microtasks run, at the latest.
