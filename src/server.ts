@@ -666,11 +666,9 @@ export class Server<
     let session: Session<Data, In, Out>;
     try {
       // Runs the codec's decoder(): user code that may throw.
-      // With a cluster, ids unique across it: this server's bridge, or the
-      // one another server attached to the manager this one shares.
-      const bridge = this.#options.cluster ??
-        managerHooks.bridgeOf(this.sessions);
-      const id = bridge?.nextSessionId() ?? nextSessionId(this.sessions);
+      // Unique in the manager, and across the cluster it may be in (this
+      // server's, or one another server sharing the manager joined).
+      const id = nextSessionId(this.sessions);
       session = new Session(conn, this.#sessionOptions, id);
       if (upgrade !== undefined) {
         const { request, protocol, prelude } = upgrade;

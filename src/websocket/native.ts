@@ -16,7 +16,6 @@ import { Session, type SessionOptions } from "../session.ts";
 import type { SessionManager } from "../session_manager.ts";
 import { CloseReason } from "../close_reason.ts";
 import { nextSessionId } from "../_session_ids.ts";
-import { managerHooks } from "../_manager_hooks.ts";
 import { FrameParser } from "./_frame_parser.ts";
 import { encodeFrame, Opcode } from "./_frame_writer.ts";
 import { isWebSocketCodec, webSocketCodec } from "./websocket_codec.ts";
@@ -185,9 +184,7 @@ export function upgradeWebSocket<Data = unknown, In = string, Out = In>(
       session = new Session<Data, In, Out>(
         conn as unknown as Deno.Conn,
         { ...sessionOptions, codec },
-        // Cluster-wide when the manager is a clustered server's.
-        managerHooks.bridgeOf(sessions)?.nextSessionId() ??
-          nextSessionId(sessions),
+        nextSessionId(sessions),
       );
     } catch (error) {
       console.error("microsocket: upgradeWebSocket:", error);
