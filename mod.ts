@@ -42,4 +42,8 @@ export * from "./src/router.ts";
 export * from "./src/client.ts";
 export * from "./src/websocket/websocket_codec.ts";
 export * from "./src/websocket/websocket_listen.ts";
+export {
+  type WebSocketRequest,
+  webSocketRequest,
+} from "./src/websocket/websocket_request.ts";
 export * from "./src/websocket/native.ts";

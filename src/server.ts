@@ -21,7 +21,7 @@ import {
   type AcceptOptions,
   acceptWebSocket,
 } from "./websocket/_accept.ts";
-import { upgradeRequests } from "./websocket/_requests.ts";
+import { upgradeRequests } from "./websocket/websocket_request.ts";
 
 /**
  * Where a TCP (or TLS) server listens.

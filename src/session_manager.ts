@@ -102,7 +102,8 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
   #codec: Codec<In, Out> | undefined;
 
   static {
-    managerHooks.bridge = (manager, bridge, codec) => {
+    managerHooks.bridge = (of, bridge, codec) => {
+      const manager = of as SessionManager;
       manager.#bridge = bridge;
       manager.#codec = codec;
       return {
@@ -120,7 +121,8 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
         },
       };
     };
-    managerHooks.bridgeOf = (manager) => manager.#bridge;
+    managerHooks.bridgeOf = (manager) =>
+      #bridge in manager ? manager.#bridge : undefined;
   }
 
   /** How many sessions are open. */

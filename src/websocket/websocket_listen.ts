@@ -1,8 +1,7 @@
 // The options of a WebSocket server: where it listens and what its
 // handshake accepts. `listen({ transport: "websocket" })` in server.ts takes
-// them; the handshake itself runs in _accept.ts.
-import type { DecoderLink } from "../codec/codec.ts";
-import { upgradeRequests } from "./_requests.ts";
+// them; the handshake itself runs in _accept.ts, and each session's upgrade
+// request is kept in websocket_request.ts.
 
 /**
  * Where and how a WebSocket server listens: RFC 6455 on the accepted TCP
@@ -110,63 +109,4 @@ export interface WebSocketListenOptions {
    * Unset: 404. A throw gets 500 and goes to `onError`.
    */
   serve?: (request: Request) => Response | Promise<Response>;
-}
-
-/**
- * The upgrade request a WebSocket session was opened with; see
- * {@linkcode webSocketRequest}.
- *
- * @example
- * ```ts
- * import type { WebSocketRequest } from "@x/microsocket";
- *
- * const seen: WebSocketRequest = {
- *   target: "/ws?room=den",
- *   path: "/ws",
- *   headers: new Map([["host", "127.0.0.1"]]),
- *   protocol: undefined,
- * };
- * ```
- */
-export interface WebSocketRequest {
-  /** The request target: path and query, e.g. `/ws?room=den`. */
-  readonly target: string;
-  /** The target's path, without the query. */
-  readonly path: string;
-  /** The header fields by lower-case name (repeats joined with `", "`). */
-  readonly headers: ReadonlyMap<string, string>;
-  /** The subprotocol chosen, if any. */
-  readonly protocol: string | undefined;
-}
-
-/**
- * The upgrade request of a session accepted by `listen({ transport:
- * "websocket" })`: its path, query and headers (a token, a cookie, the
- * `Origin`) and the subprotocol chosen. Set before `data()` and `onOpen`
- * run.
- *
- * @param session A session.
- * @returns The request, or `undefined` for a session that did not come
- * from a WebSocket server.
- *
- * @example A room picked from the query
- * ```ts
- * import { listen, webSocketRequest } from "@x/microsocket";
- *
- * await using server = listen({
- *   transport: "websocket",
- *   hostname: "127.0.0.1",
- *   port: 0,
- *   data: (session) => ({
- *     room: new URLSearchParams(
- *       webSocketRequest(session)?.target.split("?")[1],
- *     ).get("room") ?? "lobby",
- *   }),
- * });
- * ```
- */
-export function webSocketRequest(
-  session: DecoderLink,
-): WebSocketRequest | undefined {
-  return upgradeRequests.get(session);
 }
