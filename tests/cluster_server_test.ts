@@ -91,65 +91,81 @@ function memoryCluster(hub: MemoryBrokerHub): Cluster<Meta, Data> {
   });
 }
 
-Deno.test("listen({ cluster }): session ids come from the cluster node", async () => {
-  const hub = new MemoryBrokerHub();
-  const a = node(memoryCluster(hub));
-  try {
-    const ann = await member(a, "lobby");
-    const [session] = [...a.server.sessions];
-    assert.equal(ClusterNode.nodeOf(session!.id), a.cluster.node.nodeId);
-    assert.ok(Number.isSafeInteger(session!.id));
-    ann.close();
-  } finally {
-    await stop(a);
+/**
+ * Nodes over one in-memory broker, and the clients a test opened on them:
+ * all closed when the test's scope ends (`await using`).
+ */
+class MemoryNodes implements AsyncDisposable {
+  readonly hub = new MemoryBrokerHub();
+  readonly all: Node[];
+  readonly #readers: LineReader[] = [];
+  /**
+   * @param count How many nodes.
+   * @param budgets Their outbound budgets (unset: the default).
+   */
+  constructor(count: number, budgets: Array<number | undefined> = []) {
+    this.all = Array.from(
+      { length: count },
+      (_, i) => node(memoryCluster(this.hub), budgets[i]),
+    );
   }
+  /** A client that joined `room` on `n`, closed with the nodes. */
+  async member(n: Node, room: string): Promise<LineReader> {
+    const reader = await member(n, room);
+    this.#readers.push(reader);
+    return reader;
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const reader of this.#readers) reader.close();
+    await stop(...this.all);
+  }
+}
+
+Deno.test("listen({ cluster }): session ids come from the cluster node", async () => {
+  await using nodes = new MemoryNodes(1);
+  const [a] = nodes.all as [Node];
+  const ann = await nodes.member(a, "lobby");
+  const [session] = [...a.server.sessions];
+  assert.equal(ClusterNode.nodeOf(session!.id), a.cluster.node.nodeId);
+  assert.ok(Number.isSafeInteger(session!.id));
+  ann.close();
 });
 
 Deno.test("a room broadcast reaches every node's members with one publish; nodes without members get nothing", async () => {
-  const hub = new MemoryBrokerHub();
-  const a = node(memoryCluster(hub));
-  const b = node(memoryCluster(hub));
-  const c = node(memoryCluster(hub));
-  const readers: LineReader[] = [];
-  try {
-    const ann = await member(a, "lobby");
-    const bob = await member(b, "lobby");
-    const cat = await member(c, "attic");
-    readers.push(ann, bob, cat);
-    await until(() => a.cluster.members("lobby").length === 2, 3000);
-    const before = { a: a.cluster.stats(), c: c.cluster.stats() };
-    for (let i = 0; i < 10; i++) {
-      a.server.sessions.broadcast(`line ${i}`, { room: "lobby" });
-    }
-    for (let i = 0; i < 10; i++) {
-      assert.equal(await ann.line(), `line ${i}`);
-      assert.equal(await bob.line(), `line ${i}`);
-    }
-    const after = { a: a.cluster.stats(), c: c.cluster.stats() };
-    assert.equal(after.a.node.published - before.a.node.published, 10);
-    assert.equal(after.c.node.received, before.c.node.received);
-    assert.equal(c.cluster.node.localCount("lobby"), 0);
-    // A node without local members still publishes (encoded once).
-    c.server.sessions.broadcast("from c", { room: "lobby" });
-    assert.equal(await ann.line(), "from c");
-    assert.equal(await bob.line(), "from c");
-    // except crosses nodes.
-    const bobId = [...b.server.sessions][0]!.id;
-    a.server.sessions.broadcast("not bob", { room: "lobby", except: bobId });
-    a.server.sessions.broadcast("all", { room: "lobby" });
-    assert.equal(await ann.line(), "not bob");
-    assert.equal(await ann.line(), "all");
-    assert.equal(await bob.line(), "all");
-  } finally {
-    for (const r of readers) r.close();
-    await stop(a, b, c);
+  await using nodes = new MemoryNodes(3);
+  const [a, b, c] = nodes.all as [Node, Node, Node];
+  const ann = await nodes.member(a, "lobby");
+  const bob = await nodes.member(b, "lobby");
+  await nodes.member(c, "attic"); // a member of another room only
+  await until(() => a.cluster.members("lobby").length === 2, 3000);
+  const before = { a: a.cluster.stats(), c: c.cluster.stats() };
+  for (let i = 0; i < 10; i++) {
+    a.server.sessions.broadcast(`line ${i}`, { room: "lobby" });
   }
+  for (let i = 0; i < 10; i++) {
+    assert.equal(await ann.line(), `line ${i}`);
+    assert.equal(await bob.line(), `line ${i}`);
+  }
+  const after = { a: a.cluster.stats(), c: c.cluster.stats() };
+  assert.equal(after.a.node.published - before.a.node.published, 10);
+  assert.equal(after.c.node.received, before.c.node.received);
+  assert.equal(c.cluster.node.localCount("lobby"), 0);
+  // A node without local members still publishes (encoded once).
+  c.server.sessions.broadcast("from c", { room: "lobby" });
+  assert.equal(await ann.line(), "from c");
+  assert.equal(await bob.line(), "from c");
+  // except crosses nodes.
+  const bobId = [...b.server.sessions][0]!.id;
+  a.server.sessions.broadcast("not bob", { room: "lobby", except: bobId });
+  a.server.sessions.broadcast("all", { room: "lobby" });
+  assert.equal(await ann.line(), "not bob");
+  assert.equal(await ann.line(), "all");
+  assert.equal(await bob.line(), "all");
 });
 
 Deno.test("a server sharing a clustered manager gets cluster ids, and other nodes' frames in its own codec", async () => {
-  const hub = new MemoryBrokerHub();
-  const a = node(memoryCluster(hub));
-  const b = node(memoryCluster(hub));
+  await using nodes = new MemoryNodes(2);
+  const [a, b] = nodes.all as [Node, Node];
   // Beside a's lines server, on the same manager: a JSON server (as the
   // chat puts a WebSocket server beside its TCP one).
   const json = listen<Data, string, string>({
@@ -163,16 +179,14 @@ Deno.test("a server sharing a clustered manager gets cluster ids, and other node
       session.send(`joined ${room}`);
     },
   });
-  const readers: LineReader[] = [];
+  let jay: LineReader | undefined;
   try {
-    const bob = await member(b, "lobby");
-    readers.push(bob);
+    const bob = await nodes.member(b, "lobby");
     const conn = await Deno.connect({
       hostname: "127.0.0.1",
       port: json.addr.port,
     });
-    const jay = new LineReader(conn);
-    readers.push(jay);
+    jay = new LineReader(conn);
     await conn.write(new TextEncoder().encode('"lobby"\n'));
     assert.equal(await jay.line(), '"joined lobby"');
     const [jaySession] = [...json.sessions];
@@ -198,17 +212,14 @@ Deno.test("a server sharing a clustered manager gets cluster ids, and other node
     assert.equal(await jay.line(), '"from a"');
     assert.equal(await bob.line(), "from a");
   } finally {
-    for (const r of readers) r.close();
+    jay?.close();
     await json.close();
-    await stop(a, b);
   }
 });
 
 Deno.test("upgradeWebSocket sessions in a clustered manager get cluster ids and other nodes' frames", async () => {
-  const hub = new MemoryBrokerHub();
-  const a = node(memoryCluster(hub));
-  const b = node(memoryCluster(hub));
-  const readers: LineReader[] = [];
+  await using nodes = new MemoryNodes(2);
+  const [a, b] = nodes.all as [Node, Node];
   const opened: Session<Data, string, string>[] = [];
   await using http = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -231,8 +242,7 @@ Deno.test("upgradeWebSocket sessions in a clustered manager get cluster ids and 
   try {
     await until(() => got.length === 1, 5000, "joined");
     assert.equal(ClusterNode.nodeOf(opened[0]!.id), a.cluster.node.nodeId);
-    const bob = await member(b, "lobby");
-    readers.push(bob);
+    await nodes.member(b, "lobby");
     await until(() => b.cluster.members("lobby").length === 2, 3000);
     b.server.sessions.broadcast("one", { room: "lobby" });
     b.server.sessions.broadcast("two", { room: "lobby" });
@@ -241,134 +251,96 @@ Deno.test("upgradeWebSocket sessions in a clustered manager get cluster ids and 
   } finally {
     ws.close();
     await closed;
-    for (const r of readers) r.close();
     await until(() => a.server.sessions.size === 0);
-    await stop(a, b);
   }
 });
 
 Deno.test("local: true and filter keep a room broadcast on its node", async () => {
-  const hub = new MemoryBrokerHub();
-  const a = node(memoryCluster(hub));
-  const b = node(memoryCluster(hub));
-  const readers: LineReader[] = [];
-  try {
-    const ann = await member(a, "lobby");
-    const bob = await member(b, "lobby");
-    readers.push(ann, bob);
-    const published = a.cluster.stats().node.published;
-    a.server.sessions.broadcast("local", { room: "lobby", local: true });
-    a.server.sessions.broadcast("filtered", {
-      room: "lobby",
-      filter: () => true,
-    });
-    a.server.sessions.broadcast("everyone here"); // no room: this node
-    a.server.sessions.broadcast("shared", { room: "lobby" });
-    assert.equal(await ann.line(), "local");
-    assert.equal(await ann.line(), "filtered");
-    assert.equal(await ann.line(), "everyone here");
-    assert.equal(await ann.line(), "shared");
-    assert.equal(await bob.line(), "shared");
-    assert.equal(a.cluster.stats().node.published, published + 1);
-  } finally {
-    for (const r of readers) r.close();
-    await stop(a, b);
-  }
+  await using nodes = new MemoryNodes(2);
+  const [a, b] = nodes.all as [Node, Node];
+  const ann = await nodes.member(a, "lobby");
+  const bob = await nodes.member(b, "lobby");
+  const published = a.cluster.stats().node.published;
+  a.server.sessions.broadcast("local", { room: "lobby", local: true });
+  a.server.sessions.broadcast("filtered", {
+    room: "lobby",
+    filter: () => true,
+  });
+  a.server.sessions.broadcast("everyone here"); // no room: this node
+  a.server.sessions.broadcast("shared", { room: "lobby" });
+  assert.equal(await ann.line(), "local");
+  assert.equal(await ann.line(), "filtered");
+  assert.equal(await ann.line(), "everyone here");
+  assert.equal(await ann.line(), "shared");
+  assert.equal(await bob.line(), "shared");
+  assert.equal(a.cluster.stats().node.published, published + 1);
 });
 
 Deno.test("sessions.send(id) reaches a session on another node", async () => {
-  const hub = new MemoryBrokerHub();
-  const a = node(memoryCluster(hub));
-  const b = node(memoryCluster(hub));
-  const readers: LineReader[] = [];
-  try {
-    const bob = await member(b, "lobby");
-    readers.push(bob);
-    const bobId = [...b.server.sessions][0]!.id;
-    assert.equal(a.server.sessions.send(bobId, "psst"), true);
-    assert.equal(await bob.line(), "psst");
-    // An id of this node that is not open: false, nothing published.
-    const published = a.cluster.stats().node.published;
-    assert.equal(
-      a.server.sessions.send(a.cluster.node.nodeId * 2 ** 33 + 999, "x"),
-      false,
-    );
-    assert.equal(a.cluster.stats().node.published, published);
-  } finally {
-    for (const r of readers) r.close();
-    await stop(a, b);
-  }
+  await using nodes = new MemoryNodes(2);
+  const [a, b] = nodes.all as [Node, Node];
+  const bob = await nodes.member(b, "lobby");
+  const bobId = [...b.server.sessions][0]!.id;
+  assert.equal(a.server.sessions.send(bobId, "psst"), true);
+  assert.equal(await bob.line(), "psst");
+  // An id of this node that is not open: false, nothing published.
+  const published = a.cluster.stats().node.published;
+  assert.equal(
+    a.server.sessions.send(a.cluster.node.nodeId * 2 ** 33 + 999, "x"),
+    false,
+  );
+  assert.equal(a.cluster.stats().node.published, published);
 });
 
 Deno.test("broker down: local delivery goes on, cross-node broadcasts are dropped and counted, then resume", async () => {
-  const hub = new MemoryBrokerHub();
-  const a = node(memoryCluster(hub));
-  const b = node(memoryCluster(hub));
-  const readers: LineReader[] = [];
-  try {
-    const ann = await member(a, "lobby");
-    const bob = await member(b, "lobby");
-    readers.push(ann, bob);
-    hub.stop();
-    const dropped = a.cluster.stats().node.dropped;
-    assert.equal(
-      a.server.sessions.broadcast("while down", { room: "lobby" }),
-      1,
-    );
-    assert.equal(await ann.line(), "while down");
-    assert.equal(a.cluster.stats().node.dropped, dropped + 1);
-    hub.start();
-    await until(() => a.cluster.node.broker.state === "connected", 3000);
-    await until(() => a.cluster.members("lobby").length === 2, 3000);
-    a.server.sessions.broadcast("back", { room: "lobby" });
-    assert.equal(await bob.line(), "back");
-  } finally {
-    for (const r of readers) r.close();
-    await stop(a, b);
-  }
+  await using nodes = new MemoryNodes(2);
+  const [a, b] = nodes.all as [Node, Node];
+  const ann = await nodes.member(a, "lobby");
+  const bob = await nodes.member(b, "lobby");
+  nodes.hub.stop();
+  const dropped = a.cluster.stats().node.dropped;
+  assert.equal(
+    a.server.sessions.broadcast("while down", { room: "lobby" }),
+    1,
+  );
+  assert.equal(await ann.line(), "while down");
+  assert.equal(a.cluster.stats().node.dropped, dropped + 1);
+  nodes.hub.start();
+  await until(() => a.cluster.node.broker.state === "connected", 3000);
+  await until(() => a.cluster.members("lobby").length === 2, 3000);
+  a.server.sessions.broadcast("back", { room: "lobby" });
+  assert.equal(await bob.line(), "back");
 });
 
 Deno.test("frames from other nodes obey the receiver's byte budget", async () => {
-  const hub = new MemoryBrokerHub();
-  const a = node(memoryCluster(hub));
-  const b = node(memoryCluster(hub), 256 * 1024);
-  const readers: LineReader[] = [];
-  try {
-    const ann = await member(a, "lobby");
-    const stuck = await member(b, "lobby"); // never reads again
-    const bob = await member(b, "lobby");
-    readers.push(ann, stuck, bob);
-    await until(() => a.cluster.members("lobby").length === 3, 3000);
-    const line = "x".repeat(8000); // past what the kernel buffers
-    // Bob keeps up (read in step); the stuck member can't hold more than
-    // its budget, and is cut.
-    for (let i = 0; i < 3000 && b.server.sessions.size > 1; i += 10) {
-      for (let j = 0; j < 10; j++) {
-        a.server.sessions.broadcast(line, { room: "lobby" });
-      }
-      for (let j = 0; j < 10; j++) {
-        assert.equal(await bob.line(), line);
-        assert.equal(await ann.line(), line);
-      }
+  await using nodes = new MemoryNodes(2, [undefined, 256 * 1024]);
+  const [a, b] = nodes.all as [Node, Node];
+  const ann = await nodes.member(a, "lobby");
+  await nodes.member(b, "lobby"); // stuck: never reads again
+  const bob = await nodes.member(b, "lobby");
+  await until(() => a.cluster.members("lobby").length === 3, 3000);
+  const line = "x".repeat(8000); // past what the kernel buffers
+  // Bob keeps up (read in step); the stuck member can't hold more than
+  // its budget, and is cut.
+  for (let i = 0; i < 3000 && b.server.sessions.size > 1; i += 10) {
+    for (let j = 0; j < 10; j++) {
+      a.server.sessions.broadcast(line, { room: "lobby" });
     }
-    await until(() => b.server.sessions.size === 1, 5000);
-  } finally {
-    for (const r of readers) r.close();
-    await stop(a, b);
+    for (let j = 0; j < 10; j++) {
+      assert.equal(await bob.line(), line);
+      assert.equal(await ann.line(), line);
+    }
   }
+  await until(() => b.server.sessions.size === 1, 5000);
 });
 
 Deno.test("a Cluster serves one server; listen() rejects a second", async () => {
-  const hub = new MemoryBrokerHub();
-  const a = node(memoryCluster(hub));
-  try {
-    assert.throws(
-      () => listen({ hostname: "127.0.0.1", port: 0, cluster: a.cluster }),
-      TypeError,
-    );
-  } finally {
-    await stop(a);
-  }
+  await using nodes = new MemoryNodes(1);
+  const [a] = nodes.all as [Node];
+  assert.throws(
+    () => listen({ hostname: "127.0.0.1", port: 0, cluster: a.cluster }),
+    TypeError,
+  );
 });
 
 Deno.test("reusePort without --unstable-net is a TypeError that says so", () => {
