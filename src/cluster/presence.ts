@@ -8,43 +8,35 @@
 // restarts comes back under a new incarnation id and is resynchronised;
 // a gap in the numbers (a lost delta) triggers a full-state request.
 //
-// The presence protocol is low-rate control traffic, so it is JSON; room
-// messages (the hot path) never go through here.
+// This file is the public class: options, the local API (track, update,
+// untrack), queries over the merged view, and this node's side of the
+// protocol (batching its changes into deltas, heartbeats, answering
+// requests). The parts it wires together:
+// - _presence_view.ts: the merged room → id → entry map and its events;
+// - _presence_wire.ts: the messages, their limits and encoding;
+// - _presence_replica.ts: the copy of each other node (sequence numbers,
+//   resync, expiry).
 import type { Broker, BrokerState, BrokerSubscription } from "./broker.ts";
 import { defaultOnError } from "./_broker_core.ts";
+import {
+  deleteEntry,
+  type PresenceEntry,
+  PresenceView,
+  putEntry,
+  type RoomEntries,
+} from "./_presence_view.ts";
+import {
+  CHUNK,
+  decodeMessage,
+  type Message,
+  NODE_NAME,
+  type Op,
+  PresenceWire,
+  type SnapEntry,
+} from "./_presence_wire.ts";
+import { Replicas } from "./_presence_replica.ts";
 
-/**
- * One member of a room as presence sees it.
- *
- * @typeParam Meta The app's public data about the member (e.g. its nick).
- *
- * @example Reading an entry
- * ```ts
- * import type { PresenceEntry } from "@x/microsocket/cluster";
- *
- * function describe(entry: PresenceEntry<{ nick: string }>): string {
- *   return `${entry.meta.nick} on ${entry.node}`;
- * }
- * console.log(describe({ room: "lobby", id: 1, meta: { nick: "ann" }, node: "n1", since: 0 }));
- * ```
- */
-export interface PresenceEntry<Meta> {
-  /** The room. */
-  readonly room: string;
-  /** The member's id (a session id, unique across the cluster). */
-  readonly id: number;
-  /** The app's public data about the member, as JSON carries it. */
-  readonly meta: Meta;
-  /** The name of the node that owns the member. */
-  readonly node: string;
-  /**
-   * The owner's wall-clock time (ms since the epoch) when the member was
-   * tracked; with `id`, a deterministic order for settling conflicts (e.g.
-   * the same nick taken on two nodes at once: the smaller `[since, id]`
-   * keeps it).
-   */
-  readonly since: number;
-}
+export type { PresenceEntry } from "./_presence_view.ts";
 
 /**
  * What presence knows about another node.
@@ -162,42 +154,6 @@ export interface PresenceStats {
   nodesTimedOut: number;
 }
 
-// Wire format. Ops: [1, room, id, meta, since] join, [2, room, id, meta]
-// update, [0, room, id] leave. Snapshot entries: [room, id, meta, since].
-type Op =
-  | [1, string, number, unknown, number]
-  | [2, string, number, unknown]
-  | [0, string, number];
-type SnapEntry = [string, number, unknown, number];
-type Message =
-  | { t: "h" | "hello"; n: string; i: string; s: number }
-  | { t: "d"; n: string; i: string; s: number; o: Op[] }
-  | { t: "bye" | "req"; n: string; i: string }
-  | {
-    t: "snap";
-    n: string;
-    i: string;
-    s: number;
-    p: number;
-    of: number;
-    e: SnapEntry[];
-  };
-
-const CHUNK = 256;
-const MAX_BUFFERED_DELTAS = 64;
-const NODE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
-
-interface Remote<Meta> {
-  incarnation: string;
-  seq: number;
-  synced: boolean;
-  lastSeen: number;
-  requestedAt: number;
-  entries: Map<string, Map<number, PresenceEntry<Meta>>>;
-  pending: { s: number; of: number; got: Set<number>; e: SnapEntry[] } | null;
-  buffered: Array<{ s: number; o: Op[] }>;
-}
-
 /**
  * Replicated presence: members of rooms across every node of a cluster,
  * with public meta, and join/leave events everywhere.
@@ -230,27 +186,19 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
   readonly node: string;
   /** A random id of this run; a restarted node gets a new one. */
   readonly incarnation: string;
-  #broker: Broker;
-  #prefix: string;
-  #heartbeatInterval: number;
-  #nodeTimeout: number;
   #maxMetaBytes: number;
-  #onJoin: ((entry: PresenceEntry<Meta>) => void) | undefined;
-  #onLeave: ((entry: PresenceEntry<Meta>) => void) | undefined;
-  #onUpdate:
-    | ((entry: PresenceEntry<Meta>, previous: PresenceEntry<Meta>) => void)
-    | undefined;
   #onError: (error: unknown) => void;
-  // Everyone's entries, merged: room → id → entry.
-  #rooms = new Map<string, Map<number, PresenceEntry<Meta>>>();
+  // Everyone's entries, merged.
+  #view: PresenceView<Meta>;
   // This node's entries.
-  #local = new Map<string, Map<number, PresenceEntry<Meta>>>();
-  #remotes = new Map<string, Remote<Meta>>();
+  #local: RoomEntries<Meta> = new Map();
+  // The other nodes' entries, one copy per node.
+  #remotes: Replicas<Meta>;
+  #wire: PresenceWire;
   #seq = 0;
   #ops: Op[] = [];
   #flushScheduled = false;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   #subscriptions: BrokerSubscription[] = [];
   #stopWatching: () => void;
   #closed = false;
@@ -263,8 +211,6 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
     resyncRequests: 0,
     nodesTimedOut: 0,
   };
-  #encoder = new TextEncoder();
-  #decoder = new TextDecoder();
   #conflictReported = false;
 
   /**
@@ -283,24 +229,20 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
     if (!NODE_NAME.test(prefix)) {
       throw new TypeError(`Invalid prefix: ${JSON.stringify(prefix)}`);
     }
-    this.#heartbeatInterval = options.heartbeatInterval ?? 1000;
-    this.#nodeTimeout = options.nodeTimeout ?? 5000;
-    if (!(this.#heartbeatInterval > 0)) {
+    const heartbeatInterval = options.heartbeatInterval ?? 1000;
+    const nodeTimeout = options.nodeTimeout ?? 5000;
+    if (!(heartbeatInterval > 0)) {
       throw new RangeError("heartbeatInterval must be positive");
     }
-    if (!(this.#nodeTimeout >= 2 * this.#heartbeatInterval)) {
+    if (!(nodeTimeout >= 2 * heartbeatInterval)) {
       throw new RangeError(
         "nodeTimeout must be at least twice heartbeatInterval",
       );
     }
     this.node = options.node;
     this.incarnation = crypto.randomUUID().slice(0, 13);
-    this.#broker = options.broker;
-    this.#prefix = prefix;
+    const broker = options.broker;
     this.#maxMetaBytes = options.maxMetaBytes ?? 1024;
-    this.#onJoin = options.onJoin;
-    this.#onLeave = options.onLeave;
-    this.#onUpdate = options.onUpdate;
     const sink = options.onError ?? defaultOnError;
     this.#onError = (error) => {
       try {
@@ -309,13 +251,32 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
         // nowhere left to report it
       }
     };
-    const handler = (bytes: Uint8Array): void => this.#receive(bytes);
-    this.#subscriptions.push(
-      this.#broker.subscribe(`${prefix}.presence`, handler),
-      this.#broker.subscribe(`${prefix}.presence.${this.node}`, handler),
+    this.#view = new PresenceView({
+      onJoin: options.onJoin,
+      onLeave: options.onLeave,
+      onUpdate: options.onUpdate,
+      onError: this.#onError,
+    });
+    this.#wire = new PresenceWire(
+      broker,
+      prefix,
+      this.node,
+      this.incarnation,
+      this.#onError,
     );
-    this.#lastState = this.#broker.state;
-    this.#stopWatching = this.#broker.onStateChange((state) => {
+    this.#remotes = new Replicas({
+      view: this.#view,
+      wire: this.#wire,
+      stats: this.#stats,
+      heartbeatInterval,
+      nodeTimeout,
+      onError: this.#onError,
+    });
+    this.#subscriptions.push(
+      ...this.#wire.subscribe((bytes) => this.#receive(bytes)),
+    );
+    this.#lastState = broker.state;
+    this.#stopWatching = broker.onStateChange((state) => {
       const was = this.#lastState;
       this.#lastState = state;
       // Back from an outage: others may have dropped us and we may have
@@ -323,7 +284,7 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
       // rather than at the next heartbeat.
       if (state === "connected" && was !== "connected") this.#hello();
     });
-    this.#timer = setInterval(() => this.#tick(), this.#heartbeatInterval);
+    this.#timer = setInterval(() => this.#tick(), heartbeatInterval);
     this.#hello();
   }
 
@@ -348,8 +309,8 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
       node: this.node,
       since: Date.now(),
     };
-    this.#put(this.#local, entry);
-    this.#merge(entry);
+    putEntry(this.#local, entry);
+    this.#view.merge(entry);
     this.#queue([1, room, id, encoded, entry.since]);
     return true;
   }
@@ -369,8 +330,8 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
     if (previous === undefined) return false;
     const encoded = this.#checkMeta(meta);
     const entry = { ...previous, meta: encoded };
-    this.#put(this.#local, entry);
-    this.#merge(entry);
+    putEntry(this.#local, entry);
+    this.#view.merge(entry);
     this.#queue([2, room, id, encoded]);
     return true;
   }
@@ -386,8 +347,8 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
     if (this.#closed) return false;
     const entry = this.#local.get(room)?.get(id);
     if (entry === undefined) return false;
-    this.#delete(this.#local, room, id);
-    this.#unmerge(entry);
+    deleteEntry(this.#local, room, id);
+    this.#view.unmerge(entry);
     this.#queue([0, room, id]);
     return true;
   }
@@ -413,7 +374,7 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
    * @returns The entries, in no particular order.
    */
   list(room: string): PresenceEntry<Meta>[] {
-    const members = this.#rooms.get(room);
+    const members = this.#view.rooms.get(room);
     return members === undefined ? [] : [...members.values()];
   }
 
@@ -425,7 +386,7 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
    * @returns Its entry, or `undefined`.
    */
   get(room: string, id: number): PresenceEntry<Meta> | undefined {
-    return this.#rooms.get(room)?.get(id);
+    return this.#view.rooms.get(room)?.get(id);
   }
 
   /**
@@ -435,7 +396,7 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
    * @returns The count.
    */
   count(room: string): number {
-    return this.#rooms.get(room)?.size ?? 0;
+    return this.#view.rooms.get(room)?.size ?? 0;
   }
 
   /**
@@ -444,7 +405,7 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
    * @returns Room names.
    */
   rooms(): string[] {
-    return [...this.#rooms.keys()];
+    return [...this.#view.rooms.keys()];
   }
 
   /**
@@ -453,10 +414,10 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
    * @returns One record per node.
    */
   nodes(): PresenceNode[] {
-    return [...this.#remotes].map(([name, r]) => ({
-      name,
+    return [...this.#remotes.values()].map((r) => ({
+      name: r.name,
       incarnation: r.incarnation,
-      entries: [...r.entries.values()].reduce((n, m) => n + m.size, 0),
+      entries: r.size,
       synced: r.synced,
     }));
   }
@@ -478,19 +439,14 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#flush();
-    this.#send(`${this.#prefix}.presence`, {
-      t: "bye",
-      n: this.node,
-      i: this.incarnation,
-    });
+    this.#wire.bye();
     this.#closed = true;
     clearInterval(this.#timer);
-    clearTimeout(this.#expiryTimer);
+    this.#remotes.close();
     this.#stopWatching();
     for (const subscription of this.#subscriptions) subscription.unsubscribe();
-    this.#rooms.clear();
+    this.#view.rooms.clear();
     this.#local.clear();
-    this.#remotes.clear();
     return Promise.resolve();
   }
 
@@ -499,7 +455,7 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
     return this.close();
   }
 
-  // ---- local changes ----
+  // ---- this node's side ----
 
   #checkOpen(): void {
     if (this.#closed) throw new TypeError("Presence is closed");
@@ -535,76 +491,19 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
       // tells other nodes (at the next heartbeat) to ask for a full state.
       this.#seq++;
       this.#stats.deltasSent++;
-      this.#send(`${this.#prefix}.presence`, {
-        t: "d",
-        n: this.node,
-        i: this.incarnation,
-        s: this.#seq,
-        o,
-      });
+      this.#wire.delta(this.#seq, o);
     }
   }
 
   #hello(): void {
-    this.#send(`${this.#prefix}.presence`, {
-      t: "hello",
-      n: this.node,
-      i: this.incarnation,
-      s: this.#seq,
-    });
+    this.#wire.hello(this.#seq);
   }
 
   #tick(): void {
     try {
       if (this.#closed) return;
       this.#flush();
-      this.#send(`${this.#prefix}.presence`, {
-        t: "h",
-        n: this.node,
-        i: this.incarnation,
-        s: this.#seq,
-      });
-    } catch (error) {
-      this.#onError(error);
-    }
-  }
-
-  // Drops the nodes silent for nodeTimeout, then sleeps until the next one
-  // could be: one timer for all nodes, firing at the earliest deadline, so a
-  // node that dies is gone within nodeTimeout of its last word (a check on
-  // every heartbeat would add up to a heartbeat interval to that).
-  #expire(): void {
-    this.#expiryTimer = undefined;
-    if (this.#closed) return;
-    try {
-      const now = performance.now();
-      let next = Infinity;
-      for (const [name, remote] of [...this.#remotes]) {
-        const deadline = remote.lastSeen + this.#nodeTimeout;
-        if (deadline <= now) {
-          this.#stats.nodesTimedOut++;
-          this.#dropRemote(name, remote);
-        } else if (deadline < next) {
-          next = deadline;
-        }
-      }
-      if (next !== Infinity) {
-        this.#expiryTimer = setTimeout(
-          () => this.#expire(),
-          Math.ceil(next - now),
-        );
-      }
-    } catch (error) {
-      this.#onError(error);
-    }
-  }
-
-  #send(subject: string, message: Message): void {
-    try {
-      this.#broker.publish(
-        subject,
-        this.#encoder.encode(JSON.stringify(message)),
-      );
+      this.#wire.heartbeat(this.#seq);
     } catch (error) {
       this.#onError(error);
     }
@@ -619,35 +518,22 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
         all.push([e.room, e.id, e.meta, e.since]);
       }
     }
-    const of = Math.max(1, Math.ceil(all.length / CHUNK));
     this.#stats.snapshotsSent++;
-    for (let p = 0; p < of; p++) {
-      this.#send(`${this.#prefix}.presence.${to}`, {
-        t: "snap",
-        n: this.node,
-        i: this.incarnation,
-        s: this.#seq,
-        p,
-        of,
-        e: all.slice(p * CHUNK, (p + 1) * CHUNK),
-      });
-    }
+    this.#wire.snapshot(to, this.#seq, all);
   }
 
-  // ---- remote changes ----
+  // ---- what other nodes say ----
 
   #receive(bytes: Uint8Array): void {
     if (this.#closed) return;
-    let message: Message;
+    let message: Message | null;
     try {
-      message = JSON.parse(this.#decoder.decode(bytes));
+      message = decodeMessage(bytes);
     } catch (error) {
-      this.#onError(new Error("Bad presence message", { cause: error }));
+      this.#onError(error);
       return;
     }
-    if (typeof message?.n !== "string" || typeof message.i !== "string") {
-      return;
-    }
+    if (message === null) return;
     if (message.n === this.node) {
       if (message.i !== this.incarnation && !this.#conflictReported) {
         this.#conflictReported = true;
@@ -661,245 +547,27 @@ export class Presence<Meta = unknown> implements AsyncDisposable {
     }
     if (!NODE_NAME.test(message.n)) return;
     if (message.t === "bye") {
-      const remote = this.#remotes.get(message.n);
-      if (remote?.incarnation === message.i) {
-        this.#dropRemote(message.n, remote);
-      }
+      this.#remotes.bye(message.n, message.i);
       return;
     }
-    const remote = this.#remoteFor(message.n, message.i);
-    remote.lastSeen = performance.now();
+    const remote = this.#remotes.heard(message.n, message.i);
     switch (message.t) {
       case "hello":
         this.#sendSnapshot(message.n);
-        this.#checkSeq(message.n, remote, message.s);
+        remote.checkSeq(message.s);
         break;
       case "h":
-        this.#checkSeq(message.n, remote, message.s);
+        remote.checkSeq(message.s);
         break;
       case "req":
         this.#sendSnapshot(message.n);
         break;
       case "d":
-        this.#delta(message.n, remote, message.s, message.o);
+        remote.delta(message.s, message.o);
         break;
       case "snap":
-        this.#snapshotPart(remote, message);
+        remote.snapshotPart(message);
         break;
-    }
-  }
-
-  #remoteFor(name: string, incarnation: string): Remote<Meta> {
-    let remote = this.#remotes.get(name);
-    if (remote !== undefined && remote.incarnation !== incarnation) {
-      // Restarted under the same name: its old members are gone.
-      this.#dropRemote(name, remote);
-      remote = undefined;
-    }
-    if (remote === undefined) {
-      remote = {
-        incarnation,
-        seq: 0,
-        synced: false,
-        lastSeen: performance.now(),
-        requestedAt: -Infinity,
-        entries: new Map(),
-        pending: null,
-        buffered: [],
-      };
-      this.#remotes.set(name, remote);
-      if (this.#expiryTimer === undefined) {
-        this.#expiryTimer = setTimeout(() => this.#expire(), this.#nodeTimeout);
-      }
-    }
-    return remote;
-  }
-
-  #checkSeq(name: string, remote: Remote<Meta>, seq: number): void {
-    if (typeof seq !== "number") return;
-    if (!remote.synced || seq !== remote.seq) this.#request(name, remote);
-  }
-
-  #request(name: string, remote: Remote<Meta>): void {
-    const now = performance.now();
-    // One request per heartbeat period at most: a reply is on its way.
-    if (now - remote.requestedAt < 2 * this.#heartbeatInterval) return;
-    remote.requestedAt = now;
-    this.#stats.resyncRequests++;
-    this.#send(`${this.#prefix}.presence.${name}`, {
-      t: "req",
-      n: this.node,
-      i: this.incarnation,
-    });
-  }
-
-  #delta(name: string, remote: Remote<Meta>, seq: number, ops: Op[]): void {
-    if (typeof seq !== "number" || !Array.isArray(ops)) return;
-    if (remote.synced && seq <= remote.seq) return;
-    if (remote.synced && seq === remote.seq + 1) {
-      this.#apply(name, remote, ops);
-      remote.seq = seq;
-      return;
-    }
-    // Not synced yet, or a gap: keep it for after the full state arrives.
-    if (remote.buffered.length < MAX_BUFFERED_DELTAS) {
-      remote.buffered.push({ s: seq, o: ops });
-    }
-    this.#request(name, remote);
-  }
-
-  #apply(name: string, remote: Remote<Meta>, ops: Op[]): void {
-    this.#stats.deltasApplied++;
-    for (const op of ops) {
-      if (!Array.isArray(op)) continue;
-      const [kind, room, id] = op;
-      if (typeof room !== "string" || typeof id !== "number") continue;
-      if (kind === 1 || kind === 2) {
-        const previous = remote.entries.get(room)?.get(id);
-        const entry: PresenceEntry<Meta> = {
-          room,
-          id,
-          meta: op[3] as Meta,
-          node: name,
-          since: kind === 1 ? Number(op[4]) : previous?.since ?? 0,
-        };
-        this.#put(remote.entries, entry);
-        this.#merge(entry);
-      } else if (kind === 0) {
-        const entry = remote.entries.get(room)?.get(id);
-        if (entry === undefined) continue;
-        this.#delete(remote.entries, room, id);
-        this.#unmerge(entry);
-      }
-    }
-  }
-
-  #snapshotPart(
-    remote: Remote<Meta>,
-    message: Extract<Message, { t: "snap" }>,
-  ): void {
-    const { s, p, of, e } = message;
-    if (
-      typeof s !== "number" || typeof p !== "number" ||
-      typeof of !== "number" || !Array.isArray(e)
-    ) return;
-    if (remote.pending === null || remote.pending.s !== s) {
-      remote.pending = { s, of, got: new Set(), e: [] };
-    }
-    const pending = remote.pending;
-    if (pending.got.has(p)) return;
-    pending.got.add(p);
-    pending.e.push(...e);
-    if (pending.got.size < pending.of) return;
-    remote.pending = null;
-    this.#replace(message.n, remote, pending.e);
-    remote.seq = s;
-    remote.synced = true;
-    remote.requestedAt = -Infinity;
-    this.#stats.snapshotsApplied++;
-    // Deltas that overtook the full state, in order, while they follow on.
-    remote.buffered.sort((a, b) => a.s - b.s);
-    for (const delta of remote.buffered) {
-      if (delta.s === remote.seq + 1) {
-        this.#apply(message.n, remote, delta.o);
-        remote.seq = delta.s;
-      }
-    }
-    remote.buffered = [];
-  }
-
-  #replace(name: string, remote: Remote<Meta>, snapshot: SnapEntry[]): void {
-    const next = new Map<string, Map<number, PresenceEntry<Meta>>>();
-    for (const item of snapshot) {
-      if (!Array.isArray(item)) continue;
-      const [room, id, meta, since] = item;
-      if (typeof room !== "string" || typeof id !== "number") continue;
-      this.#put(next, {
-        room,
-        id,
-        meta: meta as Meta,
-        node: name,
-        since: Number(since),
-      });
-    }
-    for (const [room, members] of remote.entries) {
-      for (const [id, entry] of members) {
-        if (!next.get(room)?.has(id)) this.#unmerge(entry);
-      }
-    }
-    remote.entries = next;
-    for (const members of next.values()) {
-      for (const entry of members.values()) this.#merge(entry);
-    }
-  }
-
-  #dropRemote(name: string, remote: Remote<Meta>): void {
-    if (this.#remotes.get(name) === remote) this.#remotes.delete(name);
-    for (const members of remote.entries.values()) {
-      for (const entry of members.values()) this.#unmerge(entry);
-    }
-    remote.entries.clear();
-  }
-
-  // ---- the merged view and events ----
-
-  #put(
-    map: Map<string, Map<number, PresenceEntry<Meta>>>,
-    entry: PresenceEntry<Meta>,
-  ): void {
-    let members = map.get(entry.room);
-    if (members === undefined) {
-      members = new Map();
-      map.set(entry.room, members);
-    }
-    members.set(entry.id, entry);
-  }
-
-  #delete(
-    map: Map<string, Map<number, PresenceEntry<Meta>>>,
-    room: string,
-    id: number,
-  ): void {
-    const members = map.get(room);
-    if (members === undefined) return;
-    members.delete(id);
-    if (members.size === 0) map.delete(room);
-  }
-
-  #merge(entry: PresenceEntry<Meta>): void {
-    const previous = this.#rooms.get(entry.room)?.get(entry.id);
-    this.#put(this.#rooms, entry);
-    if (previous === undefined) {
-      this.#emit(this.#onJoin, entry);
-    } else if (
-      previous.node !== entry.node ||
-      JSON.stringify(previous.meta) !== JSON.stringify(entry.meta)
-    ) {
-      try {
-        this.#onUpdate?.(entry, previous);
-      } catch (error) {
-        this.#onError(error);
-      }
-    }
-  }
-
-  #unmerge(entry: PresenceEntry<Meta>): void {
-    // Only the entry's owner removes it (ids are unique; this guards a
-    // stale copy from removing a fresher one).
-    if (this.#rooms.get(entry.room)?.get(entry.id)?.node !== entry.node) return;
-    this.#delete(this.#rooms, entry.room, entry.id);
-    this.#emit(this.#onLeave, entry);
-  }
-
-  #emit(
-    callback: ((entry: PresenceEntry<Meta>) => void) | undefined,
-    entry: PresenceEntry<Meta>,
-  ): void {
-    if (callback === undefined) return;
-    try {
-      callback(entry);
-    } catch (error) {
-      this.#onError(error);
     }
   }
 }
