@@ -79,6 +79,7 @@ export function summarize(workload: Workload, r: RunResult): string {
   return parts.join(" · ");
 }
 
+/** The Markdown report: its heading, then each section in order. */
 export function renderReport(
   options: Options,
   servers: ServerSpec[],
@@ -123,7 +124,52 @@ export function renderReport(
   );
   out.push("");
 
-  // ---- summary
+  const report: Report = {
+    options,
+    servers,
+    list,
+    results,
+    capacity,
+    notes,
+    names,
+    get,
+    title,
+    rate,
+    out,
+  };
+  renderSummary(report);
+  renderDetails(report);
+  renderStuck(report);
+  renderFlood(report);
+  renderWaves(report);
+  renderSweep(report);
+  renderCapacity(report);
+  renderMethod(report);
+  return out.join("\n");
+}
+
+/** What every section of the report reads, and the lines it adds to. */
+interface Report {
+  options: Options;
+  servers: ServerSpec[];
+  list: Workload[];
+  results: Map<string, Map<string, RunResult>>;
+  capacity: RunResult | undefined;
+  notes: string[];
+  /** The servers' names, in column order. */
+  names: string[];
+  /** A run's result, unless it failed. */
+  get: (id: string, name: string) => RunResult | undefined;
+  /** A workload's title. */
+  title: (id: string) => string;
+  rate: (r: RunResult) => number;
+  /** The report's lines so far. */
+  out: string[];
+}
+
+/** The summary: each workload against its target, one column per server. */
+function renderSummary(report: Report): void {
+  const { options, servers, results, names, get, title, rate, out } = report;
   const hasGo = names.includes("go");
   const header = [
     "workload",
@@ -408,8 +454,11 @@ export function renderReport(
     out.push("![Fan-out deliveries/s by N and server](results.svg)");
     out.push("");
   }
+}
 
-  // ---- details
+/** Every run's figures, one row per workload and server. */
+function renderDetails(report: Report): void {
+  const { servers, list, results, rate, out } = report;
   out.push("## Details");
   out.push("");
   out.push(
@@ -462,8 +511,11 @@ export function renderReport(
       "share of both cores busy (anything, kernel included) over the same interval.",
   );
   out.push("");
+}
 
-  // ---- stuck receivers
+/** What happened to each stuck receiver of the slow-consumer run. */
+function renderStuck(report: Report): void {
+  const { servers, results, get, out } = report;
   if (results.has("slow")) {
     out.push("### Stuck receivers");
     out.push("");
@@ -483,8 +535,11 @@ export function renderReport(
     }
     out.push("");
   }
+}
 
-  // ---- flood
+/** The unpaced flood (issue 9 §1), per variant and server. */
+function renderFlood(report: Report): void {
+  const { servers, results, title, out } = report;
   const floods = FLOOD_VARIANTS.filter((v) => results.has(v.id));
   if (floods.length > 0) {
     out.push("## Unpaced flood (issue 9 §1)");
@@ -534,8 +589,11 @@ export function renderReport(
     }
     out.push("");
   }
+}
 
-  // ---- waves
+/** The waves of clients (issue 9 §2), wave by wave. */
+function renderWaves(report: Report): void {
+  const { servers, results, out } = report;
   if (results.has("waves")) {
     out.push("## Waves of clients (issue 9 §2)");
     out.push("");
@@ -579,8 +637,11 @@ export function renderReport(
     }
     out.push("");
   }
+}
 
-  // ---- window sweep
+/** Fan-out throughput by window (in-flight messages per receiver). */
+function renderSweep(report: Report): void {
+  const { options, servers, results, get, rate, out } = report;
   const sweepIds = SWEEP_WINDOWS.map((w) => `window${w}`).filter((id) =>
     results.has(id)
   );
@@ -624,8 +685,11 @@ export function renderReport(
     }
     out.push("");
   }
+}
 
-  // ---- load generator
+/** Whether the load generator, not the server, is the limit. */
+function renderCapacity(report: Report): void {
+  const { capacity, get, rate, out } = report;
   if (capacity) {
     out.push("## Does the load generator saturate the floor?");
     out.push("");
@@ -673,8 +737,11 @@ export function renderReport(
     }
     out.push("");
   }
+}
 
-  // ---- method
+/** How the figures were taken, and the run's notes. */
+function renderMethod(report: Report): void {
+  const { options, notes, out } = report;
   out.push("## Method");
   out.push("");
   const fan = fanout(options, 0, 0, 0, 0);
@@ -724,7 +791,6 @@ export function renderReport(
   );
   for (const note of notes) out.push(`- ${note}`);
   out.push("");
-  return out.join("\n");
 }
 
 /** Fan-out deliveries/s by N and server as horizontal bars on a log scale. */
