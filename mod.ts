@@ -34,6 +34,7 @@ export * from "./src/codec/lines.ts";
 export * from "./src/codec/length_prefixed.ts";
 export * from "./src/session.ts";
 export * from "./src/session_manager.ts";
+export * from "./src/rooms.ts";
 export * from "./src/server.ts";
 export * from "./src/cluster_bridge.ts";
 export * from "./src/codec/json.ts";

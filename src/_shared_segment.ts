@@ -37,6 +37,13 @@ export class SegmentWriter {
   start = 0;
   /** Where the last frame ends in `base`. */
   end = 0;
+  /**
+   * The codec of the last `write()`, for a caller that hands the same frame
+   * on (the cluster publishes what a room's members got); whoever reads it
+   * clears it first, so that a stale frame is never taken for a new one.
+   */
+  // deno-lint-ignore no-explicit-any
+  codec: Codec<any, any> | undefined;
 
   /**
    * Encodes `message` with `codec`; the frame is then
@@ -45,6 +52,7 @@ export class SegmentWriter {
    * @throws {TypeError} When the codec cannot encode the message.
    */
   write<Out>(codec: Codec<unknown, Out>, message: Out): void {
+    this.codec = codec;
     if (codec.encodeInto !== undefined) {
       const bytes = this.#bytes ?? this.#open(0);
       const end = codec.encodeInto(message, bytes, this.#fill);

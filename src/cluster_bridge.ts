@@ -1,15 +1,18 @@
 // The seam between a server and a cluster, in the core so that the core
 // stays free of broker clients: `listen({ cluster })` takes anything that
-// implements ClusterBridge (the `./cluster` entry point's Cluster does), and
-// hands it a ClusterLink to deliver frames that other nodes sent.
+// implements ClusterBridge (the `./cluster` entry point's Cluster does). The
+// bridge gets the manager's local rooms and returns the Rooms the manager
+// uses from then on (rooms.ts): the manager itself never branches on being
+// clustered.
 import type { Codec } from "./codec/codec.ts";
-import type { Session } from "./session.ts";
+import type { LocalRooms, Rooms } from "./rooms.ts";
 
 /**
  * What a server gives its {@linkcode ClusterBridge}: the codec every frame
- * is encoded with, and delivery of already-encoded frames from other nodes
- * to this server's sessions, with their usual byte budgets, overflow
- * policies and coalescing (the frame is queued by reference, never copied).
+ * crossing nodes is encoded with, its manager's local rooms (the one copy
+ * of the membership, and delivery into a room), and delivery of encoded
+ * frames to a session by id, with the usual byte budgets, overflow policies
+ * and coalescing (frames are queued by reference, never copied).
  *
  * @example A bridge that records what the server gave it
  * ```ts
@@ -19,12 +22,7 @@ import type { Session } from "./session.ts";
  * function attach(given: ClusterLink): void {
  *   link = given;
  * }
- * attach({
- *   codec: { name: "none" } as ClusterLink["codec"],
- *   deliverToRoom: () => 0,
- *   deliverToSession: () => false,
- * });
- * console.log(link?.codec.name);
+ * console.log(typeof attach, link);
  * ```
  */
 export interface ClusterLink {
@@ -32,23 +30,14 @@ export interface ClusterLink {
   // deno-lint-ignore no-explicit-any
   readonly codec: Codec<any, any>;
   /**
-   * Queues encoded frames on this server's members of `room`.
-   *
-   * @param room The room.
-   * @param frames One or more encoded frames, back to back (taken or
-   * refused as a whole by each member's budget); not modified.
-   * @param exceptId A session id to leave out.
-   * @param count How many frames `frames` holds (for the counters).
-   * @returns How many sessions accepted them.
+   * The manager's local rooms: the membership (the bridge wraps them and
+   * keeps no copy), and {@linkcode LocalRooms.deliver} for frames from
+   * other nodes.
    */
-  deliverToRoom(
-    room: string,
-    frames: Uint8Array,
-    exceptId?: number,
-    count?: number,
-  ): number;
+  // deno-lint-ignore no-explicit-any
+  readonly local: LocalRooms<any, any, any>;
   /**
-   * Queues encoded frames on one session of this server.
+   * Queues encoded frames on one session of this server's manager.
    *
    * @param id The session id.
    * @param frames One or more encoded frames, back to back; kept by
@@ -64,32 +53,43 @@ export interface ClusterLink {
  * `listen()`). The core calls it; `@x/microsocket/cluster` implements it
  * over NATS or Redis, so the core has no dependency on a broker client.
  *
- * With a bridge:
- * - session ids come from {@linkcode ClusterBridge.nextSessionId}, unique
- *   across the cluster;
- * - `sessions.join` / `leave` (and a closing session leaving its rooms)
- *   call {@linkcode ClusterBridge.joined} / {@linkcode ClusterBridge.left};
- * - `sessions.broadcast(message, { room })` delivers to the local members,
- *   then hands the same encoded bytes to
- *   {@linkcode ClusterBridge.broadcast} once. Broadcasts without a room,
- *   with a `filter` (it can't run elsewhere) or with `local: true` stay on
- *   this server;
- * - `sessions.send(id, message)` for an id not open here encodes once and
- *   calls {@linkcode ClusterBridge.send}.
+ * `listen()` calls {@linkcode ClusterBridge.attach} with the manager's local
+ * rooms and puts the manager's rooms behind the {@linkcode Rooms} it
+ * returns (`SessionManager.useRooms`), so that:
+ * - session ids come from {@linkcode Rooms.nextId}, unique across the
+ *   cluster (for every server sharing the manager);
+ * - joins and leaves (and a closing session leaving its rooms) go through
+ *   it;
+ * - `sessions.broadcast(message, { room })` goes through
+ *   {@linkcode Rooms.broadcast}, which delivers to the local members and
+ *   carries the message to the other nodes; with a `filter` (it can't run
+ *   elsewhere) or `local: true` it stays on this server, and broadcasts
+ *   without a room always do;
+ * - `sessions.send(id, message)` for an id not open here goes to
+ *   {@linkcode Rooms.send}.
  *
- * @example The smallest bridge: a cluster of one
+ * When the server has shut down, {@linkcode ClusterBridge.detach} is called
+ * and the manager's rooms are local again.
+ *
+ * @example The smallest bridge: a cluster of one, with ids from 1000
  * ```ts
  * import { type ClusterBridge, listen } from "@x/microsocket";
  *
- * let next = 1;
+ * let next = 1000;
  * const alone: ClusterBridge = {
- *   attach: () => {},
+ *   attach: ({ local }) => ({
+ *     nextId: () => next++,
+ *     get: (room) => local.get(room),
+ *     roomsOf: (session) => local.roomsOf(session),
+ *     names: () => local.names(),
+ *     join: (session, room) => local.join(session, room),
+ *     leave: (session, room) => local.leave(session, room),
+ *     leaveAll: (session) => local.leaveAll(session),
+ *     broadcast: (room, message, exceptId, filter) =>
+ *       local.broadcast(room, message, exceptId, filter),
+ *     send: () => false,
+ *   }),
  *   detach: () => {},
- *   nextSessionId: () => 1000 + next++,
- *   joined: () => {},
- *   left: () => {},
- *   broadcast: () => {},
- *   send: () => false,
  * };
  * await using server = listen({ hostname: "127.0.0.1", port: 0, cluster: alone });
  * ```
@@ -98,48 +98,13 @@ export interface ClusterBridge {
   /**
    * Called once, when the server starts.
    *
-   * @param link Delivery into the server's sessions.
+   * @param link The server's codec, local rooms and delivery by id.
+   * @returns The rooms the server's manager uses from now on (wrapping
+   * `link.local`).
    * @throws {TypeError} When the bridge already serves a server.
    */
-  attach(link: ClusterLink): void;
+  // deno-lint-ignore no-explicit-any
+  attach(link: ClusterLink): Rooms<any, any, any>;
   /** Called once, when the server has shut down. */
   detach(): void;
-  /**
-   * A new session id, unique across the cluster (a safe integer).
-   *
-   * @returns The id.
-   */
-  nextSessionId(): number;
-  /**
-   * A session of this server joined a room.
-   *
-   * @param session The session.
-   * @param room The room.
-   */
-  // deno-lint-ignore no-explicit-any
-  joined(session: Session<any, any, any>, room: string): void;
-  /**
-   * A session of this server left a room (or closed while in it).
-   *
-   * @param session The session.
-   * @param room The room.
-   */
-  // deno-lint-ignore no-explicit-any
-  left(session: Session<any, any, any>, room: string): void;
-  /**
-   * Carries a room broadcast, already delivered here, to the other nodes.
-   *
-   * @param room The room.
-   * @param frame The encoded frame (valid during the call only).
-   * @param exceptId A session id to leave out.
-   */
-  broadcast(room: string, frame: Uint8Array, exceptId?: number): void;
-  /**
-   * Carries a frame to a session that is not open on this server.
-   *
-   * @param id The session id.
-   * @param frame The encoded frame (valid during the call only).
-   * @returns Whether it left (delivery is not confirmed).
-   */
-  send(id: number, frame: Uint8Array): boolean;
 }

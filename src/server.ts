@@ -9,8 +9,7 @@ import { sessionHooks } from "./_session_hooks.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
-import { managerHooks } from "./_manager_hooks.ts";
-import { nextSessionId } from "./_session_ids.ts";
+import { sendFrames } from "./_fan_out.ts";
 import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
 import {
   isWebSocketCodec,
@@ -423,13 +422,26 @@ export class Server<
       if (
         typeof cluster !== "object" || cluster === null ||
         typeof cluster.attach !== "function" ||
-        typeof cluster.nextSessionId !== "function"
+        typeof cluster.detach !== "function"
       ) {
         this.#listener.close();
         throw new TypeError("cluster must be a ClusterBridge");
       }
+      const sessions = this.sessions;
       try {
-        cluster.attach(managerHooks.bridge(this.sessions, cluster, codec));
+        // The manager's rooms, ids and unknown ids go through the cluster
+        // from now on; the membership stays in its local rooms.
+        sessions.useRooms((local) =>
+          cluster.attach({
+            codec,
+            local,
+            deliverToSession: (id, frames, count = 1) => {
+              const session = sessions.get(id);
+              return session !== undefined &&
+                sendFrames(session, codec, frames, count);
+            },
+          })
+        );
       } catch (error) {
         this.#listener.close();
         throw error;
@@ -533,7 +545,10 @@ export class Server<
     if (this.#abortListener !== undefined) {
       this.#options.signal?.removeEventListener("abort", this.#abortListener);
     }
-    this.#options.cluster?.detach();
+    if (this.#options.cluster !== undefined) {
+      this.#options.cluster.detach();
+      this.sessions.useRooms();
+    }
     this.#resolveFinished();
   }
 
@@ -668,7 +683,7 @@ export class Server<
       // Runs the codec's decoder(): user code that may throw.
       // Unique in the manager, and across the cluster it may be in (this
       // server's, or one another server sharing the manager joined).
-      const id = nextSessionId(this.sessions);
+      const id = this.sessions.nextId();
       session = new Session(conn, this.#sessionOptions, id);
       if (upgrade !== undefined) {
         const { request, protocol, prelude } = upgrade;

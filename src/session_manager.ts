@@ -2,17 +2,19 @@
 // A session leaves the manager and all its rooms the moment it starts
 // closing, so a broadcast never targets a session that can't take it.
 //
+// Rooms, session ids and ids that are not open here belong to a Rooms
+// implementation (rooms.ts): LocalRooms by default, a cluster's when the
+// server joined one. The manager never asks which.
+//
 // A broadcast encodes its message once, into a segment shared by every
 // receiver (one per room, one for the whole manager), and each receiver's
 // queue references it: no per-receiver copy, and a turn's messages to a room
 // leave each member in one write. See _shared_segment.ts.
 import type { Session, SessionBroadcastOptions } from "./session.ts";
-import type { Codec } from "./codec/codec.ts";
 import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
-import type { ClusterBridge } from "./cluster_bridge.ts";
-import { managerHooks } from "./_manager_hooks.ts";
-import { transcode } from "./_transcode.ts";
+import { fanOut } from "./_fan_out.ts";
+import { LocalRooms, type Rooms } from "./rooms.ts";
 
 /**
  * Whom a broadcast reaches: everyone (the default), the members of a room,
@@ -91,38 +93,80 @@ export interface BroadcastOptions<Data, In, Out>
 export class SessionManager<Data = unknown, In = unknown, Out = In>
   implements Iterable<Session<Data, In, Out>> {
   readonly #sessions = new Map<number, Session<Data, In, Out>>();
-  readonly #rooms = new Map<string, Room<Data, In, Out>>();
-  readonly #roomsOf = new Map<Session<Data, In, Out>, Set<string>>();
+  // Membership lives here, whatever #rooms is (a cluster wraps it).
+  readonly #local = new LocalRooms<Data, In, Out>();
+  #rooms: Rooms<Data, In, Out> = this.#local;
   readonly #everyone = new SegmentWriter();
   readonly #observer: SessionObserver = {
     closing: (session) => this.#remove(session as Session<Data, In, Out>),
   };
-  // The cluster, when the server joined one; its codec encodes what leaves.
-  #bridge: ClusterBridge | undefined;
-  #codec: Codec<In, Out> | undefined;
 
-  static {
-    managerHooks.bridge = (of, bridge, codec) => {
-      const manager = of as SessionManager;
-      manager.#bridge = bridge;
-      manager.#codec = codec;
-      return {
-        codec,
-        deliverToRoom: (room, frames, exceptId, count = 1) =>
-          manager.#deliverToRoom(room, frames, exceptId, count),
-        deliverToSession: (id, frames, count = 1) => {
-          const session = manager.#sessions.get(id);
-          if (session === undefined) return false;
-          const bytes = session.codec === codec
-            ? frames
-            : transcode(codec, session.codec, frames);
-          return bytes !== undefined &&
-            sessionHooks.sendShared(session, bytes, 0, bytes.byteLength, count);
-        },
-      };
-    };
-    managerHooks.bridgeOf = (manager) =>
-      #bridge in manager ? manager.#bridge : undefined;
+  /**
+   * Puts this manager's rooms behind another {@linkcode Rooms}, made from
+   * its {@linkcode LocalRooms} (which keep the membership): what
+   * `listen({ cluster })` does with the cluster's. Without `make`, back to
+   * the local rooms.
+   *
+   * @param make Builds the rooms from the local ones.
+   * @throws {TypeError} When other rooms are in place already (a manager
+   * is in one cluster at most).
+   *
+   * @example Counting room broadcasts
+   * ```ts
+   * import { SessionManager } from "@x/microsocket";
+   * import assert from "node:assert/strict";
+   *
+   * const sessions = new SessionManager<unknown, string, string>();
+   * let count = 0;
+   * sessions.useRooms((local) => ({
+   *   nextId: () => local.nextId(),
+   *   get: (room) => local.get(room),
+   *   roomsOf: (session) => local.roomsOf(session),
+   *   names: () => local.names(),
+   *   join: (session, room) => local.join(session, room),
+   *   leave: (session, room) => local.leave(session, room),
+   *   leaveAll: (session) => local.leaveAll(session),
+   *   broadcast: (room, message, exceptId, filter) => {
+   *     count++;
+   *     return local.broadcast(room, message, exceptId, filter);
+   *   },
+   *   send: () => false,
+   * }));
+   * sessions.broadcast("hi", { room: "lobby" });
+   * assert.equal(count, 1);
+   * sessions.useRooms(); // local again
+   * ```
+   */
+  useRooms(
+    make?: (local: LocalRooms<Data, In, Out>) => Rooms<Data, In, Out>,
+  ): void {
+    if (make === undefined) {
+      this.#rooms = this.#local;
+      return;
+    }
+    if (this.#rooms !== this.#local) {
+      throw new TypeError("This manager's rooms are in a cluster already");
+    }
+    this.#rooms = make(this.#local);
+  }
+
+  /**
+   * A new session id, unique in this manager, and across the cluster when
+   * it is in one: for sessions made by hand (`listen()` and
+   * `upgradeWebSocket()` take theirs here).
+   *
+   * @returns A safe integer above 0.
+   *
+   * @example
+   * ```ts
+   * import { SessionManager } from "@x/microsocket";
+   *
+   * const sessions = new SessionManager();
+   * console.log(sessions.nextId()); // 1
+   * ```
+   */
+  nextId(): number {
+    return this.#rooms.nextId();
   }
 
   /** How many sessions are open. */
@@ -193,9 +237,8 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
   send(id: number, message: Out): boolean {
     const session = this.#sessions.get(id);
     if (session !== undefined) return session.send(message);
-    // Not here: with a cluster, another node may own it.
-    if (this.#bridge === undefined) return false;
-    return this.#bridge.send(id, this.#codec!.encode(message));
+    // Not here: another node of a cluster may own it.
+    return this.#rooms.send(id, message);
   }
 
   /**
@@ -213,132 +256,30 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     message: Out,
     options?: BroadcastOptions<Data, In, Out>,
   ): number {
-    let targets: Iterable<Session<Data, In, Out>> = this.#sessions.values();
-    let writer = this.#everyone;
-    let exceptId = -1;
-    let filter: BroadcastOptions<Data, In, Out>["filter"];
-    const bridge = options?.room !== undefined && options.local !== true &&
-        options.filter === undefined
-      ? this.#bridge
-      : undefined;
-    if (options !== undefined) {
-      if (options.room !== undefined) {
-        const room = this.#rooms.get(options.room);
-        if (room === undefined) {
-          // No member here; others may have some: one encoding, one publish.
-          if (bridge !== undefined) {
-            this.#publish(bridge, options.room, message, options.except);
-          }
-          return 0;
-        }
-        targets = room.members;
-        writer = room.writer ??= new SegmentWriter();
-      }
-      const except = options.except;
-      if (except !== undefined) {
-        exceptId = typeof except === "number" ? except : except.id;
-      }
-      filter = options.filter;
-    }
-    // Encode lazily, once into the shared segment for the first codec met
-    // (usually the only one); other codecs get their own encoding, once.
-    let codec: Codec<In, Out> | undefined;
-    let base: Uint8Array | undefined;
-    let start = 0;
-    let end = 0;
-    let others: Map<Codec<In, Out>, Uint8Array> | undefined;
-    const sendShared = sessionHooks.sendShared;
-    let accepted = 0;
-    for (const session of targets) {
-      if (session.id === exceptId) continue;
-      if (filter !== undefined && !filter(session)) continue;
-      if (base === undefined) {
-        codec = session.codec;
-        writer.write(codec, message);
-        base = writer.base;
-        start = writer.start;
-        end = writer.end;
-      }
-      if (session.codec === codec) {
-        if (sendShared(session, base, start, end)) accepted++;
-        continue;
-      }
-      others ??= new Map();
-      let frame = others.get(session.codec);
-      if (frame === undefined) {
-        frame = session.codec.encode(message);
-        others.set(session.codec, frame);
-      }
-      if (sendShared(session, frame, 0, frame.byteLength)) accepted++;
-    }
-    if (bridge !== undefined) {
-      if (base !== undefined && codec === this.#codec) {
-        // The bytes the local members got, published as they are.
-        bridge.broadcast(
-          options!.room!,
-          base.subarray(start, end),
-          exceptId === -1 ? undefined : exceptId,
-        );
-      } else {
-        this.#publish(bridge, options!.room!, message, options!.except);
-      }
-    }
-    return accepted;
-  }
-
-  #publish(
-    bridge: ClusterBridge,
-    room: string,
-    message: Out,
-    except: Session<Data, In, Out> | number | undefined,
-  ): void {
+    const except = options?.except;
     const exceptId = except === undefined
-      ? undefined
+      ? -1
       : typeof except === "number"
       ? except
       : except.id;
-    bridge.broadcast(room, this.#codec!.encode(message), exceptId);
-  }
-
-  // Frames from another node, in the server codec's encoding, to this
-  // server's members of a room: by reference, with their usual budgets.
-  #deliverToRoom(
-    room: string,
-    frame: Uint8Array,
-    exceptId: number | undefined,
-    count: number,
-  ): number {
-    const entry = this.#rooms.get(room);
-    if (entry === undefined) return 0;
-    // Copied into the room's segment: a turn's frames then sit side by side
-    // and leave each member in one range, as local broadcasts do.
-    const writer = entry.writer ??= new SegmentWriter();
-    writer.copy(frame);
-    const { base, start, end } = writer;
-    const codec = this.#codec;
-    const sendShared = sessionHooks.sendShared;
-    let accepted = 0;
-    // Members of another server sharing this manager: re-encoded once per
-    // codec (undefined: their codec can't take these frames).
-    let others: Map<Codec<In, Out>, Uint8Array | undefined> | undefined;
-    for (const session of entry.members) {
-      if (session.id === exceptId) continue;
-      if (session.codec === codec) {
-        if (sendShared(session, base, start, end, count)) accepted++;
-        continue;
-      }
-      others ??= new Map();
-      let bytes = others.get(session.codec);
-      if (bytes === undefined && !others.has(session.codec)) {
-        bytes = transcode(codec!, session.codec, frame);
-        others.set(session.codec, bytes);
-      }
-      if (
-        bytes !== undefined &&
-        sendShared(session, bytes, 0, bytes.byteLength, count)
-      ) accepted++;
+    const room = options?.room;
+    if (room === undefined) {
+      const targets = this.#sessions.values();
+      return fanOut(
+        targets,
+        this.#everyone,
+        message,
+        exceptId,
+        options?.filter,
+      );
     }
-    return accepted;
+    return this.#rooms.broadcast(
+      room,
+      message,
+      exceptId,
+      options!.filter,
+      options!.local === true,
+    );
   }
 
   /**
@@ -397,22 +338,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    */
   join(session: Session<Data, In, Out>, room: string): boolean {
     if (this.#sessions.get(session.id) !== session) return false;
-    let entry = this.#rooms.get(room);
-    if (entry === undefined) {
-      entry = { members: new Set(), writer: undefined };
-      this.#rooms.set(room, entry);
-    }
-    const members = entry.members;
-    if (members.has(session)) return false;
-    members.add(session);
-    let rooms = this.#roomsOf.get(session);
-    if (rooms === undefined) {
-      rooms = new Set();
-      this.#roomsOf.set(session, rooms);
-    }
-    rooms.add(room);
-    this.#bridge?.joined(session, room);
-    return true;
+    return this.#rooms.join(session, room);
   }
 
   /**
@@ -423,14 +349,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * @returns `true` when it was a member.
    */
   leave(session: Session<Data, In, Out>, room: string): boolean {
-    const members = this.#rooms.get(room)?.members;
-    if (members === undefined || !members.delete(session)) return false;
-    if (members.size === 0) this.#rooms.delete(room);
-    const rooms = this.#roomsOf.get(session)!;
-    rooms.delete(room);
-    if (rooms.size === 0) this.#roomsOf.delete(session);
-    this.#bridge?.left(session, room);
-    return true;
+    return this.#rooms.leave(session, room);
   }
 
   /**
@@ -452,7 +371,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * @returns A snapshot of its rooms; empty when in none.
    */
   roomsOf(session: Session<Data, In, Out>): ReadonlySet<string> {
-    const rooms = this.#roomsOf.get(session);
+    const rooms = this.#rooms.roomsOf(session);
     return rooms === undefined ? NO_ROOMS : new Set(rooms);
   }
 
@@ -462,7 +381,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * @returns The room names, in creation order.
    */
   rooms(): string[] {
-    return [...this.#rooms.keys()];
+    return [...this.#rooms.names()];
   }
 
   /**
@@ -478,23 +397,8 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     if (this.#sessions.get(session.id) === session) {
       this.#sessions.delete(session.id);
     }
-    const rooms = this.#roomsOf.get(session);
-    if (rooms === undefined) return;
-    this.#roomsOf.delete(session);
-    for (const room of rooms) {
-      const members = this.#rooms.get(room)!.members;
-      members.delete(session);
-      if (members.size === 0) this.#rooms.delete(room);
-      this.#bridge?.left(session, room);
-    }
+    this.#rooms.leaveAll(session);
   }
-}
-
-// A room's members, and the segment its broadcasts are encoded into (made
-// on its first broadcast).
-interface Room<Data, In, Out> {
-  members: Set<Session<Data, In, Out>>;
-  writer: SegmentWriter | undefined;
 }
 
 const NO_MEMBERS: ReadonlySet<never> = new Set();

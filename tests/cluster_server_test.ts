@@ -8,6 +8,7 @@ import {
   listen,
   type Server,
   type Session,
+  SessionManager,
   upgradeWebSocket,
 } from "../mod.ts";
 import {
@@ -413,3 +414,72 @@ function realBroker(kind: BrokerKind): void {
 
 realBroker("nats");
 realBroker("redis");
+
+Deno.test("members who joined before their manager entered the cluster are subscribed and tracked", async () => {
+  await using nodes = new MemoryNodes(1);
+  const [b] = nodes.all as [Node];
+  // A plain server first; a member joins the lobby.
+  const sessions = new SessionManager<Data, string, string>();
+  const plain = listen<Data, string, string>({
+    hostname: "127.0.0.1",
+    port: 0,
+    sessions,
+    data: (session) => ({ name: `p${session.id}` }),
+    onMessage: (session, room) => {
+      sessions.join(session, room);
+      session.send(`joined ${room}`);
+    },
+  });
+  let early: LineReader | undefined;
+  let clustered: Node | undefined;
+  try {
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: plain.addr.port,
+    });
+    early = new LineReader(conn);
+    await conn.write(new TextEncoder().encode("lobby\n"));
+    assert.equal(await early.line(), "joined lobby");
+    // Then a server joins the same manager to the cluster.
+    const cluster = memoryCluster(nodes.hub);
+    clustered = {
+      cluster,
+      server: listen<Data, string, string>({
+        hostname: "127.0.0.1",
+        port: 0,
+        sessions,
+        cluster,
+      }),
+    };
+    const bob = await nodes.member(b, "lobby");
+    await until(() => b.cluster.members("lobby").length === 2, 3000);
+    b.server.sessions.broadcast("hello early", { room: "lobby" });
+    assert.equal(await early.line(), "hello early");
+    assert.equal(await bob.line(), "hello early");
+  } finally {
+    early?.close();
+    await plain.close();
+    if (clustered !== undefined) await stop(clustered);
+  }
+});
+
+Deno.test("a manager is in one cluster at most: listen() refuses a second cluster on it", async () => {
+  await using nodes = new MemoryNodes(1);
+  const [a] = nodes.all as [Node];
+  await using other = memoryCluster(nodes.hub);
+  assert.throws(
+    () =>
+      listen({
+        hostname: "127.0.0.1",
+        port: 0,
+        sessions: a.server.sessions,
+        cluster: other,
+      }),
+    TypeError,
+  );
+  // The first cluster still carries the manager's rooms.
+  const ann = await nodes.member(a, "lobby");
+  await until(() => a.cluster.members("lobby").length === 1, 3000);
+  assert.equal(other.members("lobby").length, 1);
+  ann.close();
+});

@@ -1,9 +1,11 @@
 // A server's cluster: the ClusterBridge that `listen({ cluster })` takes,
-// built on a ClusterNode. It turns the server's room joins into the node's
-// interest-based subscriptions and presence entries, its room broadcasts
-// and unknown-id sends into publishes, and what the broker delivers into
-// frames queued on the server's sessions.
+// built on a ClusterNode. Attached, it hands the server's manager rooms
+// that wrap its local ones (cluster_rooms.ts): joins become the node's
+// interest-based subscriptions and presence entries, room broadcasts and
+// unknown-id sends become publishes, and what the broker delivers is queued
+// on the server's sessions.
 import type { ClusterBridge, ClusterLink } from "../cluster_bridge.ts";
+import type { Rooms } from "../rooms.ts";
 import type { Session } from "../session.ts";
 import type { Broker, BrokerStats } from "./broker.ts";
 import { defaultOnError } from "./_broker_core.ts";
@@ -13,6 +15,7 @@ import {
   type ClusterPresenceOptions,
 } from "./cluster_node.ts";
 import { connectBroker, type ConnectBrokerOptions } from "./connect_broker.ts";
+import { ClusterRooms } from "./cluster_rooms.ts";
 import type { Presence, PresenceEntry } from "./presence.ts";
 
 /**
@@ -189,9 +192,9 @@ export class Cluster<Meta = unknown, Data = any>
   // deno-lint-ignore no-explicit-any
   #meta: ((session: Session<Data, any, any>, room: string) => Meta) | undefined;
   #onError: (error: unknown) => void;
+  // The server's rooms while attached (the membership is theirs).
+  #rooms: ClusterRooms<Meta> | undefined;
   #link: ClusterLink | undefined;
-  // Rooms of each local session, for update().
-  #roomsOf = new Map<number, Set<string>>();
 
   /**
    * Joins the cluster over an open broker connection.
@@ -217,7 +220,7 @@ export class Cluster<Meta = unknown, Data = any>
     this.node = new ClusterNode<Meta>({
       broker: options.broker,
       deliverToRoom: (room, frames, exceptId, count) =>
-        void this.#link?.deliverToRoom(room, frames, exceptId, count),
+        this.#rooms?.deliver(room, frames, exceptId, count),
       deliverToSession: (id, frames, count) =>
         this.#link?.deliverToSession(id, frames, count) ?? false,
       onError: this.#onError,
@@ -252,18 +255,7 @@ export class Cluster<Meta = unknown, Data = any>
    */
   // deno-lint-ignore no-explicit-any
   update(session: Session<Data, any, any>): number {
-    const rooms = this.#roomsOf.get(session.id);
-    if (rooms === undefined || this.#meta === undefined) return 0;
-    let count = 0;
-    for (const room of rooms) {
-      try {
-        const meta = this.#meta(session, room);
-        if (this.node.presence.update(room, session.id, meta)) count++;
-      } catch (error) {
-        this.#onError(error);
-      }
-    }
-    return count;
+    return this.#rooms?.update(session) ?? 0;
   }
 
   /**
@@ -292,101 +284,31 @@ export class Cluster<Meta = unknown, Data = any>
   /**
    * Called by `listen()`; see {@linkcode ClusterBridge.attach}.
    *
-   * @param link Delivery into the server's sessions.
+   * @param link The server's codec, local rooms and delivery by id.
+   * @returns The rooms the server's manager uses: its local ones, wrapped.
    * @throws {TypeError} When it already serves a server.
    */
-  attach(link: ClusterLink): void {
+  // deno-lint-ignore no-explicit-any
+  attach(link: ClusterLink): Rooms<any, any, any> {
     if (this.#link !== undefined) {
       throw new TypeError("This cluster already serves a server");
     }
+    this.#rooms = new ClusterRooms<Meta>({
+      node: this.node,
+      local: link.local,
+      codec: link.codec,
+      meta: this.#meta,
+      onError: this.#onError,
+    });
     this.#link = link;
+    return this.#rooms;
   }
 
   /** Called by the server once shut down. */
   detach(): void {
+    this.#rooms?.release();
+    this.#rooms = undefined;
     this.#link = undefined;
-  }
-
-  /**
-   * A session id unique across the cluster.
-   *
-   * @returns The id.
-   */
-  nextSessionId(): number {
-    return this.node.nextSessionId();
-  }
-
-  /**
-   * Called by the server's session manager: subscribes on the room's first
-   * local member, and tracks the session in presence.
-   *
-   * @param session The session.
-   * @param room The room.
-   */
-  // deno-lint-ignore no-explicit-any
-  joined(session: Session<any, any, any>, room: string): void {
-    try {
-      this.node.localJoin(room);
-    } catch (error) {
-      this.#onError(error);
-      return;
-    }
-    let rooms = this.#roomsOf.get(session.id);
-    if (rooms === undefined) {
-      rooms = new Set();
-      this.#roomsOf.set(session.id, rooms);
-    }
-    rooms.add(room);
-    if (this.#meta === undefined) return;
-    try {
-      this.node.presence.track(room, session.id, this.#meta(session, room));
-    } catch (error) {
-      this.#onError(error);
-    }
-  }
-
-  /**
-   * Called by the server's session manager: untracks, and unsubscribes on
-   * the room's last local member.
-   *
-   * @param session The session.
-   * @param room The room.
-   */
-  // deno-lint-ignore no-explicit-any
-  left(session: Session<any, any, any>, room: string): void {
-    const rooms = this.#roomsOf.get(session.id);
-    if (rooms === undefined || !rooms.delete(room)) return;
-    if (rooms.size === 0) this.#roomsOf.delete(session.id);
-    this.node.presence.untrack(room, session.id);
-    this.node.localLeave(room);
-  }
-
-  /**
-   * Called by the server's session manager: published once (with the
-   * turn's other frames to the room).
-   *
-   * @param room The room.
-   * @param frame The encoded frame.
-   * @param exceptId A session id to leave out.
-   */
-  broadcast(room: string, frame: Uint8Array, exceptId?: number): void {
-    try {
-      this.node.publish(room, frame, exceptId);
-    } catch (error) {
-      this.#onError(error);
-    }
-  }
-
-  /**
-   * Called by the server's session manager for an id not open here.
-   *
-   * @param id The session id.
-   * @param frame The encoded frame.
-   * @returns Whether it was published.
-   */
-  send(id: number, frame: Uint8Array): boolean {
-    if (ClusterNode.nodeOf(id) === this.node.nodeId) return false;
-    return this.node.sendTo(id, frame);
   }
 }
 

@@ -364,7 +364,9 @@ export class ClusterNode<Meta = unknown> implements AsyncDisposable {
 
   /**
    * How many local members `room` has, as counted by
-   * {@linkcode ClusterNode.localJoin}.
+   * {@linkcode ClusterNode.localJoin}. Under a `Cluster` the server's rooms
+   * keep the membership and join the node once per room with local
+   * members, so this is 1 or 0 there.
    *
    * @param room The room.
    * @returns The count (0 when not subscribed).

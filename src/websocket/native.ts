@@ -15,7 +15,6 @@ import { lines } from "../codec/lines.ts";
 import { Session, type SessionOptions } from "../session.ts";
 import type { SessionManager } from "../session_manager.ts";
 import { CloseReason } from "../close_reason.ts";
-import { nextSessionId } from "../_session_ids.ts";
 import { FrameParser } from "./_frame_parser.ts";
 import { encodeFrame, Opcode } from "./_frame_writer.ts";
 import { isWebSocketCodec, webSocketCodec } from "./websocket_codec.ts";
@@ -184,7 +183,7 @@ export function upgradeWebSocket<Data = unknown, In = string, Out = In>(
       session = new Session<Data, In, Out>(
         conn as unknown as Deno.Conn,
         { ...sessionOptions, codec },
-        nextSessionId(sessions),
+        sessions.nextId(),
       );
     } catch (error) {
       console.error("microsocket: upgradeWebSocket:", error);
