@@ -6,7 +6,7 @@ import { lines } from "./codec/lines.ts";
 import { webSocketCodec } from "./websocket/websocket_codec.ts";
 import { clientHandshake } from "./websocket/_handshake.ts";
 import { dialWebSocket } from "./websocket/_dial.ts";
-import { Session, type SessionOptions } from "./session.ts";
+import { Session, type SessionOptions } from "./session/session.ts";
 import { CloseReason } from "./close_reason.ts";
 import { sessionHooks } from "./_session_hooks.ts";
 import { validateConnectOptions } from "./_validate_options.ts";

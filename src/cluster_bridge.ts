@@ -3,7 +3,7 @@
 // implements ClusterBridge (the `./cluster` entry point's Cluster does), and
 // hands it a ClusterLink to deliver frames that other nodes sent.
 import type { Codec } from "./codec/codec.ts";
-import type { Session } from "./session.ts";
+import type { Session } from "./session/session.ts";
 
 /**
  * What a server gives its {@linkcode ClusterBridge}: the codec every frame

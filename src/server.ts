@@ -2,7 +2,7 @@
 // graceful shutdown that delivers what was already queued.
 import type { Codec } from "./codec/codec.ts";
 import { lines } from "./codec/lines.ts";
-import { Session, type SessionOptions } from "./session.ts";
+import { Session, type SessionOptions } from "./session/session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
 import { sessionHooks } from "./_session_hooks.ts";

@@ -6,7 +6,7 @@
 // receiver (one per room, one for the whole manager), and each receiver's
 // queue references it: no per-receiver copy, and a turn's messages to a room
 // leave each member in one write. See _shared_segment.ts.
-import type { Session, SessionBroadcastOptions } from "./session.ts";
+import type { Session, SessionBroadcastOptions } from "./session/session.ts";
 import type { Codec } from "./codec/codec.ts";
 import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
 import { SegmentWriter } from "./_shared_segment.ts";

@@ -4,7 +4,7 @@
 // and unknown-id sends into publishes, and what the broker delivers into
 // frames queued on the server's sessions.
 import type { ClusterBridge, ClusterLink } from "../cluster_bridge.ts";
-import type { Session } from "../session.ts";
+import type { Session } from "../session/session.ts";
 import type { Broker, BrokerStats } from "./broker.ts";
 import { defaultOnError } from "./_broker_core.ts";
 import {

@@ -7,10 +7,10 @@
 // (_liveness_tracker.ts), rate limits (_token_bucket.ts) and the lingering
 // close (_linger.ts). This file keeps the public API, the read loop and the
 // lifecycle.
-import type { Codec, Decoder, Heartbeat } from "./codec/codec.ts";
-import { FrameTooLargeError, SessionClosedError } from "./errors.ts";
+import type { Codec, Decoder, Heartbeat } from "../codec/codec.ts";
+import { FrameTooLargeError, SessionClosedError } from "../errors.ts";
 import { PendingRequests } from "./_pending_requests.ts";
-import { CloseReason } from "./close_reason.ts";
+import { CloseReason } from "../close_reason.ts";
 import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
 import { scheduleFlush } from "./_flush_scheduler.ts";
 import { Flow, producerContext } from "./_flow_control.ts";
@@ -26,7 +26,7 @@ import {
   sessionHooks,
   type SessionHost,
   type SessionObserver,
-} from "./_session_hooks.ts";
+} from "../_session_hooks.ts";
 
 /**
  * Where a session is in its life: `"open"` until `close()` (or the peer, or
