@@ -32,6 +32,7 @@ export * from "./src/close_reason.ts";
 export * from "./src/codec/codec.ts";
 export * from "./src/codec/lines.ts";
 export * from "./src/codec/length_prefixed.ts";
+export * from "./src/session/options.ts";
 export * from "./src/session/session.ts";
 export * from "./src/session_manager.ts";
 export * from "./src/server.ts";

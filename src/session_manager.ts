@@ -8,7 +8,12 @@
 // leave each member in one write. See _shared_segment.ts.
 import type { Session, SessionBroadcastOptions } from "./session/session.ts";
 import type { Codec } from "./codec/codec.ts";
-import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
+import {
+  attach,
+  observe,
+  sendShared,
+  type SessionObserver,
+} from "./session/_internals.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
 import { managerHooks } from "./_manager_hooks.ts";
@@ -117,7 +122,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
             ? frames
             : transcode(codec, session.codec, frames);
           return bytes !== undefined &&
-            sessionHooks.sendShared(session, bytes, 0, bytes.byteLength, count);
+            sendShared(session, bytes, 0, bytes.byteLength, count);
         },
       };
     };
@@ -162,8 +167,8 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       return false;
     }
     this.#sessions.set(session.id, session);
-    sessionHooks.observe(session, this.#observer);
-    sessionHooks.attach(session, this);
+    observe(session, this.#observer);
+    attach(session, this);
     return true;
   }
 
@@ -247,7 +252,6 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     let start = 0;
     let end = 0;
     let others: Map<Codec<In, Out>, Uint8Array> | undefined;
-    const sendShared = sessionHooks.sendShared;
     let accepted = 0;
     for (const session of targets) {
       if (session.id === exceptId) continue;
@@ -316,7 +320,6 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     writer.copy(frame);
     const { base, start, end } = writer;
     const codec = this.#codec;
-    const sendShared = sessionHooks.sendShared;
     let accepted = 0;
     // Members of another server sharing this manager: re-encoded once per
     // codec (undefined: their codec can't take these frames).
