@@ -5,8 +5,8 @@
 // receiver's byte budget, overflow policy and coalescing (see
 // _shared_segment.ts).
 import type { Codec } from "./codec/codec.ts";
-import type { Session } from "./session.ts";
-import { sessionHooks } from "./_session_hooks.ts";
+import type { Session } from "./session/session.ts";
+import { sendShared } from "./session/_internals.ts";
 import type { SegmentWriter } from "./_shared_segment.ts";
 import { transcode } from "./_transcode.ts";
 
@@ -32,7 +32,6 @@ export function fanOut<Data, In, Out>(
   let start = 0;
   let end = 0;
   let others: Map<Codec<In, Out>, Uint8Array> | undefined;
-  const sendShared = sessionHooks.sendShared;
   let accepted = 0;
   for (const session of targets) {
     if (session.id === exceptId) continue;
@@ -79,7 +78,6 @@ export function fanOutFrames<Data, In, Out>(
 ): number {
   writer.copy(frames);
   const { base, start, end } = writer;
-  const sendShared = sessionHooks.sendShared;
   let accepted = 0;
   let others: Map<Codec<In, Out>, Uint8Array | undefined> | undefined;
   for (const session of targets) {
@@ -119,5 +117,5 @@ export function sendFrames<Data, In, Out>(
     ? frames
     : transcode(codec, session.codec, frames);
   return bytes !== undefined &&
-    sessionHooks.sendShared(session, bytes, 0, bytes.byteLength, count);
+    sendShared(session, bytes, 0, bytes.byteLength, count);
 }

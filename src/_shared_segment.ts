@@ -8,7 +8,7 @@
 // it, nothing else does, and an idle room keeps no buffer. The next segment
 // is sized by what the channel used in its last pass.
 import type { Codec } from "./codec/codec.ts";
-import { atPassEnd } from "./_flush_scheduler.ts";
+import { atPassEnd } from "./session/_flush_scheduler.ts";
 
 /** Segments hold at least this much... */
 const SEGMENT_MIN = 1024;

@@ -6,9 +6,9 @@ import { lines } from "./codec/lines.ts";
 import { webSocketCodec } from "./websocket/websocket_codec.ts";
 import { clientHandshake } from "./websocket/_handshake.ts";
 import { dialWebSocket } from "./websocket/_dial.ts";
-import { Session, type SessionOptions } from "./session.ts";
+import { Session, type SessionOptions } from "./session/session.ts";
 import { CloseReason } from "./close_reason.ts";
-import { sessionHooks } from "./_session_hooks.ts";
+import { setPrelude } from "./session/_internals.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
 
 /**
@@ -610,7 +610,7 @@ export class Client<Data = unknown, In = string, Out = In>
     const prelude = this.#prelude;
     this.#prelude = undefined;
     if (prelude !== undefined && prelude.byteLength > 0) {
-      sessionHooks.prelude(session, prelude);
+      setPrelude(session, prelude);
     }
     const data = this.#options.data;
     if (data !== undefined) {

@@ -5,7 +5,7 @@
 // default, and a cluster (`@x/microsocket/cluster`) wraps the manager's
 // LocalRooms, so that membership is stored once, here, on every node.
 import type { Codec } from "./codec/codec.ts";
-import type { Session } from "./session.ts";
+import type { Session } from "./session/session.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
 import { fanOut, fanOutFrames } from "./_fan_out.ts";
 

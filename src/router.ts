@@ -3,7 +3,7 @@
 // BeforeRequest/AfterRequest hooks). Errors are never swallowed: they go back
 // to whoever called `router.handler`, which for `listen()` means `onError`.
 import type { Codec } from "./codec/codec.ts";
-import type { Session } from "./session.ts";
+import type { Session } from "./session/session.ts";
 import { RouteNotFoundError } from "./errors.ts";
 import {
   firstWord,

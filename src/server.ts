@@ -2,10 +2,10 @@
 // graceful shutdown that delivers what was already queued.
 import type { Codec } from "./codec/codec.ts";
 import { lines } from "./codec/lines.ts";
-import { Session, type SessionOptions } from "./session.ts";
+import { Session, type SessionOptions } from "./session/session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
-import { sessionHooks } from "./_session_hooks.ts";
+import { observe, setPrelude } from "./session/_internals.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
@@ -693,7 +693,7 @@ export class Server<
           headers: request.headers,
           protocol,
         });
-        if (prelude.byteLength > 0) sessionHooks.prelude(session, prelude);
+        if (prelude.byteLength > 0) setPrelude(session, prelude);
       }
     } catch (error) {
       this.#report(error, undefined);
@@ -705,7 +705,7 @@ export class Server<
     this.#live.add(session);
     // Told before the session's onClose runs, so stats and per-IP slots are
     // up to date inside it.
-    sessionHooks.observe(session, {
+    observe(session, {
       closed: (_session, reason) => this.#forget(session, ip, reason),
       // A session that must authenticate joins the manager (rooms,
       // broadcasts) only once it has.

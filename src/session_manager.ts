@@ -10,8 +10,8 @@
 // receiver (one per room, one for the whole manager), and each receiver's
 // queue references it: no per-receiver copy, and a turn's messages to a room
 // leave each member in one write. See _shared_segment.ts.
-import type { Session, SessionBroadcastOptions } from "./session.ts";
-import { sessionHooks, type SessionObserver } from "./_session_hooks.ts";
+import type { Session, SessionBroadcastOptions } from "./session/session.ts";
+import { attach, observe, type SessionObserver } from "./session/_internals.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
 import { fanOut } from "./_fan_out.ts";
 import { LocalRooms, type Rooms } from "./rooms.ts";
@@ -206,8 +206,8 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       return false;
     }
     this.#sessions.set(session.id, session);
-    sessionHooks.observe(session, this.#observer);
-    sessionHooks.attach(session, this);
+    observe(session, this.#observer);
+    attach(session, this);
     return true;
   }
 

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import {
   type LivenessSignals,
   LivenessTracker,
-} from "../src/_liveness_tracker.ts";
-import { LivenessClock } from "../src/_liveness_clock.ts";
+} from "../src/session/_liveness_tracker.ts";
+import { LivenessClock } from "../src/session/_liveness_clock.ts";
 
 const quiet: LivenessSignals = {
   framesArrived: false,

@@ -1,7 +1,7 @@
 // The outbound queue on its own, without a socket: ordering, coalescing,
 // shared ranges, accounting and dropping.
 import assert from "node:assert/strict";
-import { OutboundQueue } from "../src/_outbound_queue.ts";
+import { OutboundQueue } from "../src/session/_outbound_queue.ts";
 
 function bytes(...values: number[]): Uint8Array {
   return new Uint8Array(values);

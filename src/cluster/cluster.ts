@@ -6,7 +6,7 @@
 // on the server's sessions.
 import type { ClusterBridge, ClusterLink } from "../cluster_bridge.ts";
 import type { Rooms } from "../rooms.ts";
-import type { Session } from "../session.ts";
+import type { Session } from "../session/session.ts";
 import type { Broker, BrokerStats } from "./broker.ts";
 import { defaultOnError } from "./_broker_core.ts";
 import {

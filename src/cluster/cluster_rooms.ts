@@ -5,7 +5,7 @@
 // membership, one localJoin per room, not a count per member), presence
 // entries, publishes, cluster-wide ids, and sends to other nodes.
 import type { Codec } from "../codec/codec.ts";
-import type { Session } from "../session.ts";
+import type { Session } from "../session/session.ts";
 import type { LocalRoom, LocalRooms, Rooms } from "../rooms.ts";
 import { ClusterNode } from "./cluster_node.ts";
 

@@ -12,7 +12,7 @@
 // backpressure signal is `bufferedAmount`, polled.
 import type { Codec } from "../codec/codec.ts";
 import { lines } from "../codec/lines.ts";
-import { Session, type SessionOptions } from "../session.ts";
+import { Session, type SessionOptions } from "../session/session.ts";
 import type { SessionManager } from "../session_manager.ts";
 import { CloseReason } from "../close_reason.ts";
 import { FrameParser } from "./_frame_parser.ts";

@@ -1,7 +1,7 @@
 // Package-internal: one session's requests waiting for their replies, each
 // with its timeout and abort signal. Every way out (reply, timeout, abort,
 // close) clears the timer and the listener, so nothing outlives a request.
-import { RequestTimeoutError } from "./errors.ts";
+import { RequestTimeoutError } from "../errors.ts";
 
 interface Pending<In> {
   resolve(reply: In): void;

@@ -1,0 +1,370 @@
+// Package-internal: what happens to each decoded message, in this order:
+// heartbeat (pings answered, pongs swallowed) → reply (to one of our
+// requests) → authentication (the first message) → rate limit → dispatch
+// to onMessage. Messages are handled one at a time; those arriving while a
+// handler (or authenticate, or onOpen) runs, or while the rate limit holds
+// them, wait in the backlog.
+//
+// One explicit state, `phase`, says where a message goes:
+//   authenticating  the next message goes to `authenticate`
+//   opening         onOpen runs                        → backlog
+//   busy            a handler or authenticate runs     → backlog
+//   throttled       the message rate limit pauses us   → backlog
+//   ready           straight to onMessage
+//   closed          dropped
+import type { Codec, Heartbeat } from "../codec/codec.ts";
+import { CloseReason } from "../close_reason.ts";
+import { SessionClosedError } from "../errors.ts";
+import { PendingRequests } from "./_pending_requests.ts";
+import { TokenBucket } from "./_token_bucket.ts";
+import type { ClosingInbound, Life } from "./_lifecycle.ts";
+import type { RateLimitOptions } from "./options.ts";
+
+/** Where the inbound pipeline is; see the file comment. */
+export type Phase =
+  | "authenticating"
+  | "opening"
+  | "ready"
+  | "busy"
+  | "throttled"
+  | "closed";
+
+/** The handlers and settings the pipeline uses (see SessionOptions). */
+export interface InboundOptions<S, Data, In> {
+  codec: Codec<In, unknown>;
+  onOpen?(session: S): unknown;
+  onMessage?(session: S, message: In): unknown;
+  authenticate?(
+    session: S,
+    message: In,
+  ): Data | undefined | null | false | Promise<Data | undefined | null | false>;
+  authTimeout?: number;
+  rateLimit?: RateLimitOptions;
+}
+
+/**
+ * Messages that may wait behind a handler that awaits a reply from its own
+ * peer; past this, reading pauses until the handler is done.
+ */
+const MAX_BACKLOG_WHILE_AWAITING = 256;
+
+/** One session's inbound pipeline; see the file comment. */
+export class Inbound<S extends { data: Data }, Data, In>
+  implements ClosingInbound {
+  /** Messages decoded from the peer. */
+  framesIn = 0;
+  /**
+   * The backlog's drain (an async handler, authenticate, a rate-limit
+   * pause): the reader awaits it before reading on.
+   */
+  handlerBusy: Promise<void> | undefined;
+  readonly #session: S;
+  readonly #options: InboundOptions<S, Data, In>;
+  readonly #life: Life;
+  readonly #out: { sendFrame(frame: Uint8Array): boolean };
+  readonly #heartbeat: Heartbeat<In> | undefined;
+  readonly #symmetricHeartbeat: boolean;
+  #phase: Phase;
+  readonly #backlog: In[] = [];
+  #messageBucket: TokenBucket | undefined;
+  #byteBucket: TokenBucket | undefined;
+  #pause:
+    | { timer: ReturnType<typeof setTimeout>; resolve: () => void }
+    | undefined;
+  // Our own ping is out: with a symmetric heartbeat, the next ping-looking
+  // frame is its answer.
+  #pinged = false;
+  // Requests waiting for their reply, by id.
+  #requests: PendingRequests<In> | undefined;
+  #authTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** @param out Where pongs are queued (the writer). */
+  constructor(
+    session: S,
+    options: InboundOptions<S, Data, In>,
+    life: Life,
+    out: { sendFrame(frame: Uint8Array): boolean },
+  ) {
+    this.#session = session;
+    this.#options = options;
+    this.#life = life;
+    this.#out = out;
+    const heartbeat = options.codec.heartbeat;
+    this.#heartbeat = heartbeat;
+    this.#symmetricHeartbeat = heartbeat !== undefined &&
+      sameBytes(heartbeat.ping, heartbeat.pong);
+    this.#phase = options.authenticate !== undefined
+      ? "authenticating"
+      : "opening";
+    this.#setUpRateLimits(options.rateLimit);
+  }
+
+  /**
+   * Whether reading stands still because of us (onOpen, a handler, a
+   * rate-limit pause), not because the peer is silent.
+   */
+  get busy(): boolean {
+    return this.handlerBusy !== undefined || this.#phase === "opening" ||
+      this.#pause !== undefined;
+  }
+
+  /** Requests waiting for replies, made on first use. */
+  requests(): PendingRequests<In> {
+    return this.#requests ??= new PendingRequests();
+  }
+
+  /** Our ping went out (see the heartbeat step). */
+  pingSent(): void {
+    this.#pinged = true;
+  }
+
+  /**
+   * Starts the pipeline, before the first read: arms the authentication
+   * deadline, or runs onOpen (the returned promise; reading waits for it).
+   */
+  start(): Promise<void> | undefined {
+    if (this.#phase !== "authenticating") return this.#open("ready");
+    // onOpen waits for the peer's first message; see #authenticate.
+    const timeout = this.#options.authTimeout ?? 10_000;
+    this.#authTimer = setTimeout(
+      () => this.#life.close(CloseReason.AuthTimeout, undefined),
+      timeout,
+    );
+    return undefined;
+  }
+
+  /** Takes one decoded message (the decoder's `emit`). */
+  readonly emit = (message: In): void => {
+    const phase = this.#phase;
+    if (phase === "closed") return;
+    this.framesIn++;
+    const heartbeat = this.#heartbeat;
+    if (heartbeat !== undefined && this.#isHeartbeat(heartbeat, message)) {
+      return;
+    }
+    this.#pinged = false;
+    if (this.#requests !== undefined && this.#isReply(message)) return;
+    if (phase !== "ready") {
+      if (phase === "authenticating") {
+        this.#phase = "busy";
+        this.handlerBusy = this.#authenticate(message);
+      } else {
+        this.#backlog.push(message);
+      }
+      return;
+    }
+    const bucket = this.#messageBucket;
+    if (bucket !== undefined) {
+      const wait = bucket.take(1, performance.now());
+      if (wait > 0) {
+        if (this.#overRate()) return;
+        // Throttled: this message and the rest of the read wait their turn.
+        this.#phase = "throttled";
+        this.#backlog.push(message);
+        this.handlerBusy = this.#drainBacklog(this.#sleep(wait), true);
+        return;
+      }
+    }
+    this.#dispatch(message);
+  };
+
+  /**
+   * Applies the byte rate to `n` bytes just read: a pause to await, or
+   * `undefined` to go on.
+   */
+  throttleBytes(n: number): Promise<void> | undefined {
+    const bucket = this.#byteBucket;
+    if (bucket === undefined || this.#life.state !== "open") return undefined;
+    // Over the byte rate: these bytes wait (or end the session).
+    const wait = bucket.take(n, performance.now());
+    return wait > 0 && !this.#overRate() ? this.#sleep(wait) : undefined;
+  }
+
+  /**
+   * While a handler awaits a reply from this same peer, reading goes on so
+   * the reply can arrive (other messages wait in the backlog, up to a bound).
+   */
+  awaitingReplies(): boolean {
+    return this.#requests !== undefined && this.#requests.size > 0 &&
+      this.#backlog.length < MAX_BACKLOG_WHILE_AWAITING;
+  }
+
+  closing(reason: string): void {
+    this.#phase = "closed";
+    this.#backlog.length = 0;
+    clearTimeout(this.#authTimer);
+    this.#requests?.reject(new SessionClosedError(reason));
+    this.#resume();
+  }
+
+  // Tells the layers above, then runs onOpen (what follows waits for it);
+  // the phase is then `then`.
+  async #open(then: Phase): Promise<void> {
+    const life = this.#life;
+    if (life.state === "open") {
+      life.opened();
+      const onOpen = this.#options.onOpen;
+      if (onOpen !== undefined && life.state === "open") {
+        this.#phase = "opening";
+        try {
+          await onOpen(this.#session);
+        } catch (error) {
+          life.report(error);
+        }
+      }
+    }
+    if (this.#phase === "opening") this.#phase = then;
+  }
+
+  // The first message of a session that must authenticate. Messages that
+  // arrive meanwhile wait in the backlog, as behind an async handler.
+  async #authenticate(message: In): Promise<void> {
+    const life = this.#life;
+    let data: Data | undefined | null | false;
+    try {
+      data = await this.#options.authenticate!(this.#session, message);
+    } catch (error) {
+      life.report(error);
+      data = undefined;
+    }
+    if (life.state !== "open") return;
+    clearTimeout(this.#authTimer);
+    this.#authTimer = undefined;
+    if (data === undefined || data === null || data === false) {
+      life.close(CloseReason.Unauthorized, undefined);
+      return;
+    }
+    this.#session.data = data;
+    await this.#open("busy");
+    await this.#drainBacklog(undefined, false);
+  }
+
+  // A reply to one of our requests goes to its promise; a late one (its
+  // request timed out) is dropped.
+  #isReply(message: In): boolean {
+    const id = this.#options.codec.correlation!.replyTo(message);
+    return id !== undefined && this.#requests!.resolve(id, message);
+  }
+
+  // Ping and pong frames are the session's business, not the handler's.
+  #isHeartbeat(heartbeat: Heartbeat<In>, message: In): boolean {
+    const ping = heartbeat.isPing(message);
+    if (!ping && !heartbeat.isPong(message)) return false;
+    // When ping and pong are the same frame (microSocket's empty frame), a
+    // frame after our own ping is its answer, not a ping to answer.
+    if (ping && !(this.#symmetricHeartbeat && this.#pinged)) {
+      this.#out.sendFrame(heartbeat.pong);
+    }
+    this.#pinged = false;
+    return true;
+  }
+
+  #dispatch(message: In): void {
+    const onMessage = this.#options.onMessage;
+    if (onMessage === undefined) return;
+    try {
+      const result = onMessage(this.#session, message);
+      if (isThenable(result)) {
+        this.#phase = "busy";
+        this.handlerBusy = this.#drainBacklog(result, false);
+      }
+    } catch (error) {
+      this.#life.report(error);
+    }
+  }
+
+  // Awaits an async handler (or a rate-limit pause), then handles the
+  // messages that arrived meanwhile, one at a time, until none is left.
+  // `prepaid`: the first message already took its rate-limit token.
+  async #drainBacklog(
+    pending: PromiseLike<unknown> | undefined,
+    prepaid: boolean,
+  ): Promise<void> {
+    const onMessage = this.#options.onMessage;
+    try {
+      await pending;
+    } catch (error) {
+      this.#life.report(error);
+    }
+    const bucket = this.#messageBucket;
+    const backlog = this.#backlog;
+    let first = prepaid;
+    while (this.#phase !== "closed" && backlog.length > 0) {
+      if (bucket !== undefined && !first) {
+        const wait = bucket.take(1, performance.now());
+        if (wait > 0) {
+          if (this.#overRate()) break;
+          this.#phase = "throttled";
+          await this.#sleep(wait);
+          // Closing (phase "closed") cut the pause short.
+          if (this.#life.state !== "open") break;
+        }
+      }
+      first = false;
+      this.#phase = "busy";
+      const message = backlog.shift()!;
+      if (onMessage === undefined) continue;
+      try {
+        await onMessage(this.#session, message);
+      } catch (error) {
+        this.#life.report(error);
+      }
+    }
+    if (this.#phase !== "closed") this.#phase = "ready";
+    this.handlerBusy = undefined;
+  }
+
+  #setUpRateLimits(limits: RateLimitOptions | undefined): void {
+    if (limits === undefined) return;
+    const now = performance.now();
+    const messages = limits.messagesPerSecond ?? 0;
+    if (messages > 0) {
+      const burst = limits.messageBurst ?? Math.max(1, messages);
+      this.#messageBucket = new TokenBucket(messages, burst, now);
+    }
+    const bytes = limits.bytesPerSecond ?? 0;
+    if (bytes > 0) {
+      const burst = limits.byteBurst ?? Math.max(65536, bytes);
+      this.#byteBucket = new TokenBucket(bytes, burst, now);
+    }
+  }
+
+  // The peer passed a rate limit: with policy "close" that ends it (and
+  // returns true); with "throttle" the caller pauses.
+  #overRate(): boolean {
+    if (this.#options.rateLimit?.policy !== "close") return false;
+    this.#life.close(CloseReason.Flood, undefined);
+    return true;
+  }
+
+  // A pause that closing cuts short.
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pause = undefined;
+        resolve();
+      }, ms);
+      this.#pause = { timer, resolve };
+    });
+  }
+
+  #resume(): void {
+    const pause = this.#pause;
+    if (pause === undefined) return;
+    this.#pause = undefined;
+    clearTimeout(pause.timer);
+    pause.resolve();
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as PromiseLike<unknown>).then === "function";
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

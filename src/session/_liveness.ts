@@ -1,0 +1,165 @@
+// Package-internal: a session's liveness watch. On each tick of a shared
+// clock (_liveness_clock.ts) it gathers what happened since the last one
+// (frames from the peer, bytes to it, whether we kept it waiting) and lets
+// the rules (_liveness_tracker.ts) decide: nothing, a ping, or a close.
+import type { Decoder, Heartbeat } from "../codec/codec.ts";
+import type { Flow } from "./_flow_control.ts";
+import type { Life } from "./_lifecycle.ts";
+import { type LivenessClock, livenessClock } from "./_liveness_clock.ts";
+import { type LivenessSignals, LivenessTracker } from "./_liveness_tracker.ts";
+
+/** The settings the watch uses (see SessionOptions for each). */
+export interface LivenessOptions {
+  idleTimeout?: number;
+  frameTimeout?: number;
+  heartbeatInterval?: number;
+  heartbeatMaxMissed?: number;
+}
+
+/** What a tick reads from the outbound side (the writer). */
+export interface WatchedWriter {
+  readonly bytesOut: number;
+  readonly queuedBytes: number;
+  readonly flow: Flow;
+  sendFrame(frame: Uint8Array): boolean;
+}
+
+/** What a tick reads from the inbound pipeline. */
+export interface WatchedInbound {
+  readonly busy: boolean;
+  pingSent(): void;
+}
+
+/** One session's liveness watch; see the file comment. */
+export class Liveness {
+  readonly #tracker: LivenessTracker;
+  readonly #clock: LivenessClock;
+  readonly #life: Life;
+  readonly #writer: WatchedWriter;
+  readonly #inbound: WatchedInbound;
+  readonly #decoder: Decoder<unknown>;
+  readonly #ping: Uint8Array | undefined;
+  // Reads that completed at least one frame, including frames the codec
+  // swallows (a blank JSON line): the peer's signs of life.
+  #framesEnded = 0;
+  #seenEnded = 0;
+  #seenWritten = 0;
+  #pingBytes = 0;
+
+  /**
+   * Starts watching, or returns `undefined` when every timeout is off.
+   */
+  static watch(
+    options: LivenessOptions,
+    life: Life,
+    writer: WatchedWriter,
+    inbound: WatchedInbound,
+    decoder: Decoder<unknown>,
+    heartbeat: Heartbeat<unknown> | undefined,
+  ): Liveness | undefined {
+    const settings = {
+      idleTimeout: options.idleTimeout ?? 0,
+      frameTimeout: options.frameTimeout ?? 0,
+      heartbeatInterval: options.heartbeatInterval ?? 0,
+      heartbeatMaxMissed: options.heartbeatMaxMissed ?? 3,
+    };
+    const timeouts = [
+      settings.idleTimeout,
+      settings.frameTimeout,
+      settings.heartbeatInterval,
+    ].filter((ms) => ms > 0);
+    if (timeouts.length === 0) return undefined;
+    const clock = livenessClock(tickFor(Math.min(...timeouts)));
+    const liveness = new Liveness(
+      new LivenessTracker(settings),
+      clock,
+      life,
+      writer,
+      inbound,
+      decoder,
+      heartbeat?.ping,
+    );
+    clock.add(liveness);
+    return liveness;
+  }
+
+  private constructor(
+    tracker: LivenessTracker,
+    clock: LivenessClock,
+    life: Life,
+    writer: WatchedWriter,
+    inbound: WatchedInbound,
+    decoder: Decoder<unknown>,
+    ping: Uint8Array | undefined,
+  ) {
+    this.#tracker = tracker;
+    this.#clock = clock;
+    this.#life = life;
+    this.#writer = writer;
+    this.#inbound = inbound;
+    this.#decoder = decoder;
+    this.#ping = ping;
+  }
+
+  /** A read completed at least one frame. */
+  frameEnded(): void {
+    this.#tracker.frameCompleted();
+    this.#framesEnded++;
+  }
+
+  /** The session is closing: no more ticks. */
+  stop(): void {
+    this.#clock.delete(this);
+  }
+
+  /**
+   * Called by the shared clock. `elapsed` is already capped, so a stalled
+   * event loop never counts against the peer.
+   */
+  tick(elapsed: number): void {
+    if (this.#life.state !== "open") return;
+    const writer = this.#writer;
+    const signals = scratchSignals;
+    const written = writer.bytesOut;
+    signals.framesArrived = this.#framesEnded !== this.#seenEnded;
+    // Our own pings don't count as traffic the peer is busy reading.
+    signals.wrote = written - this.#seenWritten - this.#pingBytes > 0;
+    signals.queued = writer.queuedBytes > 0;
+    // Not reading because of us (a handler, another session's backlog, a
+    // rate-limit pause) is not the peer's silence. Its own backlog is.
+    signals.busy = this.#inbound.busy || writer.flow.blockedByOthers;
+    signals.partial = this.#decoder.buffered > 0;
+    this.#seenEnded = this.#framesEnded;
+    this.#seenWritten = written;
+    this.#pingBytes = 0;
+    const verdict = this.#tracker.tick(elapsed, signals);
+    if (verdict === undefined) return;
+    if (verdict !== "ping") {
+      this.#life.close(verdict, undefined);
+      return;
+    }
+    const ping = this.#ping;
+    if (ping !== undefined && writer.sendFrame(ping)) {
+      this.#pingBytes += ping.byteLength;
+      this.#inbound.pingSent();
+    }
+  }
+}
+
+// Reused by every tick: ticks run one at a time.
+const scratchSignals: LivenessSignals = {
+  framesArrived: false,
+  wrote: false,
+  queued: false,
+  busy: false,
+  partial: false,
+};
+
+// Liveness is checked about four times per shortest timeout, on a few fixed
+// tick lengths so that sessions with similar settings share one timer.
+function tickFor(shortest: number): number {
+  for (const tick of [1000, 500, 250, 100, 50, 25]) {
+    if (tick * 4 <= shortest) return tick;
+  }
+  return 10;
+}

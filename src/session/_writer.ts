@@ -1,0 +1,263 @@
+// Package-internal: the outbound side of a session, the single owner of its
+// connection's writes. A frame is admitted against the byte budget, queued
+// (_outbound_queue.ts), and the session joins the process-wide flush pass
+// (_flush_scheduler.ts), which starts at most one write per session per
+// turn. A queue above its high-water mark holds back whoever produced the
+// frame (_flow_control.ts) and makes `drained()` callers wait.
+//
+// send(), sendFrame() and sendShared() are the hot path: no allocation, no
+// closure, one state check.
+import type { Codec } from "../codec/codec.ts";
+import { CloseReason } from "../close_reason.ts";
+import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
+import { scheduleFlush } from "./_flush_scheduler.ts";
+import { Flow, producerContext } from "./_flow_control.ts";
+import type { ClosingWriter, Life } from "./_lifecycle.ts";
+import type { OverflowPolicy } from "./options.ts";
+
+/** The options the writer uses (see SessionOptions for each). */
+export interface WriterOptions<Out> {
+  codec: Codec<unknown, Out>;
+  outboundBudget?: number;
+  overflow?: OverflowPolicy;
+  highWaterMark?: number;
+  drainTimeout?: number;
+}
+
+/** One session's outbound side; see the file comment. */
+export class Writer<Out> implements ClosingWriter {
+  /** This session's side of flow control. */
+  readonly flow: Flow;
+  readonly #conn: Deno.Conn;
+  readonly #life: Life;
+  readonly #codec: Codec<unknown, Out>;
+  readonly #queue = new OutboundQueue();
+  readonly #budget: number;
+  readonly #highWaterMark: number;
+  readonly #overflow: OverflowPolicy | undefined;
+  #flushScheduled = false;
+  readonly #flushBound = () => this.#flushPass();
+  #framesDropped = 0;
+  #writes = 0;
+  #writingNow: Promise<number> | undefined;
+  // Callers of drained() waiting for room.
+  #drainWaiters: ((drained: boolean) => void)[] | undefined;
+
+  constructor(conn: Deno.Conn, options: WriterOptions<Out>, life: Life) {
+    this.#conn = conn;
+    this.#life = life;
+    this.#codec = options.codec;
+    this.#budget = options.outboundBudget ?? 1048576;
+    this.#highWaterMark = options.highWaterMark ??
+      Math.max(1, Math.floor(this.#budget / 4));
+    this.#overflow = options.overflow;
+    this.flow = new Flow({
+      isOpen: () => life.state === "open",
+      drainTimeout: options.drainTimeout ?? 5000,
+      cut: () => life.close(CloseReason.SlowConsumer, undefined, 0),
+    });
+  }
+
+  /** Outbound bytes waiting in memory, including the write in flight. */
+  get queuedBytes(): number {
+    return this.#queue.queuedBytes;
+  }
+
+  /** Whether more than `highWaterMark` bytes are queued. */
+  get backpressure(): boolean {
+    return this.#queue.queuedBytes > this.#highWaterMark;
+  }
+
+  /** Frames accepted. */
+  get framesOut(): number {
+    return this.#queue.frames;
+  }
+
+  /** Bytes written to the peer. */
+  get bytesOut(): number {
+    return this.#queue.writtenBytes;
+  }
+
+  /** Frames refused by the `"drop"` overflow policy. */
+  get framesDropped(): number {
+    return this.#framesDropped;
+  }
+
+  /** Writes made to the connection. */
+  get writes(): number {
+    return this.#writes;
+  }
+
+  /** The write in flight, if any. */
+  get writing(): Promise<number> | undefined {
+    return this.#writingNow;
+  }
+
+  /** Encodes and queues `message`; see `Session.send`. */
+  send(message: Out): boolean {
+    if (this.#life.state !== "open") return false;
+    const codec = this.#codec;
+    const queue = this.#queue;
+    if (codec.encodeInto !== undefined) {
+      // Fast path: encode straight into the outbound chunk, no allocation.
+      const start = queue.privateFill;
+      const end = codec.encodeInto(message, queue.privateChunk(), start);
+      if (end >= 0) {
+        if (!this.admit(end - start)) return false;
+        queue.commitPrivate(end);
+        this.#queued();
+        return true;
+      }
+    }
+    const frame = codec.encode(message);
+    if (!this.admit(frame.byteLength)) return false;
+    queue.pushPrivate(frame);
+    this.#queued();
+    return true;
+  }
+
+  /** Queues an encoded frame; see `Session.sendFrame`. */
+  sendFrame(frame: Uint8Array): boolean {
+    if (this.#life.state !== "open") return false;
+    const size = frame.byteLength;
+    if (!this.admit(size)) return false;
+    if (size < COPY_BELOW) this.#queue.pushPrivate(frame);
+    else this.#queue.pushShared(frame, 0, size);
+    this.#queued();
+    return true;
+  }
+
+  /**
+   * Queues `base[start, end)` by reference (a broadcast's shared frame, or
+   * `frames` frames back to back from another node).
+   */
+  sendShared(
+    base: Uint8Array,
+    start: number,
+    end: number,
+    frames: number,
+  ): boolean {
+    if (this.#life.state !== "open") return false;
+    if (!this.admit(end - start, frames)) return false;
+    this.#queue.pushShared(base, start, end, frames);
+    this.#queued();
+    return true;
+  }
+
+  /** Applies the budget to a frame of `size` bytes about to be queued. */
+  admit(size: number, frames = 1): boolean {
+    const queued = this.#queue.queuedBytes;
+    if (queued + size <= this.#budget || queued === 0) return true;
+    if (this.#overflow === "drop") {
+      this.#framesDropped += frames;
+    } else {
+      // No grace period: the peer is not keeping up, and cutting it now
+      // frees its queue at once.
+      this.#life.close(CloseReason.SlowConsumer, undefined, 0);
+    }
+    return false;
+  }
+
+  /** Waits until everything queued before the call has been written. */
+  flush(): Promise<boolean> {
+    return this.#queue.flushed();
+  }
+
+  /** Waits for room; see `Session.drained`. */
+  drained(): Promise<boolean> {
+    if (this.#life.state !== "open") return Promise.resolve(false);
+    if (!this.backpressure) return Promise.resolve(true);
+    const { promise, resolve } = Promise.withResolvers<boolean>();
+    (this.#drainWaiters ??= []).push(resolve);
+    return promise;
+  }
+
+  goodbye(frame: Uint8Array): void {
+    if (this.#queue.dropped) return;
+    this.#queue.pushPrivate(frame);
+    this.#queued();
+  }
+
+  closing(): void {
+    this.flow.end();
+    this.#wakeDrainWaiters(false);
+  }
+
+  async settle(timeout: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const written = await Promise.race([
+      this.#queue.flushed(),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(resolve, timeout, false);
+      }),
+    ]);
+    clearTimeout(timer);
+    return written;
+  }
+
+  drop(): void {
+    this.#queue.drop();
+  }
+
+  // A frame was queued: join the next flush pass, and hold the producer back
+  // if this queue is now above its high-water mark.
+  #queued(): void {
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      scheduleFlush(this.#flushBound);
+    }
+    if (this.#queue.queuedBytes > this.#highWaterMark) {
+      const producer = producerContext.getStore();
+      if (producer !== undefined) this.flow.hold(producer);
+    }
+  }
+
+  // Called once per flush pass in which this session had something queued:
+  // starts one write (unless one is still in flight; its completion asks for
+  // the next pass).
+  #flushPass(): void {
+    this.#flushScheduled = false;
+    if (this.#life.state === "closed") return;
+    const chunk = this.#queue.nextWrite();
+    if (chunk !== undefined) this.#writingNow = this.#write(chunk);
+  }
+
+  async #write(chunk: Uint8Array): Promise<number> {
+    const queue = this.#queue;
+    let failure: unknown;
+    try {
+      let offset = await this.#conn.write(chunk);
+      while (offset < chunk.byteLength) {
+        offset += await this.#conn.write(chunk.subarray(offset));
+      }
+      this.#writes++;
+    } catch (error) {
+      failure = error ?? new Error("write failed");
+    }
+    queue.completed();
+    this.#writingNow = undefined;
+    if (failure !== undefined) {
+      queue.drop();
+      if (this.#life.state === "open") {
+        this.#life.close(CloseReason.Reset, failure);
+      }
+      return 0;
+    }
+    if (queue.queuedBytes <= this.#highWaterMark / 2) {
+      if (this.flow.holding) this.flow.release();
+      if (this.#drainWaiters !== undefined) this.#wakeDrainWaiters(true);
+    }
+    if (queue.hasPending && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      scheduleFlush(this.#flushBound);
+    }
+    return chunk.byteLength;
+  }
+
+  #wakeDrainWaiters(drained: boolean): void {
+    const waiters = this.#drainWaiters;
+    if (waiters === undefined) return;
+    this.#drainWaiters = undefined;
+    for (const resolve of waiters) resolve(drained);
+  }
+}
