@@ -10,6 +10,17 @@ import { Session, type SessionOptions } from "./session.ts";
 import { CloseReason } from "./close_reason.ts";
 import { sessionHooks } from "./_session_hooks.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
+import {
+  DEFAULT_CONNECT_HOSTNAME,
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_NO_DELAY,
+  DEFAULT_RECONNECT_FACTOR,
+  DEFAULT_RECONNECT_INITIAL_DELAY,
+  DEFAULT_RECONNECT_JITTER,
+  DEFAULT_RECONNECT_MAX_ATTEMPTS,
+  DEFAULT_RECONNECT_MAX_DELAY,
+  DEFAULT_SEND_BUFFER_MESSAGES,
+} from "./defaults.ts";
 
 /**
  * What `Client.closed` resolves with: a {@linkcode CloseReason} (e.g.
@@ -349,11 +360,11 @@ export class Client<Data = unknown, In = string, Out = In>
     this.#reconnect = reconnect === undefined || reconnect === false
       ? undefined
       : {
-        initialDelay: 100,
-        maxDelay: 5000,
-        factor: 2,
-        jitter: 0.2,
-        maxAttempts: Infinity,
+        initialDelay: DEFAULT_RECONNECT_INITIAL_DELAY,
+        maxDelay: DEFAULT_RECONNECT_MAX_DELAY,
+        factor: DEFAULT_RECONNECT_FACTOR,
+        jitter: DEFAULT_RECONNECT_JITTER,
+        maxAttempts: DEFAULT_RECONNECT_MAX_ATTEMPTS,
         ...(reconnect === true ? {} : reconnect),
       };
     const buffer = options.sendBuffer;
@@ -362,7 +373,7 @@ export class Client<Data = unknown, In = string, Out = In>
         throw new TypeError("sendBuffer needs reconnect");
       }
       this.#buffer = {
-        maxMessages: 1024,
+        maxMessages: DEFAULT_SEND_BUFFER_MESSAGES,
         whenFull: "drop-newest",
         ...(buffer === true ? {} : buffer),
       };
@@ -527,7 +538,7 @@ export class Client<Data = unknown, In = string, Out = In>
   // TLS handshake, so that an untrusted certificate fails the attempt
   // instead of a session that seemed open.
   async #dial(): Promise<Deno.Conn> {
-    const timeout = this.#options.connectTimeout ?? 10000;
+    const timeout = this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
     const attempt: Attempt = { conn: undefined, abandoned: false };
     const connecting = this.#connect(attempt);
     if (timeout === 0) return connecting;
@@ -565,7 +576,8 @@ export class Client<Data = unknown, In = string, Out = In>
         ...(options.origin === undefined ? {} : { origin: options.origin }),
       })
       : undefined;
-    const hostname = handshake?.hostname ?? options.hostname ?? "127.0.0.1";
+    const hostname = handshake?.hostname ?? options.hostname ??
+      DEFAULT_CONNECT_HOSTNAME;
     const tcp = await Deno.connect({
       hostname,
       port: handshake?.port ?? options.port!,
@@ -583,7 +595,7 @@ export class Client<Data = unknown, In = string, Out = In>
       }
       // TLS over our own TCP connection: TlsConn has no socket options, so
       // keep-alive and TCP_NODELAY are set here, before the handshake.
-      if (options.noDelay !== false) tcp.setNoDelay(true);
+      if (options.noDelay ?? DEFAULT_NO_DELAY) tcp.setNoDelay(true);
       const caCerts = tls === true ? undefined : tls.caCerts;
       const conn = await Deno.startTls(
         tcp,

@@ -22,6 +22,13 @@ import {
   acceptWebSocket,
 } from "./websocket/_accept.ts";
 import { upgradeRequests } from "./websocket/websocket_request.ts";
+import {
+  DEFAULT_BACKLOG,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_LISTEN_HOSTNAME,
+  DEFAULT_PORT,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+} from "./defaults.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -414,7 +421,7 @@ export class Server<
       }
       this.#webSocket = {
         ...options,
-        handshakeTimeout: options.handshakeTimeout ?? 10000,
+        handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
         onError: (error) => this.#report(error, undefined),
       };
     }
@@ -493,7 +500,7 @@ export class Server<
    */
   shutdown(options: ShutdownOptions = {}): Promise<void> {
     this.#stopping ??= this.#stop(
-      options.timeout ?? 5000,
+      options.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT,
       options.reason ?? CloseReason.ServerShutdown,
     );
     return this.#stopping;
@@ -844,9 +851,9 @@ function bind(
   if (options.transport === "unix") {
     return Deno.listen({ transport: "unix", path: options.path });
   }
-  const hostname = options.hostname ?? "0.0.0.0";
-  const port = options.port ?? 0;
-  const tcpBacklog = options.backlog ?? 4096;
+  const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
+  const port = options.port ?? DEFAULT_PORT;
+  const tcpBacklog = options.backlog ?? DEFAULT_BACKLOG;
   if (options.tls !== undefined) {
     return Deno.listenTls({
       hostname,

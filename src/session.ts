@@ -27,6 +27,22 @@ import {
   type SessionHost,
   type SessionObserver,
 } from "./_session_hooks.ts";
+import {
+  DEFAULT_AUTH_TIMEOUT,
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_FRAME_TIMEOUT,
+  DEFAULT_HEARTBEAT_INTERVAL,
+  DEFAULT_HEARTBEAT_MAX_MISSED,
+  DEFAULT_HIGH_WATER_MARK_DIVISOR,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_MIN_BYTE_BURST,
+  DEFAULT_NO_DELAY,
+  DEFAULT_OUTBOUND_BUDGET,
+  DEFAULT_REQUEST_TIMEOUT,
+  READ_BUFFER_MAX,
+  READ_BUFFER_MIN,
+} from "./defaults.ts";
 
 /**
  * Where a session is in its life: `"open"` until `close()` (or the peer, or
@@ -381,11 +397,6 @@ export interface RateLimitOptions {
   policy?: RateLimitPolicy;
 }
 
-/** The size a read buffer starts at and returns to: idle sessions stay small. */
-const READ_BUFFER_MIN = 512;
-/** Reads that fill the buffer double it, up to this. */
-const READ_BUFFER_MAX = 65536;
-
 let nextStandaloneId = 1;
 
 /**
@@ -579,17 +590,17 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#heartbeat = heartbeat;
     this.#symmetricHeartbeat = heartbeat !== undefined &&
       sameBytes(heartbeat.ping, heartbeat.pong);
-    this.#budget = options.outboundBudget ?? 1048576;
+    this.#budget = options.outboundBudget ?? DEFAULT_OUTBOUND_BUDGET;
     this.#highWaterMark = options.highWaterMark ??
-      Math.max(1, Math.floor(this.#budget / 4));
-    this.#closeTimeout = options.closeTimeout ?? 5000;
+      Math.max(1, Math.floor(this.#budget / DEFAULT_HIGH_WATER_MARK_DIVISOR));
+    this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.#flow = new Flow({
       isOpen: () => this.#state === "open",
-      drainTimeout: options.drainTimeout ?? 5000,
+      drainTimeout: options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
       cut: () => this.#close(CloseReason.SlowConsumer, undefined, 0),
     });
     this.#setUpRateLimits(options.rateLimit);
-    if (options.noDelay !== false && "setNoDelay" in conn) {
+    if ((options.noDelay ?? DEFAULT_NO_DELAY) && "setNoDelay" in conn) {
       try {
         (conn as Deno.TcpConn).setNoDelay(true);
       } catch {
@@ -826,7 +837,10 @@ export class Session<Data = unknown, In = unknown, Out = In>
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const requests = this.#requests ??= new PendingRequests();
-    const { id, reply } = requests.add(options.timeout ?? 10_000, signal);
+    const { id, reply } = requests.add(
+      options.timeout ?? DEFAULT_REQUEST_TIMEOUT,
+      signal,
+    );
     if (!this.send(correlation.request(message, id))) {
       requests.reject(new SessionClosedError(this.#closeReason), id);
     }
@@ -1070,7 +1084,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     if (this.#options.authenticate !== undefined) {
       // onOpen waits for the peer's first message; see #authenticate.
       this.#authenticating = true;
-      const timeout = this.#options.authTimeout ?? 10_000;
+      const timeout = this.#options.authTimeout ?? DEFAULT_AUTH_TIMEOUT;
       this.#authTimer = setTimeout(
         () => this.#close(CloseReason.AuthTimeout, undefined),
         timeout,
@@ -1335,7 +1349,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     }
     const bytes = limits.bytesPerSecond ?? 0;
     if (bytes > 0) {
-      const burst = limits.byteBurst ?? Math.max(65536, bytes);
+      const burst = limits.byteBurst ?? Math.max(DEFAULT_MIN_BYTE_BURST, bytes);
       this.#byteBucket = new TokenBucket(bytes, burst, now);
     }
   }
@@ -1385,10 +1399,12 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   #watchLiveness(options: SessionOptions<Data, In, Out>): void {
     const settings = {
-      idleTimeout: options.idleTimeout ?? 0,
-      frameTimeout: options.frameTimeout ?? 0,
-      heartbeatInterval: options.heartbeatInterval ?? 0,
-      heartbeatMaxMissed: options.heartbeatMaxMissed ?? 3,
+      idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
+      heartbeatInterval: options.heartbeatInterval ??
+        DEFAULT_HEARTBEAT_INTERVAL,
+      heartbeatMaxMissed: options.heartbeatMaxMissed ??
+        DEFAULT_HEARTBEAT_MAX_MISSED,
     };
     const timeouts = [
       settings.idleTimeout,
