@@ -158,32 +158,119 @@ export interface ReconnectOptions {
  * assert.equal(client.session?.data.name, "ada");
  * ```
  */
-export interface ConnectOptions<Data, In, Out>
-  extends Omit<SessionOptions<Data, In, Out>, "codec"> {
+export type ConnectOptions<Data, In, Out> =
+  & (TcpConnectOptions | UnixConnectOptions | WebSocketConnectOptions)
+  & ClientOptions<Data, In, Out>;
+
+/**
+ * Where a TCP (or TLS) client connects. Keys of the other transports are
+ * refused, at compile and at run time.
+ *
+ * @example A TLS server on this machine
+ * ```ts
+ * import type { TcpConnectOptions } from "@x/microsocket";
+ *
+ * const where: TcpConnectOptions = { hostname: "127.0.0.1", port: 8443, tls: true };
+ * ```
+ */
+export interface TcpConnectOptions extends
+  Partial<
+    Record<"path" | "url" | "protocols" | "origin" | "maxMessageBytes", never>
+  > {
+  /**
+   * TCP, the default.
+   *
+   * @default {"tcp"}
+   */
+  transport?: "tcp";
   /**
    * The server's host name or address.
    *
    * @default {"127.0.0.1"}
    */
   hostname?: string;
-  /** The server's port (for TCP). */
-  port?: number;
+  /** The server's port. */
+  port: number;
   /**
-   * `"unix"` connects to the Unix domain socket at `path`; `"websocket"`
-   * to the WebSocket server at `url` (RFC 6455 framing over TCP, or TLS
-   * for `wss:`; see {@linkcode webSocketCodec} for how the codec's
-   * messages map onto WebSocket messages).
-   *
-   * @default {"tcp"}
+   * Connect with TLS. `caCerts` adds trusted PEM certificates (e.g. a
+   * self-signed one); `true` uses the system's roots.
    */
-  transport?: "tcp" | "unix" | "websocket";
-  /** The socket path, for `transport: "unix"`. */
-  path?: string;
-  /** The server's URL, `ws://host:port/path` or `wss:`, for `"websocket"`. */
-  url?: string | URL;
-  /** Subprotocols to offer, for `"websocket"`, in order of preference. */
+  tls?: true | { caCerts?: string[] };
+  /**
+   * Turn on TCP keep-alive (`SO_KEEPALIVE`), so that the system notices a
+   * peer that vanished without closing.
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
+  /**
+   * Turn off Nagle's algorithm (TCP_NODELAY), so a small frame leaves at
+   * once.
+   *
+   * @default {true}
+   */
+  noDelay?: boolean;
+}
+
+/**
+ * Where a Unix domain socket client connects. Network keys (`hostname`,
+ * `port`, `tls`, `keepAlive`, `noDelay`) and WebSocket keys are refused, at
+ * compile and at run time.
+ *
+ * @example A socket file
+ * ```ts
+ * import type { UnixConnectOptions } from "@x/microsocket";
+ *
+ * const where: UnixConnectOptions = { transport: "unix", path: "/run/app.sock" };
+ * ```
+ */
+export interface UnixConnectOptions extends
+  Partial<
+    Record<
+      | "hostname"
+      | "port"
+      | "url"
+      | "protocols"
+      | "origin"
+      | "maxMessageBytes"
+      | "tls"
+      | "keepAlive"
+      | "noDelay",
+      never
+    >
+  > {
+  /** A Unix domain socket. */
+  transport: "unix";
+  /** The socket file's path. */
+  path: string;
+}
+
+/**
+ * Where a WebSocket client connects: RFC 6455 framing over TCP, or TLS for
+ * `wss:` (see {@linkcode webSocketCodec} for how the codec's messages map
+ * onto WebSocket messages). The URL says where, so `hostname` and `port`
+ * are refused, at compile and at run time.
+ *
+ * @example A WebSocket endpoint
+ * ```ts
+ * import type { WebSocketConnectOptions } from "@x/microsocket";
+ *
+ * const where: WebSocketConnectOptions = {
+ *   transport: "websocket",
+ *   url: "ws://127.0.0.1:8080/ws",
+ *   protocols: ["chat"],
+ * };
+ * ```
+ */
+export interface WebSocketConnectOptions
+  extends Partial<Record<"hostname" | "port" | "path", never>> {
+  /** RFC 6455 WebSocket. */
+  transport: "websocket";
+  /** The server's URL, `ws://host:port/path` or `wss:`. */
+  url: string | URL;
+  /** Subprotocols to offer, in order of preference. */
   protocols?: readonly string[];
-  /** The `Origin` header to send, for `"websocket"`. */
+  /** The `Origin` header to send. */
   origin?: string;
   /**
    * The largest WebSocket message accepted from the server, in bytes.
@@ -192,10 +279,45 @@ export interface ConnectOptions<Data, In, Out>
    */
   maxMessageBytes?: number;
   /**
-   * Connect with TLS. `caCerts` adds trusted PEM certificates (e.g. a
-   * self-signed one); `true` uses the system's roots.
+   * TLS options for `wss:` (or TLS on a `ws:` URL): `caCerts` adds trusted
+   * PEM certificates; `true` uses the system's roots.
    */
   tls?: true | { caCerts?: string[] };
+  /**
+   * Turn on TCP keep-alive (`SO_KEEPALIVE`).
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
+  /**
+   * Turn off Nagle's algorithm (TCP_NODELAY), so a small frame leaves at
+   * once.
+   *
+   * @default {true}
+   */
+  noDelay?: boolean;
+}
+
+/**
+ * The transport-independent part of {@linkcode ConnectOptions}: the codec,
+ * the session handlers, reconnection.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages the client sends.
+ *
+ * @example One policy for clients of several servers
+ * ```ts
+ * import type { ClientOptions } from "@x/microsocket";
+ *
+ * const policy: ClientOptions<unknown, string, string> = {
+ *   reconnect: { initialDelay: 200, maxAttempts: 10 },
+ *   connectTimeout: 2000,
+ * };
+ * ```
+ */
+export interface ClientOptions<Data, In, Out>
+  extends Omit<SessionOptions<Data, In, Out>, "codec" | "noDelay"> {
   /**
    * The framing, as on the server.
    *
@@ -223,15 +345,8 @@ export interface ConnectOptions<Data, In, Out>
    */
   connectTimeout?: number;
   /**
-   * Turn on TCP keep-alive (`SO_KEEPALIVE`), so that the system notices a
-   * peer that vanished without closing. Ignored for Unix sockets.
-   *
-   * @default {false}
-   */
-  keepAlive?: boolean;
-  /**
    * Buffer sends made while reconnecting instead of refusing them (`true`
-   * for the defaults). Needs `reconnect`. Off, `send()` returns `false`
+   * for the defaults). Needs `reconnect` (refused without it). Off, `send()` returns `false`
    * while disconnected.
    *
    * @default {false}

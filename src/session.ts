@@ -190,7 +190,7 @@ export interface SessionOptions<Data, In, Out>
    * Turn off Nagle's algorithm (TCP_NODELAY) on TCP connections, so a small
    * frame leaves at once instead of waiting for the peer's delayed ACK (up
    * to 40 ms on Linux). Deno leaves Nagle on; coalescing already keeps the
-   * number of packets down. Ignored for other transports.
+   * number of packets down. Ignored for other connections.
    *
    * @default {true}
    */

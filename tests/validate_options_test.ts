@@ -153,7 +153,7 @@ Deno.test("connect() refuses bad options before dialling", async () => {
   ];
   for (const options of bad) {
     await assert.rejects(
-      () => connect(options as Parameters<typeof connect>[0]),
+      () => connect(options as unknown as Parameters<typeof connect>[0]),
       (error: unknown) =>
         error instanceof TypeError || error instanceof RangeError,
       JSON.stringify(options),
@@ -362,7 +362,7 @@ Deno.test("connect() refuses unknown options and options of another transport, n
   ];
   for (const [options, message] of cases) {
     await assert.rejects(
-      () => connect(options as Parameters<typeof connect>[0]),
+      () => connect(options as unknown as Parameters<typeof connect>[0]),
       (error: unknown) => {
         assert.ok(
           error instanceof TypeError || error instanceof RangeError,
