@@ -19,7 +19,10 @@ import {
   type WebSocketConnectOptions,
   type WebSocketListenOptions,
 } from "../mod.ts";
-import { CONNECT_OPTIONS, LISTEN_OPTIONS } from "../src/_validate_options.ts";
+import type {
+  CONNECT_OPTIONS,
+  LISTEN_OPTIONS,
+} from "../src/_validate_options.ts";
 
 Deno.test("server.addr is a Deno.NetAddr for TCP options and a Deno.UnixAddr for a socket path", async () => {
   await using tcp = listen({ hostname: "127.0.0.1", port: 0 });
