@@ -212,7 +212,7 @@ export function validateConnectOptions(options: object): void {
     (reconnect === undefined || reconnect === false)
   ) {
     throw new RangeError(
-      "sendBuffer applies only with reconnect (a client without it is closed for good with its first connection)",
+      "sendBuffer needs reconnect (a client without it is closed for good with its first connection)",
     );
   }
 }

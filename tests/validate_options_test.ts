@@ -354,7 +354,7 @@ Deno.test("connect() refuses unknown options and options of another transport, n
       { port: 1, reconnect: { intialDelay: 5 } },
       /^Unknown option "reconnect\.intialDelay" for connect\(\) \(did you mean "reconnect\.initialDelay"\?\)/,
     ],
-    [{ port: 1, sendBuffer: true }, /^sendBuffer applies only with reconnect/],
+    [{ port: 1, sendBuffer: true }, /^sendBuffer needs reconnect/],
     [
       { port: 1, authTimeout: 1000 },
       /^authTimeout applies only with authenticate/,
