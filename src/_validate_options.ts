@@ -191,6 +191,9 @@ export function validateListenOptions(options: object): void {
 export function validateConnectOptions(options: object): void {
   const o = record(options, "connect() options");
   const transport = transportOf(o);
+  // Foreign keys first: `{ url }` without a transport is told that url is
+  // for "websocket", rather than that a port is missing.
+  checkAll(o, CONNECT_OPTIONS, transport, "connect()");
   if (transport === "websocket") {
     const url = o.url;
     if (typeof url !== "string" && !(url instanceof URL)) {
@@ -203,7 +206,6 @@ export function validateConnectOptions(options: object): void {
   } else if (transport === "unix") {
     string(o, "path", true);
   }
-  checkAll(o, CONNECT_OPTIONS, transport, "connect()");
   sessionRelations(o, transport === "websocket");
   const buffer = o.sendBuffer;
   const reconnect = o.reconnect;

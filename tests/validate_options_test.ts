@@ -356,6 +356,10 @@ Deno.test("connect() refuses unknown options and options of another transport, n
     ],
     [{ port: 1, sendBuffer: true }, /^sendBuffer needs reconnect/],
     [
+      { url: "ws://127.0.0.1:1/" },
+      /^"url" applies only to transport "websocket", not "tcp"/,
+    ],
+    [
       { port: 1, authTimeout: 1000 },
       /^authTimeout applies only with authenticate/,
     ],
