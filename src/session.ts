@@ -210,17 +210,19 @@ export interface SessionOptions<Data, In, Out>
    * peer's previous message, was still running does not count, nor time in
    * which bytes queued for the peer were still flowing out to it (a queue
    * that makes no progress for a whole timeout counts again). `0` disables
-   * it.
+   * it. Off by default: a quiet peer is normal (a device, a background
+   * tab); `heartbeatInterval` finds dead ones.
    *
    * @default {0}
    */
   idleTimeout?: number;
   /**
    * Close the session (reason `"frame timeout"`) when a frame has started
-   * but not completed for this many milliseconds (slowloris protection).
+   * but not completed for this many milliseconds (slowloris protection,
+   * on by default: 30 s still lets a 1 MiB frame arrive at ~35 KB/s).
    * `0` disables it.
    *
-   * @default {0}
+   * @default {30000}
    */
   frameTimeout?: number;
   /**
