@@ -80,8 +80,18 @@ import {
   type ServerOptions,
   type Session,
   SessionManager,
+  type TcpListenOptions,
 } from "../mod.ts";
 import { chatWebServer, startChatWeb } from "./chat_web.ts";
+
+/**
+ * The options the chat's TCP and WebSocket servers share: the
+ * transport-independent ones, and the per-IP limit both network transports
+ * take.
+ */
+export type ChatSettings =
+  & ServerOptions<Member, string, string>
+  & Pick<TcpListenOptions, "maxConnectionsPerIp">;
 
 /** What the chat keeps per connection, in `session.data`. */
 export interface Member {
@@ -294,7 +304,7 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
     });
 
   // One manager for TCP and WebSocket members: rooms and broadcasts span both.
-  const settings: ServerOptions<Member, string, string> = {
+  const settings: ChatSettings = {
     sessions: new SessionManager(),
     codec: lines({ maxLineBytes: MAX_LINE_BYTES }),
     outboundBudget: options.outboundBudget ?? 256 * 1024,

@@ -3,13 +3,8 @@
 // handlers and the SAME SessionManager as the TCP server, so browser users
 // and `nc` users share nicks, rooms and commands: one line per WebSocket
 // text message. chat_server.ts starts it; see its `--web-port` flag.
-import {
-  listen,
-  type Server,
-  type ServerOptions,
-  type WebSocketListenOptions,
-} from "../mod.ts";
-import type { Member } from "./chat_server.ts";
+import { listen, type Server, type WebSocketListenOptions } from "../mod.ts";
+import type { ChatSettings, Member } from "./chat_server.ts";
 // A text import: bundled with the module, no read permission needed.
 import page from "./chat_page.html" with { type: "text" };
 
@@ -38,7 +33,7 @@ const webServers = new WeakMap<
  */
 export function startChatWeb(
   tcp: Server<Member, string>,
-  settings: ServerOptions<Member, string, string>,
+  settings: ChatSettings,
   options: ChatWebOptions = {},
 ): Server<Member, string> {
   const where: WebSocketListenOptions = {

@@ -1,168 +1,325 @@
 // Checks the options of listen() and connect() at once, so that a typo or a
 // NaN fails where it was written, with the option's name, instead of cutting
 // sessions later (an outboundBudget of NaN closed every session on its
-// second send). Unknown options are ignored; undefined means "the default".
+// second send). No option is silent: an unknown key, a key of another
+// transport (an `origins` list on a TCP server would protect nothing) and a
+// key that means nothing without another one are refused, naming it.
+// undefined means "the default".
+//
+// Each function's options are declared once, in a table of option name →
+// the transports it applies to and its check; the known keys, the
+// transport rules and the checks all come from it. tests/api_types_test.ts
+// proves at compile time that the tables and the option types list the
+// same keys for the same transports.
+import { DEFAULT_OUTBOUND_BUDGET } from "./defaults.ts";
 
 type Options = Record<string, unknown>;
 
-const SESSION_HANDLERS = [
-  "onOpen",
-  "onMessage",
-  "onClose",
-  "onError",
-  "authenticate",
-];
+/** The transports of `listen()` and `connect()`. */
+export type Transport = "tcp" | "unix" | "websocket";
+
+/** One option: where it applies and how its value is checked. */
+export interface OptionRule {
+  /** The transports it applies to. */
+  readonly transports: readonly Transport[];
+  /** Throws when the value (not undefined) is wrong. */
+  readonly check: (o: Options, key: string, where: string) => void;
+  /** Added to the message refusing it on another transport. */
+  readonly hint?: string;
+}
+
+const ALL = ["tcp", "unix", "websocket"] as const;
+const NET = ["tcp", "websocket"] as const;
+const WS = ["websocket"] as const;
+const TCP = ["tcp"] as const;
+const UNIX = ["unix"] as const;
+
+const any = (): void => {};
+const text = (o: Options, key: string): void => string(o, key);
+const duration = (o: Options, key: string): void => void number(o, key, 0);
+const timeout = { transports: ALL, check: duration } as const;
+const handler = { transports: ALL, check: fn } as const;
+
+// What listen() and connect() share: codec, limits, liveness, handlers.
+const SESSION_OPTIONS = {
+  codec: { transports: ALL, check: codecCheck },
+  data: handler,
+  signal: { transports: ALL, check: signal },
+  outboundBudget: {
+    transports: ALL,
+    check: (o, key) => void number(o, key, 0, Infinity, key, true),
+  },
+  overflow: {
+    transports: ALL,
+    check: (o, key) => oneOf(o, key, ["close", "drop"]),
+  },
+  // TCP_NODELAY: a Unix socket has no Nagle to turn off.
+  noDelay: { transports: NET, check: boolean },
+  closeTimeout: timeout,
+  idleTimeout: timeout,
+  frameTimeout: timeout,
+  heartbeatInterval: timeout,
+  heartbeatMaxMissed: {
+    transports: ALL,
+    check: (o, key) => integer(o, key, 1, Number.MAX_SAFE_INTEGER),
+  },
+  highWaterMark: {
+    transports: ALL,
+    check: (o, key) => void number(o, key, 0, Infinity, key, true),
+  },
+  drainTimeout: timeout,
+  rateLimit: { transports: ALL, check: rateLimit },
+  authenticate: handler,
+  authTimeout: timeout,
+  onOpen: handler,
+  onMessage: handler,
+  onClose: handler,
+  onError: handler,
+} as const satisfies Record<string, OptionRule>;
+
+/** Every option of `listen()`, by name. */
+export const LISTEN_OPTIONS = {
+  transport: { transports: ALL, check: any },
+  hostname: { transports: NET, check: text },
+  port: { transports: NET, check: port },
+  backlog: {
+    transports: NET,
+    check: (o, key) => integer(o, key, 1, 0x7fffffff),
+  },
+  reusePort: { transports: NET, check: boolean },
+  tls: { transports: NET, check: serverTls },
+  // A socket file for "unix" (required), an upgrade path for "websocket".
+  path: {
+    transports: ["unix", "websocket"],
+    check: (o, key) => string(o, key, o.transport === "unix"),
+  },
+  origins: { transports: WS, check: origins },
+  protocols: { transports: WS, check: strings },
+  handshakeTimeout: { transports: WS, check: duration },
+  maxHeadBytes: {
+    transports: WS,
+    check: (o, key) => integer(o, key, 16, 1048576),
+  },
+  maxHeaders: {
+    transports: WS,
+    check: (o, key) => integer(o, key, 1, 10000),
+  },
+  maxMessageBytes: {
+    transports: WS,
+    check: (o, key) => integer(o, key, 0, Number.MAX_SAFE_INTEGER),
+  },
+  serve: { transports: WS, check: fn },
+  onAccept: handler,
+  maxConnections: { transports: ALL, check: (o, key) => limit(o, key) },
+  // Counted by remote IP address: a Unix socket peer has none.
+  maxConnectionsPerIp: { transports: NET, check: (o, key) => limit(o, key) },
+  cluster: { transports: ALL, check: any },
+  sessions: { transports: ALL, check: any },
+  ...SESSION_OPTIONS,
+} as const satisfies Record<string, OptionRule>;
+
+const WHERE_URL = "the url says where";
+
+/** Every option of `connect()`, by name. */
+export const CONNECT_OPTIONS = {
+  transport: { transports: ALL, check: any },
+  hostname: { transports: TCP, check: text, hint: WHERE_URL },
+  port: { transports: TCP, check: port, hint: WHERE_URL },
+  path: {
+    transports: UNIX,
+    check: (o, key) => string(o, key, true),
+  },
+  url: { transports: WS, check: any },
+  protocols: { transports: WS, check: strings },
+  origin: { transports: WS, check: text },
+  maxMessageBytes: {
+    transports: WS,
+    check: (o, key) => integer(o, key, 0, Number.MAX_SAFE_INTEGER),
+  },
+  tls: { transports: NET, check: clientTls },
+  keepAlive: { transports: NET, check: boolean },
+  connectTimeout: timeout,
+  reconnect: { transports: ALL, check: reconnect },
+  sendBuffer: { transports: ALL, check: sendBuffer },
+  ...SESSION_OPTIONS,
+} as const satisfies Record<string, OptionRule>;
+
+const RATE_LIMIT_OPTIONS = [
+  "messagesPerSecond",
+  "messageBurst",
+  "bytesPerSecond",
+  "byteBurst",
+  "policy",
+] as const;
+const RECONNECT_OPTIONS = [
+  "initialDelay",
+  "maxDelay",
+  "factor",
+  "jitter",
+  "maxAttempts",
+] as const;
+const SEND_BUFFER_OPTIONS = ["maxMessages", "whenFull"] as const;
 
 /**
  * Validates the options of `listen()` (and `new Server()`).
  *
  * @param options The options as passed.
- * @throws {TypeError} When an option has the wrong type.
+ * @throws {TypeError} When an option is unknown or has the wrong type.
  * @throws {RangeError} When a number is out of range, an enum value is
- * unknown, or `heartbeatInterval` is set with a codec without a heartbeat.
+ * unknown, an option belongs to another transport or needs another one,
+ * or `heartbeatInterval` is set with a codec without a heartbeat.
  */
 export function validateListenOptions(options: object): void {
   const o = record(options, "listen() options");
-  const transport = o.transport;
-  if (transport === "unix") {
-    string(o, "path", true);
-  } else if (
-    transport === undefined || transport === "tcp" ||
-    transport === "websocket"
-  ) {
-    string(o, "hostname");
-    port(o);
-    integer(o, "backlog", 1, 0x7fffffff);
-    boolean(o, "reusePort");
-    if (transport === "websocket") {
-      string(o, "path");
-      number(o, "handshakeTimeout", 0);
-      integer(o, "maxMessageBytes", 0, Number.MAX_SAFE_INTEGER);
-      fn(o, "serve");
-    }
-    if (o.tls !== undefined) {
-      const tls = record(o.tls, "tls");
-      pem(tls, "cert", "tls.cert", "CERTIFICATE");
-      pem(tls, "key", "tls.key", "PRIVATE KEY");
-    }
-  } else {
-    throw new RangeError(
-      `transport must be "tcp", "unix" or "websocket", got ${show(transport)}`,
-    );
-  }
+  const transport = transportOf(o);
+  if (transport === "unix") string(o, "path", true);
+  checkAll(o, LISTEN_OPTIONS, transport, "listen()");
   // A WebSocket server's codec is wrapped in an adapter that has a
   // heartbeat (ping/pong frames).
-  sessionOptions(o, transport === "websocket");
-  fn(o, "data");
-  fn(o, "onAccept");
-  limit(o, "maxConnections");
-  limit(o, "maxConnectionsPerIp");
-  signal(o);
+  sessionRelations(o, transport === "websocket");
 }
 
 /**
  * Validates the options of `connect()` (and `new Client()`).
  *
  * @param options The options as passed.
- * @throws {TypeError} When an option has the wrong type.
- * @throws {RangeError} When a number is out of range or an enum value is
- * unknown.
+ * @throws {TypeError} When an option is unknown, has the wrong type, or a
+ * required one is missing.
+ * @throws {RangeError} When a number is out of range, an enum value is
+ * unknown, or an option belongs to another transport or needs another one.
  */
 export function validateConnectOptions(options: object): void {
   const o = record(options, "connect() options");
-  const transport = o.transport;
-  if (transport === "unix") {
-    string(o, "path", true);
-  } else if (transport === "websocket") {
+  const transport = transportOf(o);
+  // Foreign keys first: `{ url }` without a transport is told that url is
+  // for "websocket", rather than that a port is missing.
+  checkAll(o, CONNECT_OPTIONS, transport, "connect()");
+  if (transport === "websocket") {
     const url = o.url;
     if (typeof url !== "string" && !(url instanceof URL)) {
       throw new TypeError(
         `url is required for a websocket connection, got ${show(url)}`,
       );
     }
-    string(o, "origin");
-    integer(o, "maxMessageBytes", 0, Number.MAX_SAFE_INTEGER);
-  } else if (transport === undefined || transport === "tcp") {
-    string(o, "hostname");
-    if (o.port === undefined) {
-      throw new TypeError("port is required for a tcp connection");
-    }
-    port(o);
-    const tls = o.tls;
-    if (tls !== undefined && tls !== true) {
-      const t = record(tls, "tls");
-      const caCerts = t.caCerts;
-      if (caCerts !== undefined) {
-        if (!Array.isArray(caCerts)) {
-          throw new TypeError(
-            `tls.caCerts must be an array of PEM strings, got ${show(caCerts)}`,
-          );
-        }
-        caCerts.forEach((_, i) =>
-          pem(caCerts, i, `tls.caCerts[${i}]`, "CERTIFICATE")
-        );
-      }
-    }
-  } else {
+  } else if (transport === "tcp" && o.port === undefined) {
+    throw new TypeError("port is required for a tcp connection");
+  } else if (transport === "unix") {
+    string(o, "path", true);
+  }
+  sessionRelations(o, transport === "websocket");
+  const buffer = o.sendBuffer;
+  const reconnect = o.reconnect;
+  if (
+    buffer !== undefined && buffer !== false &&
+    (reconnect === undefined || reconnect === false)
+  ) {
+    throw new RangeError(
+      "sendBuffer needs reconnect (a client without it is closed for good with its first connection)",
+    );
+  }
+}
+
+function transportOf(o: Options): Transport {
+  const transport = o.transport ?? "tcp";
+  if (!(ALL as readonly unknown[]).includes(transport)) {
     throw new RangeError(
       `transport must be "tcp", "unix" or "websocket", got ${show(transport)}`,
     );
   }
-  sessionOptions(o, transport === "websocket");
-  fn(o, "data");
-  signal(o);
-  number(o, "connectTimeout", 0);
-  boolean(o, "keepAlive");
-  const reconnect = o.reconnect;
-  if (reconnect !== undefined && typeof reconnect !== "boolean") {
-    const r = record(reconnect, "reconnect");
-    number(r, "initialDelay", 0, Infinity, "reconnect.initialDelay");
-    number(r, "maxDelay", 0, Infinity, "reconnect.maxDelay");
-    number(r, "factor", 1, Infinity, "reconnect.factor");
-    number(r, "jitter", 0, 1, "reconnect.jitter");
-    limit(r, "maxAttempts", "reconnect.maxAttempts");
-  }
-  const buffer = o.sendBuffer;
-  if (buffer !== undefined && typeof buffer !== "boolean") {
-    const b = record(buffer, "sendBuffer");
-    limit(b, "maxMessages", "sendBuffer.maxMessages");
-    oneOf(b, "whenFull", ["drop-oldest", "drop-newest"], "sendBuffer.whenFull");
+  return transport as Transport;
+}
+
+// Every key known, applying to this transport, then its value checked.
+function checkAll(
+  o: Options,
+  rules: Readonly<Record<string, OptionRule>>,
+  transport: Transport,
+  where: string,
+): void {
+  for (const key of Object.keys(o)) {
+    const rule = Object.hasOwn(rules, key) ? rules[key] : undefined;
+    if (rule === undefined) unknown(key, Object.keys(rules), where);
+    if (o[key] === undefined) continue;
+    if (!rule.transports.includes(transport)) {
+      const list = rule.transports;
+      throw new RangeError(
+        `"${key}" applies only to transport${list.length > 1 ? "s" : ""} ${
+          list.map((t) => `"${t}"`).join(" and ")
+        }, not "${transport}"${
+          rule.hint === undefined ? "" : ` (${rule.hint})`
+        }`,
+      );
+    }
+    rule.check(o, key, where);
   }
 }
 
-// What listen() and connect() share: codec, limits, liveness, handlers.
-function sessionOptions(o: Options, webSocket = false): void {
-  const codec = o.codec;
-  if (codec !== undefined) {
-    const c = record(codec, "codec");
-    if (typeof c.encode !== "function" || typeof c.decoder !== "function") {
-      throw new TypeError(
-        "codec must have encode() and decoder() functions (see the Codec interface)",
+// Keys of a nested options object (`rateLimit.burst`).
+function known(
+  o: Options,
+  keys: readonly string[],
+  prefix: string,
+  where: string,
+): void {
+  for (const key of Object.keys(o)) {
+    if (!keys.includes(key)) {
+      unknown(
+        `${prefix}.${key}`,
+        keys.map((k) => `${prefix}.${k}`),
+        where,
       );
     }
   }
+}
+
+function unknown(key: string, keys: readonly string[], where: string): never {
+  const like = closest(key, keys);
+  throw new TypeError(
+    `Unknown option "${key}" for ${where}${
+      like === undefined ? "" : ` (did you mean "${like}"?)`
+    }`,
+  );
+}
+
+// The known key a typo most likely meant: the same but for case, or within
+// two edits.
+function closest(key: string, keys: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  const sameCase = keys.find((k) => k.toLowerCase() === lower);
+  if (sameCase !== undefined) return sameCase;
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of keys) {
+    const d = distance(lower, k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+// Levenshtein distance, for option names (short strings).
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        previous[j]! + 1,
+        row[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+// Options that mean something only together with others.
+function sessionRelations(o: Options, webSocket: boolean): void {
+  const codec = o.codec;
   const beat = codec === undefined
     ? undefined
     : (codec as { heartbeat?: unknown }).heartbeat;
-  if (beat !== undefined) {
-    const b = record(beat, "codec.heartbeat");
-    if (
-      !(b.ping instanceof Uint8Array) || !(b.pong instanceof Uint8Array) ||
-      typeof b.isPing !== "function" || typeof b.isPong !== "function"
-    ) {
-      throw new TypeError(
-        "codec.heartbeat must have ping and pong bytes and isPing() and isPong() functions (see the Heartbeat interface)",
-      );
-    }
-  }
-  const budget = number(o, "outboundBudget", 0, Infinity, undefined, true);
-  oneOf(o, "overflow", ["close", "drop"]);
-  boolean(o, "noDelay");
-  number(o, "closeTimeout", 0);
-  number(o, "idleTimeout", 0);
-  number(o, "frameTimeout", 0);
-  const interval = number(o, "heartbeatInterval", 0);
-  integer(o, "heartbeatMaxMissed", 1, Number.MAX_SAFE_INTEGER);
+  const interval = o.heartbeatInterval as number | undefined;
   if (interval !== undefined && interval > 0) {
     // Without a ping, a heartbeat would only be an idle timeout in disguise.
     if (beat === undefined && !webSocket) {
@@ -174,40 +331,139 @@ function sessionOptions(o: Options, webSocket = false): void {
         } has none (configure one, e.g. lines({ heartbeat: { ping: "PING", pong: "PONG" } }), or use idleTimeout)`,
       );
     }
+  } else if (o.heartbeatMaxMissed !== undefined) {
+    throw new RangeError(
+      "heartbeatMaxMissed applies only with heartbeatInterval (heartbeats are off)",
+    );
   }
-  const highWaterMark = number(
-    o,
-    "highWaterMark",
-    0,
-    Infinity,
-    undefined,
-    true,
-  );
-  if (highWaterMark !== undefined && highWaterMark > (budget ?? 1048576)) {
+  const budget = o.outboundBudget as number | undefined;
+  const highWaterMark = o.highWaterMark as number | undefined;
+  if (
+    highWaterMark !== undefined &&
+    highWaterMark > (budget ?? DEFAULT_OUTBOUND_BUDGET)
+  ) {
     throw new RangeError(
       `highWaterMark must not exceed outboundBudget (${
-        budget ?? 1048576
+        budget ?? DEFAULT_OUTBOUND_BUDGET
       }), got ${highWaterMark}`,
     );
   }
-  number(o, "drainTimeout", 0);
-  number(o, "authTimeout", 0);
-  const rate = o.rateLimit;
-  if (rate !== undefined) {
-    const r = record(rate, "rateLimit");
-    for (
-      const name of [
-        "messagesPerSecond",
-        "messageBurst",
-        "bytesPerSecond",
-        "byteBurst",
-      ]
-    ) {
-      number(r, name, 0, Infinity, `rateLimit.${name}`);
-    }
-    oneOf(r, "policy", ["throttle", "close"], "rateLimit.policy");
+  if (o.authTimeout !== undefined && o.authenticate === undefined) {
+    throw new RangeError(
+      "authTimeout applies only with authenticate (there is nothing to wait for)",
+    );
   }
-  for (const name of SESSION_HANDLERS) fn(o, name);
+}
+
+function codecCheck(o: Options, key: string): void {
+  const c = record(o[key], key);
+  if (typeof c.encode !== "function" || typeof c.decoder !== "function") {
+    throw new TypeError(
+      "codec must have encode() and decoder() functions (see the Codec interface)",
+    );
+  }
+  const beat = c.heartbeat;
+  if (beat !== undefined) {
+    const b = record(beat, "codec.heartbeat");
+    if (
+      !(b.ping instanceof Uint8Array) || !(b.pong instanceof Uint8Array) ||
+      typeof b.isPing !== "function" || typeof b.isPong !== "function"
+    ) {
+      throw new TypeError(
+        "codec.heartbeat must have ping and pong bytes and isPing() and isPong() functions (see the Heartbeat interface)",
+      );
+    }
+  }
+}
+
+function rateLimit(o: Options, key: string, where: string): void {
+  const r = record(o[key], key);
+  known(r, RATE_LIMIT_OPTIONS, key, where);
+  for (const name of RATE_LIMIT_OPTIONS) {
+    if (name !== "policy") number(r, name, 0, Infinity, `${key}.${name}`);
+  }
+  oneOf(r, "policy", ["throttle", "close"], `${key}.policy`);
+  for (
+    const [burst, rate] of [
+      ["messageBurst", "messagesPerSecond"],
+      ["byteBurst", "bytesPerSecond"],
+    ] as const
+  ) {
+    if (r[burst] !== undefined && r[rate] === undefined) {
+      throw new RangeError(
+        `${key}.${burst} applies only with ${key}.${rate} (without it that rate is unlimited)`,
+      );
+    }
+  }
+  if (
+    r.policy !== undefined && r.messagesPerSecond === undefined &&
+    r.bytesPerSecond === undefined
+  ) {
+    throw new RangeError(
+      `${key}.policy applies only with a rate (${key}.messagesPerSecond or ${key}.bytesPerSecond)`,
+    );
+  }
+}
+
+function serverTls(o: Options, key: string, where: string): void {
+  const tls = record(o[key], key);
+  known(tls, ["cert", "key"], key, where);
+  pem(tls, "cert", "tls.cert", "CERTIFICATE");
+  pem(tls, "key", "tls.key", "PRIVATE KEY");
+}
+
+function clientTls(o: Options, key: string, where: string): void {
+  const tls = o[key];
+  if (tls === true) return;
+  const t = record(tls, key);
+  known(t, ["caCerts"], key, where);
+  const caCerts = t.caCerts;
+  if (caCerts !== undefined) {
+    if (!Array.isArray(caCerts)) {
+      throw new TypeError(
+        `tls.caCerts must be an array of PEM strings, got ${show(caCerts)}`,
+      );
+    }
+    caCerts.forEach((_, i) =>
+      pem(caCerts, i, `tls.caCerts[${i}]`, "CERTIFICATE")
+    );
+  }
+}
+
+function reconnect(o: Options, key: string, where: string): void {
+  const value = o[key];
+  if (typeof value === "boolean") return;
+  const r = record(value, key);
+  known(r, RECONNECT_OPTIONS, key, where);
+  number(r, "initialDelay", 0, Infinity, "reconnect.initialDelay");
+  number(r, "maxDelay", 0, Infinity, "reconnect.maxDelay");
+  number(r, "factor", 1, Infinity, "reconnect.factor");
+  number(r, "jitter", 0, 1, "reconnect.jitter");
+  limit(r, "maxAttempts", "reconnect.maxAttempts");
+}
+
+function sendBuffer(o: Options, key: string, where: string): void {
+  const value = o[key];
+  if (typeof value === "boolean") return;
+  const b = record(value, key);
+  known(b, SEND_BUFFER_OPTIONS, key, where);
+  limit(b, "maxMessages", "sendBuffer.maxMessages");
+  oneOf(b, "whenFull", ["drop-oldest", "drop-newest"], "sendBuffer.whenFull");
+}
+
+function origins(o: Options, key: string): void {
+  if (typeof o[key] !== "function") strings(o, key);
+}
+
+function strings(o: Options, key: string): void {
+  const value = o[key];
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
+    throw new TypeError(
+      `${key} must be an array of strings${
+        key === "origins" ? " or a function" : ""
+      }, got ${show(value)}`,
+    );
+  }
 }
 
 function record(value: unknown, name: string): Options {
@@ -274,8 +530,8 @@ function limit(o: Options, key: string, name = key): void {
   }
 }
 
-function port(o: Options): void {
-  integer(o, "port", 0, 65535);
+function port(o: Options, key: string): void {
+  integer(o, key, 0, 65535);
 }
 
 function string(o: Options, key: string, required = false): void {
@@ -317,8 +573,8 @@ function oneOf(
   }
 }
 
-function signal(o: Options): void {
-  const value = o.signal;
+function signal(o: Options, key: string): void {
+  const value = o[key];
   if (value !== undefined && !(value instanceof AbortSignal)) {
     throw new TypeError(`signal must be an AbortSignal, got ${show(value)}`);
   }

@@ -10,6 +10,17 @@ import { Session, type SessionOptions } from "./session/session.ts";
 import { CloseReason } from "./close_reason.ts";
 import { setPrelude } from "./session/_internals.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
+import {
+  DEFAULT_CONNECT_HOSTNAME,
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_NO_DELAY,
+  DEFAULT_RECONNECT_FACTOR,
+  DEFAULT_RECONNECT_INITIAL_DELAY,
+  DEFAULT_RECONNECT_JITTER,
+  DEFAULT_RECONNECT_MAX_ATTEMPTS,
+  DEFAULT_RECONNECT_MAX_DELAY,
+  DEFAULT_SEND_BUFFER_MESSAGES,
+} from "./defaults.ts";
 
 /**
  * What `Client.closed` resolves with: a {@linkcode CloseReason} (e.g.
@@ -147,32 +158,119 @@ export interface ReconnectOptions {
  * assert.equal(client.session?.data.name, "ada");
  * ```
  */
-export interface ConnectOptions<Data, In, Out>
-  extends Omit<SessionOptions<Data, In, Out>, "codec"> {
+export type ConnectOptions<Data, In, Out> =
+  & (TcpConnectOptions | UnixConnectOptions | WebSocketConnectOptions)
+  & ClientOptions<Data, In, Out>;
+
+/**
+ * Where a TCP (or TLS) client connects. Keys of the other transports are
+ * refused, at compile and at run time.
+ *
+ * @example A TLS server on this machine
+ * ```ts
+ * import type { TcpConnectOptions } from "@x/microsocket";
+ *
+ * const where: TcpConnectOptions = { hostname: "127.0.0.1", port: 8443, tls: true };
+ * ```
+ */
+export interface TcpConnectOptions extends
+  Partial<
+    Record<"path" | "url" | "protocols" | "origin" | "maxMessageBytes", never>
+  > {
+  /**
+   * TCP, the default.
+   *
+   * @default {"tcp"}
+   */
+  transport?: "tcp";
   /**
    * The server's host name or address.
    *
    * @default {"127.0.0.1"}
    */
   hostname?: string;
-  /** The server's port (for TCP). */
-  port?: number;
+  /** The server's port. */
+  port: number;
   /**
-   * `"unix"` connects to the Unix domain socket at `path`; `"websocket"`
-   * to the WebSocket server at `url` (RFC 6455 framing over TCP, or TLS
-   * for `wss:`; see {@linkcode webSocketCodec} for how the codec's
-   * messages map onto WebSocket messages).
-   *
-   * @default {"tcp"}
+   * Connect with TLS. `caCerts` adds trusted PEM certificates (e.g. a
+   * self-signed one); `true` uses the system's roots.
    */
-  transport?: "tcp" | "unix" | "websocket";
-  /** The socket path, for `transport: "unix"`. */
-  path?: string;
-  /** The server's URL, `ws://host:port/path` or `wss:`, for `"websocket"`. */
-  url?: string | URL;
-  /** Subprotocols to offer, for `"websocket"`, in order of preference. */
+  tls?: true | { caCerts?: string[] };
+  /**
+   * Turn on TCP keep-alive (`SO_KEEPALIVE`), so that the system notices a
+   * peer that vanished without closing.
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
+  /**
+   * Turn off Nagle's algorithm (TCP_NODELAY), so a small frame leaves at
+   * once.
+   *
+   * @default {true}
+   */
+  noDelay?: boolean;
+}
+
+/**
+ * Where a Unix domain socket client connects. Network keys (`hostname`,
+ * `port`, `tls`, `keepAlive`, `noDelay`) and WebSocket keys are refused, at
+ * compile and at run time.
+ *
+ * @example A socket file
+ * ```ts
+ * import type { UnixConnectOptions } from "@x/microsocket";
+ *
+ * const where: UnixConnectOptions = { transport: "unix", path: "/run/app.sock" };
+ * ```
+ */
+export interface UnixConnectOptions extends
+  Partial<
+    Record<
+      | "hostname"
+      | "port"
+      | "url"
+      | "protocols"
+      | "origin"
+      | "maxMessageBytes"
+      | "tls"
+      | "keepAlive"
+      | "noDelay",
+      never
+    >
+  > {
+  /** A Unix domain socket. */
+  transport: "unix";
+  /** The socket file's path. */
+  path: string;
+}
+
+/**
+ * Where a WebSocket client connects: RFC 6455 framing over TCP, or TLS for
+ * `wss:` (see {@linkcode webSocketCodec} for how the codec's messages map
+ * onto WebSocket messages). The URL says where, so `hostname` and `port`
+ * are refused, at compile and at run time.
+ *
+ * @example A WebSocket endpoint
+ * ```ts
+ * import type { WebSocketConnectOptions } from "@x/microsocket";
+ *
+ * const where: WebSocketConnectOptions = {
+ *   transport: "websocket",
+ *   url: "ws://127.0.0.1:8080/ws",
+ *   protocols: ["chat"],
+ * };
+ * ```
+ */
+export interface WebSocketConnectOptions
+  extends Partial<Record<"hostname" | "port" | "path", never>> {
+  /** RFC 6455 WebSocket. */
+  transport: "websocket";
+  /** The server's URL, `ws://host:port/path` or `wss:`. */
+  url: string | URL;
+  /** Subprotocols to offer, in order of preference. */
   protocols?: readonly string[];
-  /** The `Origin` header to send, for `"websocket"`. */
+  /** The `Origin` header to send. */
   origin?: string;
   /**
    * The largest WebSocket message accepted from the server, in bytes.
@@ -181,10 +279,45 @@ export interface ConnectOptions<Data, In, Out>
    */
   maxMessageBytes?: number;
   /**
-   * Connect with TLS. `caCerts` adds trusted PEM certificates (e.g. a
-   * self-signed one); `true` uses the system's roots.
+   * TLS options for `wss:` (or TLS on a `ws:` URL): `caCerts` adds trusted
+   * PEM certificates; `true` uses the system's roots.
    */
   tls?: true | { caCerts?: string[] };
+  /**
+   * Turn on TCP keep-alive (`SO_KEEPALIVE`).
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
+  /**
+   * Turn off Nagle's algorithm (TCP_NODELAY), so a small frame leaves at
+   * once.
+   *
+   * @default {true}
+   */
+  noDelay?: boolean;
+}
+
+/**
+ * The transport-independent part of {@linkcode ConnectOptions}: the codec,
+ * the session handlers, reconnection.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages the client sends.
+ *
+ * @example One policy for clients of several servers
+ * ```ts
+ * import type { ClientOptions } from "@x/microsocket";
+ *
+ * const policy: ClientOptions<unknown, string, string> = {
+ *   reconnect: { initialDelay: 200, maxAttempts: 10 },
+ *   connectTimeout: 2000,
+ * };
+ * ```
+ */
+export interface ClientOptions<Data, In, Out>
+  extends Omit<SessionOptions<Data, In, Out>, "codec" | "noDelay"> {
   /**
    * The framing, as on the server.
    *
@@ -212,15 +345,8 @@ export interface ConnectOptions<Data, In, Out>
    */
   connectTimeout?: number;
   /**
-   * Turn on TCP keep-alive (`SO_KEEPALIVE`), so that the system notices a
-   * peer that vanished without closing. Ignored for Unix sockets.
-   *
-   * @default {false}
-   */
-  keepAlive?: boolean;
-  /**
    * Buffer sends made while reconnecting instead of refusing them (`true`
-   * for the defaults). Needs `reconnect`. Off, `send()` returns `false`
+   * for the defaults). Needs `reconnect` (refused without it). Off, `send()` returns `false`
    * while disconnected.
    *
    * @default {false}
@@ -349,11 +475,11 @@ export class Client<Data = unknown, In = string, Out = In>
     this.#reconnect = reconnect === undefined || reconnect === false
       ? undefined
       : {
-        initialDelay: 100,
-        maxDelay: 5000,
-        factor: 2,
-        jitter: 0.2,
-        maxAttempts: Infinity,
+        initialDelay: DEFAULT_RECONNECT_INITIAL_DELAY,
+        maxDelay: DEFAULT_RECONNECT_MAX_DELAY,
+        factor: DEFAULT_RECONNECT_FACTOR,
+        jitter: DEFAULT_RECONNECT_JITTER,
+        maxAttempts: DEFAULT_RECONNECT_MAX_ATTEMPTS,
         ...(reconnect === true ? {} : reconnect),
       };
     const buffer = options.sendBuffer;
@@ -362,7 +488,7 @@ export class Client<Data = unknown, In = string, Out = In>
         throw new TypeError("sendBuffer needs reconnect");
       }
       this.#buffer = {
-        maxMessages: 1024,
+        maxMessages: DEFAULT_SEND_BUFFER_MESSAGES,
         whenFull: "drop-newest",
         ...(buffer === true ? {} : buffer),
       };
@@ -527,7 +653,7 @@ export class Client<Data = unknown, In = string, Out = In>
   // TLS handshake, so that an untrusted certificate fails the attempt
   // instead of a session that seemed open.
   async #dial(): Promise<Deno.Conn> {
-    const timeout = this.#options.connectTimeout ?? 10000;
+    const timeout = this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
     const attempt: Attempt = { conn: undefined, abandoned: false };
     const connecting = this.#connect(attempt);
     if (timeout === 0) return connecting;
@@ -565,7 +691,8 @@ export class Client<Data = unknown, In = string, Out = In>
         ...(options.origin === undefined ? {} : { origin: options.origin }),
       })
       : undefined;
-    const hostname = handshake?.hostname ?? options.hostname ?? "127.0.0.1";
+    const hostname = handshake?.hostname ?? options.hostname ??
+      DEFAULT_CONNECT_HOSTNAME;
     const tcp = await Deno.connect({
       hostname,
       port: handshake?.port ?? options.port!,
@@ -583,7 +710,7 @@ export class Client<Data = unknown, In = string, Out = In>
       }
       // TLS over our own TCP connection: TlsConn has no socket options, so
       // keep-alive and TCP_NODELAY are set here, before the handshake.
-      if (options.noDelay !== false) tcp.setNoDelay(true);
+      if (options.noDelay ?? DEFAULT_NO_DELAY) tcp.setNoDelay(true);
       const caCerts = tls === true ? undefined : tls.caCerts;
       const conn = await Deno.startTls(
         tcp,

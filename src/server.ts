@@ -21,6 +21,13 @@ import {
   acceptWebSocket,
 } from "./websocket/_accept.ts";
 import { upgradeRequests } from "./websocket/websocket_request.ts";
+import {
+  DEFAULT_BACKLOG,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_LISTEN_HOSTNAME,
+  DEFAULT_PORT,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+} from "./defaults.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -35,7 +42,22 @@ import { upgradeRequests } from "./websocket/websocket_request.ts";
  * assert.notEqual(server.addr.port, 0);
  * ```
  */
-export interface TcpListenOptions {
+export interface TcpListenOptions extends
+  // Keys of the other transports, refused (also at run time).
+
+  Partial<
+    Record<
+      | "path"
+      | "origins"
+      | "protocols"
+      | "handshakeTimeout"
+      | "maxHeadBytes"
+      | "maxHeaders"
+      | "maxMessageBytes"
+      | "serve",
+      never
+    >
+  > {
   /**
    * TCP, the default.
    *
@@ -43,9 +65,12 @@ export interface TcpListenOptions {
    */
   transport?: "tcp";
   /**
-   * The address to bind.
+   * The address to bind. By default loopback only, so a server is not
+   * reachable from other machines by accident (as Redis's protected mode
+   * and dev servers do); give `"0.0.0.0"` (or `"::"`) to serve the network,
+   * e.g. in a container. It matches `connect()`'s default.
    *
-   * @default {"0.0.0.0"}
+   * @default {"127.0.0.1"}
    */
   hostname?: string;
   /**
@@ -80,6 +105,22 @@ export interface TcpListenOptions {
    * (`Deno.listenTls`). The session API is the same.
    */
   tls?: { cert: string; key: string };
+  /**
+   * The most sessions open at once from one IP address; further
+   * connections are closed at once and counted in
+   * `stats().rejected.maxConnectionsPerIp`.
+   *
+   * @default {Infinity}
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Turn off Nagle's algorithm (TCP_NODELAY), so a small frame leaves at
+   * once instead of waiting for the peer's delayed ACK (up to 40 ms on
+   * Linux). Coalescing already keeps the number of packets down.
+   *
+   * @default {true}
+   */
+  noDelay?: boolean;
 }
 
 /**
@@ -99,7 +140,29 @@ export interface TcpListenOptions {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export interface UnixListenOptions {
+export interface UnixListenOptions extends
+  // Keys of the network transports, refused (also at run time): a Unix
+  // socket has no address, port, TLS, Nagle or peer IP.
+
+  Partial<
+    Record<
+      | "origins"
+      | "protocols"
+      | "handshakeTimeout"
+      | "maxHeadBytes"
+      | "maxHeaders"
+      | "maxMessageBytes"
+      | "serve"
+      | "hostname"
+      | "port"
+      | "backlog"
+      | "reusePort"
+      | "tls"
+      | "noDelay"
+      | "maxConnectionsPerIp",
+      never
+    >
+  > {
   /** A Unix domain socket. */
   transport: "unix";
   /** The socket file's path. */
@@ -145,7 +208,7 @@ export type ListenOptions<Data, In, Out> =
  *
  * const policy: ServerOptions<unknown, string, string> = {
  *   codec: lines({ maxLineBytes: 4096 }),
- *   maxConnectionsPerIp: 8,
+ *   maxConnections: 1000,
  *   idleTimeout: 60_000,
  *   onAccept: (conn) => conn.remoteAddr.transport === "tcp",
  * };
@@ -153,7 +216,7 @@ export type ListenOptions<Data, In, Out> =
  * ```
  */
 export interface ServerOptions<Data, In, Out>
-  extends Omit<SessionOptions<Data, In, Out>, "codec" | "onError"> {
+  extends Omit<SessionOptions<Data, In, Out>, "codec" | "onError" | "noDelay"> {
   /**
    * The framing of every connection.
    *
@@ -187,13 +250,6 @@ export interface ServerOptions<Data, In, Out>
    * @default {Infinity}
    */
   maxConnections?: number;
-  /**
-   * The most sessions open at once from one IP address; further
-   * connections are closed at once and counted.
-   *
-   * @default {Infinity}
-   */
-  maxConnectionsPerIp?: number;
   /** Aborting it shuts the server down, as `shutdown()` does. */
   signal?: AbortSignal;
   /**
@@ -350,7 +406,7 @@ export class Server<
   readonly closed: Promise<void>;
 
   readonly #listener: Deno.Listener;
-  readonly #options: ServerOptions<Data, In, Out>;
+  readonly #options: ListenOptions<Data, In, Out>;
   readonly #sessionOptions: SessionOptions<Data, In, Out>;
   readonly #live = new Set<Session<Data, In, Out>>();
   readonly #perIp = new Map<string, number>();
@@ -413,7 +469,7 @@ export class Server<
       }
       this.#webSocket = {
         ...options,
-        handshakeTimeout: options.handshakeTimeout ?? 10000,
+        handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
         onError: (error) => this.#report(error, undefined),
       };
     }
@@ -505,7 +561,7 @@ export class Server<
    */
   shutdown(options: ShutdownOptions = {}): Promise<void> {
     this.#stopping ??= this.#stop(
-      options.timeout ?? 5000,
+      options.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT,
       options.reason ?? CloseReason.ServerShutdown,
     );
     return this.#stopping;
@@ -859,9 +915,9 @@ function bind(
   if (options.transport === "unix") {
     return Deno.listen({ transport: "unix", path: options.path });
   }
-  const hostname = options.hostname ?? "0.0.0.0";
-  const port = options.port ?? 0;
-  const tcpBacklog = options.backlog ?? 4096;
+  const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
+  const port = options.port ?? DEFAULT_PORT;
+  const tcpBacklog = options.backlog ?? DEFAULT_BACKLOG;
   if (options.tls !== undefined) {
     return Deno.listenTls({
       hostname,

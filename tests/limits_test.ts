@@ -2,7 +2,7 @@
 // onAccept vetoes, an accept storm of 5,000 clients, and an accept loop that
 // survives running out of file descriptors (EMFILE).
 import assert from "node:assert/strict";
-import { lines, listen } from "../mod.ts";
+import { lines, listen, type Session } from "../mod.ts";
 import {
   delay,
   dial,
@@ -107,14 +107,21 @@ Deno.test("maxConnectionsPerIp refuses the extra connections of one address and 
   c!.close();
 });
 
-Deno.test("maxConnectionsPerIp does not apply to Unix sockets, which have no address", async () => {
+Deno.test("maxConnectionsPerIp is refused for Unix sockets, which have no address; their peers are not limited", async () => {
   const path = await Deno.makeTempFile({ suffix: ".sock" });
   await Deno.remove(path);
-  const server = greetingServer({
+  const unix = {
     transport: "unix",
     path,
-    maxConnectionsPerIp: 1,
-  } as never);
+    codec: lines(),
+    onOpen: (session: Session<unknown, string, string>) =>
+      void session.send("hi"),
+  } as const;
+  assert.throws(
+    () => listen({ ...unix, maxConnectionsPerIp: 1 } as never),
+    /^RangeError: "maxConnectionsPerIp" applies only to transports "tcp" and "websocket", not "unix"/,
+  );
+  const server = listen(unix);
   try {
     const conns = await Promise.all(
       [1, 2, 3].map(() => Deno.connect({ transport: "unix", path })),

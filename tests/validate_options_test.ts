@@ -127,7 +127,12 @@ Deno.test("listen() accepts valid options, the new ones included", async () => {
     ...{
       highWaterMark: 4096,
       drainTimeout: 0,
-      rateLimit: { messagesPerSecond: 10, byteBurst: 0, policy: "close" },
+      rateLimit: {
+        messagesPerSecond: 10,
+        bytesPerSecond: 65536,
+        byteBurst: 0,
+        policy: "close",
+      },
     },
   });
   await server.shutdown();
@@ -148,9 +153,228 @@ Deno.test("connect() refuses bad options before dialling", async () => {
   ];
   for (const options of bad) {
     await assert.rejects(
-      () => connect(options as Parameters<typeof connect>[0]),
+      () => connect(options as unknown as Parameters<typeof connect>[0]),
       (error: unknown) =>
         error instanceof TypeError || error instanceof RangeError,
+      JSON.stringify(options),
+    );
+  }
+});
+
+Deno.test("listen() refuses an unknown option, naming it and the likely intended one", () => {
+  refuses(
+    { onmessage: () => {} },
+    TypeError,
+    /^Unknown option "onmessage" for listen\(\) \(did you mean "onMessage"\?\)$/,
+  );
+  refuses(
+    { idleTimout: 1000 },
+    TypeError,
+    /^Unknown option "idleTimout" for listen\(\) \(did you mean "idleTimeout"\?\)$/,
+  );
+  refuses(
+    { colour: "red" },
+    TypeError,
+    /^Unknown option "colour" for listen\(\)$/,
+  );
+  // Nested option objects are checked the same way.
+  refuses(
+    { rateLimit: { messagesPerSecond: 10, burst: 20 } },
+    TypeError,
+    /^Unknown option "rateLimit\.burst" for listen\(\)/,
+  );
+  refuses(
+    {
+      tls: {
+        cert: "-----BEGIN CERTIFICATE-----",
+        key: "-----BEGIN PRIVATE KEY-----",
+        ca: "",
+      },
+    },
+    TypeError,
+    /^Unknown option "tls\.ca" for listen\(\)/,
+  );
+});
+
+Deno.test("listen() refuses WebSocket-only options on a TCP server, naming the option and the transport", () => {
+  // The issue's server: it ran as a plain lines server, the origin list
+  // doing nothing.
+  refuses(
+    { path: "/ws", origins: ["https://my.app"] },
+    RangeError,
+    /^"path" applies only to transports "unix" and "websocket", not "tcp"/,
+  );
+  for (
+    const key of [
+      "origins",
+      "protocols",
+      "handshakeTimeout",
+      "maxHeadBytes",
+      "maxHeaders",
+      "maxMessageBytes",
+      "serve",
+    ]
+  ) {
+    const value = key === "serve"
+      ? () => new Response()
+      : key === "origins" || key === "protocols"
+      ? ["x"]
+      : 10;
+    refuses(
+      { [key]: value },
+      RangeError,
+      new RegExp(`^"${key}" applies only to transport "websocket", not "tcp"`),
+    );
+    refuses(
+      { transport: "tcp", [key]: value },
+      RangeError,
+      new RegExp(`^"${key}" applies only to transport "websocket"`),
+    );
+  }
+});
+
+Deno.test("listen() refuses network options on a Unix socket server", () => {
+  for (
+    const [key, value] of [
+      ["port", 0],
+      ["hostname", "127.0.0.1"],
+      ["backlog", 10],
+      ["reusePort", true],
+      ["tls", { cert: "", key: "" }],
+      ["noDelay", true],
+      ["maxConnectionsPerIp", 4],
+      ["origins", ["https://my.app"]],
+    ] as const
+  ) {
+    assert.throws(
+      () =>
+        listen(
+          { transport: "unix", path: "/nowhere", [key]: value } as AnyOptions,
+        ),
+      (error: unknown) => {
+        assert.ok(error instanceof RangeError, String(error));
+        assert.match(
+          error.message,
+          new RegExp(`^"${key}" applies only to transports? .*, not "unix"`),
+        );
+        return true;
+      },
+      key,
+    );
+  }
+});
+
+Deno.test("listen() refuses options that mean nothing without another one", () => {
+  refuses(
+    { authTimeout: 1000 },
+    RangeError,
+    /^authTimeout applies only with authenticate/,
+  );
+  refuses(
+    { heartbeatMaxMissed: 2 },
+    RangeError,
+    /^heartbeatMaxMissed applies only with heartbeatInterval/,
+  );
+  refuses(
+    { rateLimit: { messageBurst: 20 } },
+    RangeError,
+    /^rateLimit\.messageBurst applies only with rateLimit\.messagesPerSecond/,
+  );
+  refuses(
+    { rateLimit: { byteBurst: 1024 } },
+    RangeError,
+    /^rateLimit\.byteBurst applies only with rateLimit\.bytesPerSecond/,
+  );
+  refuses(
+    { rateLimit: { policy: "close" } },
+    RangeError,
+    /^rateLimit\.policy applies only with a rate/,
+  );
+});
+
+Deno.test("listen() accepts every WebSocket option on a WebSocket server", async () => {
+  await using server = listen({
+    transport: "websocket",
+    hostname: "127.0.0.1",
+    port: 0,
+    backlog: 16,
+    path: "/ws",
+    origins: ["https://my.app"],
+    protocols: ["chat"],
+    handshakeTimeout: 1000,
+    maxHeadBytes: 4096,
+    maxHeaders: 32,
+    maxMessageBytes: 4096,
+    serve: () => new Response("hi"),
+    authenticate: () => ({}),
+    authTimeout: 1000,
+  });
+  assert.ok(server.addr.port > 0);
+});
+
+Deno.test("listen() refuses WebSocket handshake limits of the wrong type", () => {
+  const ws = { transport: "websocket" };
+  refuses({ ...ws, origins: "https://my.app" }, TypeError, /^origins must be/);
+  refuses({ ...ws, protocols: "chat" }, TypeError, /^protocols must be/);
+  refuses({ ...ws, maxHeaders: 0 }, RangeError, /^maxHeaders/);
+  refuses({ ...ws, maxHeadBytes: -1 }, RangeError, /^maxHeadBytes/);
+});
+
+Deno.test("connect() refuses unknown options and options of another transport, naming them", async () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [
+      { port: 1, onmesage: () => {} },
+      /^Unknown option "onmesage" for connect\(\) \(did you mean "onMessage"\?\)$/,
+    ],
+    [
+      { port: 1, origin: "https://my.app" },
+      /^"origin" applies only to transport "websocket", not "tcp"/,
+    ],
+    [
+      { port: 1, maxMessageBytes: 10 },
+      /^"maxMessageBytes" applies only to transport "websocket", not "tcp"/,
+    ],
+    [
+      { port: 1, path: "/tmp/s.sock" },
+      /^"path" applies only to transport "unix", not "tcp"/,
+    ],
+    [
+      { transport: "unix", path: "/tmp/s.sock", keepAlive: true },
+      /^"keepAlive" applies only to transports "tcp" and "websocket", not "unix"/,
+    ],
+    [
+      { transport: "websocket", url: "ws://127.0.0.1:1/", port: 1 },
+      /^"port" applies only to transport "tcp", not "websocket" \(the url says where\)/,
+    ],
+    [
+      { transport: "websocket", url: "ws://127.0.0.1:1/", hostname: "x" },
+      /^"hostname" applies only to transport "tcp", not "websocket"/,
+    ],
+    [
+      { port: 1, reconnect: { intialDelay: 5 } },
+      /^Unknown option "reconnect\.intialDelay" for connect\(\) \(did you mean "reconnect\.initialDelay"\?\)/,
+    ],
+    [{ port: 1, sendBuffer: true }, /^sendBuffer needs reconnect/],
+    [
+      { url: "ws://127.0.0.1:1/" },
+      /^"url" applies only to transport "websocket", not "tcp"/,
+    ],
+    [
+      { port: 1, authTimeout: 1000 },
+      /^authTimeout applies only with authenticate/,
+    ],
+  ];
+  for (const [options, message] of cases) {
+    await assert.rejects(
+      () => connect(options as unknown as Parameters<typeof connect>[0]),
+      (error: unknown) => {
+        assert.ok(
+          error instanceof TypeError || error instanceof RangeError,
+          String(error),
+        );
+        assert.match(error.message, message);
+        return true;
+      },
       JSON.stringify(options),
     );
   }

@@ -14,6 +14,7 @@ import { decodeUtf8 } from "./_utf8.ts";
 import { DecodeError } from "../errors.ts";
 import { lines } from "./lines.ts";
 import { lengthPrefixed } from "./length_prefixed.ts";
+import { DEFAULT_MAX_FRAME_BYTES } from "../defaults.ts";
 
 /**
  * Options for {@linkcode json}.
@@ -132,7 +133,7 @@ export function json<In = unknown, Out = In>(
   const maxFrameBytes = sizeLimit(
     "maxFrameBytes",
     options.maxFrameBytes,
-    1048576,
+    DEFAULT_MAX_FRAME_BYTES,
     1,
     0xffffffff,
   );

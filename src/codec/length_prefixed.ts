@@ -3,6 +3,7 @@ import type { Codec, Decoder, Heartbeat } from "./codec.ts";
 import { FrameTooLargeError } from "../errors.ts";
 import { sizeLimit } from "./_limit.ts";
 import { PartialPayload } from "./_partial_payload.ts";
+import { DEFAULT_MAX_FRAME_BYTES } from "../defaults.ts";
 
 const HEADER_BYTES = 4;
 const INITIAL_PAYLOAD = 16384;
@@ -80,7 +81,7 @@ export function lengthPrefixed(
   const maxFrameBytes = sizeLimit(
     "maxFrameBytes",
     options.maxFrameBytes,
-    1048576,
+    DEFAULT_MAX_FRAME_BYTES,
     0,
     0xffffffff,
   );

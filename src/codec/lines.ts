@@ -4,6 +4,7 @@ import { DecodeError, FrameTooLargeError } from "../errors.ts";
 import { sizeLimit } from "./_limit.ts";
 import { decodeUtf8 } from "./_utf8.ts";
 import { firstWord } from "./_route_keys.ts";
+import { DEFAULT_MAX_LINE_BYTES } from "../defaults.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -81,7 +82,7 @@ export function lines(options: LinesOptions = {}): Codec<string> {
   const maxLineBytes = sizeLimit(
     "maxLineBytes",
     options.maxLineBytes,
-    65536,
+    DEFAULT_MAX_LINE_BYTES,
     1,
     Number.MAX_SAFE_INTEGER,
   );

@@ -9,6 +9,7 @@ import { decodeUtf8 } from "./_utf8.ts";
 import { moduleMethodOrAction } from "./_route_keys.ts";
 import { PartialPayload } from "./_partial_payload.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
+import { DEFAULT_MAX_FRAME_BYTES } from "../defaults.ts";
 
 /**
  * A decoded microSocket message: the payload's `key:value` pairs.
@@ -170,7 +171,7 @@ export function microSocket(
   const maxFrameBytes = sizeLimit(
     "maxFrameBytes",
     options.maxFrameBytes,
-    1048576,
+    DEFAULT_MAX_FRAME_BYTES,
     0,
     0x7fffffff,
   );

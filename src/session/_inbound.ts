@@ -19,6 +19,7 @@ import { PendingRequests } from "./_pending_requests.ts";
 import { TokenBucket } from "./_token_bucket.ts";
 import type { ClosingInbound, Life } from "./_lifecycle.ts";
 import type { RateLimitOptions } from "./options.ts";
+import { DEFAULT_AUTH_TIMEOUT, DEFAULT_MIN_BYTE_BURST } from "../defaults.ts";
 
 /** Where the inbound pipeline is; see the file comment. */
 export type Phase =
@@ -125,7 +126,7 @@ export class Inbound<S extends { data: Data }, Data, In>
   start(): Promise<void> | undefined {
     if (this.#phase !== "authenticating") return this.#open("ready");
     // onOpen waits for the peer's first message; see #authenticate.
-    const timeout = this.#options.authTimeout ?? 10_000;
+    const timeout = this.#options.authTimeout ?? DEFAULT_AUTH_TIMEOUT;
     this.#authTimer = setTimeout(
       () => this.#life.close(CloseReason.AuthTimeout, undefined),
       timeout,
@@ -324,7 +325,7 @@ export class Inbound<S extends { data: Data }, Data, In>
     }
     const bytes = limits.bytesPerSecond ?? 0;
     if (bytes > 0) {
-      const burst = limits.byteBurst ?? Math.max(65536, bytes);
+      const burst = limits.byteBurst ?? Math.max(DEFAULT_MIN_BYTE_BURST, bytes);
       this.#byteBucket = new TokenBucket(bytes, burst, now);
     }
   }

@@ -9,6 +9,7 @@ import type { Decoder } from "../codec/codec.ts";
 import { producerContext } from "./_flow_control.ts";
 import { linger } from "./_linger.ts";
 import type { SessionState } from "./options.ts";
+import { DEFAULT_CLOSE_TIMEOUT } from "../defaults.ts";
 
 /**
  * A Session, whatever its type parameters (observers and the host are
@@ -178,7 +179,9 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
       // consumer, say), onClose runs in none: a closing session produces for
       // nobody.
       this.#finished = producerContext.exit(() =>
-        this.#finish(timeout ?? this.#options.closeTimeout ?? 5000)
+        this.#finish(
+          timeout ?? this.#options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+        )
       );
     }
     return this.#finished;

@@ -7,6 +7,12 @@ import type { Flow } from "./_flow_control.ts";
 import type { Life } from "./_lifecycle.ts";
 import { type LivenessClock, livenessClock } from "./_liveness_clock.ts";
 import { type LivenessSignals, LivenessTracker } from "./_liveness_tracker.ts";
+import {
+  DEFAULT_FRAME_TIMEOUT,
+  DEFAULT_HEARTBEAT_INTERVAL,
+  DEFAULT_HEARTBEAT_MAX_MISSED,
+  DEFAULT_IDLE_TIMEOUT,
+} from "../defaults.ts";
 
 /** The settings the watch uses (see SessionOptions for each). */
 export interface LivenessOptions {
@@ -58,10 +64,12 @@ export class Liveness {
     heartbeat: Heartbeat<unknown> | undefined,
   ): Liveness | undefined {
     const settings = {
-      idleTimeout: options.idleTimeout ?? 0,
-      frameTimeout: options.frameTimeout ?? 0,
-      heartbeatInterval: options.heartbeatInterval ?? 0,
-      heartbeatMaxMissed: options.heartbeatMaxMissed ?? 3,
+      idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
+      heartbeatInterval: options.heartbeatInterval ??
+        DEFAULT_HEARTBEAT_INTERVAL,
+      heartbeatMaxMissed: options.heartbeatMaxMissed ??
+        DEFAULT_HEARTBEAT_MAX_MISSED,
     };
     const timeouts = [
       settings.idleTimeout,

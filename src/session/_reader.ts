@@ -9,11 +9,7 @@ import { CloseReason } from "../close_reason.ts";
 import { FrameTooLargeError } from "../errors.ts";
 import { type Flow, producerContext } from "./_flow_control.ts";
 import type { ClosingReader, Life } from "./_lifecycle.ts";
-
-/** The size a read buffer starts at and returns to: idle sessions stay small. */
-const READ_BUFFER_MIN = 512;
-/** Reads that fill the buffer double it, up to this. */
-const READ_BUFFER_MAX = 65536;
+import { READ_BUFFER_MAX, READ_BUFFER_MIN } from "../defaults.ts";
 
 /** What the loop feeds (the inbound pipeline, _inbound.ts). */
 export interface ReadInto<In> {

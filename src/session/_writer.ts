@@ -14,6 +14,11 @@ import { scheduleFlush } from "./_flush_scheduler.ts";
 import { Flow, producerContext } from "./_flow_control.ts";
 import type { ClosingWriter, Life } from "./_lifecycle.ts";
 import type { OverflowPolicy } from "./options.ts";
+import {
+  DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_HIGH_WATER_MARK_DIVISOR,
+  DEFAULT_OUTBOUND_BUDGET,
+} from "../defaults.ts";
 
 /** The options the writer uses (see SessionOptions for each). */
 export interface WriterOptions<Out> {
@@ -47,13 +52,13 @@ export class Writer<Out> implements ClosingWriter {
     this.#conn = conn;
     this.#life = life;
     this.#codec = options.codec;
-    this.#budget = options.outboundBudget ?? 1048576;
+    this.#budget = options.outboundBudget ?? DEFAULT_OUTBOUND_BUDGET;
     this.#highWaterMark = options.highWaterMark ??
-      Math.max(1, Math.floor(this.#budget / 4));
+      Math.max(1, Math.floor(this.#budget / DEFAULT_HIGH_WATER_MARK_DIVISOR));
     this.#overflow = options.overflow;
     this.flow = new Flow({
       isOpen: () => life.state === "open",
-      drainTimeout: options.drainTimeout ?? 5000,
+      drainTimeout: options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
       cut: () => life.close(CloseReason.SlowConsumer, undefined, 0),
     });
   }

@@ -24,6 +24,7 @@ import type {
   RequestOptions,
   SessionState,
 } from "./options.ts";
+import { DEFAULT_NO_DELAY, DEFAULT_REQUEST_TIMEOUT } from "../defaults.ts";
 
 /**
  * Callbacks of one session. `listen()` passes the server's handlers here;
@@ -128,7 +129,7 @@ export interface SessionOptions<Data, In, Out>
    * Turn off Nagle's algorithm (TCP_NODELAY) on TCP connections, so a small
    * frame leaves at once instead of waiting for the peer's delayed ACK (up
    * to 40 ms on Linux). Deno leaves Nagle on; coalescing already keeps the
-   * number of packets down. Ignored for other transports.
+   * number of packets down. Ignored for other connections.
    *
    * @default {true}
    */
@@ -148,17 +149,19 @@ export interface SessionOptions<Data, In, Out>
    * peer's previous message, was still running does not count, nor time in
    * which bytes queued for the peer were still flowing out to it (a queue
    * that makes no progress for a whole timeout counts again). `0` disables
-   * it.
+   * it. Off by default: a quiet peer is normal (a device, a background
+   * tab); `heartbeatInterval` finds dead ones.
    *
    * @default {0}
    */
   idleTimeout?: number;
   /**
    * Close the session (reason `"frame timeout"`) when a frame has started
-   * but not completed for this many milliseconds (slowloris protection).
+   * but not completed for this many milliseconds (slowloris protection,
+   * on by default: 30 s still lets a 1 MiB frame arrive at ~35 KB/s).
    * `0` disables it.
    *
-   * @default {0}
+   * @default {30000}
    */
   frameTimeout?: number;
   /**
@@ -361,7 +364,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     const life = new Lifecycle(this, conn, options);
     const writer = new Writer(conn, options, life);
     const inbound = new Inbound(this, options, life, writer);
-    if (options.noDelay !== false && "setNoDelay" in conn) {
+    if ((options.noDelay ?? DEFAULT_NO_DELAY) && "setNoDelay" in conn) {
       try {
         (conn as Deno.TcpConn).setNoDelay(true);
       } catch {
@@ -589,7 +592,10 @@ export class Session<Data = unknown, In = unknown, Out = In>
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const requests = this.#inbound.requests();
-    const { id, reply } = requests.add(options.timeout ?? 10_000, signal);
+    const { id, reply } = requests.add(
+      options.timeout ?? DEFAULT_REQUEST_TIMEOUT,
+      signal,
+    );
     if (!this.send(correlation.request(message, id))) {
       requests.reject(new SessionClosedError(life.closeReason), id);
     }

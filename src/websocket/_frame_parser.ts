@@ -13,6 +13,7 @@ import type { Decoder } from "../codec/codec.ts";
 import { sizeLimit } from "../codec/_limit.ts";
 import { MessageTooBigError, WebSocketProtocolError } from "./_errors.ts";
 import { applyMask } from "./_mask.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../defaults.ts";
 
 /** A WebSocket message: text frames decode to a string, binary to bytes. */
 export type WebSocketMessage = string | Uint8Array;
@@ -211,7 +212,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     this.#max = sizeLimit(
       "maxMessageBytes",
       options.maxMessageBytes,
-      1048576,
+      DEFAULT_MAX_MESSAGE_BYTES,
       0,
       Number.MAX_SAFE_INTEGER,
     );

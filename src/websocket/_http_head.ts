@@ -7,6 +7,7 @@
 // first WebSocket frames) are left to the caller.
 import { DecodeError } from "../errors.ts";
 import { sizeLimit } from "../codec/_limit.ts";
+import { DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_HEADERS } from "../defaults.ts";
 
 /**
  * Options for {@linkcode RequestHeadParser} and
@@ -160,14 +161,14 @@ export abstract class HttpHeadParser<H> {
     this.#maxBytes = sizeLimit(
       "maxHeadBytes",
       options.maxHeadBytes,
-      8192,
+      DEFAULT_MAX_HEAD_BYTES,
       16,
       1048576,
     );
     this.#maxHeaders = sizeLimit(
       "maxHeaders",
       options.maxHeaders,
-      64,
+      DEFAULT_MAX_HEADERS,
       1,
       10000,
     );

@@ -18,6 +18,7 @@ import { CloseReason } from "../close_reason.ts";
 import { FrameParser } from "./_frame_parser.ts";
 import { encodeFrame, Opcode } from "./_frame_writer.ts";
 import { isWebSocketCodec, webSocketCodec } from "./websocket_codec.ts";
+import { DEFAULT_MAX_BUFFERED_AMOUNT } from "../defaults.ts";
 
 /**
  * Options of {@linkcode upgradeWebSocket}.
@@ -170,7 +171,7 @@ export function upgradeWebSocket<Data = unknown, In = string, Out = In>(
   const conn = new NativeConn(
     socket,
     options.remoteAddr ?? { transport: "tcp", hostname: "0.0.0.0", port: 0 },
-    options.maxBufferedAmount ?? 65536,
+    options.maxBufferedAmount ?? DEFAULT_MAX_BUFFERED_AMOUNT,
   );
   const { promise: opened, resolve } = Promise.withResolvers<
     Session<Data, In, Out> | undefined

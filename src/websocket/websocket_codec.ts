@@ -26,6 +26,10 @@ import {
   Opcode,
 } from "./_frame_writer.ts";
 import { applyMask } from "./_mask.ts";
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_PINGS_PER_SECOND,
+} from "../defaults.ts";
 
 /**
  * How one codec's messages travel as WebSocket messages: `encode` turns a
@@ -211,8 +215,8 @@ export function webSocketCodec<In, Out>(
     throw new TypeError(`role must be "server" or "client", got ${role}`);
   }
   const mask = role === "client";
-  const maxMessageBytes = options.maxMessageBytes ?? 1048576;
-  const maxPings = options.maxPingsPerSecond ?? 32;
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const maxPings = options.maxPingsPerSecond ?? DEFAULT_MAX_PINGS_PER_SECOND;
   if (!(maxPings >= 1)) {
     throw new RangeError(
       `maxPingsPerSecond must be at least 1, got ${maxPings}`,

@@ -29,9 +29,10 @@ export interface WebSocketListenOptions {
   /** RFC 6455 WebSocket over TCP (TLS with `tls`: `wss:`). */
   transport: "websocket";
   /**
-   * The address to bind.
+   * The address to bind: loopback only unless told, as for TCP (see
+   * {@linkcode TcpListenOptions.hostname}).
    *
-   * @default {"0.0.0.0"}
+   * @default {"127.0.0.1"}
    */
   hostname?: string;
   /**
@@ -55,6 +56,18 @@ export interface WebSocketListenOptions {
   reusePort?: boolean;
   /** Serve `wss:` with this PEM certificate chain and private key. */
   tls?: { cert: string; key: string };
+  /**
+   * The most sessions open at once from one IP address, as for TCP.
+   *
+   * @default {Infinity}
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Turn off Nagle's algorithm (TCP_NODELAY), as for TCP.
+   *
+   * @default {true}
+   */
+  noDelay?: boolean;
   /**
    * The path upgrade requests must target (the query is ignored); an upgrade
    * for another path gets 404. Unset: any path.
