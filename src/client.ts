@@ -6,6 +6,7 @@ import { lines } from "./codec/lines.ts";
 import { webSocketCodec } from "./websocket/websocket_codec.ts";
 import { clientHandshake } from "./websocket/_handshake.ts";
 import { dialWebSocket } from "./websocket/_dial.ts";
+import { adaptCodec } from "./websocket/_adapt.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { CloseReason } from "./close_reason.ts";
 import { sessionHooks } from "./_session_hooks.ts";
@@ -161,21 +162,28 @@ export interface ConnectOptions<Data, In, Out>
    * `"unix"` connects to the Unix domain socket at `path`; `"websocket"`
    * to the WebSocket server at `url` (RFC 6455 framing over TCP, or TLS
    * for `wss:`; see {@linkcode webSocketCodec} for how the codec's
-   * messages map onto WebSocket messages).
+   * messages map onto WebSocket messages). A `url` alone implies
+   * `"websocket"`; a `url` with another transport is a TypeError.
    *
-   * @default {"tcp"}
+   * @default {"tcp", or "websocket" when `url` is set}
    */
   transport?: "tcp" | "unix" | "websocket";
   /** The socket path, for `transport: "unix"`. */
   path?: string;
-  /** The server's URL, `ws://host:port/path` or `wss:`, for `"websocket"`. */
+  /**
+   * The server's URL, `ws://host:port/path` or `wss:`: connects over
+   * WebSocket (`transport` may be left out).
+   */
   url?: string | URL;
   /** Subprotocols to offer, for `"websocket"`, in order of preference. */
   protocols?: readonly string[];
   /** The `Origin` header to send, for `"websocket"`. */
   origin?: string;
   /**
-   * The largest WebSocket message accepted from the server, in bytes.
+   * The largest WebSocket message accepted from the server, in bytes; the
+   * codec's own limit (e.g. `lines({ maxLineBytes })`) applies too, and
+   * the smaller one is in force. It applies to a `webSocketMessages()`
+   * codec as well.
    *
    * @default {1048576}
    */
@@ -316,16 +324,23 @@ export class Client<Data = unknown, In = string, Out = In>
    * @throws {RangeError} When an option is out of range.
    */
   constructor(options: ConnectOptions<Data, In, Out>) {
+    options = withTransport(options);
     validateConnectOptions(options);
     this.#options = options;
     let codec = options.codec ?? (lines() as unknown as Codec<In, Out>);
     if (options.transport === "websocket") {
-      codec = webSocketCodec(codec, {
-        role: "client",
-        ...(options.maxMessageBytes === undefined
-          ? {}
-          : { maxMessageBytes: options.maxMessageBytes }),
-      });
+      const max = options.maxMessageBytes;
+      codec = adaptCodec(
+        codec,
+        "client",
+        max,
+        "connect()",
+        (plain) =>
+          webSocketCodec(plain, {
+            role: "client",
+            ...(max === undefined ? {} : { maxMessageBytes: max }),
+          }),
+      );
     }
     const onOpen = options.onOpen;
     const onMessage = options.onMessage;
@@ -787,6 +802,25 @@ export async function connect<Data = unknown, In = string, Out = In>(
 }
 
 function ignore(): void {}
+
+// A `url` says the transport: "websocket" when none is given, and a
+// conflict when another one is.
+function withTransport<T extends { transport?: string; url?: unknown }>(
+  options: T,
+): T {
+  if (options === null || typeof options !== "object") return options;
+  if (options.url === undefined) return options;
+  const transport = options.transport;
+  if (transport === undefined) return { ...options, transport: "websocket" };
+  if (transport !== "websocket") {
+    throw new TypeError(
+      `url is only for transport "websocket", but transport is ${
+        JSON.stringify(transport)
+      }: drop one of them`,
+    );
+  }
+  return options;
+}
 
 function closeQuietly(conn: Deno.Conn): void {
   try {

@@ -1,7 +1,7 @@
 // Binary frames: a 4-byte big-endian length, then that many bytes.
 import type { Codec, Decoder, Heartbeat } from "./codec.ts";
 import { FrameTooLargeError } from "../errors.ts";
-import { sizeLimit } from "./_limit.ts";
+import { sizeLimit, withMessageLimit } from "./_limit.ts";
 import { PartialPayload } from "./_partial_payload.ts";
 
 const HEADER_BYTES = 4;
@@ -90,7 +90,7 @@ export function lengthPrefixed(
       `heartbeat must be a boolean, got ${typeof heartbeat}`,
     );
   }
-  return {
+  return withMessageLimit({
     name: "lengthPrefixed",
     ...(heartbeat === true ? { heartbeat: EMPTY_FRAME_HEARTBEAT } : {}),
     encode(payload: Uint8Array): Uint8Array {
@@ -126,7 +126,7 @@ export function lengthPrefixed(
     decoder(): Decoder<Uint8Array> {
       return new LengthPrefixedDecoder(maxFrameBytes);
     },
-  };
+  }, "maxFrameBytes", maxFrameBytes);
 }
 
 function checkPayload(payload: Uint8Array): void {
