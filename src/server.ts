@@ -415,7 +415,10 @@ export class Server<
         max,
         "listen()",
         (plain) =>
-          webSocketCodec(plain, max === undefined ? {} : { maxMessageBytes: max }),
+          webSocketCodec(
+            plain,
+            max === undefined ? {} : { maxMessageBytes: max },
+          ),
       );
     }
     this.#listener = bind(options);

@@ -15,6 +15,8 @@ import {
   listen,
   MessageTooBigError,
   type Server,
+  SessionManager,
+  upgradeWebSocket,
   webSocketMessages,
 } from "../mod.ts";
 import { Opcode } from "../src/websocket/_frame_writer.ts";
@@ -39,7 +41,7 @@ function wsServer(options: Record<string, unknown> = {}): AnyServer {
 
 // ---- A2: a WebSocket codec given to connect() is used as it is ----------
 
-Deno.test("websocket: connect() with webSocketMessages({ role: \"client\" }) sends plain messages", async () => {
+Deno.test('websocket: connect() with webSocketMessages({ role: "client" }) sends plain messages', async () => {
   const received: unknown[] = [];
   await using server = wsServer({
     codec: webSocketMessages(),
@@ -244,6 +246,32 @@ Deno.test("websocket: a maxMessageBytes above the default applies to webSocketMe
   await raw.dispose();
 });
 
+Deno.test("upgradeWebSocket: maxMessageBytes applies with webSocketMessages() too", async () => {
+  const sessions = new SessionManager<unknown, string | Uint8Array>();
+  const errors: unknown[] = [];
+  const codec = webSocketMessages();
+  await using http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) =>
+      upgradeWebSocket(request, sessions, {
+        codec,
+        maxMessageBytes: 1000,
+        onError: (error) => void errors.push(error),
+      }).response,
+  );
+  const ws = new WebSocket(`ws://127.0.0.1:${http.addr.port}/`);
+  const closed = new Promise<[number, string]>((resolve) => {
+    ws.onclose = (e) => resolve([e.code, e.reason]);
+  });
+  await within(new Promise((r) => (ws.onopen = r)), 5000, "open");
+  ws.send(new Uint8Array(2000));
+  const [code] = await within(closed, 5000, "close");
+  assert.equal(code, 1009);
+  await until(() => errors.length > 0);
+  assert.ok(errors[0] instanceof MessageTooBigError);
+  assert.equal(errors[0].option, "maxMessageBytes");
+});
+
 // ---- A10 (a): a refused upgrade gets an HTTP answer ------------------------
 
 Deno.test("websocket: an upgrade over maxConnectionsPerIp gets 429, over maxConnections 503", async () => {
@@ -280,7 +308,7 @@ Deno.test("websocket: a browser-like client over maxConnections sees the upgrade
 
 // ---- A10 (b): the transport follows a ws: URL ------------------------------
 
-Deno.test("websocket: connect({ url: \"ws://…\" }) without transport connects over WebSocket", async () => {
+Deno.test('websocket: connect({ url: "ws://…" }) without transport connects over WebSocket', async () => {
   await using server = wsServer();
   const replies: string[] = [];
   await using client = await connect({
@@ -296,12 +324,14 @@ Deno.test("websocket: connect() with a url and a non-websocket transport is a Ty
   for (const transport of ["tcp", "unix"] as const) {
     await assert.rejects(
       () =>
-        connect({
-          transport,
-          url: "ws://127.0.0.1:1/ws",
-          port: 1,
-          path: "/tmp/x.sock",
-        } as Parameters<typeof connect>[0]),
+        connect(
+          {
+            transport,
+            url: "ws://127.0.0.1:1/ws",
+            port: 1,
+            path: "/tmp/x.sock",
+          } as Parameters<typeof connect>[0],
+        ),
       (error: Error) =>
         error instanceof TypeError && /url/.test(error.message) &&
         error.message.includes(`"${transport}"`),

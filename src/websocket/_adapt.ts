@@ -37,8 +37,10 @@ export function rememberAdapter<C extends object>(
 }
 
 /** The recipe of a WebSocket adapter; `undefined` for any other codec. */
-// deno-lint-ignore no-explicit-any
-export function adapterRecipe(codec: Codec<any, any>): AdapterRecipe | undefined {
+export function adapterRecipe(
+  // deno-lint-ignore no-explicit-any
+  codec: Codec<any, any>,
+): AdapterRecipe | undefined {
   return recipes.get(codec);
 }
 

@@ -341,7 +341,10 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     if (masked !== this.#expectMask) {
       throw masked
         ? protocolError("Masked frame from a server", "masked server frame")
-        : protocolError("Unmasked frame from a client", "unmasked client frame");
+        : protocolError(
+          "Unmasked frame from a client",
+          "unmasked client frame",
+        );
     }
     return 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) +
       (masked ? 4 : 0);
