@@ -145,43 +145,37 @@ export function json<In = unknown, Out = In>(
     // JSON.stringify without indentation never emits a raw line feed.
     const frame = (text: string) => encoder.encode(text + "\n");
     const heartbeat = beats && jsonHeartbeat<In>(beats, frame);
-    return withMessageLimit(
-      {
-        name: "json",
-        encode(message: Out): Uint8Array {
-          return frame(stringify(message));
-        },
-        decoder(): Decoder<In> {
-          return new JsonLineDecoder<In>(inner.decoder(), beats);
-        },
-        ...(heartbeat === undefined ? {} : { heartbeat }),
-        routeKey: typeField,
-        correlation: jsonCorrelation as Correlation<In, Out>,
+    const codec: Codec<In, Out> = {
+      name: "json",
+      encode(message: Out): Uint8Array {
+        return frame(stringify(message));
       },
-      "maxFrameBytes",
-      maxFrameBytes,
-    );
+      decoder(): Decoder<In> {
+        return new JsonLineDecoder<In>(inner.decoder(), beats);
+      },
+      ...(heartbeat === undefined ? {} : { heartbeat }),
+      routeKey: typeField,
+      correlation: jsonCorrelation as Correlation<In, Out>,
+    };
+    return withMessageLimit(codec, "maxFrameBytes", maxFrameBytes);
   }
   if (framing === "length") {
     const inner = lengthPrefixed({ maxFrameBytes });
     const frame = (text: string) => inner.encode(encoder.encode(text));
     const heartbeat = beats && jsonHeartbeat<In>(beats, frame);
-    return withMessageLimit(
-      {
-        name: "json",
-        encode(message: Out): Uint8Array {
-          return frame(stringify(message));
-        },
-        decoder(): Decoder<In> {
-          return new JsonFrameDecoder<In>(inner.decoder(), beats);
-        },
-        ...(heartbeat === undefined ? {} : { heartbeat }),
-        routeKey: typeField,
-        correlation: jsonCorrelation as Correlation<In, Out>,
+    const codec: Codec<In, Out> = {
+      name: "json",
+      encode(message: Out): Uint8Array {
+        return frame(stringify(message));
       },
-      "maxFrameBytes",
-      maxFrameBytes,
-    );
+      decoder(): Decoder<In> {
+        return new JsonFrameDecoder<In>(inner.decoder(), beats);
+      },
+      ...(heartbeat === undefined ? {} : { heartbeat }),
+      routeKey: typeField,
+      correlation: jsonCorrelation as Correlation<In, Out>,
+    };
+    return withMessageLimit(codec, "maxFrameBytes", maxFrameBytes);
   }
   throw new RangeError(
     `framing must be "lines" or "length", got ${JSON.stringify(framing)}`,

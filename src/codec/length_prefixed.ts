@@ -90,49 +90,44 @@ export function lengthPrefixed(
       `heartbeat must be a boolean, got ${typeof heartbeat}`,
     );
   }
-  return withMessageLimit(
-    {
-      name: "lengthPrefixed",
-      ...(heartbeat === true ? { heartbeat: EMPTY_FRAME_HEARTBEAT } : {}),
-      encode(payload: Uint8Array): Uint8Array {
-        checkPayload(payload);
-        const length = payload.byteLength;
-        if (length > 0xffffffff) {
-          throw new TypeError(
-            `Payload of ${length} bytes does not fit a frame`,
-          );
-        }
-        const frame = new Uint8Array(HEADER_BYTES + length);
-        frame[0] = length >>> 24;
-        frame[1] = (length >>> 16) & 0xff;
-        frame[2] = (length >>> 8) & 0xff;
-        frame[3] = length & 0xff;
-        frame.set(payload, HEADER_BYTES);
-        return frame;
-      },
-      encodeInto(
-        payload: Uint8Array,
-        target: Uint8Array,
-        offset: number,
-      ): number {
-        checkPayload(payload);
-        const length = payload.byteLength;
-        const end = offset + HEADER_BYTES + length;
-        if (end > target.length) return -1;
-        target[offset] = length >>> 24;
-        target[offset + 1] = (length >>> 16) & 0xff;
-        target[offset + 2] = (length >>> 8) & 0xff;
-        target[offset + 3] = length & 0xff;
-        target.set(payload, offset + HEADER_BYTES);
-        return end;
-      },
-      decoder(): Decoder<Uint8Array> {
-        return new LengthPrefixedDecoder(maxFrameBytes);
-      },
+  const codec: Codec<Uint8Array> = {
+    name: "lengthPrefixed",
+    ...(heartbeat === true ? { heartbeat: EMPTY_FRAME_HEARTBEAT } : {}),
+    encode(payload: Uint8Array): Uint8Array {
+      checkPayload(payload);
+      const length = payload.byteLength;
+      if (length > 0xffffffff) {
+        throw new TypeError(`Payload of ${length} bytes does not fit a frame`);
+      }
+      const frame = new Uint8Array(HEADER_BYTES + length);
+      frame[0] = length >>> 24;
+      frame[1] = (length >>> 16) & 0xff;
+      frame[2] = (length >>> 8) & 0xff;
+      frame[3] = length & 0xff;
+      frame.set(payload, HEADER_BYTES);
+      return frame;
     },
-    "maxFrameBytes",
-    maxFrameBytes,
-  );
+    encodeInto(
+      payload: Uint8Array,
+      target: Uint8Array,
+      offset: number,
+    ): number {
+      checkPayload(payload);
+      const length = payload.byteLength;
+      const end = offset + HEADER_BYTES + length;
+      if (end > target.length) return -1;
+      target[offset] = length >>> 24;
+      target[offset + 1] = (length >>> 16) & 0xff;
+      target[offset + 2] = (length >>> 8) & 0xff;
+      target[offset + 3] = length & 0xff;
+      target.set(payload, offset + HEADER_BYTES);
+      return end;
+    },
+    decoder(): Decoder<Uint8Array> {
+      return new LengthPrefixedDecoder(maxFrameBytes);
+    },
+  };
+  return withMessageLimit(codec, "maxFrameBytes", maxFrameBytes);
 }
 
 function checkPayload(payload: Uint8Array): void {

@@ -90,35 +90,32 @@ export function lines(options: LinesOptions = {}): Codec<string> {
   const heartbeat = options.heartbeat === undefined
     ? undefined
     : lineHeartbeat(options.heartbeat, maxLineBytes, encoder);
-  return withMessageLimit(
-    {
-      name: "lines",
-      ...(heartbeat === undefined ? {} : { heartbeat }),
-      routeKey: firstWord,
-      encode(line: string): Uint8Array {
-        checkLine(line);
-        return encoder.encode(line + "\n");
-      },
-      encodeInto(line: string, target: Uint8Array, offset: number): number {
-        checkLine(line);
-        // Every UTF-16 unit takes at least one byte: a cheap early refusal.
-        const last = target.length - 1;
-        if (last - offset < line.length) return -1;
-        const { read, written } = encoder.encodeInto(
-          line,
-          target.subarray(offset, last),
-        );
-        if (read < line.length) return -1;
-        target[offset + written] = LF;
-        return offset + written + 1;
-      },
-      decoder(): Decoder<string> {
-        return new LineDecoder(maxLineBytes);
-      },
+  const codec: Codec<string> = {
+    name: "lines",
+    ...(heartbeat === undefined ? {} : { heartbeat }),
+    routeKey: firstWord,
+    encode(line: string): Uint8Array {
+      checkLine(line);
+      return encoder.encode(line + "\n");
     },
-    "maxLineBytes",
-    maxLineBytes,
-  );
+    encodeInto(line: string, target: Uint8Array, offset: number): number {
+      checkLine(line);
+      // Every UTF-16 unit takes at least one byte: a cheap early refusal.
+      const last = target.length - 1;
+      if (last - offset < line.length) return -1;
+      const { read, written } = encoder.encodeInto(
+        line,
+        target.subarray(offset, last),
+      );
+      if (read < line.length) return -1;
+      target[offset + written] = LF;
+      return offset + written + 1;
+    },
+    decoder(): Decoder<string> {
+      return new LineDecoder(maxLineBytes);
+    },
+  };
+  return withMessageLimit(codec, "maxLineBytes", maxLineBytes);
 }
 
 function lineHeartbeat(
