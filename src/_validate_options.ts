@@ -242,7 +242,7 @@ function checkAll(
     if (o[key] === undefined) continue;
     if (!rule.transports.includes(transport)) {
       const list = rule.transports;
-      throw new RangeError(
+      throw new TypeError(
         `"${key}" applies only to transport${list.length > 1 ? "s" : ""} ${
           list.map((t) => `"${t}"`).join(" and ")
         }, not "${transport}"${
@@ -332,7 +332,7 @@ function sessionRelations(o: Options, webSocket: boolean): void {
       );
     }
   } else if (o.heartbeatMaxMissed !== undefined) {
-    throw new RangeError(
+    throw new TypeError(
       "heartbeatMaxMissed applies only with heartbeatInterval (heartbeats are off)",
     );
   }
@@ -349,7 +349,7 @@ function sessionRelations(o: Options, webSocket: boolean): void {
     );
   }
   if (o.authTimeout !== undefined && o.authenticate === undefined) {
-    throw new RangeError(
+    throw new TypeError(
       "authTimeout applies only with authenticate (there is nothing to wait for)",
     );
   }
@@ -390,7 +390,7 @@ function rateLimit(o: Options, key: string, where: string): void {
     ] as const
   ) {
     if (r[burst] !== undefined && r[rate] === undefined) {
-      throw new RangeError(
+      throw new TypeError(
         `${key}.${burst} applies only with ${key}.${rate} (without it that rate is unlimited)`,
       );
     }
@@ -399,7 +399,7 @@ function rateLimit(o: Options, key: string, where: string): void {
     r.policy !== undefined && r.messagesPerSecond === undefined &&
     r.bytesPerSecond === undefined
   ) {
-    throw new RangeError(
+    throw new TypeError(
       `${key}.policy applies only with a rate (${key}.messagesPerSecond or ${key}.bytesPerSecond)`,
     );
   }

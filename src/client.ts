@@ -6,6 +6,7 @@ import { lines } from "./codec/lines.ts";
 import { webSocketCodec } from "./websocket/websocket_codec.ts";
 import { clientHandshake } from "./websocket/_handshake.ts";
 import { dialWebSocket } from "./websocket/_dial.ts";
+import { adaptCodec } from "./websocket/_adapt.ts";
 import { Session, type SessionOptions } from "./session/session.ts";
 import { CloseReason } from "./close_reason.ts";
 import { setPrelude } from "./session/_internals.ts";
@@ -264,8 +265,12 @@ export interface UnixConnectOptions extends
  */
 export interface WebSocketConnectOptions
   extends Partial<Record<"hostname" | "port" | "path", never>> {
-  /** RFC 6455 WebSocket. */
-  transport: "websocket";
+  /**
+   * RFC 6455 WebSocket. A `url` alone implies it, so it may be left out.
+   *
+   * @default {"websocket"}
+   */
+  transport?: "websocket";
   /** The server's URL, `ws://host:port/path` or `wss:`. */
   url: string | URL;
   /** Subprotocols to offer, in order of preference. */
@@ -273,7 +278,10 @@ export interface WebSocketConnectOptions
   /** The `Origin` header to send. */
   origin?: string;
   /**
-   * The largest WebSocket message accepted from the server, in bytes.
+   * The largest WebSocket message accepted from the server, in bytes; the
+   * codec's own limit (e.g. `lines({ maxLineBytes })`) applies too, and
+   * the smaller one is in force. It applies to a `webSocketMessages()`
+   * codec as well.
    *
    * @default {1048576}
    */
@@ -442,16 +450,23 @@ export class Client<Data = unknown, In = string, Out = In>
    * @throws {RangeError} When an option is out of range.
    */
   constructor(options: ConnectOptions<Data, In, Out>) {
+    options = withTransport(options);
     validateConnectOptions(options);
     this.#options = options;
     let codec = options.codec ?? (lines() as unknown as Codec<In, Out>);
     if (options.transport === "websocket") {
-      codec = webSocketCodec(codec, {
-        role: "client",
-        ...(options.maxMessageBytes === undefined
-          ? {}
-          : { maxMessageBytes: options.maxMessageBytes }),
-      });
+      const max = options.maxMessageBytes;
+      codec = adaptCodec(
+        codec,
+        "client",
+        max,
+        "connect()",
+        (plain) =>
+          webSocketCodec(plain, {
+            role: "client",
+            ...(max === undefined ? {} : { maxMessageBytes: max }),
+          }),
+      );
     }
     const onOpen = options.onOpen;
     const onMessage = options.onMessage;
@@ -914,6 +929,18 @@ export async function connect<Data = unknown, In = string, Out = In>(
 }
 
 function ignore(): void {}
+
+// A `url` says the transport: "websocket" when none is given. A url beside
+// another transport is left to the validator, which names both.
+function withTransport<T extends { transport?: string; url?: unknown }>(
+  options: T,
+): T {
+  if (options === null || typeof options !== "object") return options;
+  if (options.url === undefined || options.transport !== undefined) {
+    return options;
+  }
+  return { ...options, transport: "websocket" };
+}
 
 function closeQuietly(conn: Deno.Conn): void {
   try {

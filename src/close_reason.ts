@@ -20,6 +20,12 @@
  * | `"server shutdown"` | the server is shutting down |
  * | `"aborted"` | the `signal` given to `connect()` aborted |
  *
+ * Over WebSocket these stay the session's reasons; the close frame sent to
+ * the peer carries a finer one naming the rule it broke (e.g.
+ * `"unmasked client frame"` with 1002 for a `"decode error"`, `"message of
+ * 2000 bytes exceeds maxMessageBytes (1000)"` with 1009 for a `"frame too
+ * large"`), also on the error as `closeReason`.
+ *
  * The type of the same name is the union of these strings. `closed`
  * promises and `onClose` handlers receive a `CloseReason` or the string the
  * application passed to `close()`: compare with the constants, and keep a

@@ -167,3 +167,64 @@ export class SessionClosedError extends Error {
     this.reason = reason;
   }
 }
+
+/**
+ * A WebSocket message (the sum of its fragments, as announced by the frame
+ * headers) over the limit in force: the smaller of `maxMessageBytes` and the
+ * codec's own limit (`lines({ maxLineBytes })`, `json({ maxFrameBytes })`,
+ * `lengthPrefixed({ maxFrameBytes })`). It is raised on the frame header,
+ * before the payload is stored; the session then closes with reason
+ * `"frame too large"`, and sends close code {@linkcode closeCode} (1009)
+ * with {@linkcode closeReason}, which names the option. `onError` receives
+ * it.
+ *
+ * @example Telling which limit a peer broke
+ * ```ts
+ * import { FrameTooLargeError, MessageTooBigError } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new MessageTooBigError(2000, 1000, "maxMessageBytes");
+ * assert.ok(error instanceof FrameTooLargeError);
+ * assert.equal(error.option, "maxMessageBytes");
+ * assert.equal(error.closeCode, 1009);
+ * assert.equal(
+ *   error.closeReason,
+ *   "message of 2000 bytes exceeds maxMessageBytes (1000)",
+ * );
+ * ```
+ */
+export class MessageTooBigError extends FrameTooLargeError {
+  /** The close code sent to the peer: always 1009 (message too big). */
+  readonly closeCode: 1009 = 1009;
+  /**
+   * The option whose limit the message broke: `"maxMessageBytes"`, or the
+   * codec's (`"maxLineBytes"`, `"maxFrameBytes"`).
+   */
+  readonly option: string;
+  /**
+   * The reason sent to the peer with the close frame, e.g.
+   * `"message of 2000 bytes exceeds maxMessageBytes (1000)"`.
+   */
+  readonly closeReason: string;
+
+  /**
+   * Creates a message-too-big error.
+   *
+   * @param size The announced message size so far, in bytes; a `bigint`
+   * for sizes past 2^53, which `message` prints exactly (`size` is then
+   * the nearest number).
+   * @param limit The limit in force, in bytes.
+   * @param option The option that set the limit.
+   */
+  constructor(
+    size: number | bigint,
+    limit: number,
+    option: string = "maxMessageBytes",
+  ) {
+    super(Number(size), limit);
+    this.name = "MessageTooBigError";
+    this.option = option;
+    this.closeReason = `message of ${size} bytes exceeds ${option} (${limit})`;
+    this.message = `Message of ${size} bytes exceeds ${option} (${limit})`;
+  }
+}

@@ -11,14 +11,13 @@ import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
 import { sendFrames } from "./_fan_out.ts";
 import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
-import {
-  isWebSocketCodec,
-  webSocketCodec,
-} from "./websocket/websocket_codec.ts";
+import { webSocketCodec } from "./websocket/websocket_codec.ts";
+import { adaptCodec } from "./websocket/_adapt.ts";
 import {
   type Accepted,
   type AcceptOptions,
   acceptWebSocket,
+  refuseWebSocket,
 } from "./websocket/_accept.ts";
 import { upgradeRequests } from "./websocket/websocket_request.ts";
 import {
@@ -368,6 +367,10 @@ export interface ServerStats {
 
 const ACCEPT_BACKOFF_MIN = 5;
 const ACCEPT_BACKOFF_MAX = 1000;
+// How long a refused WebSocket peer has to read its 429/503, and how many
+// refusals may be pending at once.
+const REFUSAL_LINGER = 2000;
+const MAX_REFUSING = 64;
 
 /**
  * A listening server: the accept loop, its sessions and its counters.
@@ -414,6 +417,8 @@ export class Server<
   readonly #errorLog = new ErrorLog();
   readonly #webSocket: AcceptOptions | undefined;
   readonly #handshakes = new Set<Promise<void>>();
+  // WebSocket connections being told they are refused (429/503).
+  readonly #refusing = new Set<Deno.Conn>();
   readonly #resolveFinished: () => void;
   readonly #abortListener: (() => void) | undefined;
   #acceptLoop: Promise<void>;
@@ -453,20 +458,28 @@ export class Server<
   constructor(options: ListenOptions<Data, In, Out>) {
     validateListenOptions(options);
     this.#options = options;
-    this.#listener = bind(options);
-    this.addr = this.#listener.addr as Addr;
-    this.sessions = options.sessions ?? new SessionManager();
     let codec = options.codec ??
       (lines() as unknown as Codec<In, Out>);
     if (options.transport === "websocket") {
       // One adapter for every session: a broadcast encodes once for all.
-      if (!isWebSocketCodec(codec)) {
-        codec = webSocketCodec(codec, {
-          ...(options.maxMessageBytes === undefined
-            ? {}
-            : { maxMessageBytes: options.maxMessageBytes }),
-        });
-      }
+      // Decided before binding: a codec of the wrong role throws.
+      const max = options.maxMessageBytes;
+      codec = adaptCodec(
+        codec,
+        "server",
+        max,
+        "listen()",
+        (plain) =>
+          webSocketCodec(
+            plain,
+            max === undefined ? {} : { maxMessageBytes: max },
+          ),
+      );
+    }
+    this.#listener = bind(options);
+    this.addr = this.#listener.addr as Addr;
+    this.sessions = options.sessions ?? new SessionManager();
+    if (options.transport === "websocket") {
       this.#webSocket = {
         ...options,
         handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
@@ -594,6 +607,7 @@ export class Server<
     this.#wakeBackoff?.();
     await this.#acceptLoop;
     for (const conn of this.#pendingAccepts) closeQuietly(conn);
+    for (const conn of this.#refusing) closeQuietly(conn);
     await Promise.all(this.#handshakes);
     await Promise.all(
       [...this.#live].map((session) => session.close(reason, timeout)),
@@ -646,7 +660,7 @@ export class Server<
     const held = this.#live.size + this.#pendingAccepts.size;
     if (held >= (options.maxConnections ?? Infinity)) {
       this.#rejected.maxConnections++;
-      closeQuietly(conn);
+      this.#refuse(conn, 503, "Server full");
       return;
     }
     const ip = ipOf(conn.remoteAddr);
@@ -654,7 +668,7 @@ export class Server<
       const count = this.#perIp.get(ip) ?? 0;
       if (count >= (options.maxConnectionsPerIp ?? Infinity)) {
         this.#rejected.maxConnectionsPerIp++;
-        closeQuietly(conn);
+        this.#refuse(conn, 429, "Too many connections from your address");
         return;
       }
       this.#perIp.set(ip, count + 1);
@@ -690,6 +704,34 @@ export class Server<
         this.#decide(conn, ip, false);
       },
     );
+  }
+
+  // A connection over a limit. TCP peers speak no protocol we know: they
+  // are closed. A WebSocket peer speaks HTTP, and is told why (a browser
+  // reports a failed handshake either way, but other clients and logs show
+  // the status): 503 when the server is full, 429 when this address holds
+  // its share (the same client should back off; others may still come).
+  // Bounded: each answer lingers at most REFUSAL_LINGER, and past
+  // MAX_REFUSING at once the rest are closed without one.
+  #refuse(conn: Deno.Conn, status: 429 | 503, message: string): void {
+    if (
+      this.#webSocket === undefined || this.#refusing.size >= MAX_REFUSING
+    ) {
+      closeQuietly(conn);
+      return;
+    }
+    this.#refusing.add(conn);
+    const timeout = this.#webSocket.handshakeTimeout;
+    const refusal = refuseWebSocket(
+      conn,
+      status,
+      message,
+      timeout > 0 ? Math.min(timeout, REFUSAL_LINGER) : REFUSAL_LINGER,
+    ).finally(() => {
+      this.#refusing.delete(conn);
+      this.#handshakes.delete(refusal);
+    });
+    this.#handshakes.add(refusal);
   }
 
   #decide(conn: Deno.Conn, ip: string | undefined, accepted: boolean): void {
@@ -835,7 +877,9 @@ export class Server<
  * @param options Where to listen, codec, limits and handlers; see
  * {@linkcode ListenOptions}.
  * @returns The running server.
- * @throws {TypeError} When an option has the wrong type (naming it).
+ * @throws {TypeError} When an option is unknown, belongs to another
+ * transport, means nothing without another one, or has the wrong type
+ * (naming it).
  * @throws {RangeError} When an option is out of range (naming it), or
  * `heartbeatInterval` is set with a codec that has no heartbeat.
  * @throws {Deno.errors.AddrInUse} When the address is taken.

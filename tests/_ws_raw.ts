@@ -29,6 +29,8 @@ export interface Outcome {
   pongs: string[];
   /** The close frame's code, if one came. */
   closeCode: number | undefined;
+  /** The close frame's reason, if one came. */
+  closeReason?: string;
   /** Whether the connection ended (EOF or reset) within the wait. */
   ended: boolean;
 }
@@ -51,7 +53,10 @@ export class RawWebSocket {
       role: "client",
       maxMessageBytes: 64 << 20,
       onPong: (p) => this.outcome.pongs.push(new TextDecoder().decode(p)),
-      onClose: (code) => (this.outcome.closeCode = code),
+      onClose: (code, reason) => {
+        this.outcome.closeCode = code;
+        this.outcome.closeReason = reason;
+      },
     });
     this.#feed(rest);
     this.#reading = this.#read();

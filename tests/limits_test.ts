@@ -119,7 +119,7 @@ Deno.test("maxConnectionsPerIp is refused for Unix sockets, which have no addres
   } as const;
   assert.throws(
     () => listen({ ...unix, maxConnectionsPerIp: 1 } as never),
-    /^RangeError: "maxConnectionsPerIp" applies only to transports "tcp" and "websocket", not "unix"/,
+    /^TypeError: "maxConnectionsPerIp" applies only to transports "tcp" and "websocket", not "unix"/,
   );
   const server = listen(unix);
   try {

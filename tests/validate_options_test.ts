@@ -201,7 +201,7 @@ Deno.test("listen() refuses WebSocket-only options on a TCP server, naming the o
   // doing nothing.
   refuses(
     { path: "/ws", origins: ["https://my.app"] },
-    RangeError,
+    TypeError,
     /^"path" applies only to transports "unix" and "websocket", not "tcp"/,
   );
   for (
@@ -222,12 +222,12 @@ Deno.test("listen() refuses WebSocket-only options on a TCP server, naming the o
       : 10;
     refuses(
       { [key]: value },
-      RangeError,
+      TypeError,
       new RegExp(`^"${key}" applies only to transport "websocket", not "tcp"`),
     );
     refuses(
       { transport: "tcp", [key]: value },
-      RangeError,
+      TypeError,
       new RegExp(`^"${key}" applies only to transport "websocket"`),
     );
   }
@@ -252,7 +252,7 @@ Deno.test("listen() refuses network options on a Unix socket server", () => {
           { transport: "unix", path: "/nowhere", [key]: value } as AnyOptions,
         ),
       (error: unknown) => {
-        assert.ok(error instanceof RangeError, String(error));
+        assert.ok(error instanceof TypeError, String(error));
         assert.match(
           error.message,
           new RegExp(`^"${key}" applies only to transports? .*, not "unix"`),
@@ -267,27 +267,27 @@ Deno.test("listen() refuses network options on a Unix socket server", () => {
 Deno.test("listen() refuses options that mean nothing without another one", () => {
   refuses(
     { authTimeout: 1000 },
-    RangeError,
+    TypeError,
     /^authTimeout applies only with authenticate/,
   );
   refuses(
     { heartbeatMaxMissed: 2 },
-    RangeError,
+    TypeError,
     /^heartbeatMaxMissed applies only with heartbeatInterval/,
   );
   refuses(
     { rateLimit: { messageBurst: 20 } },
-    RangeError,
+    TypeError,
     /^rateLimit\.messageBurst applies only with rateLimit\.messagesPerSecond/,
   );
   refuses(
     { rateLimit: { byteBurst: 1024 } },
-    RangeError,
+    TypeError,
     /^rateLimit\.byteBurst applies only with rateLimit\.bytesPerSecond/,
   );
   refuses(
     { rateLimit: { policy: "close" } },
-    RangeError,
+    TypeError,
     /^rateLimit\.policy applies only with a rate/,
   );
 });
@@ -356,7 +356,7 @@ Deno.test("connect() refuses unknown options and options of another transport, n
     ],
     [{ port: 1, sendBuffer: true }, /^sendBuffer needs reconnect/],
     [
-      { url: "ws://127.0.0.1:1/" },
+      { transport: "tcp", port: 1, url: "ws://127.0.0.1:1/" },
       /^"url" applies only to transport "websocket", not "tcp"/,
     ],
     [

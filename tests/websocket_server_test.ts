@@ -556,8 +556,11 @@ Deno.test("websocket: maxConnectionsPerIp and onAccept apply before the handshak
   });
   const port = server.addr.port;
   const first = await RawWebSocket.open(port);
-  // Over the per-IP limit: closed without a response.
-  assert.equal(await exchange(port, upgradeRequest()), "");
+  // Over the per-IP limit: told so (429), then closed.
+  assert.match(
+    await exchange(port, upgradeRequest()),
+    /^HTTP\/1\.1 429 Too Many Requests\r\n/,
+  );
   await first.dispose();
   await until(() => server.stats().sessionsOpen === 0);
   // Vetoed: closed without a response.

@@ -9,7 +9,7 @@ import type {
   HeartbeatOptions,
 } from "./codec.ts";
 import { typeField } from "./_route_keys.ts";
-import { sizeLimit } from "./_limit.ts";
+import { sizeLimit, withMessageLimit } from "./_limit.ts";
 import { decodeUtf8 } from "./_utf8.ts";
 import { DecodeError } from "../errors.ts";
 import { lines } from "./lines.ts";
@@ -146,7 +146,7 @@ export function json<In = unknown, Out = In>(
     // JSON.stringify without indentation never emits a raw line feed.
     const frame = (text: string) => encoder.encode(text + "\n");
     const heartbeat = beats && jsonHeartbeat<In>(beats, frame);
-    return {
+    const codec: Codec<In, Out> = {
       name: "json",
       encode(message: Out): Uint8Array {
         return frame(stringify(message));
@@ -158,12 +158,13 @@ export function json<In = unknown, Out = In>(
       routeKey: typeField,
       correlation: jsonCorrelation as Correlation<In, Out>,
     };
+    return withMessageLimit(codec, "maxFrameBytes", maxFrameBytes);
   }
   if (framing === "length") {
     const inner = lengthPrefixed({ maxFrameBytes });
     const frame = (text: string) => inner.encode(encoder.encode(text));
     const heartbeat = beats && jsonHeartbeat<In>(beats, frame);
-    return {
+    const codec: Codec<In, Out> = {
       name: "json",
       encode(message: Out): Uint8Array {
         return frame(stringify(message));
@@ -175,6 +176,7 @@ export function json<In = unknown, Out = In>(
       routeKey: typeField,
       correlation: jsonCorrelation as Correlation<In, Out>,
     };
+    return withMessageLimit(codec, "maxFrameBytes", maxFrameBytes);
   }
   throw new RangeError(
     `framing must be "lines" or "length", got ${JSON.stringify(framing)}`,

@@ -1,7 +1,7 @@
 // Binary frames: a 4-byte big-endian length, then that many bytes.
 import type { Codec, Decoder, Heartbeat } from "./codec.ts";
 import { FrameTooLargeError } from "../errors.ts";
-import { sizeLimit } from "./_limit.ts";
+import { sizeLimit, withMessageLimit } from "./_limit.ts";
 import { PartialPayload } from "./_partial_payload.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../defaults.ts";
 
@@ -91,7 +91,7 @@ export function lengthPrefixed(
       `heartbeat must be a boolean, got ${typeof heartbeat}`,
     );
   }
-  return {
+  const codec: Codec<Uint8Array> = {
     name: "lengthPrefixed",
     ...(heartbeat === true ? { heartbeat: EMPTY_FRAME_HEARTBEAT } : {}),
     encode(payload: Uint8Array): Uint8Array {
@@ -128,6 +128,7 @@ export function lengthPrefixed(
       return new LengthPrefixedDecoder(maxFrameBytes);
     },
   };
+  return withMessageLimit(codec, "maxFrameBytes", maxFrameBytes);
 }
 
 function checkPayload(payload: Uint8Array): void {

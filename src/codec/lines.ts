@@ -1,7 +1,7 @@
 // UTF-8 text lines: the chat room's framing, and what `nc` speaks.
 import type { Codec, Decoder, Heartbeat, HeartbeatOptions } from "./codec.ts";
 import { DecodeError, FrameTooLargeError } from "../errors.ts";
-import { sizeLimit } from "./_limit.ts";
+import { sizeLimit, withMessageLimit } from "./_limit.ts";
 import { decodeUtf8 } from "./_utf8.ts";
 import { firstWord } from "./_route_keys.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "../defaults.ts";
@@ -91,7 +91,7 @@ export function lines(options: LinesOptions = {}): Codec<string> {
   const heartbeat = options.heartbeat === undefined
     ? undefined
     : lineHeartbeat(options.heartbeat, maxLineBytes, encoder);
-  return {
+  const codec: Codec<string> = {
     name: "lines",
     ...(heartbeat === undefined ? {} : { heartbeat }),
     routeKey: firstWord,
@@ -116,6 +116,7 @@ export function lines(options: LinesOptions = {}): Codec<string> {
       return new LineDecoder(maxLineBytes);
     },
   };
+  return withMessageLimit(codec, "maxLineBytes", maxLineBytes);
 }
 
 function lineHeartbeat(

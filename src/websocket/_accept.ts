@@ -112,6 +112,39 @@ async function handshake(
   };
 }
 
+/**
+ * Answers a connection refused before its handshake (over a connection
+ * limit) with `status` and `Connection: close`, ends our side, and closes
+ * the connection once the peer has hung up. Reads and
+ * drops what the peer sends until it hangs up, for at most `linger`
+ * milliseconds: closing with its request unread would reset the
+ * connection, and a reset may destroy the answer before the peer reads it.
+ * Never throws.
+ */
+export async function refuseWebSocket(
+  conn: Deno.Conn,
+  status: number,
+  message: string,
+  linger: number,
+): Promise<void> {
+  // The only way to end a pending read or write is to close the connection.
+  const timer = setTimeout(() => closeQuietly(conn), linger);
+  try {
+    await writeAll(conn, httpResponse(status, message + "\n"));
+    // Our FIN tells the peer the answer is whole; it then hangs up.
+    await conn.closeWrite();
+    const buffer = new Uint8Array(1024);
+    while (await conn.read(buffer) !== null) {
+      // Dropped: the request of a connection we refuse.
+    }
+  } catch {
+    // The peer hung up or reset, or the linger ran out.
+  } finally {
+    clearTimeout(timer);
+    closeQuietly(conn);
+  }
+}
+
 async function serveHttp(
   head: HttpRequestHead,
   conn: Deno.Conn,

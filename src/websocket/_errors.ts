@@ -1,7 +1,32 @@
 // Package-internal: the errors the WebSocket frame parser throws. Each one
-// carries the close code (RFC 6455 section 7.4.1) the session sends before
-// it closes, so mapping an error to a close frame is a property read.
-import { DecodeError, FrameTooLargeError } from "../errors.ts";
+// carries the close code (RFC 6455 section 7.4.1) and the close reason the
+// session sends before it closes, so mapping an error to a close frame is a
+// property read.
+//
+// The close reasons are short, stable strings a peer (or a test) may match;
+// each names the rule that was broken:
+//
+// | close reason | code | the peer sent |
+// | --- | --- | --- |
+// | `"unmasked client frame"` | 1002 | a client frame without a mask |
+// | `"masked server frame"` | 1002 | a server frame with a mask |
+// | `"reserved bits set"` | 1002 | RSV1-3 set (no extension is negotiated) |
+// | `"reserved opcode N"` | 1002 | opcode 3-7 or 11-15 |
+// | `"fragmented control frame"` | 1002 | a ping, pong or close without FIN |
+// | `"control frame too long"` | 1002 | a control payload over 125 bytes |
+// | `"continuation without start"` | 1002 | a continuation with no message open |
+// | `"new message inside a fragmented one"` | 1002 | a text/binary frame while a fragmented message is open |
+// | `"bad frame length"` | 1002 | a 64-bit length with its top bit set |
+// | `"bad close frame"` | 1002 | a close payload of 1 byte |
+// | `"bad close code"` | 1002 | a close code that may not be sent (e.g. 1005) |
+// | `"invalid utf-8"` | 1007 | a text message or close reason that is not UTF-8 |
+// | `"message of N bytes exceeds OPTION (M)"` | 1009 | a message over the limit ({@linkcode MessageTooBigError}) |
+//
+// The session's own close reason (`Session.closeReason`, `onClose`, stats)
+// stays `"decode error"` for 1002/1007 and `"frame too large"` for 1009.
+import { DecodeError, MessageTooBigError } from "../errors.ts";
+
+export { MessageTooBigError };
 
 /**
  * The close codes a frame parser error maps to: 1002 protocol error, 1007
@@ -13,7 +38,8 @@ export type ParserCloseCode = 1002 | 1007 | 1009;
  * Raised by the WebSocket frame parser when the peer breaks RFC 6455:
  * reserved bits or opcodes, bad masking, bad fragmentation, an invalid close
  * frame (code 1002), or text that is not valid UTF-8 (code 1007). The
- * session answers with a close frame of {@linkcode closeCode}.
+ * session answers with a close frame of {@linkcode closeCode} and
+ * {@linkcode closeReason}.
  *
  * @example
  * ```ts
@@ -21,59 +47,39 @@ export type ParserCloseCode = 1002 | 1007 | 1009;
  * import { DecodeError } from "../errors.ts";
  * import assert from "node:assert/strict";
  *
- * const error = new WebSocketProtocolError("Reserved bits set", 1002);
+ * const error = new WebSocketProtocolError(
+ *   "Reserved bits set",
+ *   1002,
+ *   "reserved bits set",
+ * );
  * assert.ok(error instanceof DecodeError);
  * assert.equal(error.closeCode, 1002);
+ * assert.equal(error.closeReason, "reserved bits set");
  * ```
  */
 export class WebSocketProtocolError extends DecodeError {
   /** The close code to send the peer: 1002 or 1007. */
   readonly closeCode: 1002 | 1007;
+  /** The close reason to send the peer: the rule that was broken. */
+  readonly closeReason: string;
 
   /**
    * Creates a protocol error.
    *
    * @param message What the peer did wrong.
    * @param closeCode 1002 (protocol error) or 1007 (invalid UTF-8).
+   * @param closeReason The short, stable reason sent to the peer.
    * @param options Standard error options (`cause`).
    */
-  constructor(message: string, closeCode: 1002 | 1007, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    closeCode: 1002 | 1007,
+    closeReason: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = "WebSocketProtocolError";
     this.closeCode = closeCode;
-  }
-}
-
-/**
- * Raised by the WebSocket frame parser when a message (the sum of its
- * fragments, as announced by the frame headers) would exceed the limit. It is
- * thrown before any storage of that size is allocated; the close code is
- * 1009. A {@linkcode FrameTooLargeError}, so a session reports it as
- * `"frame too large"` like the other codecs' limits.
- *
- * @example
- * ```ts
- * import { MessageTooBigError } from "./_errors.ts";
- * import { FrameTooLargeError } from "../errors.ts";
- * import assert from "node:assert/strict";
- *
- * const error = new MessageTooBigError(2 ** 40, 1_048_576);
- * assert.ok(error instanceof FrameTooLargeError);
- * assert.equal(error.closeCode, 1009);
- * ```
- */
-export class MessageTooBigError extends FrameTooLargeError {
-  /** The close code to send the peer: always 1009. */
-  readonly closeCode: 1009 = 1009;
-
-  /**
-   * Creates a message-too-big error.
-   *
-   * @param size The announced message size so far, in bytes.
-   * @param limit The parser's `maxMessageBytes`.
-   */
-  constructor(size: number, limit: number) {
-    super(size, limit);
-    this.name = "MessageTooBigError";
+    this.closeReason = closeReason;
   }
 }

@@ -57,6 +57,14 @@ export interface FrameParserOptions {
    */
   maxMessageBytes?: number;
   /**
+   * The option that set `maxMessageBytes`, named by the error (and so by
+   * the close reason) when a message breaks the limit: the codec's own
+   * (`"maxLineBytes"`) when its limit is the smaller one.
+   *
+   * @default {"maxMessageBytes"}
+   */
+  limitOption?: string;
+  /**
    * Called with the payload of each ping (a copy the callee may keep, e.g.
    * to echo it in a pong). The parser does not answer pings itself.
    */
@@ -169,6 +177,7 @@ export function isValidCloseCode(code: number): boolean {
 export class FrameParser implements Decoder<WebSocketMessage> {
   readonly #expectMask: boolean;
   readonly #max: number;
+  readonly #limitOption: string;
   readonly #onPing: ((payload: Uint8Array) => void) | undefined;
   readonly #onPong: ((payload: Uint8Array) => void) | undefined;
   readonly #onClose: ((code: number, reason: string) => void) | undefined;
@@ -216,6 +225,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       0,
       Number.MAX_SAFE_INTEGER,
     );
+    this.#limitOption = options.limitOption ?? "maxMessageBytes";
     this.#onPing = options.onPing;
     this.#onPong = options.onPong;
     this.#onClose = options.onClose;
@@ -290,34 +300,52 @@ export class FrameParser implements Decoder<WebSocketMessage> {
   // further) and returns the header's full size.
   #check(b0: number, b1: number): number {
     if ((b0 & 0x70) !== 0) {
-      throw protocolError("Reserved bits set without a negotiated extension");
+      throw protocolError(
+        "Reserved bits set without a negotiated extension",
+        "reserved bits set",
+      );
     }
     const opcode = b0 & 0x0f;
     const length7 = b1 & 0x7f;
     if (opcode >= OP_CLOSE) {
-      if (opcode > OP_PONG) throw protocolError(`Unknown opcode ${opcode}`);
-      if ((b0 & 0x80) === 0) throw protocolError("Fragmented control frame");
+      if (opcode > OP_PONG) throw reservedOpcode(opcode);
+      if ((b0 & 0x80) === 0) {
+        throw protocolError(
+          "Fragmented control frame",
+          "fragmented control frame",
+        );
+      }
       if (length7 > MAX_CONTROL) {
-        throw protocolError("Control frame payload over 125 bytes");
+        throw protocolError(
+          "Control frame payload over 125 bytes",
+          "control frame too long",
+        );
       }
     } else if (opcode === OP_CONTINUATION) {
       if (this.#messageOpcode === 0) {
-        throw protocolError("Continuation frame without a message to continue");
+        throw protocolError(
+          "Continuation frame without a message to continue",
+          "continuation without start",
+        );
       }
     } else if (opcode <= OP_BINARY) {
       if (this.#messageOpcode !== 0) {
         throw protocolError(
           "New data frame while a fragmented message is open",
+          "new message inside a fragmented one",
         );
       }
     } else {
-      throw protocolError(`Unknown opcode ${opcode}`);
+      throw reservedOpcode(opcode);
     }
     const masked = (b1 & 0x80) !== 0;
     if (masked !== this.#expectMask) {
-      throw protocolError(
-        masked ? "Masked frame from a server" : "Unmasked frame from a client",
-      );
+      throw masked
+        ? protocolError("Masked frame from a server", "masked server frame")
+        : protocolError(
+          "Unmasked frame from a client",
+          "unmasked client frame",
+        );
     }
     return 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) +
       (masked ? 4 : 0);
@@ -367,11 +395,21 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       const low = ((bytes[p + 4]! << 24) | (bytes[p + 5]! << 16) |
         (bytes[p + 6]! << 8) | bytes[p + 7]!) >>> 0;
       if (high >= 0x80000000) {
-        throw protocolError("Frame length with the most significant bit set");
+        throw protocolError(
+          "Frame length with the most significant bit set",
+          "bad frame length",
+        );
       }
       // high * 2^32 + low is exact below 2^53; anything above is too big
-      // for any limit, and its approximate size is good enough to report.
+      // for any limit, and is reported exactly (below) as a bigint.
       length = high * 0x100000000 + low;
+      if (high >= 0x200000) {
+        throw new MessageTooBigError(
+          BigInt(this.#announced) + (BigInt(high) << 32n) + BigInt(low),
+          this.#max,
+          this.#limitOption,
+        );
+      }
       p += 8;
     }
     const masked = (b1 & 0x80) !== 0;
@@ -392,7 +430,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     }
     const announced = this.#announced + length;
     if (announced > this.#max) {
-      throw new MessageTooBigError(announced, this.#max);
+      throw new MessageTooBigError(announced, this.#max, this.#limitOption);
     }
     this.#announced = announced;
     if (opcode !== OP_CONTINUATION) this.#messageOpcode = opcode;
@@ -565,11 +603,11 @@ export class FrameParser implements Decoder<WebSocketMessage> {
 export function parseClosePayload(payload: Uint8Array): [number, string] {
   if (payload.length === 0) return [1005, ""];
   if (payload.length === 1) {
-    throw protocolError("Close frame payload of 1 byte");
+    throw protocolError("Close frame payload of 1 byte", "bad close frame");
   }
   const code = (payload[0]! << 8) | payload[1]!;
   if (!isValidCloseCode(code)) {
-    throw protocolError(`Invalid close code ${code}`);
+    throw protocolError(`Invalid close code ${code}`, "bad close code");
   }
   return [code, payload.length === 2 ? "" : decodeText(payload.subarray(2))];
 }
@@ -587,10 +625,22 @@ function decodeText(bytes: Uint8Array): string {
   return text;
 }
 
-function protocolError(message: string): WebSocketProtocolError {
-  return new WebSocketProtocolError(message, 1002);
+function protocolError(
+  message: string,
+  closeReason: string,
+): WebSocketProtocolError {
+  return new WebSocketProtocolError(message, 1002, closeReason);
+}
+
+function reservedOpcode(opcode: number): WebSocketProtocolError {
+  return protocolError(`Unknown opcode ${opcode}`, `reserved opcode ${opcode}`);
 }
 
 function invalidUtf8(cause: unknown): WebSocketProtocolError {
-  return new WebSocketProtocolError("Invalid UTF-8 in text", 1007, { cause });
+  return new WebSocketProtocolError(
+    "Invalid UTF-8 in text",
+    1007,
+    "invalid utf-8",
+    { cause },
+  );
 }

@@ -241,6 +241,7 @@ const STATUS_TEXT: Record<number, string> = {
   405: "Method Not Allowed",
   408: "Request Timeout",
   426: "Upgrade Required",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   503: "Service Unavailable",

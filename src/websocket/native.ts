@@ -17,8 +17,9 @@ import type { SessionManager } from "../session_manager.ts";
 import { CloseReason } from "../close_reason.ts";
 import { FrameParser } from "./_frame_parser.ts";
 import { encodeFrame, Opcode } from "./_frame_writer.ts";
-import { isWebSocketCodec, webSocketCodec } from "./websocket_codec.ts";
+import { webSocketCodec } from "./websocket_codec.ts";
 import { DEFAULT_MAX_BUFFERED_AMOUNT } from "../defaults.ts";
+import { adaptCodec } from "./_adapt.ts";
 
 /**
  * Options of {@linkcode upgradeWebSocket}.
@@ -85,10 +86,14 @@ export interface UpgradedWebSocket<Data, In, Out> {
   readonly opened: Promise<Session<Data, In, Out> | undefined>;
 }
 
-// One adapter per inner codec, so that broadcasts encode once for every
-// native session made with it.
-// deno-lint-ignore no-explicit-any
-const adapters = new WeakMap<Codec<any, any>, Codec<any, any>>();
+// One adapter per codec and maxMessageBytes, so that broadcasts encode once
+// for every native session made with them.
+const adapters = new WeakMap<
+  // deno-lint-ignore no-explicit-any
+  Codec<any, any>,
+  // deno-lint-ignore no-explicit-any
+  Map<number | undefined, Codec<any, any>>
+>();
 
 /**
  * Turns a WebSocket upgrade `Request` received by your own HTTP server
@@ -115,7 +120,8 @@ const adapters = new WeakMap<Codec<any, any>, Codec<any, any>>();
  * @param sessions The manager the session joins (e.g. a server's).
  * @param options Codec, handlers and limits.
  * @returns The response and the session.
- * @throws {TypeError} When the request is not a WebSocket upgrade.
+ * @throws {TypeError} When the request is not a WebSocket upgrade, or
+ * `codec` is a WebSocket codec made with `role: "client"`.
  * @throws {RangeError} When `heartbeatInterval` is negative or not finite.
  *
  * @example A Deno.serve app sharing rooms with a TCP server
@@ -159,14 +165,24 @@ export function upgradeWebSocket<Data = unknown, In = string, Out = In>(
   });
   socket.binaryType = "arraybuffer";
   const inner = options.codec ?? (lines() as unknown as Codec<In, Out>);
-  let codec = inner;
-  if (!isWebSocketCodec(inner)) {
-    codec = adapters.get(inner) ?? webSocketCodec(inner, {
-      ...(options.maxMessageBytes === undefined
-        ? {}
-        : { maxMessageBytes: options.maxMessageBytes }),
-    });
-    adapters.set(inner, codec);
+  const max = options.maxMessageBytes;
+  let byLimit = adapters.get(inner);
+  if (byLimit === undefined) adapters.set(inner, byLimit = new Map());
+  let codec: Codec<In, Out> | undefined = byLimit.get(max);
+  if (codec === undefined) {
+    // A WebSocket codec is used as it is, or rebuilt with this limit.
+    codec = adaptCodec(
+      inner,
+      "server",
+      max,
+      "upgradeWebSocket()",
+      (plain) =>
+        webSocketCodec(
+          plain,
+          max === undefined ? {} : { maxMessageBytes: max },
+        ),
+    );
+    byLimit.set(max, codec);
   }
   const conn = new NativeConn(
     socket,

@@ -30,6 +30,8 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_PINGS_PER_SECOND,
 } from "../defaults.ts";
+import { adapterRecipe, rememberAdapter } from "./_adapt.ts";
+import { messageLimitOf } from "../codec/_limit.ts";
 
 /**
  * How one codec's messages travel as WebSocket messages: `encode` turns a
@@ -103,7 +105,10 @@ export interface WebSocketCodecOptions<In, Out> {
   /**
    * The largest message accepted, in bytes (fragments together). A frame
    * that would take a message past it closes the connection with 1009
-   * before its payload is stored.
+   * before its payload is stored. The inner codec's own limit
+   * (`lines({ maxLineBytes })`, `json({ maxFrameBytes })`,
+   * `lengthPrefixed({ maxFrameBytes })`) applies to each message too: the
+   * smaller one is in force, and the close reason names it.
    *
    * @default {1048576}
    */
@@ -121,9 +126,11 @@ export interface WebSocketCodecOptions<In, Out> {
 }
 
 /**
- * A decode error that carries the close code the WebSocket peer is sent:
- * 1003 (a text message for a binary mapping, or the reverse), 1007 (the
- * payload is invalid for the codec), 1008 (a ping flood).
+ * A decode error that carries the close code and reason the WebSocket peer
+ * is sent: 1003 (a text message for a binary mapping, or the reverse, e.g.
+ * `"binary message for lines()"`), 1007 (the payload is invalid for the
+ * codec: `"invalid json"`, `"partial frame in binary message"`), 1008 (a
+ * ping flood: `"too many pings"`).
  *
  * @example
  * ```ts
@@ -133,23 +140,36 @@ export interface WebSocketCodecOptions<In, Out> {
  * const error = new WebSocketCloseError("Too many pings", 1008);
  * assert.ok(error instanceof DecodeError);
  * assert.equal(error.closeCode, 1008);
+ * assert.equal(error.closeReason, "too many pings");
  * ```
  */
 export class WebSocketCloseError extends DecodeError {
   /** The close code sent to the peer. */
   readonly closeCode: number;
+  /**
+   * The close reason sent to the peer: the message with a lower-case first
+   * letter, unless `options.closeReason` gave another.
+   */
+  readonly closeReason: string;
 
   /**
    * Creates the error.
    *
    * @param message What the peer did.
    * @param closeCode The close code to send.
-   * @param options Standard error options (`cause`).
+   * @param options Standard error options (`cause`), and the close reason
+   * to send when it is not the message.
    */
-  constructor(message: string, closeCode: number, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    closeCode: number,
+    options?: ErrorOptions & { closeReason?: string },
+  ) {
     super(message, options);
     this.name = "WebSocketCloseError";
     this.closeCode = closeCode;
+    this.closeReason = options?.closeReason ??
+      message.charAt(0).toLowerCase() + message.slice(1);
   }
 }
 
@@ -184,7 +204,10 @@ interface Plan<In, Out> {
  * | `microSocket()` and any other codec | one binary message per encoded frame (a message must hold whole frames) |
  *
  * A text message for a binary mapping (or the reverse) closes the
- * connection with 1003, an invalid JSON text with 1007. The inner codec's
+ * connection with 1003, an invalid JSON text with 1007. A message over the
+ * smaller of `maxMessageBytes` and the inner codec's own limit closes it
+ * with 1009 and a reason naming that option, e.g. `"message of 100000
+ * bytes exceeds maxLineBytes (4096)"`, before its payload is stored. The inner codec's
  * own heartbeat messages (e.g. `lines({ heartbeat })`) are answered and
  * consumed as over TCP; the adapter's `heartbeat` is WebSocket ping/pong.
  * Pings are answered with pongs inside the decoder, at most
@@ -196,6 +219,7 @@ interface Plan<In, Out> {
  * @param options Role, limits and mapping.
  * @returns A codec whose frames are WebSocket frames.
  * @throws {RangeError} When a limit is out of range.
+ * @throws {TypeError} When `inner` is a WebSocket codec already.
  *
  * @example Encoding a line as a text frame
  * ```ts
@@ -210,12 +234,24 @@ export function webSocketCodec<In, Out>(
   inner: Codec<In, Out>,
   options: WebSocketCodecOptions<In, Out> = {},
 ): Codec<In, Out> {
+  if (adapterRecipe(inner) !== undefined) {
+    throw new TypeError(
+      `${inner.name} is a WebSocket codec already: pass it as it is`,
+    );
+  }
   const role = options.role ?? "server";
   if (role !== "server" && role !== "client") {
     throw new TypeError(`role must be "server" or "client", got ${role}`);
   }
   const mask = role === "client";
-  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  let maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  let limitOption = "maxMessageBytes";
+  // The inner codec's own limit, when it is the smaller one.
+  const own = messageLimitOf(inner);
+  if (own !== undefined && own.limit < maxMessageBytes) {
+    maxMessageBytes = own.limit;
+    limitOption = own.option;
+  }
   const maxPings = options.maxPingsPerSecond ?? DEFAULT_MAX_PINGS_PER_SECOND;
   if (!(maxPings >= 1)) {
     throw new RangeError(
@@ -277,6 +313,7 @@ export function webSocketCodec<In, Out>(
         role,
         mask,
         maxMessageBytes,
+        limitOption,
         maxPings,
         mapping,
         innerBeat,
@@ -291,18 +328,29 @@ export function webSocketCodec<In, Out>(
   if (inner.routeKey !== undefined) {
     codec.routeKey = inner.routeKey.bind(inner);
   }
-  return codec;
+  return rememberAdapter(codec, {
+    role,
+    roleGiven: options.role !== undefined,
+    maxMessageBytes: options.maxMessageBytes,
+    rebuild: (role, maxMessageBytes) =>
+      webSocketCodec(inner, { ...options, role, ...limit(maxMessageBytes) }),
+  });
 }
 
 /**
  * A codec of raw WebSocket messages, for servers and clients that want them
  * as they are: a text message is a `string`, a binary one a `Uint8Array`,
  * and sending either sends a message of that kind. It is already an adapter:
- * pass it as `codec` to `listen({ transport: "websocket" })` or `connect({
- * transport: "websocket" })` (with `role: "client"`).
+ * pass it as `codec` to `listen({ transport: "websocket" })` or to
+ * `connect({ url: "ws://…" })`, which use it as it is. Without `role`, it
+ * takes the role of where it is used; `role: "server"` given to
+ * `connect()` (or `"client"` to `listen()`) is a TypeError. The
+ * `maxMessageBytes` of `listen()`/`connect()` applies (the smaller one, when
+ * both set it).
  *
  * @param options Role and limits (`mapping` is fixed).
  * @returns The codec.
+ * @throws {RangeError} When a limit is out of range.
  *
  * @example Echoing text and binary messages alike
  * ```ts
@@ -315,6 +363,28 @@ export function webSocketCodec<In, Out>(
  *   codec: webSocketMessages(),
  *   onMessage: (session, message) => void session.send(message),
  * });
+ * ```
+ *
+ * @example A client that sends and reads raw messages
+ * ```ts
+ * import { connect, listen, webSocketMessages } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = listen({
+ *   transport: "websocket",
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   codec: webSocketMessages(),
+ *   onMessage: (session, message) => void session.send(message),
+ * });
+ * const reply = Promise.withResolvers<string | Uint8Array>();
+ * await using client = await connect({
+ *   url: `ws://127.0.0.1:${server.addr.port}/`,
+ *   codec: webSocketMessages({ role: "client" }),
+ *   onMessage: (_session, message) => reply.resolve(message),
+ * });
+ * client.send("hello");
+ * assert.equal(await reply.promise, "hello");
  * ```
  */
 export function webSocketMessages(
@@ -351,7 +421,13 @@ export function webSocketMessages(
     typeof message === "string"
       ? encodeTextFrameInto(target, offset, message, true, mask)
       : encodeFrameInto(target, offset, Opcode.binary, message, true, mask);
-  return codec;
+  return rememberAdapter(codec, {
+    role: options.role ?? "server",
+    roleGiven: options.role !== undefined,
+    maxMessageBytes: options.maxMessageBytes,
+    rebuild: (role, maxMessageBytes) =>
+      webSocketMessages({ ...options, role, ...limit(maxMessageBytes) }),
+  });
 }
 
 /**
@@ -421,7 +497,8 @@ export function peerCloseCode(session: DecoderLink): number | undefined {
 
 /**
  * Tells whether a codec is a WebSocket adapter made by
- * {@linkcode webSocketCodec}.
+ * {@linkcode webSocketCodec} or {@linkcode webSocketMessages} (known by
+ * identity, not by name).
  *
  * @param codec Any codec.
  * @returns `true` for an adapter.
@@ -437,7 +514,7 @@ export function peerCloseCode(session: DecoderLink): number | undefined {
  */
 // deno-lint-ignore no-explicit-any
 export function isWebSocketCodec(codec: Codec<any, any>): boolean {
-  return codec.name.startsWith("webSocket(");
+  return adapterRecipe(codec) !== undefined;
 }
 
 function builtInPlan<In, Out>(inner: Codec<In, Out>): Plan<In, Out> {
@@ -508,7 +585,10 @@ function jsonPlan(): Plan<unknown, unknown> {
         try {
           value = JSON.parse(message);
         } catch (cause) {
-          throw new WebSocketCloseError("Invalid JSON", 1007, { cause });
+          throw new WebSocketCloseError("Invalid JSON", 1007, {
+            cause,
+            closeReason: "invalid json",
+          });
         }
         emit(value);
       },
@@ -609,6 +689,7 @@ function unsupported(kind: string, codec: string): WebSocketCloseError {
   return new WebSocketCloseError(
     `A ${kind} message is not a message of ${codec}`,
     1003,
+    { closeReason: `${kind} message for ${codec}` },
   );
 }
 
@@ -620,6 +701,7 @@ interface DecoderSettings<In, Out> {
   role: "server" | "client";
   mask: boolean;
   maxMessageBytes: number;
+  limitOption: string;
   maxPings: number;
   mapping: WebSocketMapping<In, Out>;
   innerBeat: Heartbeat<In> | undefined;
@@ -646,6 +728,7 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
       throw new WebSocketCloseError(
         "A binary message must hold whole frames",
         1007,
+        { closeReason: "partial frame in binary message" },
       );
     }
   };
@@ -681,6 +764,7 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
     this.#parser = new FrameParser({
       role: settings.role,
       maxMessageBytes: settings.maxMessageBytes,
+      limitOption: settings.limitOption,
       onPing: (payload) => {
         this.#control();
         this.#link?.sendFrame(
@@ -730,7 +814,15 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
     }
     if (reason === CloseReason.Reset) return undefined;
     const code = closeCodeFor(reason, error);
-    return encodeCloseFrame(code, code === 1000 ? "" : reason, mask);
+    // A WebSocket error says which rule the peer broke; the session's own
+    // reason ("decode error") only says which kind.
+    const detail = (error as { closeReason?: unknown } | undefined)
+      ?.closeReason;
+    return encodeCloseFrame(
+      code,
+      typeof detail === "string" ? detail : code === 1000 ? "" : reason,
+      mask,
+    );
   }
 
   // Bounds control frames per second: a ping flood would otherwise make us
@@ -771,3 +863,10 @@ function closeCodeFor(reason: string, error: unknown): number {
 }
 
 function ignore(): void {}
+
+// An options fragment for a limit that may be unset (a rebuilt adapter).
+function limit(
+  maxMessageBytes: number | undefined,
+): { maxMessageBytes?: number } {
+  return maxMessageBytes === undefined ? {} : { maxMessageBytes };
+}

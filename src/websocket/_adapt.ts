@@ -1,0 +1,80 @@
+// Package-internal: how listen(), connect() and upgradeWebSocket() turn the
+// codec they are given into the WebSocket adapter their sessions use. A
+// plain codec is wrapped; a codec that already is an adapter
+// (webSocketCodec(), webSocketMessages()) is used as it is when its role
+// and limit fit, rebuilt when the caller's maxMessageBytes or (unspecified)
+// role differ, and refused when its role was chosen for the other end.
+// Adapters are built once per server or client, never per message.
+import type { Codec } from "../codec/codec.ts";
+
+/** How an adapter was made, so that it can be made again for a transport. */
+export interface AdapterRecipe {
+  /** The role the adapter runs as. */
+  readonly role: "server" | "client";
+  /** Whether the caller chose the role (else it was the default). */
+  readonly roleGiven: boolean;
+  /** The `maxMessageBytes` the caller gave the adapter, if any. */
+  readonly maxMessageBytes: number | undefined;
+  /** Makes the same adapter with another role and limit. */
+  rebuild(
+    role: "server" | "client",
+    maxMessageBytes: number | undefined,
+    // deno-lint-ignore no-explicit-any
+  ): Codec<any, any>;
+}
+
+// deno-lint-ignore no-explicit-any
+const recipes = new WeakMap<Codec<any, any>, AdapterRecipe>();
+
+/** Marks `codec` as a WebSocket adapter made by `recipe`. */
+export function rememberAdapter<C extends object>(
+  codec: C,
+  recipe: AdapterRecipe,
+): C {
+  // deno-lint-ignore no-explicit-any
+  recipes.set(codec as Codec<any, any>, recipe);
+  return codec;
+}
+
+/** The recipe of a WebSocket adapter; `undefined` for any other codec. */
+export function adapterRecipe(
+  // deno-lint-ignore no-explicit-any
+  codec: Codec<any, any>,
+): AdapterRecipe | undefined {
+  return recipes.get(codec);
+}
+
+/**
+ * The adapter a WebSocket session of `role` uses for `codec`: `wrap(codec)`
+ * for a plain codec; the adapter itself when it fits; else one rebuilt with
+ * the role and the smaller of the two `maxMessageBytes`.
+ *
+ * @param codec The codec the caller gave (or the default).
+ * @param role The end the sessions run on.
+ * @param maxMessageBytes The caller's `maxMessageBytes` option, if given.
+ * @param who The caller, for the error message: `"listen()"`, `"connect()"`.
+ * @param wrap Wraps a plain codec.
+ * @throws {TypeError} When `codec` is an adapter made for the other role.
+ */
+export function adaptCodec<In, Out>(
+  codec: Codec<In, Out>,
+  role: "server" | "client",
+  maxMessageBytes: number | undefined,
+  who: string,
+  wrap: (codec: Codec<In, Out>) => Codec<In, Out>,
+): Codec<In, Out> {
+  const recipe = recipes.get(codec);
+  if (recipe === undefined) return wrap(codec);
+  if (recipe.role !== role && recipe.roleGiven) {
+    throw new TypeError(
+      `codec is a WebSocket codec with role "${recipe.role}", but ${who} ` +
+        `runs the ${role} end: give it role "${role}", or pass a plain ` +
+        `codec (${who} wraps it)`,
+    );
+  }
+  const max = maxMessageBytes === undefined
+    ? recipe.maxMessageBytes
+    : Math.min(maxMessageBytes, recipe.maxMessageBytes ?? Infinity);
+  if (recipe.role === role && max === recipe.maxMessageBytes) return codec;
+  return recipe.rebuild(role, max);
+}
