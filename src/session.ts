@@ -8,7 +8,11 @@
 // close (_linger.ts). This file keeps the public API, the read loop and the
 // lifecycle.
 import type { Codec, Decoder, Heartbeat } from "./codec/codec.ts";
-import { FrameTooLargeError, SessionClosedError } from "./errors.ts";
+import {
+  FrameTooLargeError,
+  SessionClosedError,
+  TruncatedFrameError,
+} from "./errors.ts";
 import { PendingRequests } from "./_pending_requests.ts";
 import { CloseReason } from "./close_reason.ts";
 import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
@@ -802,14 +806,16 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   /**
    * Sends a request and waits for its reply, matched by an id the codec's
-   * {@linkcode Codec.correlation} stamps on it (`json()`: an `id` field on
-   * the request, `re` on the reply). The reply goes to this promise, not to
-   * `onMessage`; one arriving after the timeout is dropped.
+   * {@linkcode Codec.correlation} stamps on it (`json()`: a reserved `$id`
+   * field on the request, `$re` on the reply; the message's own fields are
+   * never changed). The reply goes to this promise, not to `onMessage`; one
+   * arriving after the timeout is dropped.
    *
    * @param message The request.
    * @param options Timeout and abort signal.
    * @returns The reply.
-   * @throws {TypeError} When the codec has no correlation.
+   * @throws {TypeError} When the codec has no correlation, or it or the
+   * encoder refuses the message (`json()`: one that already has `$id`).
    * @throws {RequestTimeoutError} (rejects) When no reply came in time.
    * @throws {SessionClosedError} (rejects) When the session closed first.
    */
@@ -827,9 +833,16 @@ export class Session<Data = unknown, In = unknown, Out = In>
     if (signal?.aborted) return Promise.reject(signal.reason);
     const requests = this.#requests ??= new PendingRequests();
     const { id, reply } = requests.add(options.timeout ?? 10_000, signal);
-    if (!this.send(correlation.request(message, id))) {
-      requests.reject(new SessionClosedError(this.#closeReason), id);
+    let sent: boolean;
+    try {
+      sent = this.send(correlation.request(message, id));
+    } catch (error) {
+      // Refused before it left (a reserved field, an unencodable value):
+      // the caller gets the throw, and nothing is left waiting.
+      requests.forget(id);
+      throw error;
     }
+    if (!sent) requests.reject(new SessionClosedError(this.#closeReason), id);
     return reply;
   }
 
@@ -1106,7 +1119,14 @@ export class Session<Data = unknown, In = unknown, Out = In>
         return;
       }
       if (n === null) {
-        // The peer half-closed: answer what it sent, then close our side.
+        // The peer half-closed: its last message (a line without "\n") or a
+        // cut-off frame's error, then answer what it sent and close our side.
+        try {
+          this.#decoder.end?.(this.#emitBound);
+        } catch (error) {
+          this.#decodeFailed(error);
+          return;
+        }
         if (this.#handlerBusy !== undefined) await this.#handlerBusy;
         this.#close(CloseReason.Eof, undefined);
         return;
@@ -1209,6 +1229,8 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#close(
       error instanceof FrameTooLargeError
         ? CloseReason.FrameTooLarge
+        : error instanceof TruncatedFrameError
+        ? CloseReason.TruncatedFrame
         : CloseReason.DecodeError,
       error,
     );
