@@ -369,3 +369,28 @@ Deno.test("Client.request() on a codec without correlation is a TypeError, conne
   await client.close();
   assert.throws(() => client.request("x"), /has no correlation/);
 });
+
+Deno.test("Client.request() over the websocket transport: the json() correlation survives the WebSocket adapter on both ends", async () => {
+  const router = new Router<
+    UserAsk,
+    UserAnswer,
+    Session<unknown, UserAsk, UserAnswer>
+  >().on("getUser", (session, message) => {
+    if (message.type !== "getUser") return;
+    session.reply(message, { type: "user", id: message.id, name: "ada" });
+  });
+  await using server = listen<unknown, UserAsk, UserAnswer>({
+    transport: "websocket",
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: json<UserAsk, UserAnswer>(),
+    onMessage: router.handler,
+  });
+  await using client = await connect<unknown, UserAnswer, UserAsk>({
+    transport: "websocket",
+    url: `ws://127.0.0.1:${portOf(server.addr)}/`,
+    codec: json<UserAnswer, UserAsk>(),
+  });
+  const user = await client.request({ type: "getUser", id: 17 });
+  assert.deepEqual(user, { type: "user", id: 17, name: "ada", $re: 1 });
+});
