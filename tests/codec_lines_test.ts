@@ -162,9 +162,12 @@ Deno.test("lines() round trip: encode takes back every line decode produces, at 
     ["a\r\r\n", ["a\r"]],
     ["a\r\r\r\n\r\n\r\r\n", ["a\r\r", "", "\r"]],
     ["x\ry\r\n\n", ["x\ry", ""]],
-    ["last\r\r", ["last\r"]],
-    ["end\r", ["end"]],
-    ["\r", [""]],
+    // Only a CR before a LF is a terminator's: the end of input ends a
+    // line as it is.
+    ["last\r\r", ["last\r\r"]],
+    ["end\r", ["end\r"]],
+    ["\r", ["\r"]],
+    ["\r\n\r", ["", "\r"]],
   ];
   for (const [text, expected] of inputs) {
     for (const [label, chunks] of cuts(utf8(text))) {
@@ -207,12 +210,16 @@ Deno.test("lines() end() checks the last line like any other", () => {
   const bad = lines().decoder();
   bad.decode(new Uint8Array([0x61, 0xff]), () => {});
   assert.throws(() => bad.end!(() => {}), DecodeError);
-  // maxLineBytes still allows exactly max bytes plus one CR.
+  // maxLineBytes counts the last line's bytes, a CR there included: it is
+  // the line's, not a terminator's.
   const decoder = lines({ maxLineBytes: 3 }).decoder();
   const got: string[] = [];
-  decoder.decode(utf8("abc\r"), (line) => got.push(line));
+  decoder.decode(utf8("abc"), (line) => got.push(line));
   decoder.end!((line) => got.push(line));
   assert.deepEqual(got, ["abc"]);
+  const over = lines({ maxLineBytes: 3 }).decoder();
+  over.decode(utf8("abc\r"), () => {});
+  assert.throws(() => over.end!(() => {}), FrameTooLargeError);
 });
 
 Deno.test("lines() over a socket: the peer's last line before it half-closes reaches onMessage, and an echo of 'a\\r\\r\\n' works", async () => {

@@ -48,11 +48,12 @@ export interface LinesOptions {
 /**
  * A codec for UTF-8 text lines terminated by `\n` or `\r\n`.
  *
- * **What a line is.** The input is cut at every `\n`; the end of the input
- * (the peer half-closes) ends a last line that has no `\n`, so `printf
- * 'a\nb' | nc` delivers `"a"` and `"b"`. From each piece, **one** `\r` just
- * before its end is dropped, as part of a `\r\n` terminator, and nothing
- * else: `"a\r\r\n"` is the line `"a\r"`. Invalid UTF-8 is a
+ * **What a line is.** A line ends at a `\n` terminator, at a `\r\n`
+ * terminator (**one** `\r` just before the `\n`, and no other, belongs to
+ * it: `"a\r\r\n"` is the line `"a\r"`), or at the end of the input, so that
+ * a last line without `\n` is delivered when the peer half-closes (`printf
+ * 'a\nb' | nc` sends the lines `"a"` and `"b"`; a final `"b\r"` stays
+ * `"b\r"`). Invalid UTF-8 is a
  * {@linkcode DecodeError}; a line longer than `maxLineBytes` is a
  * {@linkcode FrameTooLargeError}.
  *
@@ -221,7 +222,7 @@ class LineDecoder implements Decoder<string> {
       const length = this.#partialLength;
       this.#partialLength = 0;
       if (partial.length > 4096) this.#partial = undefined;
-      emit(this.#text(partial, 0, length));
+      emit(this.#text(partial, 0, beforeCr(partial, 0, length)));
       start = newline + 1;
     }
     while (start < end) {
@@ -230,13 +231,15 @@ class LineDecoder implements Decoder<string> {
         this.#keep(chunk, start, end);
         return;
       }
-      emit(this.#text(chunk, start, newline));
+      emit(this.#text(chunk, start, beforeCr(chunk, start, newline)));
       start = newline + 1;
     }
   }
 
   // The end of the input ends the last line too, so a final line without
-  // "\n" (`printf 'a\nb' | nc`) is delivered instead of dropped.
+  // "\n" (`printf 'a\nb' | nc`) is delivered instead of dropped. No CR is
+  // dropped: only one before a LF belongs to a terminator (as over
+  // WebSocket, where a text message "a\r" is the line "a\r").
   end(emit: (line: string) => void): void {
     const length = this.#partialLength;
     if (length === 0) return;
@@ -246,9 +249,8 @@ class LineDecoder implements Decoder<string> {
     emit(this.#text(partial, 0, length));
   }
 
-  // Decodes bytes [start, end) minus one trailing CR, enforcing the limit.
+  // Decodes bytes [start, end), enforcing the limit.
   #text(bytes: Uint8Array, start: number, end: number): string {
-    if (end > start && bytes[end - 1] === CR) end--;
     if (end - start > this.#max) {
       throw new FrameTooLargeError(end - start, this.#max);
     }
@@ -277,4 +279,10 @@ class LineDecoder implements Decoder<string> {
     partial.set(bytes.subarray(start, end), this.#partialLength);
     this.#partialLength = needed;
   }
+}
+
+// Where a line ended by the LF at `end` stops: before one CR, the CR of a
+// CRLF terminator.
+function beforeCr(bytes: Uint8Array, start: number, end: number): number {
+  return end > start && bytes[end - 1] === CR ? end - 1 : end;
 }
