@@ -36,4 +36,8 @@ export * from "./src/codec/lines.ts";
 export * from "./src/codec/length_prefixed.ts";
 export * from "./src/codec/json.ts";
 export * from "./src/codec/microsocket.ts";
-export { DecodeError, FrameTooLargeError } from "./src/errors.ts";
+export {
+  DecodeError,
+  FrameTooLargeError,
+  TruncatedFrameError,
+} from "./src/errors.ts";

@@ -8,6 +8,8 @@ import { clientHandshake } from "./websocket/_handshake.ts";
 import { dialWebSocket } from "./websocket/_dial.ts";
 import { adaptCodec } from "./websocket/_adapt.ts";
 import { Session, type SessionOptions } from "./session/session.ts";
+import type { RequestOptions } from "./session/options.ts";
+import { SessionClosedError } from "./errors.ts";
 import { CloseReason } from "./close_reason.ts";
 import { setPrelude } from "./session/_internals.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
@@ -551,6 +553,67 @@ export class Client<Data = unknown, In = string, Out = In>
     }
     this.#pending.push(message);
     return true;
+  }
+
+  /**
+   * Sends a request through the current session and waits for its reply,
+   * matched by the codec's {@linkcode Codec.correlation} (`json()`: a
+   * reserved `$id` on the request, `$re` on the reply; the message's own
+   * fields are left alone). The reply is typed as the codec's `In`, and goes
+   * to this promise, not to `onMessage` or the async iterator. See
+   * {@linkcode Session.request}.
+   *
+   * Requests are not buffered: while disconnected (reconnecting, or closed)
+   * it rejects at once; a session lost while waiting rejects it too.
+   *
+   * @param message The request.
+   * @param options Timeout (default 10 s) and abort signal.
+   * @returns The reply.
+   * @throws {TypeError} When the codec has no correlation, or refuses the
+   * message (`json()`: one that already has `$id`).
+   * @throws {RequestTimeoutError} (rejects) When no reply came in time.
+   * @throws {SessionClosedError} (rejects) When not connected, or the
+   * session closed first.
+   *
+   * @example Asking a Router for a user
+   * ```ts
+   * import { connect, json, listen, Router, type Session } from "@x/microsocket";
+   * import assert from "node:assert/strict";
+   *
+   * type Ask = { type: "getUser"; id: number };
+   * type User = { type: "user"; id: number; name: string };
+   * const router = new Router<Ask, User, Session<unknown, Ask, User>>()
+   *   .on("getUser", (session, ask) =>
+   *     void session.reply(ask, { type: "user", id: ask.id, name: "ada" }));
+   * await using server = listen<unknown, Ask, User>({
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   *   codec: json<Ask, User>(),
+   *   onMessage: router.handler,
+   * });
+   * await using client = await connect<unknown, User, Ask>({
+   *   port: server.addr.port,
+   *   codec: json<User, Ask>(),
+   * });
+   * const user = await client.request({ type: "getUser", id: 17 });
+   * assert.equal(user.id, 17);
+   * assert.equal(user.name, "ada");
+   * ```
+   */
+  request(message: Out, options?: RequestOptions): Promise<In> {
+    const codec = this.#sessionOptions.codec;
+    if (codec.correlation === undefined) {
+      throw new TypeError(
+        `The ${codec.name} codec has no correlation for requests`,
+      );
+    }
+    const session = this.session;
+    if (session === undefined) {
+      return Promise.reject(
+        new SessionClosedError(this.#closing ?? "not connected"),
+      );
+    }
+    return session.request(message, options);
   }
 
   /**

@@ -13,6 +13,7 @@
  * | `"error"` | reading failed for another reason (e.g. a TLS handshake), see `closeError` |
  * | `"decode error"` | the peer sent bytes the codec rejects |
  * | `"frame too large"` | the peer announced or sent a frame over the codec's limit |
+ * | `"truncated frame"` | the peer's input ended inside a frame (framed codecs) |
  * | `"slow consumer"` | queued outbound bytes passed the budget (policy `"close"`) |
  * | `"idle timeout"` | no inbound frame within `idleTimeout` |
  * | `"heartbeat timeout"` | too many heartbeats went unanswered |
@@ -55,6 +56,8 @@ export const CloseReason = {
   DecodeError: "decode error",
   /** A frame exceeded the codec's limit. */
   FrameTooLarge: "frame too large",
+  /** The peer's input ended inside a frame. */
+  TruncatedFrame: "truncated frame",
   /**
    * Queued outbound bytes passed the budget, or held a producer back for
    * longer than `drainTimeout`.

@@ -67,6 +67,40 @@ export class FrameTooLargeError extends DecodeError {
 }
 
 /**
+ * Raised by a {@linkcode Decoder}'s `end` when the input ends inside a frame:
+ * the peer half-closed (or was cut) after sending part of one. A framed
+ * codec can't tell a short frame from a lost one, so it says so instead of
+ * dropping the bytes in silence. A session whose decoder throws it is closed
+ * with reason `"truncated frame"`.
+ *
+ * @example Inspecting what was left
+ * ```ts
+ * import { DecodeError, TruncatedFrameError } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new TruncatedFrameError(3);
+ * assert.ok(error instanceof DecodeError);
+ * assert.equal(error.buffered, 3);
+ * assert.equal(error.message, "Truncated frame: the input ended 3 bytes into a frame");
+ * ```
+ */
+export class TruncatedFrameError extends DecodeError {
+  /** The bytes of the unfinished frame that had arrived. */
+  readonly buffered: number;
+
+  /**
+   * Creates a truncated-frame error.
+   *
+   * @param buffered The bytes of the unfinished frame that had arrived.
+   */
+  constructor(buffered: number) {
+    super(`Truncated frame: the input ended ${buffered} bytes into a frame`);
+    this.name = "TruncatedFrameError";
+    this.buffered = buffered;
+  }
+}
+
+/**
  * Thrown by the default fallback of a {@linkcode Router} for a message whose
  * key has no route. Under `listen()` it reaches `onError` with the session,
  * which stays open.

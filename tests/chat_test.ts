@@ -341,9 +341,12 @@ Deno.test("chat: abrupt disconnects are noticed by the room", async () => {
       assert.equal(await a.line(), "* guest4 left");
       assert.equal(await b.line(), "* guest4 left");
 
-      // Half a line, then gone: the half line is never relayed.
+      // Half a line, then a clean close: the end of the input ends that
+      // line (lines() delivers a last line without "\n"), then the leave.
       await clients[2]!.write(utf8("half a li"));
       await clients[2]!.close();
+      assert.equal(await a.line(), "guest3: half a li");
+      assert.equal(await b.line(), "guest3: half a li");
       assert.equal(await a.line(), "* guest3 left");
       assert.equal(await b.line(), "* guest3 left");
       assert.deepEqual(await a.drain(), []);

@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { Client, connect, lengthPrefixed, listen } from "../mod.ts";
+import {
+  Client,
+  connect,
+  json,
+  lengthPrefixed,
+  listen,
+  RequestTimeoutError,
+  Router,
+  type Session,
+  SessionClosedError,
+} from "../mod.ts";
 import { delay, portOf, until, within } from "./_util.ts";
 
 Deno.test("connect() speaks the server's codec in both directions", async () => {
@@ -265,4 +275,122 @@ Deno.test("A stalled for await loop pauses reading instead of buffering everythi
   }
   await iterator.return!();
   assert.equal(got, COUNT);
+});
+
+type UserAsk = { type: "getUser"; id: number } | { type: "never" };
+type UserAnswer = { type: "user"; id: number; name: string };
+
+function userServer(seen: UserAsk[]) {
+  const router = new Router<
+    UserAsk,
+    UserAnswer,
+    Session<unknown, UserAsk, UserAnswer>
+  >()
+    .on("getUser", (session, message) => {
+      seen.push(message);
+      if (message.type !== "getUser") return;
+      session.reply(message, { type: "user", id: message.id, name: "ada" });
+    })
+    .on("never", (_session, message) => void seen.push(message));
+  return listen<unknown, UserAsk, UserAnswer>({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: json<UserAsk, UserAnswer>(),
+    onMessage: router.handler,
+  });
+}
+
+Deno.test("Client.request(): { type: 'getUser', id: 17 } reaches the Router with id 17 intact and the reply resolves, typed", async () => {
+  const seen: UserAsk[] = [];
+  await using server = userServer(seen);
+  await using client = await connect<unknown, UserAnswer, UserAsk>({
+    port: portOf(server.addr),
+    codec: json<UserAnswer, UserAsk>(),
+  });
+  const [first, second] = await Promise.all([
+    client.request({ type: "getUser", id: 17 }),
+    client.request({ type: "getUser", id: 1 }, { timeout: 2000 }),
+  ]);
+  // The reply type is the codec's In: no cast needed.
+  const name: string = first.name;
+  assert.equal(name, "ada");
+  assert.equal(first.id, 17);
+  assert.equal(second.id, 1);
+  assert.deepEqual(seen.map((m) => (m as { id: number }).id), [17, 1]);
+});
+
+Deno.test("Client.request() refuses a message holding the reserved correlation field, and leaves nothing pending", async () => {
+  const seen: UserAsk[] = [];
+  await using server = userServer(seen);
+  await using client = await connect<unknown, UserAnswer, UserAsk>({
+    port: portOf(server.addr),
+    codec: json<UserAnswer, UserAsk>(),
+  });
+  const clash = { type: "getUser", id: 17, $id: 99 } as UserAsk;
+  assert.throws(
+    () => client.request(clash),
+    (e: unknown) => e instanceof TypeError && e.message.includes('"$id"'),
+  );
+  const bigint = { type: "getUser", id: 1n } as unknown as UserAsk;
+  assert.throws(() => client.request(bigint), TypeError);
+  // Nothing was sent, and the next request still works (the test's
+  // sanitizers catch a timer left behind).
+  assert.equal((await client.request({ type: "getUser", id: 2 })).id, 2);
+  assert.deepEqual(seen, [{ type: "getUser", id: 2, $id: 3 }]);
+});
+
+Deno.test("Client.request() times out, and rejects with SessionClosedError when the client is not connected", async () => {
+  const seen: UserAsk[] = [];
+  await using server = userServer(seen);
+  const client = await connect<unknown, UserAnswer, UserAsk>({
+    port: portOf(server.addr),
+    codec: json<UserAnswer, UserAsk>(),
+  });
+  await assert.rejects(
+    client.request({ type: "never" }, { timeout: 50 }),
+    RequestTimeoutError,
+  );
+  const pending = assert.rejects(
+    client.request({ type: "never" }),
+    SessionClosedError,
+  );
+  await client.close();
+  await pending;
+  await assert.rejects(
+    client.request({ type: "getUser", id: 1 }),
+    (e: unknown) => e instanceof SessionClosedError && e.reason === "closed",
+  );
+});
+
+Deno.test("Client.request() on a codec without correlation is a TypeError, connected or not", async () => {
+  await using server = listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await connect({ port: portOf(server.addr) });
+  assert.throws(() => client.request("x"), /has no correlation/);
+  await client.close();
+  assert.throws(() => client.request("x"), /has no correlation/);
+});
+
+Deno.test("Client.request() over the websocket transport: the json() correlation survives the WebSocket adapter on both ends", async () => {
+  const router = new Router<
+    UserAsk,
+    UserAnswer,
+    Session<unknown, UserAsk, UserAnswer>
+  >().on("getUser", (session, message) => {
+    if (message.type !== "getUser") return;
+    session.reply(message, { type: "user", id: message.id, name: "ada" });
+  });
+  await using server = listen<unknown, UserAsk, UserAnswer>({
+    transport: "websocket",
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: json<UserAsk, UserAnswer>(),
+    onMessage: router.handler,
+  });
+  await using client = await connect<unknown, UserAnswer, UserAsk>({
+    transport: "websocket",
+    url: `ws://127.0.0.1:${portOf(server.addr)}/`,
+    codec: json<UserAnswer, UserAsk>(),
+  });
+  const user = await client.request({ type: "getUser", id: 17 });
+  assert.deepEqual(user, { type: "user", id: 17, name: "ada", $re: 1 });
 });

@@ -5,11 +5,13 @@ import {
   json,
   type JsonOptions,
   listen,
+  TruncatedFrameError,
 } from "../mod.ts";
 import {
   assertDecodesAcrossCuts,
   assertFailsAcrossCuts,
   concat,
+  cuts,
   feed,
 } from "./_split.ts";
 import { dial, portOf, readToEnd, utf8, within } from "./_util.ts";
@@ -184,4 +186,47 @@ Deno.test("json() over listen(): invalid JSON closes that session with a decode 
   // The reply to the valid value was still delivered before the close.
   const text = new TextDecoder().decode(await readToEnd(conn));
   assert.equal(text, '{"echo":{"n":1}}\n');
+});
+
+Deno.test("json() delivers a last value without a line feed at the end of input, and calls a cut-off length frame truncated", () => {
+  for (const [label, chunks] of cuts(utf8('{"a":1}\n{"b":2}'))) {
+    const decoder = json().decoder();
+    const { messages, error } = feed(decoder, chunks);
+    assert.equal(error, undefined, label);
+    decoder.end!((m) => messages.push(m));
+    assert.deepEqual(messages, [{ a: 1 }, { b: 2 }], label);
+  }
+  const half = json().decoder();
+  half.decode(utf8('{"b":'), () => {});
+  assert.throws(() => half.end!(() => {}), DecodeError);
+  const framed = json({ framing: "length" }).decoder();
+  framed.decode(lengthFrame('{"a":1}').subarray(0, 6), () => {});
+  assert.throws(() => framed.end!(() => {}), TruncatedFrameError);
+});
+
+Deno.test("json() correlation never touches the message's own fields", () => {
+  const correlation = json().correlation!;
+  const request = correlation.request({ type: "getUser", id: 17 }, 1);
+  assert.deepEqual(request, { type: "getUser", id: 17, $id: 1 });
+  const reply = correlation.reply(request, { type: "user", id: 17, re: "x" });
+  assert.deepEqual(reply, { type: "user", id: 17, re: "x", $re: 1 });
+  assert.equal(correlation.replyTo(reply), 1);
+  // A user field named re is not a reply.
+  assert.equal(correlation.replyTo({ type: "chat", re: 1 }), undefined);
+});
+
+Deno.test("json() correlation refuses a message that already has its reserved field, naming it", () => {
+  const correlation = json().correlation!;
+  assert.throws(
+    () => correlation.request({ type: "x", $id: 5 }, 1),
+    (e: unknown) => e instanceof TypeError && e.message.includes('"$id"'),
+  );
+  assert.throws(
+    () => correlation.reply({ type: "x", $id: 1 }, { type: "y", $re: 3 }),
+    (e: unknown) => e instanceof TypeError && e.message.includes('"$re"'),
+  );
+  assert.throws(
+    () => correlation.reply({ type: "x", id: 1 }, { type: "y" }),
+    (e: unknown) => e instanceof TypeError && e.message.includes('"$id"'),
+  );
 });

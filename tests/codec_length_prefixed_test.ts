@@ -1,6 +1,21 @@
 import assert from "node:assert/strict";
-import { FrameTooLargeError, lengthPrefixed } from "../mod.ts";
-import { randomChunks, seededRandom } from "./_util.ts";
+import {
+  CloseReason,
+  FrameTooLargeError,
+  lengthPrefixed,
+  listen,
+  TruncatedFrameError,
+} from "../mod.ts";
+import {
+  dial,
+  portOf,
+  randomChunks,
+  readToEnd,
+  seededRandom,
+  within,
+  writeAll,
+} from "./_util.ts";
+import { cuts, feed } from "./_split.ts";
 
 function frames(...payloads: number[][]): Uint8Array {
   const codec = lengthPrefixed();
@@ -126,4 +141,55 @@ Deno.test("lengthPrefixed() encode of a non-Uint8Array says what it expected", (
       TypeError,
     );
   }
+});
+
+Deno.test("lengthPrefixed() end() reports a frame cut off by the end of input as a TruncatedFrameError", () => {
+  const bytes = frames([1, 2, 3], [4, 5, 6, 7]);
+  // Every prefix that stops inside the second frame (header or payload).
+  for (let stop = 8; stop < bytes.length; stop++) {
+    for (const [label, chunks] of cuts(bytes.subarray(0, stop), 1, 2)) {
+      const decoder = lengthPrefixed().decoder();
+      const { messages, error } = feed(decoder, chunks);
+      assert.equal(error, undefined, label);
+      assert.deepEqual(messages.map((m) => [...m]), [[1, 2, 3]], label);
+      assert.throws(
+        () => decoder.end!(() => assert.fail("emitted at end")),
+        (e: unknown) =>
+          e instanceof TruncatedFrameError &&
+          e.buffered === stop - 7 &&
+          /truncated frame/i.test(e.message),
+        `stop ${stop}, ${label}`,
+      );
+    }
+  }
+  // Whole frames: the end is clean.
+  const decoder = lengthPrefixed().decoder();
+  decoder.decode(bytes, () => {});
+  decoder.end!(() => assert.fail("emitted at end"));
+});
+
+Deno.test("lengthPrefixed() over a socket: a peer that half-closes inside a frame is closed as 'truncated frame'", async () => {
+  const got: number[][] = [];
+  const errors: unknown[] = [];
+  const closed = Promise.withResolvers<string>();
+  await using server = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: lengthPrefixed(),
+    onMessage: (_session, payload) => void got.push([...payload]),
+    onError: (error) => void errors.push(error),
+    onClose: (_session, reason) => closed.resolve(reason),
+  });
+  using conn = await dial(portOf(server.addr));
+  await writeAll(conn, frames([9], [1, 2, 3]).subarray(0, 9));
+  await conn.closeWrite();
+  assert.equal(
+    await within(closed.promise, 5000, "the close"),
+    CloseReason.TruncatedFrame,
+  );
+  assert.deepEqual(got, [[9]]);
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof TruncatedFrameError);
+  assert.equal(server.stats().closedByReason["truncated frame"], 1);
+  await within(readToEnd(conn), 5000, "the server's end");
 });

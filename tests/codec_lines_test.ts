@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
-import { DecodeError, FrameTooLargeError, lines } from "../mod.ts";
-import { randomChunks, seededRandom, utf8 } from "./_util.ts";
+import { DecodeError, FrameTooLargeError, lines, listen } from "../mod.ts";
+import {
+  dial,
+  portOf,
+  randomChunks,
+  readToEnd,
+  seededRandom,
+  utf8,
+  within,
+  writeAll,
+} from "./_util.ts";
+import { cuts, feed } from "./_split.ts";
 
 function decodeAll(chunks: Uint8Array[], maxLineBytes?: number): string[] {
   const decoder = lines(
@@ -125,17 +135,113 @@ Deno.test("lines() encodeInto writes what encode writes, or -1 when it doesn't f
   assert.throws(() => codec.encodeInto!("a\nb", target, 0), TypeError);
 });
 
-Deno.test("lines() encode refuses a line ending in CR, which would decode without it", () => {
+Deno.test("lines() encodes a line ending in CR so that it decodes with it", () => {
   const codec = lines();
-  const target = new Uint8Array(32);
-  for (const line of ["a\r", "\r"]) {
-    assert.throws(() => codec.encode(line), TypeError);
-    assert.throws(() => codec.encodeInto!(line, target, 0), TypeError);
+  const target = new Uint8Array(32).fill(0xee);
+  // One CR before the LF belongs to the terminator, so a line's own last CR
+  // travels as CR CR LF.
+  assert.deepEqual(codec.encode("a\r"), utf8("a\r\r\n"));
+  assert.deepEqual(codec.encode("\r"), utf8("\r\r\n"));
+  for (const line of ["a\r", "\r", "a\r\r", "a\rb", "\r\r\r"]) {
+    const end = codec.encodeInto!(line, target, 2);
+    assert.deepEqual(target.subarray(2, end), codec.encode(line), line);
+    const got: string[] = [];
+    codec.decoder().decode(codec.encode(line), (l) => got.push(l));
+    assert.deepEqual(got, [line], JSON.stringify(line));
   }
-  // A CR anywhere else survives the round trip.
+  // The extra CR counts when it has to fit.
+  assert.equal(codec.encodeInto!("abc\r", new Uint8Array(5), 0), -1);
+  assert.equal(codec.encodeInto!("abc\r", new Uint8Array(6), 0), 6);
+});
+
+// Decode, re-encode what came out, decode again: the same lines, whatever
+// the cut. What decode produces, encode takes back (an echo never throws).
+Deno.test("lines() round trip: encode takes back every line decode produces, at every split", () => {
+  const codec = lines();
+  const inputs: [string, string[]][] = [
+    ["a\r\r\n", ["a\r"]],
+    ["a\r\r\r\n\r\n\r\r\n", ["a\r\r", "", "\r"]],
+    ["x\ry\r\n\n", ["x\ry", ""]],
+    // Only a CR before a LF is a terminator's: the end of input ends a
+    // line as it is.
+    ["last\r\r", ["last\r\r"]],
+    ["end\r", ["end\r"]],
+    ["\r", ["\r"]],
+    ["\r\n\r", ["", "\r"]],
+  ];
+  for (const [text, expected] of inputs) {
+    for (const [label, chunks] of cuts(utf8(text))) {
+      const decoder = codec.decoder();
+      const { messages, error } = feed(decoder, chunks);
+      assert.equal(error, undefined, `${label}: ${error}`);
+      decoder.end!((line) => messages.push(line));
+      assert.deepEqual(messages, expected, `${JSON.stringify(text)} ${label}`);
+      const again: string[] = [];
+      const second = codec.decoder();
+      for (const line of messages) {
+        second.decode(codec.encode(line), (l) => again.push(l));
+      }
+      second.end!((l) => again.push(l));
+      assert.deepEqual(again, expected, `${JSON.stringify(text)} re-encoded`);
+    }
+  }
+});
+
+Deno.test("lines() end() delivers a last line without a line feed, at every split", () => {
+  const text = "one\r\ntwo\nthrée 🌍";
+  for (const [label, chunks] of cuts(utf8(text))) {
+    const decoder = lines().decoder();
+    const { messages, error } = feed(decoder, chunks);
+    assert.equal(error, undefined, label);
+    assert.deepEqual(messages, ["one", "two"], label);
+    decoder.end!((line) => messages.push(line));
+    assert.deepEqual(messages, ["one", "two", "thrée 🌍"], label);
+    assert.equal(decoder.buffered, 0, label);
+  }
+  // Nothing pending: nothing delivered. A terminated stream ends clean.
+  const decoder = lines().decoder();
   const got: string[] = [];
-  codec.decoder().decode(codec.encode("a\rb"), (line) => got.push(line));
-  assert.deepEqual(got, ["a\rb"]);
+  decoder.decode(utf8("a\n"), (line) => got.push(line));
+  decoder.end!((line) => got.push(line));
+  assert.deepEqual(got, ["a"]);
+});
+
+Deno.test("lines() end() checks the last line like any other", () => {
+  const bad = lines().decoder();
+  bad.decode(new Uint8Array([0x61, 0xff]), () => {});
+  assert.throws(() => bad.end!(() => {}), DecodeError);
+  // maxLineBytes counts the last line's bytes, a CR there included: it is
+  // the line's, not a terminator's.
+  const decoder = lines({ maxLineBytes: 3 }).decoder();
+  const got: string[] = [];
+  decoder.decode(utf8("abc"), (line) => got.push(line));
+  decoder.end!((line) => got.push(line));
+  assert.deepEqual(got, ["abc"]);
+  const over = lines({ maxLineBytes: 3 }).decoder();
+  over.decode(utf8("abc\r"), () => {});
+  assert.throws(() => over.end!(() => {}), FrameTooLargeError);
+});
+
+Deno.test("lines() over a socket: the peer's last line before it half-closes reaches onMessage, and an echo of 'a\\r\\r\\n' works", async () => {
+  const got: string[] = [];
+  const errors: unknown[] = [];
+  await using server = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: lines(),
+    onMessage: (session, line) => {
+      got.push(line);
+      session.send(line);
+    },
+    onError: (error) => void errors.push(error),
+  });
+  using conn = await dial(portOf(server.addr));
+  await writeAll(conn, utf8("first\na\r\r\nno newline"));
+  await conn.closeWrite();
+  const echoed = await within(readToEnd(conn), 5000, "the echo");
+  assert.deepEqual(got, ["first", "a\r", "no newline"]);
+  assert.equal(new TextDecoder().decode(echoed), "first\na\r\r\nno newline\n");
+  assert.deepEqual(errors, []);
 });
 
 Deno.test("lines() encode of a non-string says what it expected", () => {

@@ -5,11 +5,13 @@ import {
   listen,
   microSocket,
   type MicroSocketMessage,
+  TruncatedFrameError,
 } from "../mod.ts";
 import {
   assertDecodesAcrossCuts,
   assertFailsAcrossCuts,
   concat,
+  cuts,
   feed,
 } from "./_split.ts";
 import {
@@ -379,4 +381,26 @@ Deno.test("microSocket() over listen(): keepalive frames never reach onMessage",
   await conn.write(seedFrame("last:1"));
   await within(done.promise, 5000, "the last message");
   assert.deepEqual(got, [msg({ a: "1" }), msg({ last: "1" })]);
+});
+
+Deno.test("microSocket() end() reports a frame cut off by the end of input, and ends clean after whole frames", () => {
+  const codec = microSocket();
+  const frame = codec.encode({ action: "hello", name: "ada" });
+  const bytes = concat(frame, frame);
+  for (let stop = frame.length + 1; stop < bytes.length; stop++) {
+    for (const [label, chunks] of cuts(bytes.subarray(0, stop), 1, 2)) {
+      const decoder = codec.decoder();
+      const { messages, error } = feed(decoder, chunks);
+      assert.equal(error, undefined, label);
+      assert.equal(messages.length, 1, label);
+      assert.throws(
+        () => decoder.end!(() => assert.fail("emitted at end")),
+        TruncatedFrameError,
+        `stop ${stop}, ${label}`,
+      );
+    }
+  }
+  const decoder = codec.decoder();
+  decoder.decode(bytes, () => {});
+  decoder.end!(() => assert.fail("emitted at end"));
 });

@@ -92,7 +92,7 @@ Deno.test("request/reply: a connect() client awaits a Router handler's answer; t
     codec: json<Answer, Ask>(),
     onMessage: (session, message) => {
       // Requests from the server arrive here; answer them.
-      if ((message as { id?: number }).id !== undefined) {
+      if ((message as { $id?: number }).$id !== undefined) {
         session.reply(message, { type: "ask" });
       }
     },
@@ -102,7 +102,7 @@ Deno.test("request/reply: a connect() client awaits a Router handler's answer; t
   // replies.
   assert.deepEqual(await session.request({ type: "ask" }), {
     type: "ok",
-    re: 1,
+    $re: 1,
   });
   const answers = await Promise.all([
     session.request({ type: "sum", of: [1, 2, 3] }),

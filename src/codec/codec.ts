@@ -44,6 +44,21 @@ export interface Decoder<In> {
   /** Bytes held for a frame that has not completed yet. */
   readonly buffered: number;
   /**
+   * The end of the input: the peer half-closed. The session calls it once,
+   * after the last `decode`, so that nothing buffered is lost in silence.
+   * A framing whose end also ends a message emits it here (`lines()`
+   * delivers a last line that has no `\n`); a framing that can't tell a
+   * short frame from a cut one throws a
+   * {@linkcode TruncatedFrameError} when bytes are buffered
+   * (`lengthPrefixed()`, `microSocket()`, `json({ framing: "length" })`).
+   * Without it, buffered bytes are dropped at the end of the input.
+   *
+   * @param emit Receives a last message, if the buffered bytes make one.
+   * @throws {DecodeError} When the buffered bytes are not a message
+   * (a {@linkcode TruncatedFrameError} for a frame cut off).
+   */
+  end?(emit: (message: In) => void): void;
+  /**
    * The frame that tells the peer the connection is ending, for framings
    * that have one (a WebSocket close frame). The session queues it once,
    * when it starts closing, after what is already queued.
@@ -281,7 +296,10 @@ export interface Codec<In, Out = In> {
 /**
  * How a codec's messages carry request ids, for
  * {@linkcode Session.request} and {@linkcode Session.reply}. `json()` stamps
- * a request with an `id` field and its reply with `re` (the request's id).
+ * a request with a reserved `$id` field and its reply with `$re` (the
+ * request's id); it never changes a field of the message itself, and refuses
+ * (a `TypeError` naming the field) a message that already has the reserved
+ * one.
  *
  * @typeParam In The type of decoded (incoming) messages.
  * @typeParam Out The type of messages accepted for encoding (outgoing).
@@ -292,10 +310,12 @@ export interface Codec<In, Out = In> {
  * import assert from "node:assert/strict";
  *
  * const correlation = json().correlation!;
- * const request = correlation.request({ type: "sum", of: [1, 2] }, 7);
- * assert.deepEqual(request, { type: "sum", of: [1, 2], id: 7 });
- * const reply = correlation.reply(request, { type: "sum", result: 3 });
+ * const request = correlation.request({ type: "getUser", id: 17 }, 7);
+ * assert.deepEqual(request, { type: "getUser", id: 17, $id: 7 });
+ * const reply = correlation.reply(request, { type: "user", name: "ada" });
+ * assert.deepEqual(reply, { type: "user", name: "ada", $re: 7 });
  * assert.equal(correlation.replyTo(reply), 7);
+ * assert.throws(() => correlation.request({ $id: 1 }, 8), TypeError);
  * ```
  */
 export interface Correlation<In, Out> {
@@ -304,8 +324,9 @@ export interface Correlation<In, Out> {
    *
    * @param message The request.
    * @param id Its id, unique among the session's pending requests.
-   * @returns The message to send.
-   * @throws {TypeError} When the message can't carry an id.
+   * @returns The message to send: a new one; `message` is left as it was.
+   * @throws {TypeError} When the message can't carry an id (or already
+   * holds the field the id goes in).
    */
   request(message: Out, id: number): Out;
   /**
@@ -320,8 +341,9 @@ export interface Correlation<In, Out> {
    *
    * @param request The request as received.
    * @param response What to answer.
-   * @returns The message to send.
-   * @throws {TypeError} When the request carries no id.
+   * @returns The message to send: a new one; `response` is left as it was.
+   * @throws {TypeError} When the request carries no id, or the response
+   * can't carry one (or already holds the field it goes in).
    */
   reply(request: In, response: Out): Out;
 }

@@ -80,6 +80,18 @@ export interface JsonOptions {
  *
  * Empty frames — blank (or whitespace-only) lines, zero-length frames —
  * carry no value and are skipped, so a peer may send them as keepalives.
+ * At the end of the input (the peer half-closes), a last line without `\n`
+ * is still a value; a length frame cut short is a
+ * {@linkcode TruncatedFrameError}.
+ *
+ * **Requests and replies** ({@linkcode Codec.correlation}, for
+ * `Session.request()` / `reply()` and `Client.request()`) travel as the
+ * message plus one reserved field: `$id` (the request's id) on a request,
+ * `$re` (the id it answers) on a reply, e.g.
+ * `{"type":"getUser","id":17,"$id":1}` → `{"type":"user","name":"ada","$re":1}`.
+ * The message's own fields are never changed; one that already holds the
+ * reserved field is refused with a `TypeError` naming it. A peer in any
+ * language takes part by echoing `$id` back as `$re`.
  *
  * Decoded values are trusted to match `In` as far as their shape goes:
  * `JSON.parse` does not validate types. Check untrusted fields in handlers
@@ -284,6 +296,11 @@ class JsonLineDecoder<In> implements Decoder<In> {
     this.#emit = emit;
     this.#inner.decode(chunk, this.#onLine);
   }
+
+  end(emit: (message: In) => void): void {
+    this.#emit = emit;
+    this.#inner.end?.(this.#onLine);
+  }
 }
 
 class JsonFrameDecoder<In> implements Decoder<In> {
@@ -315,32 +332,61 @@ class JsonFrameDecoder<In> implements Decoder<In> {
     this.#emit = emit;
     this.#inner.decode(chunk, this.#onFrame);
   }
+
+  end(emit: (message: In) => void): void {
+    this.#emit = emit;
+    this.#inner.end?.(this.#onFrame);
+  }
 }
 
-// Requests carry `id`, replies `re`: fields of the JSON objects themselves,
-// so a peer in any language can take part.
+// Requests carry `$id`, replies `$re`: fields of the JSON objects
+// themselves, so a peer in any language can take part, but reserved ones, so
+// that a message's own `id` (`{ type: "getUser", id: 17 }`) or `re` is never
+// overwritten, and a user message with a numeric `re` is never mistaken for a
+// reply. A message that already holds the reserved field is refused rather
+// than silently changed.
+const REQUEST_FIELD = "$id";
+const REPLY_FIELD = "$re";
+
 const jsonCorrelation: Correlation<unknown, unknown> = {
   request(message: unknown, id: number): unknown {
     if (!isRecord(message)) {
-      throw new TypeError("json() requests must be objects, to carry an id");
+      throw new TypeError(
+        `json() requests must be objects, to carry "${REQUEST_FIELD}"`,
+      );
     }
-    return { ...message, id };
+    refuseReserved(message, REQUEST_FIELD);
+    return { ...message, [REQUEST_FIELD]: id };
   },
   replyTo(message: unknown): number | undefined {
     if (!isRecord(message)) return undefined;
-    const re = message.re;
+    const re = message[REPLY_FIELD];
     return typeof re === "number" ? re : undefined;
   },
   reply(request: unknown, response: unknown): unknown {
-    if (!isRecord(request) || typeof request.id !== "number") {
-      throw new TypeError("Cannot reply to a message without a numeric id");
+    const id = isRecord(request) ? request[REQUEST_FIELD] : undefined;
+    if (typeof id !== "number") {
+      throw new TypeError(
+        `Cannot reply to a message without a numeric "${REQUEST_FIELD}"`,
+      );
     }
     if (!isRecord(response)) {
-      throw new TypeError("json() replies must be objects, to carry re");
+      throw new TypeError(
+        `json() replies must be objects, to carry "${REPLY_FIELD}"`,
+      );
     }
-    return { ...response, re: request.id };
+    refuseReserved(response, REPLY_FIELD);
+    return { ...response, [REPLY_FIELD]: id };
   },
 };
+
+function refuseReserved(message: Record<string, unknown>, field: string): void {
+  if (Object.hasOwn(message, field)) {
+    throw new TypeError(
+      `Message already has "${field}", the field json() reserves for correlation`,
+    );
+  }
+}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

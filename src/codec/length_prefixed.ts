@@ -1,6 +1,6 @@
 // Binary frames: a 4-byte big-endian length, then that many bytes.
 import type { Codec, Decoder, Heartbeat } from "./codec.ts";
-import { FrameTooLargeError } from "../errors.ts";
+import { FrameTooLargeError, TruncatedFrameError } from "../errors.ts";
 import { sizeLimit, withMessageLimit } from "./_limit.ts";
 import { PartialPayload } from "./_partial_payload.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../defaults.ts";
@@ -56,7 +56,9 @@ export interface LengthPrefixedOptions {
  * arrived together may be views into one shared copy of them (mind
  * `byteOffset` before using `.buffer`). Zero-length frames are valid and
  * decode to an empty array, except with the `heartbeat` option, which makes
- * them pings and pongs.
+ * them pings and pongs. Input that ends inside a frame (the peer half-closes
+ * after part of one) is a {@linkcode TruncatedFrameError}: the session
+ * closes with reason `"truncated frame"` rather than drop it in silence.
  *
  * @param options Limits and heartbeat; see {@linkcode LengthPrefixedOptions}.
  * @returns A codec of byte arrays.
@@ -167,6 +169,13 @@ class LengthPrefixedDecoder implements Decoder<Uint8Array> {
     return this.#payload.active
       ? HEADER_BYTES + this.#payload.filled
       : this.#headerBytes;
+  }
+
+  // A frame cut off by the end of the input can't be told from a short
+  // one: say so rather than drop it.
+  end(): void {
+    const buffered = this.buffered;
+    if (buffered > 0) throw new TruncatedFrameError(buffered);
   }
 
   decode(chunk: Uint8Array, emit: (payload: Uint8Array) => void): void {

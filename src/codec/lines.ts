@@ -49,12 +49,20 @@ export interface LinesOptions {
 /**
  * A codec for UTF-8 text lines terminated by `\n` or `\r\n`.
  *
- * Decoding yields each line without its terminator. Invalid UTF-8 is a
+ * **What a line is.** A line ends at a `\n` terminator, at a `\r\n`
+ * terminator (**one** `\r` just before the `\n`, and no other, belongs to
+ * it: `"a\r\r\n"` is the line `"a\r"`), or at the end of the input, so that
+ * a last line without `\n` is delivered when the peer half-closes (`printf
+ * 'a\nb' | nc` sends the lines `"a"` and `"b"`; a final `"b\r"` stays
+ * `"b\r"`). Invalid UTF-8 is a
  * {@linkcode DecodeError}; a line longer than `maxLineBytes` is a
- * {@linkcode FrameTooLargeError}. Encoding appends `\n`; a message that
- * contains `\n` itself is refused with a `TypeError`, because it would reach
- * the peer as two messages, and so is one ending in `\r` (it would arrive
- * without it) or a value that is not a string.
+ * {@linkcode FrameTooLargeError}.
+ *
+ * **Encoding takes back every line decoding produces**: any string without
+ * `\n`. It appends `\n`, or `\r\n` when the line itself ends in `\r` (so
+ * that the dropped `\r` is the added one and the line arrives whole). A
+ * string that contains `\n` is refused with a `TypeError`, because it would
+ * reach the peer as two messages, and so is a value that is not a string.
  *
  * Its route key ({@linkcode Codec.routeKey}, used by `Router`) is a line's
  * first word: everything before the first space.
@@ -77,6 +85,21 @@ export interface LinesOptions {
  * decoder.decode(frame.subarray(2), (line) => got.push(line));
  * assert.deepEqual(got, ["héllo"]);
  * ```
+ *
+ * @example A last line without a line feed, and lines ending in CR
+ * ```ts
+ * import { lines } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const codec = lines();
+ * const decoder = codec.decoder();
+ * const got: string[] = [];
+ * decoder.decode(new TextEncoder().encode("a\r\r\nlast"), (l) => got.push(l));
+ * decoder.end?.((line) => got.push(line)); // the peer half-closed
+ * assert.deepEqual(got, ["a\r", "last"]);
+ * // What decoding produced, encoding takes back, and it decodes the same.
+ * assert.deepEqual(codec.encode("a\r"), new TextEncoder().encode("a\r\r\n"));
+ * ```
  */
 export function lines(options: LinesOptions = {}): Codec<string> {
   const maxLineBytes = sizeLimit(
@@ -97,20 +120,23 @@ export function lines(options: LinesOptions = {}): Codec<string> {
     routeKey: firstWord,
     encode(line: string): Uint8Array {
       checkLine(line);
-      return encoder.encode(line + "\n");
+      return encoder.encode(line + terminator(line));
     },
     encodeInto(line: string, target: Uint8Array, offset: number): number {
       checkLine(line);
+      const endsInCr = line.charCodeAt(line.length - 1) === CR;
       // Every UTF-16 unit takes at least one byte: a cheap early refusal.
-      const last = target.length - 1;
-      if (last - offset < line.length) return -1;
+      const limit = target.length - (endsInCr ? 2 : 1);
+      if (limit - offset < line.length) return -1;
       const { read, written } = encoder.encodeInto(
         line,
-        target.subarray(offset, last),
+        target.subarray(offset, limit),
       );
       if (read < line.length) return -1;
-      target[offset + written] = LF;
-      return offset + written + 1;
+      let at = offset + written;
+      if (endsInCr) target[at++] = CR;
+      target[at++] = LF;
+      return at;
     },
     decoder(): Decoder<string> {
       return new LineDecoder(maxLineBytes);
@@ -134,8 +160,9 @@ function lineHeartbeat(
       throw new TypeError(`${name} must be a string, got ${typeof line}`);
     }
     checkLine(line);
-    const frame = encoder.encode(line + "\n");
-    if (frame.length - 1 > maxLineBytes) {
+    const end = terminator(line);
+    const frame = encoder.encode(line + end);
+    if (frame.length - end.length > maxLineBytes) {
       throw new RangeError(`${name} is longer than maxLineBytes`);
     }
     return frame;
@@ -148,9 +175,14 @@ function lineHeartbeat(
   };
 }
 
-// Refuses what would not come back as the same one line: a non-string, a
-// line feed (two lines), a trailing CR (the decoder strips it as part of a
-// CRLF terminator).
+// The decoder drops one CR before the LF, so a line that ends in CR needs
+// a CR of its own in the terminator to arrive whole.
+function terminator(line: string): string {
+  return line.charCodeAt(line.length - 1) === CR ? "\r\n" : "\n";
+}
+
+// Refuses what would not come back as the same one line: a non-string, or a
+// line feed (two lines). Anything else decodes back to itself.
 function checkLine(line: string): void {
   if (typeof line !== "string") {
     throw new TypeError(
@@ -159,11 +191,6 @@ function checkLine(line: string): void {
   }
   if (line.includes("\n")) {
     throw new TypeError("Cannot encode a line that contains a line feed");
-  }
-  if (line.charCodeAt(line.length - 1) === CR) {
-    throw new TypeError(
-      "Cannot encode a line that ends in a carriage return: it would arrive without it",
-    );
   }
 }
 
@@ -197,7 +224,7 @@ class LineDecoder implements Decoder<string> {
       const length = this.#partialLength;
       this.#partialLength = 0;
       if (partial.length > 4096) this.#partial = undefined;
-      emit(this.#text(partial, 0, length));
+      emit(this.#text(partial, 0, beforeCr(partial, 0, length)));
       start = newline + 1;
     }
     while (start < end) {
@@ -206,14 +233,26 @@ class LineDecoder implements Decoder<string> {
         this.#keep(chunk, start, end);
         return;
       }
-      emit(this.#text(chunk, start, newline));
+      emit(this.#text(chunk, start, beforeCr(chunk, start, newline)));
       start = newline + 1;
     }
   }
 
-  // Decodes bytes [start, end) minus a trailing CR, enforcing the limit.
+  // The end of the input ends the last line too, so a final line without
+  // "\n" (`printf 'a\nb' | nc`) is delivered instead of dropped. No CR is
+  // dropped: only one before a LF belongs to a terminator (as over
+  // WebSocket, where a text message "a\r" is the line "a\r").
+  end(emit: (line: string) => void): void {
+    const length = this.#partialLength;
+    if (length === 0) return;
+    const partial = this.#partial!;
+    this.#partialLength = 0;
+    this.#partial = undefined;
+    emit(this.#text(partial, 0, length));
+  }
+
+  // Decodes bytes [start, end), enforcing the limit.
   #text(bytes: Uint8Array, start: number, end: number): string {
-    if (end > start && bytes[end - 1] === CR) end--;
     if (end - start > this.#max) {
       throw new FrameTooLargeError(end - start, this.#max);
     }
@@ -242,4 +281,10 @@ class LineDecoder implements Decoder<string> {
     partial.set(bytes.subarray(start, end), this.#partialLength);
     this.#partialLength = needed;
   }
+}
+
+// Where a line ended by the LF at `end` stops: before one CR, the CR of a
+// CRLF terminator.
+function beforeCr(bytes: Uint8Array, start: number, end: number): number {
+  return end > start && bytes[end - 1] === CR ? end - 1 : end;
 }

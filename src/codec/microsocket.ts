@@ -8,7 +8,11 @@ import { sizeLimit } from "./_limit.ts";
 import { decodeUtf8 } from "./_utf8.ts";
 import { moduleMethodOrAction } from "./_route_keys.ts";
 import { PartialPayload } from "./_partial_payload.ts";
-import { DecodeError, FrameTooLargeError } from "../errors.ts";
+import {
+  DecodeError,
+  FrameTooLargeError,
+  TruncatedFrameError,
+} from "../errors.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../defaults.ts";
 
 /**
@@ -105,6 +109,8 @@ const PING = new Uint8Array([...MAGIC, 0, 0, 0, 0]);
  *   `0x7FFFFFFF`) a {@linkcode FrameTooLargeError}, both before anything is
  *   buffered; the session closes with reason `"decode error"` or
  *   `"frame too large"`, where the seed panics or buffers without bound;
+ * - input that ends inside a frame is a {@linkcode TruncatedFrameError}
+ *   (close reason `"truncated frame"`), not a frame dropped in silence;
  * - an empty frame (length 0) is a keepalive: the decoder emits it as one
  *   shared, frozen, empty message that `heartbeat.isPing` and `isPong`
  *   recognise, so a session counts it as a sign of life and never passes
@@ -330,6 +336,13 @@ class MicroSocketDecoder implements Decoder<MicroSocketMessage> {
     return this.#payload.active
       ? HEADER_BYTES + this.#payload.filled
       : this.#headerBytes;
+  }
+
+  // A frame cut off by the end of the input can't be told from a short
+  // one: say so rather than drop it.
+  end(): void {
+    const buffered = this.buffered;
+    if (buffered > 0) throw new TruncatedFrameError(buffered);
   }
 
   decode(chunk: Uint8Array, emit: (message: MicroSocketMessage) => void): void {

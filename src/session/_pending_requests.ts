@@ -6,6 +6,7 @@ import { RequestTimeoutError } from "../errors.ts";
 interface Pending<In> {
   resolve(reply: In): void;
   reject(error: unknown): void;
+  forget(): void;
 }
 
 /** Requests by id; see the file comment. */
@@ -52,6 +53,7 @@ export class PendingRequests<In> {
         settle();
         reject(error);
       },
+      forget: settle,
     });
     return { id, reply: promise };
   }
@@ -66,6 +68,14 @@ export class PendingRequests<In> {
     if (id >= this.#nextId || id < 1) return false;
     this.#pending.get(id)?.resolve(reply);
     return true;
+  }
+
+  /**
+   * Drops request `id` without settling it, for a request that never left
+   * (its message was refused): the caller throws instead.
+   */
+  forget(id: number): void {
+    this.#pending.get(id)?.forget();
   }
 
   /** Fails one request, or every waiting one when `id` is omitted. */

@@ -6,7 +6,7 @@
 // discarding until the peer ends its side (see _linger.ts).
 import type { Decoder } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
-import { FrameTooLargeError } from "../errors.ts";
+import { FrameTooLargeError, TruncatedFrameError } from "../errors.ts";
 import { type Flow, producerContext } from "./_flow_control.ts";
 import type { ClosingReader, Life } from "./_lifecycle.ts";
 import { READ_BUFFER_MAX, READ_BUFFER_MIN } from "../defaults.ts";
@@ -121,7 +121,14 @@ export class Reader<In> implements ClosingReader {
         return;
       }
       if (n === null) {
-        // The peer half-closed: answer what it sent, then close our side.
+        // The peer half-closed: its last message (a line without "\n") or a
+        // cut-off frame's error, then answer what it sent and close our side.
+        try {
+          this.decoder.end?.(inbound.emit);
+        } catch (error) {
+          this.#decodeFailed(error);
+          return;
+        }
         if (inbound.handlerBusy !== undefined) await inbound.handlerBusy;
         life.close(CloseReason.Eof, undefined);
         return;
@@ -181,6 +188,8 @@ export class Reader<In> implements ClosingReader {
     life.close(
       error instanceof FrameTooLargeError
         ? CloseReason.FrameTooLarge
+        : error instanceof TruncatedFrameError
+        ? CloseReason.TruncatedFrame
         : CloseReason.DecodeError,
       error,
     );

@@ -567,14 +567,16 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   /**
    * Sends a request and waits for its reply, matched by an id the codec's
-   * {@linkcode Codec.correlation} stamps on it (`json()`: an `id` field on
-   * the request, `re` on the reply). The reply goes to this promise, not to
-   * `onMessage`; one arriving after the timeout is dropped.
+   * {@linkcode Codec.correlation} stamps on it (`json()`: a reserved `$id`
+   * field on the request, `$re` on the reply; the message's own fields are
+   * never changed). The reply goes to this promise, not to `onMessage`; one
+   * arriving after the timeout is dropped.
    *
    * @param message The request.
    * @param options Timeout and abort signal.
    * @returns The reply.
-   * @throws {TypeError} When the codec has no correlation.
+   * @throws {TypeError} When the codec has no correlation, or it or the
+   * encoder refuses the message (`json()`: one that already has `$id`).
    * @throws {RequestTimeoutError} (rejects) When no reply came in time.
    * @throws {SessionClosedError} (rejects) When the session closed first.
    */
@@ -596,9 +598,16 @@ export class Session<Data = unknown, In = unknown, Out = In>
       options.timeout ?? DEFAULT_REQUEST_TIMEOUT,
       signal,
     );
-    if (!this.send(correlation.request(message, id))) {
-      requests.reject(new SessionClosedError(life.closeReason), id);
+    let sent: boolean;
+    try {
+      sent = this.send(correlation.request(message, id));
+    } catch (error) {
+      // Refused before it left (a reserved field, an unencodable value):
+      // the caller gets the throw, and nothing is left waiting.
+      requests.forget(id);
+      throw error;
     }
+    if (!sent) requests.reject(new SessionClosedError(life.closeReason), id);
     return reply;
   }
 

@@ -307,6 +307,11 @@ export function webSocketCodec<In, Out>(
   const codec: Codec<In, Out> = {
     name: `webSocket(${inner.name})`,
     heartbeat,
+    // Correlation works on messages, not bytes: requests and replies keep
+    // theirs across the adapter.
+    ...(inner.correlation === undefined
+      ? {}
+      : { correlation: inner.correlation }),
     encode,
     decoder(link?: DecoderLink): Decoder<In> {
       return new WebSocketDecoder(link, {
