@@ -110,6 +110,7 @@ export function validateConnectOptions(options: object): void {
   }
   sessionOptions(o, transport === "websocket");
   fn(o, "data");
+  fn(o, "refusalOf");
   signal(o);
   number(o, "connectTimeout", 0);
   boolean(o, "keepAlive");
@@ -121,6 +122,7 @@ export function validateConnectOptions(options: object): void {
     number(r, "factor", 1, Infinity, "reconnect.factor");
     number(r, "jitter", 0, 1, "reconnect.jitter");
     limit(r, "maxAttempts", "reconnect.maxAttempts");
+    number(r, "stableAfter", 0, Infinity, "reconnect.stableAfter");
   }
   const buffer = o.sendBuffer;
   if (buffer !== undefined && typeof buffer !== "boolean") {

@@ -8,7 +8,7 @@
 // close (_linger.ts). This file keeps the public API, the read loop and the
 // lifecycle.
 import type { Codec, Decoder, Heartbeat } from "./codec/codec.ts";
-import { FrameTooLargeError, SessionClosedError } from "./errors.ts";
+import { FrameTooLargeError, Refusal, SessionClosedError } from "./errors.ts";
 import { PendingRequests } from "./_pending_requests.ts";
 import { CloseReason } from "./close_reason.ts";
 import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
@@ -255,9 +255,13 @@ export interface SessionOptions<Data, In, Out>
    * message goes here instead of to `onMessage`. Return (or resolve) the
    * session's `data` to let the peer in; `onOpen` then runs and later
    * messages reach `onMessage`. Return `undefined`, `null` or `false`, or
-   * throw, to close the session with reason `"unauthorized"`. Messages that
-   * arrive meanwhile wait. A server adds the session to its manager (rooms,
-   * broadcasts) only once it is authenticated.
+   * throw, to close the session with reason `"unauthorized"` (a WebSocket
+   * peer gets close code 4401 and that reason). Throw a
+   * {@linkcode Refusal} to tell the peer why: its `notice` is sent as the
+   * last message (on any transport) and a WebSocket peer gets its code and
+   * reason; `closeError` is the refusal, and `onError` does not hear of it.
+   * Messages that arrive meanwhile wait. A server adds the session to its
+   * manager (rooms, broadcasts) only once it is authenticated.
    */
   authenticate?(
     session: Session<Data, In, Out>,
@@ -266,7 +270,7 @@ export interface SessionOptions<Data, In, Out>
   /**
    * How long, in milliseconds, a peer has to authenticate (from connect to
    * `authenticate` resolving) before it is closed with reason
-   * `"auth timeout"`.
+   * `"auth timeout"` (a WebSocket peer gets close code 4408).
    *
    * @default {10000}
    */
@@ -1169,17 +1173,29 @@ export class Session<Data = unknown, In = unknown, Out = In>
   // arrive meanwhile wait in the backlog, as behind an async handler.
   async #authenticate(message: In): Promise<void> {
     let data: Data | undefined | null | false;
+    let refusal: Refusal<Out> | undefined;
     try {
       data = await this.#options.authenticate!(this, message);
     } catch (error) {
-      this.#report(error);
+      // A Refusal is an answer, not a failure: onError doesn't hear of it.
+      if (error instanceof Refusal) refusal = error;
+      else this.#report(error);
       data = undefined;
     }
     if (this.#state !== "open") return;
     clearTimeout(this.#authTimer);
     this.#authTimer = undefined;
     if (data === undefined || data === null || data === false) {
-      this.#close(CloseReason.Unauthorized, undefined);
+      // The notice goes first, the close frame (carrying the refusal's code
+      // and reason) after it.
+      if (refusal?.notice !== undefined) {
+        try {
+          this.send(refusal.notice);
+        } catch (error) {
+          this.#report(error); // the codec can't encode it
+        }
+      }
+      this.#close(CloseReason.Unauthorized, refusal);
       return;
     }
     this.data = data;
