@@ -14,11 +14,20 @@
  * | `"decode error"` | the peer sent bytes the codec rejects |
  * | `"frame too large"` | the peer announced or sent a frame over the codec's limit |
  * | `"slow consumer"` | queued outbound bytes passed the budget (policy `"close"`) |
+ * | `"flood"` | the peer passed its rate limit (policy `"close"`) |
+ * | `"unauthorized"` | `authenticate` refused the peer (returned false, threw, or threw a `Refusal`) |
+ * | `"auth timeout"` | the peer did not authenticate within `authTimeout` |
  * | `"idle timeout"` | no inbound frame within `idleTimeout` |
  * | `"heartbeat timeout"` | too many heartbeats went unanswered |
  * | `"frame timeout"` | a started frame did not complete within `frameTimeout` |
  * | `"server shutdown"` | the server is shutting down |
  * | `"aborted"` | the `signal` given to `connect()` aborted |
+ *
+ * A WebSocket peer receives the reason in the close frame, with a code that
+ * fits it: 1000 for `close()` with the application's reason, 1001 for
+ * `"server shutdown"` and the timeouts, 1008 for `"slow consumer"` and
+ * `"flood"`, 1009 for `"frame too large"`, 1011 for `"error"`, 4401 for
+ * `"unauthorized"`, 4408 for `"auth timeout"`.
  *
  * The type of the same name is the union of these strings. `closed`
  * promises and `onClose` handlers receive a `CloseReason` or the string the

@@ -106,6 +106,7 @@ Deno.test("refusal: Refusal refuses codes a refusal may not send", () => {
 
 Deno.test("refusal: over TCP a Refusal's notice is the last message before the close", async () => {
   const closed = Promise.withResolvers<[string, unknown]>();
+  const errors: unknown[] = [];
   await using server = listen({
     hostname: "127.0.0.1",
     port: 0,
@@ -117,6 +118,7 @@ Deno.test("refusal: over TCP a Refusal's notice is the last message before the c
       return {};
     },
     onClose: (session, reason) => closed.resolve([reason, session.closeError]),
+    onError: (error) => errors.push(error),
   });
   using conn = await dial(portOf(server.addr));
   await conn.write(utf8("token nope\n"));
@@ -128,6 +130,18 @@ Deno.test("refusal: over TCP a Refusal's notice is the last message before the c
   assert.ok(error instanceof Refusal);
   assert.equal(error.reason, "bad token");
   assert.equal(server.stats().closedByReason.unauthorized, 1);
+  assert.deepEqual(errors, [], "a refusal is no error");
+});
+
+Deno.test("refusal: connect() checks refusalOf and reconnect.stableAfter", async () => {
+  await assert.rejects(
+    connect({ port: 1, reconnect: { stableAfter: -1 } }),
+    RangeError,
+  );
+  await assert.rejects(
+    connect({ port: 1, refusalOf: "ERR" as never }),
+    TypeError,
+  );
 });
 
 Deno.test("refusal: a TCP client recognises the notice with refusalOf and stops reconnecting", async () => {
