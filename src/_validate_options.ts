@@ -139,6 +139,7 @@ export const CONNECT_OPTIONS = {
   tls: { transports: NET, check: clientTls },
   keepAlive: { transports: NET, check: boolean },
   connectTimeout: timeout,
+  refusalOf: handler,
   reconnect: { transports: ALL, check: reconnect },
   sendBuffer: { transports: ALL, check: sendBuffer },
   ...SESSION_OPTIONS,
@@ -157,6 +158,7 @@ const RECONNECT_OPTIONS = [
   "factor",
   "jitter",
   "maxAttempts",
+  "stableAfter",
 ] as const;
 const SEND_BUFFER_OPTIONS = ["maxMessages", "whenFull"] as const;
 
@@ -440,6 +442,7 @@ function reconnect(o: Options, key: string, where: string): void {
   number(r, "factor", 1, Infinity, "reconnect.factor");
   number(r, "jitter", 0, 1, "reconnect.jitter");
   limit(r, "maxAttempts", "reconnect.maxAttempts");
+  number(r, "stableAfter", 0, Infinity, "reconnect.stableAfter");
 }
 
 function sendBuffer(o: Options, key: string, where: string): void {

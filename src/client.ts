@@ -1,9 +1,13 @@
 // The client side: the same Session and codecs over Deno.connect, with
 // optional reconnection and exponential backoff, a bounded buffer for sends
 // made while reconnecting, and messages as an async iterable.
-import type { Codec } from "./codec/codec.ts";
+import type { Codec, DecoderLink } from "./codec/codec.ts";
 import { lines } from "./codec/lines.ts";
-import { webSocketCodec } from "./websocket/websocket_codec.ts";
+import {
+  peerCloseCode,
+  peerCloseReason,
+  webSocketCodec,
+} from "./websocket/websocket_codec.ts";
 import { clientHandshake } from "./websocket/_handshake.ts";
 import { dialWebSocket } from "./websocket/_dial.ts";
 import { adaptCodec } from "./websocket/_adapt.ts";
@@ -11,6 +15,7 @@ import { Session, type SessionOptions } from "./session/session.ts";
 import type { RequestOptions } from "./session/options.ts";
 import { SessionClosedError } from "./errors.ts";
 import { CloseReason } from "./close_reason.ts";
+import { RefusedError } from "./errors.ts";
 import { setPrelude } from "./session/_internals.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
 import {
@@ -22,6 +27,7 @@ import {
   DEFAULT_RECONNECT_JITTER,
   DEFAULT_RECONNECT_MAX_ATTEMPTS,
   DEFAULT_RECONNECT_MAX_DELAY,
+  DEFAULT_RECONNECT_STABLE_AFTER,
   DEFAULT_SEND_BUFFER_MESSAGES,
 } from "./defaults.ts";
 
@@ -76,6 +82,10 @@ export interface SendBufferOptions {
  * When and how a {@linkcode Client} reconnects after losing its connection.
  * Delays grow from `initialDelay` by `factor` up to `maxDelay`, each with up
  * to ±`jitter` of random spread so that many clients don't return at once.
+ * They start over from `initialDelay` only once a connection has stayed
+ * open `stableAfter` milliseconds: a server that accepts and then drops the
+ * client at once is retried ever more slowly, not in a tight loop. A
+ * refusal ({@linkcode RefusedError}) is final: the client stops.
  *
  * @example Giving up once the server is gone
  * ```ts
@@ -124,6 +134,14 @@ export interface ReconnectOptions {
    * @default {Infinity}
    */
   maxAttempts?: number;
+  /**
+   * How long, in milliseconds, a connection must stay open to count as
+   * healthy, so that the next reconnection starts from `initialDelay`
+   * again. A connection closed sooner lets the delay go on growing.
+   *
+   * @default {5000}
+   */
+  stableAfter?: number;
 }
 
 /**
@@ -362,6 +380,16 @@ export interface ClientOptions<Data, In, Out>
    * @default {false}
    */
   sendBuffer?: boolean | SendBufferOptions;
+  /**
+   * Recognises the server's refusal among its messages (e.g. the `notice`
+   * of a {@linkcode Refusal}, the only way to say why on TCP): return the
+   * reason for a message that refuses the client, `undefined` for any
+   * other. The message is still delivered; then the client closes, stops
+   * reconnecting and reports a {@linkcode RefusedError}. WebSocket
+   * refusals (close code 4401 or 4403, or 1008 with reason
+   * `"unauthorized"`) are recognised without it.
+   */
+  refusalOf?: (message: In) => string | undefined;
 }
 
 /**
@@ -372,8 +400,9 @@ export interface ClientOptions<Data, In, Out>
  * Messages from every session are also an async iterable: `for await
  * (const message of client)` sees the messages that arrive while it
  * iterates (after the `onMessage` handler), and ends when the client is
- * closed for good. A slow loop slows the reading of the connection, not the
- * memory: at most 256 messages wait for it.
+ * closed for good — by throwing a {@linkcode RefusedError} when the server
+ * refused the client. A slow loop slows the reading of the connection, not
+ * the memory: at most 256 messages wait for it.
  *
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
@@ -443,6 +472,11 @@ export class Client<Data = unknown, In = string, Out = In>
   #started: Promise<void> | undefined;
   // Bytes read past a WebSocket handshake, for the next session.
   #prelude: Uint8Array | undefined;
+  // The next reconnection's delay, and when the current session opened:
+  // the delay starts over only after a connection that stayed up.
+  #delay = 0;
+  #openedAt = 0;
+  #refused: RefusedError | undefined;
 
   /**
    * Prepares a client; {@linkcode connect} creates and starts one.
@@ -472,6 +506,7 @@ export class Client<Data = unknown, In = string, Out = In>
     }
     const onOpen = options.onOpen;
     const onMessage = options.onMessage;
+    const refusalOf = options.refusalOf;
     this.#sessionOptions = {
       ...options,
       codec,
@@ -482,6 +517,13 @@ export class Client<Data = unknown, In = string, Out = In>
       },
       onMessage: (session, message) => {
         const result = onMessage?.(session, message);
+        if (refusalOf !== undefined) {
+          const reason = refusalOf(message);
+          if (reason !== undefined) {
+            this.#refused ??= new RefusedError(reason);
+            void session.close(reason);
+          }
+        }
         if (this.#readers.size === 0) return result;
         const waits = this.#deliver(message);
         if (waits === undefined) return result;
@@ -497,8 +539,10 @@ export class Client<Data = unknown, In = string, Out = In>
         factor: DEFAULT_RECONNECT_FACTOR,
         jitter: DEFAULT_RECONNECT_JITTER,
         maxAttempts: DEFAULT_RECONNECT_MAX_ATTEMPTS,
+        stableAfter: DEFAULT_RECONNECT_STABLE_AFTER,
         ...(reconnect === true ? {} : reconnect),
       };
+    this.#delay = this.#reconnect?.initialDelay ?? 0;
     const buffer = options.sendBuffer;
     if (buffer !== undefined && buffer !== false) {
       if (this.#reconnect === undefined) {
@@ -519,6 +563,16 @@ export class Client<Data = unknown, In = string, Out = In>
   /** The current session, while connected. */
   get session(): Session<Data, In, Out> | undefined {
     return this.#session?.state === "open" ? this.#session : undefined;
+  }
+
+  /**
+   * Why the server refused the client, once it has: a WebSocket close with
+   * code 4401 or 4403 (or 1008 with reason `"unauthorized"`), or a message
+   * the `refusalOf` option recognised. A refused client does not
+   * reconnect; `closed` resolves with the refusal's reason.
+   */
+  get refused(): RefusedError | undefined {
+    return this.#refused;
   }
 
   /** Messages waiting in the send buffer for the next connection. */
@@ -651,7 +705,7 @@ export class Client<Data = unknown, In = string, Out = In>
    */
   [Symbol.asyncIterator](): AsyncIterator<In> {
     const queue = new MessageQueue<In>(this.#readers);
-    if (this.#ended) queue.end();
+    if (this.#ended) queue.end(this.#refused);
     else this.#readers.add(queue);
     return queue;
   }
@@ -686,9 +740,19 @@ export class Client<Data = unknown, In = string, Out = In>
   async #keepConnected(): Promise<void> {
     let reason: ClientCloseReason = CloseReason.Closed;
     while (this.#session !== undefined) {
-      reason = await this.#session.closed;
+      const session = this.#session;
+      reason = await session.closed;
       this.#session = undefined;
-      if (this.#reconnect === undefined || this.#closing !== undefined) break;
+      this.#refused ??= refusalIn(session);
+      if (this.#refused !== undefined) {
+        reason = this.#refused.reason;
+        break;
+      }
+      const policy = this.#reconnect;
+      if (policy === undefined || this.#closing !== undefined) break;
+      if (performance.now() - this.#openedAt >= policy.stableAfter) {
+        this.#delay = policy.initialDelay;
+      }
       try {
         await this.#attempt(false);
       } catch {
@@ -699,15 +763,14 @@ export class Client<Data = unknown, In = string, Out = In>
   }
 
   // Connects, retrying with backoff when reconnection is on. `first` tries
-  // at once; a reconnection waits the initial delay first.
+  // at once; a reconnection waits the current delay first.
   async #attempt(first: boolean): Promise<void> {
     const policy = this.#reconnect;
-    let delay = policy?.initialDelay ?? 0;
     for (let attempt = 1;; attempt++) {
       if (!first || attempt > 1) {
         if (policy === undefined) throw new Error("Reconnection is off");
-        await this.#sleep(spread(delay, policy.jitter));
-        delay = Math.min(delay * policy.factor, policy.maxDelay);
+        await this.#sleep(spread(this.#delay, policy.jitter));
+        this.#delay = Math.min(this.#delay * policy.factor, policy.maxDelay);
       }
       if (this.#closing !== undefined) throw new Error("Client closed");
       try {
@@ -834,6 +897,7 @@ export class Client<Data = unknown, In = string, Out = In>
       }
     }
     this.#session = session;
+    this.#openedAt = performance.now();
   }
 
   #sendPending(session: Session<Data, In, Out>): void {
@@ -874,7 +938,7 @@ export class Client<Data = unknown, In = string, Out = In>
     this.#ended = true;
     this.#pending.length = 0;
     this.#options.signal?.removeEventListener("abort", this.#abortListener);
-    for (const reader of this.#readers) reader.end();
+    for (const reader of this.#readers) reader.end(this.#refused);
     this.#readers.clear();
     this.#resolveClosed(reason);
   }
@@ -895,8 +959,10 @@ class MessageQueue<In> implements AsyncIterator<In> {
   #items: In[] = [];
   #head = 0;
   #ended = false;
+  // Thrown by the next() that finds the queue ended, once.
+  #error: RefusedError | undefined;
   // Pending next() calls, oldest first (for-await makes one at a time).
-  #waiting: ((result: IteratorResult<In>) => void)[] = [];
+  #waiting: PromiseWithResolvers<IteratorResult<In>>[] = [];
   #roomWaiters: (() => void)[] = [];
 
   constructor(owner: Set<MessageQueue<In>>) {
@@ -906,7 +972,7 @@ class MessageQueue<In> implements AsyncIterator<In> {
   push(message: In): Promise<void> | undefined {
     const waiting = this.#waiting.shift();
     if (waiting !== undefined) {
-      waiting({ done: false, value: message });
+      waiting.resolve({ done: false, value: message });
       return undefined;
     }
     this.#items.push(message);
@@ -914,11 +980,16 @@ class MessageQueue<In> implements AsyncIterator<In> {
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
   }
 
-  end(): void {
+  end(error?: RefusedError): void {
     this.#ended = true;
+    this.#error = error;
     const waiting = this.#waiting;
     this.#waiting = [];
-    for (const resolve of waiting) resolve({ done: true, value: undefined });
+    for (const { resolve, reject } of waiting) {
+      const error = this.#takeError();
+      if (error === undefined) resolve({ done: true, value: undefined });
+      else reject(error);
+    }
   }
 
   next(): Promise<IteratorResult<In>> {
@@ -932,8 +1003,21 @@ class MessageQueue<In> implements AsyncIterator<In> {
       this.#release();
       return Promise.resolve({ done: false, value });
     }
-    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    if (this.#ended) {
+      const error = this.#takeError();
+      return error === undefined
+        ? Promise.resolve({ done: true, value: undefined })
+        : Promise.reject(error);
+    }
+    const waiting = Promise.withResolvers<IteratorResult<In>>();
+    this.#waiting.push(waiting);
+    return waiting.promise;
+  }
+
+  #takeError(): RefusedError | undefined {
+    const error = this.#error;
+    this.#error = undefined;
+    return error;
   }
 
   return(): Promise<IteratorResult<In>> {
@@ -1011,6 +1095,26 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch {
     // Already closed.
   }
+}
+
+// A WebSocket close that refuses the client: 4401/4403 (HTTP 401/403 in
+// the private range, sent by Refusal) or a 1008 that says "unauthorized".
+function refusalIn(
+  session: DecoderLink,
+): RefusedError | undefined {
+  const code = peerCloseCode(session);
+  if (code === undefined) return undefined;
+  const reason = peerCloseReason(session) ?? "";
+  if (
+    code === 4401 || code === 4403 ||
+    (code === 1008 && reason === CloseReason.Unauthorized)
+  ) {
+    return new RefusedError(
+      reason === "" ? CloseReason.Unauthorized : reason,
+      code,
+    );
+  }
+  return undefined;
 }
 
 function spread(delay: number, jitter: number): number {

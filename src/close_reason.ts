@@ -15,14 +15,21 @@
  * | `"frame too large"` | the peer announced or sent a frame over the codec's limit |
  * | `"truncated frame"` | the peer's input ended inside a frame (framed codecs) |
  * | `"slow consumer"` | queued outbound bytes passed the budget (policy `"close"`) |
+ * | `"flood"` | the peer passed its rate limit (policy `"close"`) |
+ * | `"unauthorized"` | `authenticate` refused the peer (returned false, threw, or threw a `Refusal`) |
+ * | `"auth timeout"` | the peer did not authenticate within `authTimeout` |
  * | `"idle timeout"` | no inbound frame within `idleTimeout` |
  * | `"heartbeat timeout"` | too many heartbeats went unanswered |
  * | `"frame timeout"` | a started frame did not complete within `frameTimeout` |
  * | `"server shutdown"` | the server is shutting down |
  * | `"aborted"` | the `signal` given to `connect()` aborted |
  *
- * Over WebSocket these stay the session's reasons; the close frame sent to
- * the peer carries a finer one naming the rule it broke (e.g.
+ * A WebSocket peer receives the reason in the close frame, with a code that
+ * fits it: 1000 for `close()` with the application's reason, 1001 for
+ * `"server shutdown"` and the timeouts, 1008 for `"slow consumer"` and
+ * `"flood"`, 1009 for `"frame too large"`, 1011 for `"error"`, 4401 for
+ * `"unauthorized"`, 4408 for `"auth timeout"`. For hostile input the close
+ * frame carries a finer reason naming the rule broken (e.g.
  * `"unmasked client frame"` with 1002 for a `"decode error"`, `"message of
  * 2000 bytes exceeds maxMessageBytes (1000)"` with 1009 for a `"frame too
  * large"`), also on the error as `closeReason`.

@@ -95,6 +95,11 @@ export const DEFAULT_RECONNECT_FACTOR = 2;
 export const DEFAULT_RECONNECT_JITTER = 0.2;
 /** Failed reconnection attempts in a row before giving up. */
 export const DEFAULT_RECONNECT_MAX_ATTEMPTS = Infinity;
+/**
+ * How long, in milliseconds, a reconnected client must stay open before its
+ * backoff starts again from `initialDelay`.
+ */
+export const DEFAULT_RECONNECT_STABLE_AFTER = 5000;
 /** Messages the send buffer keeps while reconnecting. */
 export const DEFAULT_SEND_BUFFER_MESSAGES = 1024;
 

@@ -262,3 +262,131 @@ export class MessageTooBigError extends FrameTooLargeError {
     this.message = `Message of ${size} bytes exceeds ${option} (${limit})`;
   }
 }
+
+/**
+ * What {@linkcode Refusal} takes besides its reason.
+ *
+ * @typeParam Out The type of the session's outbound messages.
+ *
+ * @example A refusal with a code and a last message
+ * ```ts
+ * import type { RefusalOptions } from "@x/microsocket";
+ *
+ * const options: RefusalOptions<string> = { code: 4403, notice: "ERR banned" };
+ * ```
+ */
+export interface RefusalOptions<Out = unknown> {
+  /**
+   * The WebSocket close code: 1008, or 3000–4999. Other transports have
+   * none.
+   *
+   * @default {4401}
+   */
+  code?: number;
+  /**
+   * A last message, in the session's codec, sent to the peer before the
+   * close: on TCP, TLS and Unix sockets the only way to say why.
+   */
+  notice?: Out;
+}
+
+/**
+ * Thrown from `authenticate` to turn a peer away and tell it why. The
+ * session sends the `notice` (when given) as its last message, then closes
+ * with reason `"unauthorized"` (its `closeError` is the refusal); a
+ * WebSocket peer receives the refusal's code and reason in the close frame
+ * (the reason cut to 123 bytes of UTF-8). Returning `false` instead refuses
+ * with code 4401 and reason `"unauthorized"`, and no notice.
+ *
+ * 4401 and 4403 mirror HTTP 401 and 403 in the private range (RFC 6455
+ * section 7.4.2), as graphql-ws does; `connect()` takes them as final and
+ * stops reconnecting.
+ *
+ * @typeParam Out The type of the notice.
+ *
+ * @example Telling a TCP peer why it is refused
+ * ```ts
+ * import { lines, listen, Refusal } from "@x/microsocket";
+ *
+ * await using server = listen({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   codec: lines(),
+ *   authenticate: (_session, line) => {
+ *     if (line !== "token secret") {
+ *       throw new Refusal("bad token", { notice: "ERR bad token" });
+ *     }
+ *     return { user: "ada" };
+ *   },
+ * });
+ * ```
+ */
+export class Refusal<Out = unknown> extends Error {
+  /** Why the peer is refused; the WebSocket close reason. */
+  readonly reason: string;
+  /** The WebSocket close code. */
+  readonly code: number;
+  /** The last message sent to the peer, if any. */
+  readonly notice: Out | undefined;
+
+  /**
+   * Creates a refusal.
+   *
+   * @param reason Why the peer is refused.
+   * @param options The close code and a last message.
+   * @throws {RangeError} When the code is not 1008 or 3000–4999.
+   */
+  constructor(reason: string, options: RefusalOptions<Out> = {}) {
+    super(`Refused: ${reason}`);
+    const code = options.code ?? 4401;
+    if (
+      code !== 1008 && !(Number.isInteger(code) && code >= 3000 && code <= 4999)
+    ) {
+      throw new RangeError(
+        `A refusal's close code must be 1008 or 3000-4999, got ${code}`,
+      );
+    }
+    this.name = "Refusal";
+    this.reason = reason;
+    this.code = code;
+    this.notice = options.notice;
+  }
+}
+
+/**
+ * The server refused the client: `Client.refused` holds it, and a `for
+ * await` loop over the client's messages throws it once the messages that
+ * arrived before are read. A refusal is a WebSocket close with code 4401 or
+ * 4403 (or 1008 with reason `"unauthorized"`), or a message the
+ * `refusalOf` option of `connect()` recognises.
+ *
+ * @example Recognising a refusal
+ * ```ts
+ * import { RefusedError } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new RefusedError("bad token", 4401);
+ * assert.equal(error.reason, "bad token");
+ * assert.equal(error.code, 4401);
+ * assert.equal(error.name, "RefusedError");
+ * ```
+ */
+export class RefusedError extends Error {
+  /** The reason the server gave. */
+  readonly reason: string;
+  /** The WebSocket close code, or `undefined` for a recognised message. */
+  readonly code: number | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param reason The reason the server gave.
+   * @param code The WebSocket close code, if the refusal was one.
+   */
+  constructor(reason: string, code?: number) {
+    super(`The server refused the client: ${reason}`);
+    this.name = "RefusedError";
+    this.reason = reason;
+    this.code = code;
+  }
+}

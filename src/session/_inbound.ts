@@ -14,7 +14,7 @@
 //   closed          dropped
 import type { Codec, Heartbeat } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
-import { SessionClosedError } from "../errors.ts";
+import { Refusal, SessionClosedError } from "../errors.ts";
 import { PendingRequests } from "./_pending_requests.ts";
 import { TokenBucket } from "./_token_bucket.ts";
 import type { ClosingInbound, Life } from "./_lifecycle.ts";
@@ -50,8 +50,11 @@ export interface InboundOptions<S, Data, In> {
 const MAX_BACKLOG_WHILE_AWAITING = 256;
 
 /** One session's inbound pipeline; see the file comment. */
-export class Inbound<S extends { data: Data }, Data, In>
-  implements ClosingInbound {
+export class Inbound<
+  S extends { data: Data; send(message: never): boolean },
+  Data,
+  In,
+> implements ClosingInbound {
   /** Messages decoded from the peer. */
   framesIn = 0;
   /**
@@ -222,17 +225,30 @@ export class Inbound<S extends { data: Data }, Data, In>
   async #authenticate(message: In): Promise<void> {
     const life = this.#life;
     let data: Data | undefined | null | false;
+    let refusal: Refusal | undefined;
     try {
       data = await this.#options.authenticate!(this.#session, message);
     } catch (error) {
-      life.report(error);
+      // A Refusal is an answer, not a failure: onError doesn't hear of it.
+      if (error instanceof Refusal) refusal = error;
+      else life.report(error);
       data = undefined;
     }
     if (life.state !== "open") return;
     clearTimeout(this.#authTimer);
     this.#authTimer = undefined;
     if (data === undefined || data === null || data === false) {
-      life.close(CloseReason.Unauthorized, undefined);
+      // The notice goes first, the close frame (carrying the refusal's code
+      // and reason) after it.
+      if (refusal?.notice !== undefined) {
+        try {
+          // Typed Out by SessionOptions.authenticate's Refusal<Out>.
+          this.#session.send(refusal.notice as never);
+        } catch (error) {
+          life.report(error); // the codec can't encode it
+        }
+      }
+      life.close(CloseReason.Unauthorized, refusal);
       return;
     }
     this.#session.data = data;

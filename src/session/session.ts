@@ -212,9 +212,13 @@ export interface SessionOptions<Data, In, Out>
    * message goes here instead of to `onMessage`. Return (or resolve) the
    * session's `data` to let the peer in; `onOpen` then runs and later
    * messages reach `onMessage`. Return `undefined`, `null` or `false`, or
-   * throw, to close the session with reason `"unauthorized"`. Messages that
-   * arrive meanwhile wait. A server adds the session to its manager (rooms,
-   * broadcasts) only once it is authenticated.
+   * throw, to close the session with reason `"unauthorized"` (a WebSocket
+   * peer gets close code 4401 and that reason). Throw a
+   * {@linkcode Refusal} to tell the peer why: its `notice` is sent as the
+   * last message (on any transport) and a WebSocket peer gets its code and
+   * reason; `closeError` is the refusal, and `onError` does not hear of it.
+   * Messages that arrive meanwhile wait. A server adds the session to its
+   * manager (rooms, broadcasts) only once it is authenticated.
    */
   authenticate?(
     session: Session<Data, In, Out>,
@@ -223,7 +227,7 @@ export interface SessionOptions<Data, In, Out>
   /**
    * How long, in milliseconds, a peer has to authenticate (from connect to
    * `authenticate` resolving) before it is closed with reason
-   * `"auth timeout"`.
+   * `"auth timeout"` (a WebSocket peer gets close code 4408).
    *
    * @default {10000}
    */

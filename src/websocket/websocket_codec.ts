@@ -9,7 +9,7 @@
 // receiver: one adapter object per server lets SessionManager.broadcast
 // encode a message once for all of its WebSocket sessions.
 import type { Codec, Decoder, DecoderLink, Heartbeat } from "../codec/codec.ts";
-import { DecodeError } from "../errors.ts";
+import { DecodeError, Refusal } from "../errors.ts";
 import { CloseReason } from "../close_reason.ts";
 import {
   FrameParser,
@@ -501,6 +501,30 @@ export function peerCloseCode(session: DecoderLink): number | undefined {
 }
 
 /**
+ * The close reason the peer sent in its close frame, once it has (`""` for
+ * a close frame without one); `undefined` before, or when the session is
+ * not a WebSocket session.
+ *
+ * @param session A session.
+ * @returns The peer's close reason.
+ *
+ * @example
+ * ```ts
+ * import { listen, peerCloseReason } from "@x/microsocket";
+ *
+ * await using server = listen({
+ *   transport: "websocket",
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   onClose: (session) => console.log(peerCloseReason(session)),
+ * });
+ * ```
+ */
+export function peerCloseReason(session: DecoderLink): string | undefined {
+  return decoders.get(session)?.peerCloseReason;
+}
+
+/**
  * Tells whether a codec is a WebSocket adapter made by
  * {@linkcode webSocketCodec} or {@linkcode webSocketMessages} (known by
  * identity, not by name).
@@ -794,6 +818,11 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
     return this.#peerCode;
   }
 
+  /** The close reason the peer sent, once it has. */
+  get peerCloseReason(): string | undefined {
+    return this.#peerCode === undefined ? undefined : this.#peerReason;
+  }
+
   decode(chunk: Uint8Array, emit: (message: In) => void): void {
     this.#emit = emit;
     this.#parser.decode(chunk, this.#onMessage);
@@ -818,16 +847,8 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
       return encodeCloseFrame(this.#chosen[0], this.#chosen[1], mask);
     }
     if (reason === CloseReason.Reset) return undefined;
-    const code = closeCodeFor(reason, error);
-    // A WebSocket error says which rule the peer broke; the session's own
-    // reason ("decode error") only says which kind.
-    const detail = (error as { closeReason?: unknown } | undefined)
-      ?.closeReason;
-    return encodeCloseFrame(
-      code,
-      typeof detail === "string" ? detail : code === 1000 ? "" : reason,
-      mask,
-    );
+    const [code, text] = closeFor(reason, error);
+    return encodeCloseFrame(code, text, mask);
   }
 
   // Bounds control frames per second: a ping flood would otherwise make us
@@ -842,6 +863,20 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
       throw new WebSocketCloseError("Too many pings", 1008);
     }
   }
+}
+
+// What a session's close tells a WebSocket peer: a code (RFC 6455 section
+// 7.4) and, always, the reason. A Refusal carries its own code and reason.
+function closeFor(reason: string, error: unknown): [number, string] {
+  if (error instanceof Refusal) return [error.code, error.reason];
+  // A WebSocket error says which rule the peer broke; the session's own
+  // reason ("decode error") only says which kind.
+  const detail = (error as { closeReason?: unknown } | undefined)
+    ?.closeReason;
+  return [
+    closeCodeFor(reason, error),
+    typeof detail === "string" ? detail : reason,
+  ];
 }
 
 function closeCodeFor(reason: string, error: unknown): number {
@@ -862,6 +897,12 @@ function closeCodeFor(reason: string, error: unknown): number {
       return 1008;
     case CloseReason.Error:
       return 1011;
+    // HTTP 401 and 408 in the private range, as graphql-ws does: 1008 would
+    // not tell a refusal from a slow consumer.
+    case CloseReason.Unauthorized:
+      return 4401;
+    case CloseReason.AuthTimeout:
+      return 4408;
     default:
       return 1000;
   }
