@@ -8,6 +8,7 @@ import { clientHandshake } from "./websocket/_handshake.ts";
 import { dialWebSocket } from "./websocket/_dial.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { CloseReason } from "./close_reason.ts";
+import { SessionClosedError } from "./errors.ts";
 import { sessionHooks } from "./_session_hooks.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
 
@@ -236,8 +237,13 @@ export interface ConnectOptions<Data, In, Out>
  * Messages from every session are also an async iterable: `for await
  * (const message of client)` sees the messages that arrive while it
  * iterates (after the `onMessage` handler), and ends when the client is
- * closed for good. A slow loop slows the reading of the connection, not the
- * memory: at most 256 messages wait for it.
+ * closed for good: quietly when you closed it (`close()`, the `signal`) or
+ * the server ended the connection (`"eof"`, `"server shutdown"`), and by
+ * throwing a {@linkcode SessionClosedError} carrying the reason when a
+ * failure or a policy ended it (`"reset"`, `"slow consumer"`,
+ * `"idle timeout"`, …), after the messages that arrived before. A slow loop
+ * slows the reading of the connection, not the memory: at most 256 messages
+ * wait for it.
  *
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
@@ -301,6 +307,8 @@ export class Client<Data = unknown, In = string, Out = In>
   #session: Session<Data, In, Out> | undefined;
   #closing: ClientCloseReason | undefined;
   #ended = false;
+  // Why the client ended, for loops to throw, when a failure ended it.
+  #failure: SessionClosedError | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
@@ -447,7 +455,7 @@ export class Client<Data = unknown, In = string, Out = In>
    */
   [Symbol.asyncIterator](): AsyncIterator<In> {
     const queue = new MessageQueue<In>(this.#readers);
-    if (this.#ended) queue.end();
+    if (this.#ended) queue.end(this.#failure);
     else this.#readers.add(queue);
     return queue;
   }
@@ -669,7 +677,12 @@ export class Client<Data = unknown, In = string, Out = In>
     this.#ended = true;
     this.#pending.length = 0;
     this.#options.signal?.removeEventListener("abort", this.#abortListener);
-    for (const reader of this.#readers) reader.end();
+    // A loop must not take a failure for the end of the stream.
+    const error = this.#closing === undefined && FAILURES.has(reason)
+      ? new SessionClosedError(reason)
+      : undefined;
+    this.#failure = error;
+    for (const reader of this.#readers) reader.end(error);
     this.#readers.clear();
     this.#resolveClosed(reason);
   }
@@ -681,6 +694,22 @@ interface Attempt {
   abandoned: boolean;
 }
 
+// The close reasons that end a `for await` loop with an error: failures and
+// policies, not the ends someone chose.
+const FAILURES: ReadonlySet<string> = new Set<string>([
+  CloseReason.Reset,
+  CloseReason.Error,
+  CloseReason.DecodeError,
+  CloseReason.FrameTooLarge,
+  CloseReason.SlowConsumer,
+  CloseReason.Flood,
+  CloseReason.Unauthorized,
+  CloseReason.AuthTimeout,
+  CloseReason.IdleTimeout,
+  CloseReason.HeartbeatTimeout,
+  CloseReason.FrameTimeout,
+]);
+
 /** How many messages an iterating loop may fall behind before reading waits. */
 const ITERATOR_HIGH_WATER = 256;
 
@@ -690,8 +719,10 @@ class MessageQueue<In> implements AsyncIterator<In> {
   #items: In[] = [];
   #head = 0;
   #ended = false;
+  // Why the client ended, when a loop should hear of it (once).
+  #error: SessionClosedError | undefined;
   // Pending next() calls, oldest first (for-await makes one at a time).
-  #waiting: ((result: IteratorResult<In>) => void)[] = [];
+  #waiting: PromiseWithResolvers<IteratorResult<In>>[] = [];
   #roomWaiters: (() => void)[] = [];
 
   constructor(owner: Set<MessageQueue<In>>) {
@@ -701,7 +732,7 @@ class MessageQueue<In> implements AsyncIterator<In> {
   push(message: In): Promise<void> | undefined {
     const waiting = this.#waiting.shift();
     if (waiting !== undefined) {
-      waiting({ done: false, value: message });
+      waiting.resolve({ done: false, value: message });
       return undefined;
     }
     this.#items.push(message);
@@ -709,11 +740,16 @@ class MessageQueue<In> implements AsyncIterator<In> {
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
   }
 
-  end(): void {
+  end(error?: SessionClosedError): void {
     this.#ended = true;
+    this.#error = error;
     const waiting = this.#waiting;
     this.#waiting = [];
-    for (const resolve of waiting) resolve({ done: true, value: undefined });
+    for (const wait of waiting) {
+      const failure = this.#takeError();
+      if (failure === undefined) wait.resolve({ done: true, value: undefined });
+      else wait.reject(failure);
+    }
   }
 
   next(): Promise<IteratorResult<In>> {
@@ -727,8 +763,14 @@ class MessageQueue<In> implements AsyncIterator<In> {
       this.#release();
       return Promise.resolve({ done: false, value });
     }
-    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    if (this.#ended) {
+      const failure = this.#takeError();
+      if (failure !== undefined) return Promise.reject(failure);
+      return Promise.resolve({ done: true, value: undefined });
+    }
+    const wait = Promise.withResolvers<IteratorResult<In>>();
+    this.#waiting.push(wait);
+    return wait.promise;
   }
 
   return(): Promise<IteratorResult<In>> {
@@ -736,8 +778,15 @@ class MessageQueue<In> implements AsyncIterator<In> {
     this.#items = [];
     this.#head = 0;
     this.end();
+    this.#error = undefined;
     this.#release();
     return Promise.resolve({ done: true, value: undefined });
+  }
+
+  #takeError(): SessionClosedError | undefined {
+    const error = this.#error;
+    this.#error = undefined;
+    return error;
   }
 
   #release(): void {

@@ -13,7 +13,12 @@ import { PendingRequests } from "./_pending_requests.ts";
 import { CloseReason } from "./close_reason.ts";
 import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
 import { scheduleFlush } from "./_flush_scheduler.ts";
-import { Flow, producerContext } from "./_flow_control.ts";
+import {
+  bounded,
+  Flow,
+  producerContext,
+  type WaitOptions,
+} from "./_flow_control.ts";
 import { TokenBucket } from "./_token_bucket.ts";
 import { linger } from "./_linger.ts";
 import { type LivenessSignals, LivenessTracker } from "./_liveness_tracker.ts";
@@ -27,6 +32,8 @@ import {
   type SessionHost,
   type SessionObserver,
 } from "./_session_hooks.ts";
+
+export type { WaitOptions } from "./_flow_control.ts";
 
 /**
  * Where a session is in its life: `"open"` until `close()` (or the peer, or
@@ -483,6 +490,8 @@ export class Session<Data = unknown, In = unknown, Out = In>
   readonly #options: SessionOptions<Data, In, Out>;
   readonly #budget: number;
   readonly #highWaterMark: number;
+  // A frame of any size is taken while no more than this is queued.
+  readonly #admitAnyBelow: number;
   readonly #closeTimeout: number;
   readonly #resolveClosed: (reason: string) => void;
   #observers: SessionObserver[] | undefined;
@@ -503,7 +512,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
   #writingNow: Promise<number> | undefined;
   // Flow control, and callers of drained() waiting for room.
   readonly #flow: Flow;
-  #drainWaiters: ((drained: boolean) => void)[] | undefined;
+  #drainWaiters: Set<(drained: boolean) => void> | undefined;
 
   // Inbound: messages arriving while an async handler runs (or while the
   // rate limit holds them) wait in #backlog.
@@ -582,6 +591,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#budget = options.outboundBudget ?? 1048576;
     this.#highWaterMark = options.highWaterMark ??
       Math.max(1, Math.floor(this.#budget / 4));
+    this.#admitAnyBelow = Math.min(this.#highWaterMark, this.#budget);
     this.#closeTimeout = options.closeTimeout ?? 5000;
     this.#flow = new Flow({
       isOpen: () => this.#state === "open",
@@ -729,29 +739,55 @@ export class Session<Data = unknown, In = unknown, Out = In>
   }
 
   /**
-   * Waits until everything queued before this call has been written.
+   * Waits until everything queued before this call has been written. While
+   * more than `highWaterMark` bytes are queued the wait counts against
+   * `drainTimeout` (a peer that doesn't drain to half of it in time is cut);
+   * below it, bound the wait with `options`.
    *
+   * @param options A timeout and an abort signal for this wait.
    * @returns `true` when written; `false` when the session closed first.
+   * @throws {DOMException} (rejects, name `"TimeoutError"`) When
+   * `options.timeout` passes first.
+   * @throws {unknown} (rejects) The signal's reason when `options.signal`
+   * aborts first.
    */
-  flush(): Promise<boolean> {
-    return this.#queue.flushed();
+  flush(options?: WaitOptions): Promise<boolean> {
+    const flushed = this.#queue.flushed();
+    if (this.#state === "open" && this.backpressure) this.#flow.keepWaiting();
+    return bounded(flushed, options, "Flushing the queued bytes");
   }
 
   /**
    * Waits for room: resolves at once when no more than `highWaterMark`
-   * bytes are queued, otherwise once the queue has drained to half of it.
-   * Sends made outside any handler (timers, other event sources) use it to
-   * keep pace with this peer.
+   * bytes are queued (and nobody else is waiting on this session),
+   * otherwise once the queue has drained to half of it. Sends made outside
+   * any handler (timers, other event sources) use it to keep pace with this
+   * peer. Never longer than `drainTimeout`: a peer that keeps a caller
+   * waiting that long is cut as a slow consumer and the promise resolves
+   * `false`.
    *
+   * @param options A timeout and an abort signal for this wait.
    * @returns `true` when there is room; `false` when the session closed
    * first (or is not open).
+   * @throws {DOMException} (rejects, name `"TimeoutError"`) When
+   * `options.timeout` passes first.
+   * @throws {unknown} (rejects) The signal's reason when `options.signal`
+   * aborts first.
    */
-  drained(): Promise<boolean> {
-    if (this.#state !== "open") return Promise.resolve(false);
-    if (!this.backpressure) return Promise.resolve(true);
+  drained(options?: WaitOptions): Promise<boolean> {
+    const what = "Waiting for the peer to drain";
+    if (this.#state !== "open") {
+      return bounded(Promise.resolve(false), options, what);
+    }
+    if (!this.backpressure && !this.#flow.holding) {
+      return bounded(Promise.resolve(true), options, what);
+    }
     const { promise, resolve } = Promise.withResolvers<boolean>();
-    (this.#drainWaiters ??= []).push(resolve);
-    return promise;
+    const waiters = this.#drainWaiters ??= new Set();
+    waiters.add(resolve);
+    // A waiter is kept waiting like a paused producer: drainTimeout applies.
+    this.#flow.keepWaiting();
+    return bounded(promise, options, what, () => waiters.delete(resolve));
   }
 
   /**
@@ -976,17 +1012,20 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#resolveClosed(reason);
   }
 
-  // Applies the budget to a frame of `size` bytes about to be queued.
+  // Applies the budget to a frame of `size` bytes about to be queued. It
+  // goes in when it fits, or when the queue is at most at its high-water
+  // mark whatever the frame's size (a large frame is queued by reference,
+  // not copied: it costs no more than the caller's own buffer). Otherwise
+  // it is refused and counted. A burst is no proof of a slow peer, so
+  // "close" doesn't cut at once: the refusal keeps the sender waiting on
+  // this peer, which then has drainTimeout to drain, like any wait.
   #admit(size: number, frames = 1): boolean {
     const queued = this.#queue.queuedBytes;
-    if (queued + size <= this.#budget || queued === 0) return true;
-    if (this.#options.overflow === "drop") {
-      this.#framesDropped += frames;
-    } else {
-      // No grace period: the peer is not keeping up, and cutting it now
-      // frees its queue at once.
-      this.#close(CloseReason.SlowConsumer, undefined, 0);
+    if (queued + size <= this.#budget || queued <= this.#admitAnyBelow) {
+      return true;
     }
+    this.#framesDropped += frames;
+    if (this.#options.overflow !== "drop") this.#flow.keepWaiting();
     return false;
   }
 

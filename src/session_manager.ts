@@ -13,6 +13,7 @@ import { SegmentWriter } from "./_shared_segment.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
 import { managerHooks } from "./_manager_hooks.ts";
 import { transcode } from "./_transcode.ts";
+import { bounded, type WaitOptions } from "./_flow_control.ts";
 
 /**
  * Whom a broadcast reaches: everyone (the default), the members of a room,
@@ -58,6 +59,27 @@ export interface BroadcastOptions<Data, In, Out>
    */
   local?: boolean;
 }
+
+/**
+ * Which sessions {@linkcode SessionManager.drained} waits for (as for
+ * `broadcast`), and for how long at most.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages sessions send.
+ *
+ * @example Room for the ticker's members, within a second
+ * ```ts
+ * import type { DrainedOptions } from "@x/microsocket";
+ *
+ * const options: DrainedOptions<unknown, string, string> = {
+ *   room: "ticker",
+ *   timeout: 1000,
+ * };
+ * ```
+ */
+export interface DrainedOptions<Data, In, Out>
+  extends BroadcastOptions<Data, In, Out>, WaitOptions {}
 
 /**
  * The sessions of a server, by id, with rooms.
@@ -345,11 +367,19 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * Waits until no target of a broadcast is over its high-water mark: for
    * producers outside any session's handlers (timers, other event sources),
    * which flow control does not pace on its own. See {@linkcode Session}.
+   * A member that keeps it waiting for longer than its `drainTimeout` is
+   * cut as a slow consumer, so the wait never outlasts the longest
+   * `drainTimeout` of the members it waits for (unless that is `0`); a
+   * `timeout` or `signal` bounds it further.
    *
    * @param options Which sessions to wait for (room, except, filter), as
-   * for `broadcast`.
+   * for `broadcast`, and a timeout and an abort signal.
    * @returns A promise that resolves once they have room (closed sessions
    * count as having room).
+   * @throws {DOMException} (rejects, name `"TimeoutError"`) When
+   * `options.timeout` passes first.
+   * @throws {unknown} (rejects) The signal's reason when `options.signal`
+   * aborts first.
    *
    * @example A timer that keeps pace with its room
    * ```ts
@@ -362,7 +392,30 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * }
    * ```
    */
-  async drained(options?: BroadcastOptions<Data, In, Out>): Promise<void> {
+  drained(options?: DrainedOptions<Data, In, Out>): Promise<void> {
+    const timeout = options?.timeout;
+    const signal = options?.signal;
+    if (timeout === undefined && signal === undefined) {
+      return this.#drained(options, undefined);
+    }
+    const bound: WaitOptions = {};
+    if (timeout !== undefined) bound.timeout = timeout;
+    if (signal !== undefined) bound.signal = signal;
+    // One timer for the whole wait; giving up withdraws every member's wait.
+    const stop = new AbortController();
+    return bounded(
+      this.#drained(options, stop.signal),
+      bound,
+      "Waiting for the sessions to drain",
+      () => stop.abort(),
+    );
+  }
+
+  async #drained(
+    options: DrainedOptions<Data, In, Out> | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const wait = signal === undefined ? undefined : { signal };
     for (;;) {
       let waiting: Promise<boolean>[] | undefined;
       let targets: Iterable<Session<Data, In, Out>> = this.#sessions.values();
@@ -380,7 +433,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       for (const session of targets) {
         if (!session.backpressure || session.id === exceptId) continue;
         if (options?.filter !== undefined && !options.filter(session)) continue;
-        (waiting ??= []).push(session.drained());
+        (waiting ??= []).push(session.drained(wait));
       }
       if (waiting === undefined) return;
       await Promise.all(waiting);
