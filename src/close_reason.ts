@@ -13,7 +13,7 @@
  * | `"error"` | reading failed for another reason (e.g. a TLS handshake), see `closeError` |
  * | `"decode error"` | the peer sent bytes the codec rejects |
  * | `"frame too large"` | the peer announced or sent a frame over the codec's limit |
- * | `"slow consumer"` | queued outbound bytes passed the budget (policy `"close"`) |
+ * | `"slow consumer"` | the peer kept a sender or waiter waiting longer than `drainTimeout` without draining |
  * | `"idle timeout"` | no inbound frame within `idleTimeout` |
  * | `"heartbeat timeout"` | too many heartbeats went unanswered |
  * | `"frame timeout"` | a started frame did not complete within `frameTimeout` |
@@ -50,8 +50,9 @@ export const CloseReason = {
   /** A frame exceeded the codec's limit. */
   FrameTooLarge: "frame too large",
   /**
-   * Queued outbound bytes passed the budget, or held a producer back for
-   * longer than `drainTimeout`.
+   * The peer kept someone waiting (a paused producer, a `drained()` or
+   * `flush()` caller, a send its budget refused under overflow `"close"`)
+   * for longer than `drainTimeout` without draining.
    */
   SlowConsumer: "slow consumer",
   /** The peer passed its rate limit under policy `"close"`. */

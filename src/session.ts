@@ -59,9 +59,15 @@ export type { WaitOptions } from "./_flow_control.ts";
 export type SessionState = "open" | "closing" | "closed";
 
 /**
- * What a session does when queued outbound bytes would pass its budget:
- * `"close"` closes it with reason `"slow consumer"`; `"drop"` refuses the new
- * frame (`send` returns `false`) and counts it in `framesDropped`.
+ * What a session does about a peer whose queue has no room for a frame.
+ * Either way the frame is refused (`send` returns `false`) and counted in
+ * `framesDropped`; a peer that keeps up is never cut because a burst was
+ * bigger than its budget. `"close"`: the refusal also keeps the sender
+ * waiting on the peer, so a peer that does not drain to half its
+ * `highWaterMark` within `drainTimeout` is closed with reason
+ * `"slow consumer"` (for a stream where a gap is worse than a reconnect).
+ * `"drop"`: refusals alone never close it (for a lossy feed, like a ticker,
+ * where a lagging reader may miss frames).
  *
  * @example Dropping frames for a lagging reader instead of disconnecting it
  * ```ts
@@ -165,14 +171,17 @@ export interface SessionOptions<Data, In, Out>
   codec: Codec<In, Out>;
   /**
    * The most outbound bytes that may wait in memory (queued or being
-   * written). Past it, `overflow` decides. One frame larger than the budget
-   * is still accepted into an empty queue.
+   * written). A frame is accepted when it fits, or, whatever its size, while
+   * no more than `highWaterMark` bytes are queued (a large frame is queued by
+   * reference, not copied); otherwise it is refused (`send` returns
+   * `false`) and `overflow` decides what happens to the peer.
    *
    * @default {1048576}
    */
   outboundBudget?: number;
   /**
-   * What happens when the budget would be exceeded.
+   * What happens to a peer whose queue refuses a frame; see
+   * {@linkcode OverflowPolicy}.
    *
    * @default {"close"}
    */
@@ -244,13 +253,15 @@ export interface SessionOptions<Data, In, Out>
    */
   highWaterMark?: number;
   /**
-   * How long, in milliseconds, this session may hold a producer back (stay
-   * above its high-water mark while someone waits on it) before it is cut
-   * with reason `"slow consumer"`, releasing the producers. 5 s lets a
-   * healthy peer on a poor link drain a high-water mark's worth (256 KiB at
-   * ~50 KiB/s) and ride out a few TCP retransmissions, while a peer that
-   * stopped reading can't freeze a room for longer than that. `0` never
-   * cuts on time (the budget still applies).
+   * How long, in milliseconds, this session may keep anyone waiting (a
+   * paused producer, a `drained()` or `flush()` caller, a send refused under
+   * `overflow: "close"`) without draining to half its high-water mark,
+   * before it is cut with reason `"slow consumer"` and the waiters resume.
+   * 5 s lets a healthy peer on a poor link drain a high-water mark's worth
+   * (256 KiB at ~50 KiB/s) and ride out a few TCP retransmissions, while a
+   * peer that stopped reading can't freeze a room for longer than that.
+   * `0` never cuts on time: waits are then bounded only by their own
+   * `timeout` or `signal` (the budget still bounds memory).
    *
    * @default {5000}
    */
@@ -407,19 +418,25 @@ let nextStandaloneId = 1;
  * one write, in order. This session is the only code that writes to its
  * connection, one write at a time.
  *
- * **Flow control.** Handlers run in their session's context (across awaits
+ * **Flow control.** `send()` returns `true` when the frame is queued (it
+ * will be written, in order, unless the session closes) and `false` when
+ * it is refused: the session is not open, or its queue has no room (past
+ * `outboundBudget`, see {@linkcode OverflowPolicy}; counted in
+ * `framesDropped`). Handlers run in their session's context (across awaits
  * too). A send that leaves its target with more than `highWaterMark` bytes
  * queued makes that session's reading pause until the target has drained
  * to half of it; the peer is slowed down by TCP, and readers that keep up
- * lose nothing however fast someone types. A target that holds a producer
- * back for more than `drainTimeout`, or whose queue would pass
- * `outboundBudget`, is cut as a slow consumer (with `overflow: "drop"`, the
- * budget refuses frames instead), which releases the producers. Sends made
- * outside any handler (timers, other event sources), and from `onClose` (a
- * closed session has nothing left to pause), hold nobody back: await
+ * lose nothing however fast someone types. Sends made outside any handler
+ * (timers, other event sources), and from `onClose` (a closed session has
+ * nothing left to pause), hold nobody back: await
  * {@linkcode Session.drained} (or `SessionManager.drained()`) before
- * sending more. Inbound `rateLimit`s throttle or close a peer that sends
- * too much.
+ * sending more. A target that keeps anyone waiting (a paused producer, a
+ * `drained()` or `flush()` caller, a send refused under `overflow:
+ * "close"`) for longer than `drainTimeout` without draining to half its
+ * high-water mark is cut as a slow consumer, which releases them all: no
+ * wait on a peer lasts longer (`drained()` and `flush()` also take a
+ * `timeout` and a `signal`). Inbound `rateLimit`s throttle or close a peer
+ * that sends too much.
  *
  * Reading starts in a microtask after construction, after `onOpen`. `listen()`
  * and `connect()` create sessions; construct one yourself only to wrap a
@@ -677,7 +694,10 @@ export class Session<Data = unknown, In = unknown, Out = In>
     return this.#queue.writtenBytes;
   }
 
-  /** Frames refused by the `"drop"` overflow policy. */
+  /**
+   * Frames refused because the queue had no room for them (past
+   * `outboundBudget`), under either overflow policy.
+   */
   get framesDropped(): number {
     return this.#framesDropped;
   }
@@ -695,7 +715,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
    *
    * @param message The message.
    * @returns `true` when queued; `false` when the session is closing or
-   * closed, or the overflow policy refused it.
+   * closed, or its queue had no room (see `outboundBudget`).
    * @throws {TypeError} When the codec cannot encode the message.
    */
   send(message: Out): boolean {
@@ -726,7 +746,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
    *
    * @param frame A complete frame in this session's codec.
    * @returns `true` when queued; `false` when the session is closing or
-   * closed, or the overflow policy refused it.
+   * closed, or its queue had no room (see `outboundBudget`).
    */
   sendFrame(frame: Uint8Array): boolean {
     if (this.#state !== "open") return false;
