@@ -15,9 +15,10 @@
 // policy, a send the budget refused. Whatever waits, one clock runs from the
 // moment the target first keeps someone waiting until it drains to half its
 // high-water mark; a target whose clock reaches its drainTimeout is cut as a
-// slow consumer, which releases everyone. So no wait on a peer outlasts
-// drainTimeout (a caller may bound its own wait further with a timeout or a
-// signal, see `bounded()`).
+// slow consumer, which releases everyone. So no wait for room on a peer
+// outlasts drainTimeout (flush() waits for every byte, so only its part over
+// the high-water mark counts); a caller may bound its own wait further with a
+// timeout or a signal, see `bounded()`.
 //
 // AsyncLocalStorage (a Deno built-in, not a dependency) is the only way to
 // follow a handler across its awaits; entering it costs once per session.

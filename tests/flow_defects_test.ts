@@ -46,7 +46,7 @@ function sessionOf<Data, In, Out>(
 }
 
 Deno.test("The README's timer broadcast with sessions.drained() keeps reaching healthy readers and cuts one that never reads within drainTimeout", async () => {
-  const drainTimeout = 600;
+  const drainTimeout = 1000;
   await using server = listen({
     hostname: "127.0.0.1",
     port: 0,
@@ -91,7 +91,7 @@ Deno.test("The README's timer broadcast with sessions.drained() keeps reaching h
     );
     // Broadcasts went on after the cut, and reached every healthy reader.
     await until(() => readers.every((r, i) => r.bytes > atCut[i]! + 65536));
-    for (const session of server.sessions) assert.equal(session.state, "open");
+    assert.equal(server.sessions.size, healthy.length);
   } finally {
     for (const conn of healthy) conn.close();
     stuck.close();
@@ -301,4 +301,20 @@ Deno.test("A send that doesn't fit, on a peer that never reads, is refused and t
   assert.ok(refused > 0);
   assert.ok(peak <= 256 * 1024, `queued ${peak} bytes`);
   await session.closed;
+});
+
+Deno.test("drained() and flush() name a wait option they don't know, and refuse a bad timeout", async () => {
+  await using server = listen({ hostname: "127.0.0.1", port: 0 });
+  using _conn = await dial(portOf(server.addr));
+  await until(() => server.sessions.size === 1);
+  const session = [...server.sessions][0]!;
+  assert.throws(
+    // @ts-expect-error: not a wait option
+    () => session.drained({ timeOut: 100 }),
+    /Unknown wait option: timeOut/,
+  );
+  assert.throws(() => session.flush({ timeout: -1 }), RangeError);
+  assert.throws(() => session.drained({ timeout: NaN }), RangeError);
+  assert.equal(await session.drained({ timeout: 100 }), true);
+  assert.equal(await session.flush({ timeout: 100 }), true);
 });
