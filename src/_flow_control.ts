@@ -268,8 +268,11 @@ export function bounded<T>(
   });
 }
 
-// No silent options: a misspelt key would leave a wait unbounded.
-function checkWaitOptions(options: WaitOptions): void {
+/**
+ * Throws on a wait option that isn't one (no silent options: a misspelt key
+ * would leave a wait unbounded) or a timeout that is no duration.
+ */
+export function checkWaitOptions(options: WaitOptions): void {
   for (const key in options) {
     if (key !== "timeout" && key !== "signal") {
       throw new TypeError(`Unknown wait option: ${key}`);

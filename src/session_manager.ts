@@ -13,7 +13,11 @@ import { SegmentWriter } from "./_shared_segment.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
 import { managerHooks } from "./_manager_hooks.ts";
 import { transcode } from "./_transcode.ts";
-import { bounded, type WaitOptions } from "./_flow_control.ts";
+import {
+  bounded,
+  checkWaitOptions,
+  type WaitOptions,
+} from "./_flow_control.ts";
 
 /**
  * Whom a broadcast reaches: everyone (the default), the members of a room,
@@ -401,6 +405,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
     const bound: WaitOptions = {};
     if (timeout !== undefined) bound.timeout = timeout;
     if (signal !== undefined) bound.signal = signal;
+    checkWaitOptions(bound);
     // One timer for the whole wait; giving up withdraws every member's wait.
     const stop = new AbortController();
     return bounded(
