@@ -400,9 +400,14 @@ export interface ClientOptions<Data, In, Out>
  * Messages from every session are also an async iterable: `for await
  * (const message of client)` sees the messages that arrive while it
  * iterates (after the `onMessage` handler), and ends when the client is
- * closed for good — by throwing a {@linkcode RefusedError} when the server
- * refused the client. A slow loop slows the reading of the connection, not
- * the memory: at most 256 messages wait for it.
+ * closed for good: quietly when you closed it (`close()`, the `signal`) or
+ * the server ended the connection (`"eof"`, `"server shutdown"`), by
+ * throwing a {@linkcode RefusedError} when the server refused the client,
+ * and by throwing a {@linkcode SessionClosedError} carrying the reason when
+ * a failure or a policy ended it (`"reset"`, `"slow consumer"`,
+ * `"idle timeout"`, …), after the messages that arrived before. A slow loop
+ * slows the reading of the connection, not the memory: at most 256 messages
+ * wait for it.
  *
  * @typeParam Data The type of `Session.data`.
  * @typeParam In The type of decoded messages.
@@ -466,6 +471,8 @@ export class Client<Data = unknown, In = string, Out = In>
   #session: Session<Data, In, Out> | undefined;
   #closing: ClientCloseReason | undefined;
   #ended = false;
+  // Why the client ended, for loops to throw, when a failure ended it.
+  #failure: SessionClosedError | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
@@ -705,7 +712,7 @@ export class Client<Data = unknown, In = string, Out = In>
    */
   [Symbol.asyncIterator](): AsyncIterator<In> {
     const queue = new MessageQueue<In>(this.#readers);
-    if (this.#ended) queue.end(this.#refused);
+    if (this.#ended) queue.end(this.#refused ?? this.#failure);
     else this.#readers.add(queue);
     return queue;
   }
@@ -938,7 +945,13 @@ export class Client<Data = unknown, In = string, Out = In>
     this.#ended = true;
     this.#pending.length = 0;
     this.#options.signal?.removeEventListener("abort", this.#abortListener);
-    for (const reader of this.#readers) reader.end(this.#refused);
+    // A loop must not take a failure for the end of the stream.
+    const error = this.#refused ??
+      (this.#closing === undefined && FAILURES.has(reason)
+        ? new SessionClosedError(reason)
+        : undefined);
+    this.#failure = error instanceof SessionClosedError ? error : undefined;
+    for (const reader of this.#readers) reader.end(error);
     this.#readers.clear();
     this.#resolveClosed(reason);
   }
@@ -950,6 +963,22 @@ interface Attempt {
   abandoned: boolean;
 }
 
+// The close reasons that end a `for await` loop with an error: failures and
+// policies, not the ends someone chose.
+const FAILURES: ReadonlySet<string> = new Set<string>([
+  CloseReason.Reset,
+  CloseReason.Error,
+  CloseReason.DecodeError,
+  CloseReason.FrameTooLarge,
+  CloseReason.SlowConsumer,
+  CloseReason.Flood,
+  CloseReason.Unauthorized,
+  CloseReason.AuthTimeout,
+  CloseReason.IdleTimeout,
+  CloseReason.HeartbeatTimeout,
+  CloseReason.FrameTimeout,
+]);
+
 /** How many messages an iterating loop may fall behind before reading waits. */
 const ITERATOR_HIGH_WATER = 256;
 
@@ -959,8 +988,8 @@ class MessageQueue<In> implements AsyncIterator<In> {
   #items: In[] = [];
   #head = 0;
   #ended = false;
-  // Thrown by the next() that finds the queue ended, once.
-  #error: RefusedError | undefined;
+  // Why the client ended, when a loop should hear of it (once).
+  #error: RefusedError | SessionClosedError | undefined;
   // Pending next() calls, oldest first (for-await makes one at a time).
   #waiting: PromiseWithResolvers<IteratorResult<In>>[] = [];
   #roomWaiters: (() => void)[] = [];
@@ -980,7 +1009,7 @@ class MessageQueue<In> implements AsyncIterator<In> {
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
   }
 
-  end(error?: RefusedError): void {
+  end(error?: RefusedError | SessionClosedError): void {
     this.#ended = true;
     this.#error = error;
     const waiting = this.#waiting;
@@ -1014,7 +1043,7 @@ class MessageQueue<In> implements AsyncIterator<In> {
     return waiting.promise;
   }
 
-  #takeError(): RefusedError | undefined {
+  #takeError(): RefusedError | SessionClosedError | undefined {
     const error = this.#error;
     this.#error = undefined;
     return error;
@@ -1025,6 +1054,7 @@ class MessageQueue<In> implements AsyncIterator<In> {
     this.#items = [];
     this.#head = 0;
     this.end();
+    this.#error = undefined;
     this.#release();
     return Promise.resolve({ done: true, value: undefined });
   }

@@ -14,7 +14,7 @@
  * | `"decode error"` | the peer sent bytes the codec rejects |
  * | `"frame too large"` | the peer announced or sent a frame over the codec's limit |
  * | `"truncated frame"` | the peer's input ended inside a frame (framed codecs) |
- * | `"slow consumer"` | queued outbound bytes passed the budget (policy `"close"`) |
+ * | `"slow consumer"` | the peer kept a sender or waiter waiting longer than `drainTimeout` without draining |
  * | `"flood"` | the peer passed its rate limit (policy `"close"`) |
  * | `"unauthorized"` | `authenticate` refused the peer (returned false, threw, or threw a `Refusal`) |
  * | `"auth timeout"` | the peer did not authenticate within `authTimeout` |
@@ -66,8 +66,9 @@ export const CloseReason = {
   /** The peer's input ended inside a frame. */
   TruncatedFrame: "truncated frame",
   /**
-   * Queued outbound bytes passed the budget, or held a producer back for
-   * longer than `drainTimeout`.
+   * The peer kept someone waiting (a paused producer, a `drained()` or
+   * `flush()` caller, a send its budget refused under overflow `"close"`)
+   * for longer than `drainTimeout` without draining.
    */
   SlowConsumer: "slow consumer",
   /** The peer passed its rate limit under policy `"close"`. */

@@ -359,7 +359,7 @@ export interface ServerStats {
   bytesOut: number;
   /** Writes made to connections (frames queued together share one). */
   writes: number;
-  /** Frames refused by the `"drop"` overflow policy. */
+  /** Frames refused because a queue had no room (past `outboundBudget`). */
   framesDropped: number;
   /** Closed sessions by close reason. */
   closedByReason: Record<string, number>;

@@ -15,6 +15,11 @@ import { attach, observe, type SessionObserver } from "./session/_internals.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
 import { fanOut } from "./_fan_out.ts";
 import { LocalRooms, type Rooms } from "./rooms.ts";
+import {
+  bounded,
+  checkWaitOptions,
+  type WaitOptions,
+} from "./session/_flow_control.ts";
 
 /**
  * Whom a broadcast reaches: everyone (the default), the members of a room,
@@ -60,6 +65,27 @@ export interface BroadcastOptions<Data, In, Out>
    */
   local?: boolean;
 }
+
+/**
+ * Which sessions {@linkcode SessionManager.drained} waits for (as for
+ * `broadcast`), and for how long at most.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages sessions send.
+ *
+ * @example Room for the ticker's members, within a second
+ * ```ts
+ * import type { DrainedOptions } from "@x/microsocket";
+ *
+ * const options: DrainedOptions<unknown, string, string> = {
+ *   room: "ticker",
+ *   timeout: 1000,
+ * };
+ * ```
+ */
+export interface DrainedOptions<Data, In, Out>
+  extends BroadcastOptions<Data, In, Out>, WaitOptions {}
 
 /**
  * The sessions of a server, by id, with rooms.
@@ -286,11 +312,19 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * Waits until no target of a broadcast is over its high-water mark: for
    * producers outside any session's handlers (timers, other event sources),
    * which flow control does not pace on its own. See {@linkcode Session}.
+   * A member that keeps it waiting for longer than its `drainTimeout` is
+   * cut as a slow consumer, so the wait never outlasts the longest
+   * `drainTimeout` of the members it waits for (unless that is `0`); a
+   * `timeout` or `signal` bounds it further.
    *
    * @param options Which sessions to wait for (room, except, filter), as
-   * for `broadcast`.
+   * for `broadcast`, and a timeout and an abort signal.
    * @returns A promise that resolves once they have room (closed sessions
    * count as having room).
+   * @throws {DOMException} (rejects, name `"TimeoutError"`) When
+   * `options.timeout` passes first.
+   * @throws {unknown} (rejects) The signal's reason when `options.signal`
+   * aborts first.
    *
    * @example A timer that keeps pace with its room
    * ```ts
@@ -303,7 +337,31 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    * }
    * ```
    */
-  async drained(options?: BroadcastOptions<Data, In, Out>): Promise<void> {
+  drained(options?: DrainedOptions<Data, In, Out>): Promise<void> {
+    const timeout = options?.timeout;
+    const signal = options?.signal;
+    if (timeout === undefined && signal === undefined) {
+      return this.#drained(options, undefined);
+    }
+    const bound: WaitOptions = {};
+    if (timeout !== undefined) bound.timeout = timeout;
+    if (signal !== undefined) bound.signal = signal;
+    checkWaitOptions(bound);
+    // One timer for the whole wait; giving up withdraws every member's wait.
+    const stop = new AbortController();
+    return bounded(
+      this.#drained(options, stop.signal),
+      bound,
+      "Waiting for the sessions to drain",
+      () => stop.abort(),
+    );
+  }
+
+  async #drained(
+    options: DrainedOptions<Data, In, Out> | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const wait = signal === undefined ? undefined : { signal };
     for (;;) {
       let waiting: Promise<boolean>[] | undefined;
       let targets: Iterable<Session<Data, In, Out>> = this.#sessions.values();
@@ -321,7 +379,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       for (const session of targets) {
         if (!session.backpressure || session.id === exceptId) continue;
         if (options?.filter !== undefined && !options.filter(session)) continue;
-        (waiting ??= []).push(session.drained());
+        (waiting ??= []).push(session.drained(wait));
       }
       if (waiting === undefined) return;
       await Promise.all(waiting);

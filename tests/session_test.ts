@@ -203,9 +203,13 @@ Deno.test("Session gives onError a chance to reply before closing on a decode er
   assert.ok(p.session.closeError instanceof FrameTooLargeError);
 });
 
-Deno.test("Session closes a consumer that never reads once its budget is full", async () => {
+Deno.test("Session closes a consumer that never reads once its budget is full and it doesn't drain within drainTimeout", async () => {
   const budget = 256 * 1024;
-  await using p = await pair({ codec: lines(), outboundBudget: budget });
+  await using p = await pair({
+    codec: lines(),
+    outboundBudget: budget,
+    drainTimeout: 500,
+  });
   const line = "y".repeat(1000);
   let accepted = 0;
   let peak = 0;

@@ -61,11 +61,16 @@ Deno.test("stats() counts closes by reason for every policy, and refusals by cau
     idleTimeout: 600,
     frameTimeout: 250,
     outboundBudget: 8192,
+    drainTimeout: 300,
     maxConnectionsPerIp: 9,
     onAccept: () => !veto,
     onError: () => {},
     onMessage: (session, line) => {
       if (line === "flood") {
+        // More than the kernel's buffers take for a peer that never reads
+        // (one big frame is taken whole), then sends the budget refuses:
+        // the peer doesn't drain, so drainTimeout cuts it.
+        session.send("x".repeat(8 << 20));
         for (let i = 0; i < 100; i++) session.send("x".repeat(1000));
       } else if (line === "ping") {
         session.send("pong");

@@ -77,7 +77,7 @@ Deno.test("upgradeWebSocket: native sessions share a manager and broadcasts with
   await until(() => tcp.sessions.size === 0);
 });
 
-Deno.test("upgradeWebSocket: a peer that stops reading is cut by the outbound budget", async () => {
+Deno.test("upgradeWebSocket: a peer that stops reading stalls its producer, is refused past the budget and cut within drainTimeout", async () => {
   const reasons: string[] = [];
   let session: Session<unknown, string | Uint8Array> | undefined;
   const http = Deno.serve(
@@ -90,6 +90,7 @@ Deno.test("upgradeWebSocket: a peer that stops reading is cut by the outbound bu
           codec: webSocketMessages(),
           outboundBudget: 256 * 1024,
           maxBufferedAmount: 64 * 1024,
+          drainTimeout: 2000,
           onClose: (_s, reason) => void reasons.push(reason),
         },
       );
@@ -122,7 +123,8 @@ Deno.test("upgradeWebSocket: a peer that stops reading is cut by the outbound bu
     }
     assert.ok(stalled, `sent ${sent} bytes without stalling`);
     assert.ok(sent < 32 << 20, `${sent} bytes before stalling`);
-    // Past the budget, the session is cut.
+    // Past the budget, sends are refused; the peer doesn't drain, so
+    // drainTimeout cuts it.
     for (let i = 0; i < 64 && session!.state === "open"; i++) {
       session!.send(chunk);
     }

@@ -1,5 +1,6 @@
-// Package-internal: who holds back whom. A session's input is read only as
-// fast as the sessions it sends to can take it.
+// Package-internal: who holds back whom, and how long a peer may keep
+// anyone waiting. A session's input is read only as fast as the sessions it
+// sends to can take it.
 //
 // Every session's read loop runs with its own Flow as the "producer" in an
 // AsyncLocalStorage context, so whatever its handlers send — synchronously or
@@ -7,10 +8,17 @@
 // attributed to it. When a send leaves a target above its high-water mark,
 // the target holds the producer back: the producer stops reading (TCP then
 // slows its peer down) until every target holding it has drained to half its
-// high-water mark, or has been cut. A target that holds producers back for
-// longer than its drainTimeout is cut as a slow consumer, which releases
-// them. Sends made outside any session (timers, other event sources) hold
-// nobody back; they wait with `drained()` if they want to.
+// high-water mark, or has been cut.
+//
+// Others wait on a target too: callers of drained() and flush() (timers and
+// other producers outside any handler), and, under the "close" overflow
+// policy, a send the budget refused. Whatever waits, one clock runs from the
+// moment the target first keeps someone waiting until it drains to half its
+// high-water mark; a target whose clock reaches its drainTimeout is cut as a
+// slow consumer, which releases everyone. So no wait for room on a peer
+// outlasts drainTimeout (flush() waits for every byte, so only its part over
+// the high-water mark counts); a caller may bound its own wait further with a
+// timeout or a signal, see `bounded()`.
 //
 // AsyncLocalStorage (a Deno built-in, not a dependency) is the only way to
 // follow a handler across its awaits; entering it costs once per session.
@@ -29,8 +37,10 @@ export interface FlowOwner {
 /** One session's side of flow control; see the file comment. */
 export class Flow {
   readonly owner: FlowOwner;
-  // Producers this session holds back, and since when.
+  // Producers this session holds back; whether anyone (producers, waiters)
+  // is kept waiting, and since when.
   #holding: Set<Flow> | undefined;
+  #held = false;
   #since = 0;
   // Targets holding this session back, and the wait for them.
   #blockers: Set<Flow> | undefined;
@@ -55,31 +65,44 @@ export class Flow {
     return blockers.size > (blockers.has(this) ? 1 : 0);
   }
 
-  /** Whether this session holds some producer back. */
+  /**
+   * Whether this session keeps someone waiting (a producer, a drained() or
+   * flush() caller, a refused send): its drainTimeout clock runs.
+   */
   get holding(): boolean {
-    return this.#holding !== undefined;
+    return this.#held;
   }
 
   /** This target, above its high-water mark, holds `producer` back. */
   hold(producer: Flow): void {
-    if (!producer.owner.isOpen()) return;
+    if (!producer.owner.isOpen() || !this.owner.isOpen()) return;
     const blockers = producer.#blockers ??= new Set();
     if (blockers.has(this)) return;
     blockers.add(this);
-    if (this.#holding === undefined) {
-      this.#holding = new Set();
-      this.#since = performance.now();
-      if (this.owner.drainTimeout > 0) watch(this);
-    }
-    this.#holding.add(producer);
+    (this.#holding ??= new Set()).add(producer);
+    this.keepWaiting();
   }
 
-  /** This target drained (or closed): the producers it held go on. */
+  /**
+   * This target, above its high-water mark, keeps someone other than a
+   * producer waiting (a drained() or flush() caller, a refused send): starts
+   * its drainTimeout clock unless it runs already.
+   */
+  keepWaiting(): void {
+    if (this.#held || !this.owner.isOpen()) return;
+    this.#held = true;
+    this.#since = performance.now();
+    if (this.owner.drainTimeout > 0) watch(this);
+  }
+
+  /** This target drained (or closed): whoever it kept waiting goes on. */
   release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    unwatch(this);
     const holding = this.#holding;
     if (holding === undefined) return;
     this.#holding = undefined;
-    unwatch(this);
     for (const producer of holding) producer.#unblockedBy(this);
   }
 
@@ -103,9 +126,9 @@ export class Flow {
     this.#wake();
   }
 
-  /** Milliseconds this session has held producers back, as of `now`. */
+  /** Milliseconds this session has kept someone waiting, as of `now`. */
   heldFor(now: number): number {
-    return this.#holding === undefined ? 0 : now - this.#since;
+    return this.#held ? now - this.#since : 0;
   }
 
   #unblockedBy(target: Flow): void {
@@ -157,5 +180,114 @@ function check(): void {
   if (holders.size === 0 && timer !== undefined) {
     clearInterval(timer);
     timer = undefined;
+  }
+}
+
+/**
+ * How long a caller of `Session.drained()`, `Session.flush()` or
+ * `SessionManager.drained()` is willing to wait: its own bound on top of the
+ * peer's `drainTimeout` (which cuts a peer that keeps anyone waiting too
+ * long). Past the timeout the promise rejects with a `TimeoutError`
+ * `DOMException`; an aborted signal rejects it with the signal's reason.
+ *
+ * @example At most 100 ms for room, then skip this tick
+ * ```ts
+ * import { listen, type WaitOptions } from "@x/microsocket";
+ *
+ * await using server = listen({ hostname: "127.0.0.1", port: 0 });
+ * const options: WaitOptions = { timeout: 100 };
+ * try {
+ *   await server.sessions.drained({ room: "ticker", ...options });
+ *   server.sessions.broadcast("tick", { room: "ticker" });
+ * } catch (error) {
+ *   if (!(error instanceof DOMException && error.name === "TimeoutError")) {
+ *     throw error;
+ *   }
+ * }
+ * ```
+ */
+export interface WaitOptions {
+  /** Give up after this many milliseconds (the promise rejects). */
+  timeout?: number;
+  /** Aborting it gives up (the promise rejects with its reason). */
+  signal?: AbortSignal;
+}
+
+/**
+ * `wait`, or a rejection once `options.timeout` passes (a `TimeoutError`
+ * DOMException saying `what`) or `options.signal` aborts (its reason),
+ * whichever comes first; `cancel` then withdraws the wait. Leaves no timer
+ * or listener behind.
+ */
+export function bounded<T>(
+  wait: Promise<T>,
+  options: WaitOptions | undefined,
+  what: string,
+  cancel?: () => void,
+): Promise<T> {
+  if (options === undefined) return wait;
+  checkWaitOptions(options);
+  const { timeout, signal } = options;
+  if (timeout === undefined && signal === undefined) return wait;
+  if (signal?.aborted) {
+    cancel?.();
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stop = (error: unknown): void => {
+      done();
+      cancel?.();
+      reject(error);
+    };
+    const onAbort = (): void => stop(signal!.reason);
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    if (timeout !== undefined) {
+      timer = setTimeout(
+        () =>
+          stop(
+            new DOMException(
+              `${what} took more than ${timeout} ms`,
+              "TimeoutError",
+            ),
+          ),
+        timeout,
+      );
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+    wait.then((value) => {
+      done();
+      resolve(value);
+    }, (error) => {
+      done();
+      reject(error);
+    });
+  });
+}
+
+/**
+ * Throws on a wait option that isn't one (no silent options: a misspelt key
+ * would leave a wait unbounded) or a timeout that is no duration.
+ */
+export function checkWaitOptions(options: WaitOptions): void {
+  for (const key in options) {
+    if (key !== "timeout" && key !== "signal") {
+      throw new TypeError(`Unknown wait option: ${key}`);
+    }
+  }
+  const { timeout, signal } = options;
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "number" || !(timeout >= 0) || timeout === Infinity)
+  ) {
+    throw new RangeError(
+      `timeout must be a finite number of milliseconds >= 0, got ${timeout}`,
+    );
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError("signal must be an AbortSignal");
   }
 }

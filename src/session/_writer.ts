@@ -11,7 +11,12 @@ import type { Codec } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
 import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
 import { scheduleFlush } from "./_flush_scheduler.ts";
-import { Flow, producerContext } from "./_flow_control.ts";
+import {
+  bounded,
+  Flow,
+  producerContext,
+  type WaitOptions,
+} from "./_flow_control.ts";
 import type { ClosingWriter, Life } from "./_lifecycle.ts";
 import type { OverflowPolicy } from "./options.ts";
 import {
@@ -39,6 +44,8 @@ export class Writer<Out> implements ClosingWriter {
   readonly #queue = new OutboundQueue();
   readonly #budget: number;
   readonly #highWaterMark: number;
+  // A frame of any size is taken while no more than this is queued.
+  readonly #admitAnyBelow: number;
   readonly #overflow: OverflowPolicy | undefined;
   #flushScheduled = false;
   readonly #flushBound = () => this.#flushPass();
@@ -46,7 +53,7 @@ export class Writer<Out> implements ClosingWriter {
   #writes = 0;
   #writingNow: Promise<number> | undefined;
   // Callers of drained() waiting for room.
-  #drainWaiters: ((drained: boolean) => void)[] | undefined;
+  #drainWaiters: Set<(drained: boolean) => void> | undefined;
 
   constructor(conn: Deno.Conn, options: WriterOptions<Out>, life: Life) {
     this.#conn = conn;
@@ -55,6 +62,7 @@ export class Writer<Out> implements ClosingWriter {
     this.#budget = options.outboundBudget ?? DEFAULT_OUTBOUND_BUDGET;
     this.#highWaterMark = options.highWaterMark ??
       Math.max(1, Math.floor(this.#budget / DEFAULT_HIGH_WATER_MARK_DIVISOR));
+    this.#admitAnyBelow = Math.min(this.#highWaterMark, this.#budget);
     this.#overflow = options.overflow;
     this.flow = new Flow({
       isOpen: () => life.state === "open",
@@ -149,32 +157,49 @@ export class Writer<Out> implements ClosingWriter {
     return true;
   }
 
-  /** Applies the budget to a frame of `size` bytes about to be queued. */
+  /**
+   * Applies the budget to a frame of `size` bytes about to be queued. It
+   * goes in when it fits, or when the queue is at most at its high-water
+   * mark whatever the frame's size (a large frame is queued by reference,
+   * not copied: it costs no more than the caller's own buffer). Otherwise
+   * it is refused and counted. A burst is no proof of a slow peer, so
+   * "close" doesn't cut at once: the refusal keeps the sender waiting on
+   * this peer, which then has drainTimeout to drain, like any wait.
+   */
   admit(size: number, frames = 1): boolean {
     const queued = this.#queue.queuedBytes;
-    if (queued + size <= this.#budget || queued === 0) return true;
-    if (this.#overflow === "drop") {
-      this.#framesDropped += frames;
-    } else {
-      // No grace period: the peer is not keeping up, and cutting it now
-      // frees its queue at once.
-      this.#life.close(CloseReason.SlowConsumer, undefined, 0);
+    if (queued + size <= this.#budget || queued <= this.#admitAnyBelow) {
+      return true;
     }
+    this.#framesDropped += frames;
+    if (this.#overflow !== "drop") this.flow.keepWaiting();
     return false;
   }
 
   /** Waits until everything queued before the call has been written. */
-  flush(): Promise<boolean> {
-    return this.#queue.flushed();
+  flush(options?: WaitOptions): Promise<boolean> {
+    const flushed = this.#queue.flushed();
+    if (this.#life.state === "open" && this.backpressure) {
+      this.flow.keepWaiting();
+    }
+    return bounded(flushed, options, "Flushing the queued bytes");
   }
 
   /** Waits for room; see `Session.drained`. */
-  drained(): Promise<boolean> {
-    if (this.#life.state !== "open") return Promise.resolve(false);
-    if (!this.backpressure) return Promise.resolve(true);
+  drained(options?: WaitOptions): Promise<boolean> {
+    const what = "Waiting for the peer to drain";
+    if (this.#life.state !== "open") {
+      return bounded(Promise.resolve(false), options, what);
+    }
+    if (!this.backpressure && !this.flow.holding) {
+      return bounded(Promise.resolve(true), options, what);
+    }
     const { promise, resolve } = Promise.withResolvers<boolean>();
-    (this.#drainWaiters ??= []).push(resolve);
-    return promise;
+    const waiters = this.#drainWaiters ??= new Set();
+    waiters.add(resolve);
+    // A waiter is kept waiting like a paused producer: drainTimeout applies.
+    this.flow.keepWaiting();
+    return bounded(promise, options, what, () => waiters.delete(resolve));
   }
 
   goodbye(frame: Uint8Array): void {

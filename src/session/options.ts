@@ -26,9 +26,15 @@
 export type SessionState = "open" | "closing" | "closed";
 
 /**
- * What a session does when queued outbound bytes would pass its budget:
- * `"close"` closes it with reason `"slow consumer"`; `"drop"` refuses the new
- * frame (`send` returns `false`) and counts it in `framesDropped`.
+ * What a session does about a peer whose queue has no room for a frame.
+ * Either way the frame is refused (`send` returns `false`) and counted in
+ * `framesDropped`; a peer that keeps up is never cut because a burst was
+ * bigger than its budget. `"close"`: the refusal also keeps the sender
+ * waiting on the peer, so a peer that does not drain to half its
+ * `highWaterMark` within `drainTimeout` is closed with reason
+ * `"slow consumer"` (for a stream where a gap is worse than a reconnect).
+ * `"drop"`: refusals alone never close it (for a lossy feed, like a ticker,
+ * where a lagging reader may miss frames).
  *
  * @example Dropping frames for a lagging reader instead of disconnecting it
  * ```ts

@@ -24,7 +24,10 @@ import type {
   RequestOptions,
   SessionState,
 } from "./options.ts";
+import type { WaitOptions } from "./_flow_control.ts";
 import { DEFAULT_NO_DELAY, DEFAULT_REQUEST_TIMEOUT } from "../defaults.ts";
+
+export type { WaitOptions } from "./_flow_control.ts";
 
 /**
  * Callbacks of one session. `listen()` passes the server's handlers here;
@@ -113,14 +116,17 @@ export interface SessionOptions<Data, In, Out>
   codec: Codec<In, Out>;
   /**
    * The most outbound bytes that may wait in memory (queued or being
-   * written). Past it, `overflow` decides. One frame larger than the budget
-   * is still accepted into an empty queue.
+   * written). A frame is accepted when it fits, or, whatever its size, while
+   * no more than `highWaterMark` bytes are queued (a large frame is queued by
+   * reference, not copied); otherwise it is refused (`send` returns
+   * `false`) and `overflow` decides what happens to the peer.
    *
    * @default {1048576}
    */
   outboundBudget?: number;
   /**
-   * What happens when the budget would be exceeded.
+   * What happens to a peer whose queue refuses a frame; see
+   * {@linkcode OverflowPolicy}.
    *
    * @default {"close"}
    */
@@ -194,13 +200,15 @@ export interface SessionOptions<Data, In, Out>
    */
   highWaterMark?: number;
   /**
-   * How long, in milliseconds, this session may hold a producer back (stay
-   * above its high-water mark while someone waits on it) before it is cut
-   * with reason `"slow consumer"`, releasing the producers. 5 s lets a
-   * healthy peer on a poor link drain a high-water mark's worth (256 KiB at
-   * ~50 KiB/s) and ride out a few TCP retransmissions, while a peer that
-   * stopped reading can't freeze a room for longer than that. `0` never
-   * cuts on time (the budget still applies).
+   * How long, in milliseconds, this session may keep anyone waiting (a
+   * paused producer, a `drained()` or `flush()` caller, a send refused under
+   * `overflow: "close"`) without draining to half its high-water mark,
+   * before it is cut with reason `"slow consumer"` and the waiters resume.
+   * 5 s lets a healthy peer on a poor link drain a high-water mark's worth
+   * (256 KiB at ~50 KiB/s) and ride out a few TCP retransmissions, while a
+   * peer that stopped reading can't freeze a room for longer than that.
+   * `0` never cuts on time: waits are then bounded only by their own
+   * `timeout` or `signal` (the budget still bounds memory).
    *
    * @default {5000}
    */
@@ -274,19 +282,25 @@ let nextStandaloneId = 1;
  * one write, in order. This session is the only code that writes to its
  * connection, one write at a time.
  *
- * **Flow control.** Handlers run in their session's context (across awaits
+ * **Flow control.** `send()` returns `true` when the frame is queued (it
+ * will be written, in order, unless the session closes) and `false` when
+ * it is refused: the session is not open, or its queue has no room (past
+ * `outboundBudget`, see {@linkcode OverflowPolicy}; counted in
+ * `framesDropped`). Handlers run in their session's context (across awaits
  * too). A send that leaves its target with more than `highWaterMark` bytes
  * queued makes that session's reading pause until the target has drained
  * to half of it; the peer is slowed down by TCP, and readers that keep up
- * lose nothing however fast someone types. A target that holds a producer
- * back for more than `drainTimeout`, or whose queue would pass
- * `outboundBudget`, is cut as a slow consumer (with `overflow: "drop"`, the
- * budget refuses frames instead), which releases the producers. Sends made
- * outside any handler (timers, other event sources), and from `onClose` (a
- * closed session has nothing left to pause), hold nobody back: await
+ * lose nothing however fast someone types. Sends made outside any handler
+ * (timers, other event sources), and from `onClose` (a closed session has
+ * nothing left to pause), hold nobody back: await
  * {@linkcode Session.drained} (or `SessionManager.drained()`) before
- * sending more. Inbound `rateLimit`s throttle or close a peer that sends
- * too much.
+ * sending more. A target that keeps anyone waiting (a paused producer, a
+ * `drained()` or `flush()` caller, a send refused under `overflow:
+ * "close"`) for longer than `drainTimeout` without draining to half its
+ * high-water mark is cut as a slow consumer, which releases them all: no
+ * wait on a peer lasts longer (`drained()` and `flush()` also take a
+ * `timeout` and a `signal`). Inbound `rateLimit`s throttle or close a peer
+ * that sends too much.
  *
  * Reading starts in a microtask after construction, after `onOpen`. `listen()`
  * and `connect()` create sessions; construct one yourself only to wrap a
@@ -464,7 +478,10 @@ export class Session<Data = unknown, In = unknown, Out = In>
     return this.#writer.bytesOut;
   }
 
-  /** Frames refused by the `"drop"` overflow policy. */
+  /**
+   * Frames refused because the queue had no room for them (past
+   * `outboundBudget`), under either overflow policy.
+   */
   get framesDropped(): number {
     return this.#writer.framesDropped;
   }
@@ -482,7 +499,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
    *
    * @param message The message.
    * @returns `true` when queued; `false` when the session is closing or
-   * closed, or the overflow policy refused it.
+   * closed, or its queue had no room (see `outboundBudget`).
    * @throws {TypeError} When the codec cannot encode the message.
    */
   send(message: Out): boolean {
@@ -495,32 +512,48 @@ export class Session<Data = unknown, In = unknown, Out = In>
    *
    * @param frame A complete frame in this session's codec.
    * @returns `true` when queued; `false` when the session is closing or
-   * closed, or the overflow policy refused it.
+   * closed, or its queue had no room (see `outboundBudget`).
    */
   sendFrame(frame: Uint8Array): boolean {
     return this.#writer.sendFrame(frame);
   }
 
   /**
-   * Waits until everything queued before this call has been written.
+   * Waits until everything queued before this call has been written. While
+   * more than `highWaterMark` bytes are queued the wait counts against
+   * `drainTimeout` (a peer that doesn't drain to half of it in time is cut);
+   * below it, bound the wait with `options`.
    *
+   * @param options A timeout and an abort signal for this wait.
    * @returns `true` when written; `false` when the session closed first.
+   * @throws {DOMException} (rejects, name `"TimeoutError"`) When
+   * `options.timeout` passes first.
+   * @throws {unknown} (rejects) The signal's reason when `options.signal`
+   * aborts first.
    */
-  flush(): Promise<boolean> {
-    return this.#writer.flush();
+  flush(options?: WaitOptions): Promise<boolean> {
+    return this.#writer.flush(options);
   }
 
   /**
    * Waits for room: resolves at once when no more than `highWaterMark`
-   * bytes are queued, otherwise once the queue has drained to half of it.
-   * Sends made outside any handler (timers, other event sources) use it to
-   * keep pace with this peer.
+   * bytes are queued (and nobody else is waiting on this session),
+   * otherwise once the queue has drained to half of it. Sends made outside
+   * any handler (timers, other event sources) use it to keep pace with this
+   * peer. Never longer than `drainTimeout`: a peer that keeps a caller
+   * waiting that long is cut as a slow consumer and the promise resolves
+   * `false`.
    *
+   * @param options A timeout and an abort signal for this wait.
    * @returns `true` when there is room; `false` when the session closed
    * first (or is not open).
+   * @throws {DOMException} (rejects, name `"TimeoutError"`) When
+   * `options.timeout` passes first.
+   * @throws {unknown} (rejects) The signal's reason when `options.signal`
+   * aborts first.
    */
-  drained(): Promise<boolean> {
-    return this.#writer.drained();
+  drained(options?: WaitOptions): Promise<boolean> {
+    return this.#writer.drained(options);
   }
 
   /**
