@@ -11,6 +11,7 @@ import {
 import { clientHandshake } from "./websocket/_handshake.ts";
 import { dialWebSocket } from "./websocket/_dial.ts";
 import { adaptCodec } from "./websocket/_adapt.ts";
+import { boundCodec } from "./codec/_kind.ts";
 import { Session, type SessionOptions } from "./session/session.ts";
 import type { RequestOptions } from "./session/options.ts";
 import { SessionClosedError } from "./errors.ts";
@@ -21,6 +22,7 @@ import { validateConnectOptions } from "./_validate_options.ts";
 import {
   DEFAULT_CONNECT_HOSTNAME,
   DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_NO_DELAY,
   DEFAULT_RECONNECT_FACTOR,
   DEFAULT_RECONNECT_INITIAL_DELAY,
@@ -196,7 +198,7 @@ export type ConnectOptions<Data, In, Out> =
  */
 export interface TcpConnectOptions extends
   Partial<
-    Record<"path" | "url" | "protocols" | "origin" | "maxMessageBytes", never>
+    Record<"path" | "url" | "protocols" | "origin", never>
   > {
   /**
    * TCP, the default.
@@ -253,7 +255,6 @@ export interface UnixConnectOptions extends
       | "url"
       | "protocols"
       | "origin"
-      | "maxMessageBytes"
       | "tls"
       | "keepAlive"
       | "noDelay",
@@ -297,15 +298,6 @@ export interface WebSocketConnectOptions
   protocols?: readonly string[];
   /** The `Origin` header to send. */
   origin?: string;
-  /**
-   * The largest WebSocket message accepted from the server, in bytes; the
-   * codec's own limit (e.g. `lines({ maxLineBytes })`) applies too, and
-   * the smaller one is in force. It applies to a `webSocketMessages()`
-   * codec as well.
-   *
-   * @default {1048576}
-   */
-  maxMessageBytes?: number;
   /**
    * TLS options for `wss:` (or TLS on a `ws:` URL): `caCerts` adds trusted
    * PEM certificates; `true` uses the system's roots.
@@ -363,6 +355,20 @@ export interface ClientOptions<Data, In, Out>
   reconnect?: boolean | ReconnectOptions;
   /** Aborting it closes the client and stops reconnecting. */
   signal?: AbortSignal;
+  /**
+   * The largest message accepted from the server, in bytes, on every transport:
+   * a bigger one closes the session (reason `"frame too large"`) with a
+   * {@linkcode MessageTooBigError} naming the option in force, before its
+   * bytes are stored. The codec's own limit (e.g. `lines({ maxLineBytes })`)
+   * applies too, and the smaller one is in force. Over WebSocket it bounds
+   * each WebSocket message (close code 1009) whatever the codec; over
+   * TCP, TLS and Unix sockets only the codec can tell where a message
+   * ends, so it needs a codec that takes a limit (the built-in ones do; a
+   * custom codec with it is a TypeError, and bounds its messages itself).
+   *
+   * @default {1048576}
+   */
+  maxMessageBytes?: number;
   /**
    * How long one connection attempt may take, TLS handshake included, in
    * milliseconds; past it the attempt fails with `Deno.errors.TimedOut`
@@ -509,6 +515,13 @@ export class Client<Data = unknown, In = string, Out = In>
             role: "client",
             ...(max === undefined ? {} : { maxMessageBytes: max }),
           }),
+      );
+    } else {
+      // The same limit on a byte stream, held by the codec's decoders.
+      codec = boundCodec(
+        codec,
+        options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+        "maxMessageBytes",
       );
     }
     const onOpen = options.onOpen;

@@ -13,6 +13,7 @@ import { sendFrames } from "./_fan_out.ts";
 import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
 import { webSocketCodec } from "./websocket/websocket_codec.ts";
 import { adaptCodec } from "./websocket/_adapt.ts";
+import { boundCodec } from "./codec/_kind.ts";
 import {
   type Accepted,
   type AcceptOptions,
@@ -24,6 +25,7 @@ import {
   DEFAULT_BACKLOG,
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_LISTEN_HOSTNAME,
+  DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_PORT,
   DEFAULT_SHUTDOWN_TIMEOUT,
 } from "./defaults.ts";
@@ -52,7 +54,6 @@ export interface TcpListenOptions extends
       | "handshakeTimeout"
       | "maxHeadBytes"
       | "maxHeaders"
-      | "maxMessageBytes"
       | "serve",
       never
     >
@@ -150,7 +151,6 @@ export interface UnixListenOptions extends
       | "handshakeTimeout"
       | "maxHeadBytes"
       | "maxHeaders"
-      | "maxMessageBytes"
       | "serve"
       | "hostname"
       | "port"
@@ -251,6 +251,20 @@ export interface ServerOptions<Data, In, Out>
   maxConnections?: number;
   /** Aborting it shuts the server down, as `shutdown()` does. */
   signal?: AbortSignal;
+  /**
+   * The largest message accepted from a peer, in bytes, on every transport:
+   * a bigger one closes the session (reason `"frame too large"`) with a
+   * {@linkcode MessageTooBigError} naming the option in force, before its
+   * bytes are stored. The codec's own limit (e.g. `lines({ maxLineBytes })`)
+   * applies too, and the smaller one is in force. Over WebSocket it bounds
+   * each WebSocket message (close code 1009) whatever the codec; over
+   * TCP, TLS and Unix sockets only the codec can tell where a message
+   * ends, so it needs a codec that takes a limit (the built-in ones do; a
+   * custom codec with it is a TypeError, and bounds its messages itself).
+   *
+   * @default {1048576}
+   */
+  maxMessageBytes?: number;
   /**
    * Joins a cluster: session ids unique across it, room broadcasts and
    * send-by-id reaching every node. Build one with `connectCluster()` from
@@ -474,6 +488,13 @@ export class Server<
             plain,
             max === undefined ? {} : { maxMessageBytes: max },
           ),
+      );
+    } else {
+      // The same limit on a byte stream, held by the codec's decoders.
+      codec = boundCodec(
+        codec,
+        options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+        "maxMessageBytes",
       );
     }
     this.#listener = bind(options);

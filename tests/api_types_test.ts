@@ -128,9 +128,10 @@ Deno.test("connect() options are typed per transport: another transport's keys a
     // @ts-expect-error: keep-alive is for TCP connections
     connect({ transport: "unix", path: "/nowhere", keepAlive: true })
   );
-  const tcp: TcpConnectOptions = {
+  // One message limit for every transport: maxMessageBytes is no longer
+  // WebSocket-only.
+  const tcp: TcpConnectOptions & ClientOptions<unknown, string, string> = {
     port: 1,
-    // @ts-expect-error: maxMessageBytes is for transport "websocket"
     maxMessageBytes: 10,
   };
   void tcp;
