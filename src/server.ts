@@ -557,16 +557,6 @@ export class Server<
   }
 
   /**
-   * The same promise as {@linkcode Server.closed}.
-   *
-   * @deprecated Use {@linkcode Server.closed}, named like `Session.closed`
-   * and `Client.closed`.
-   */
-  get finished(): Promise<void> {
-    return this.closed;
-  }
-
-  /**
    * The server's counters: sessions, rejections, traffic, closes by reason.
    *
    * @returns A fresh snapshot.
