@@ -16,6 +16,7 @@ import {
   type Session,
 } from "../mod.ts";
 import { dial, portOf, readToEnd, utf8, within } from "./_util.ts";
+import { testCertificates } from "./_tls_certs.ts";
 
 interface Closed {
   reason: string;
@@ -193,5 +194,63 @@ Deno.test("maxMessageBytes is checked like any limit on every transport", () => 
       (error: unknown) =>
         error instanceof RangeError && /maxMessageBytes/.test(error.message),
     );
+  }
+});
+
+Deno.test("maxMessageBytes bounds a Unix socket server", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/limit.sock`;
+  try {
+    const closed = Promise.withResolvers<Closed>();
+    await using _server = listen({
+      transport: "unix",
+      path,
+      maxMessageBytes: 100,
+      onError: () => {},
+      onClose: (session, reason) =>
+        closed.resolve({ reason, error: session.closeError }),
+    });
+    const conn = await Deno.connect({ transport: "unix", path });
+    try {
+      await conn.write(utf8("x".repeat(1000) + "\n"));
+      assertTooBig(
+        await within(closed.promise, 5000, "close"),
+        "maxMessageBytes",
+        100,
+      );
+    } finally {
+      conn.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("maxMessageBytes bounds a TLS server", async () => {
+  const { cert, key, ca } = await testCertificates();
+  const closed = Promise.withResolvers<Closed>();
+  await using server = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: { cert, key },
+    maxMessageBytes: 100,
+    onError: () => {},
+    onClose: (session, reason) =>
+      closed.resolve({ reason, error: session.closeError }),
+  });
+  const conn = await Deno.connectTls({
+    hostname: "127.0.0.1",
+    port: portOf(server.addr),
+    caCerts: [ca],
+  });
+  try {
+    await conn.write(utf8("x".repeat(1000) + "\n"));
+    assertTooBig(
+      await within(closed.promise, 5000, "close"),
+      "maxMessageBytes",
+      100,
+    );
+  } finally {
+    conn.close();
   }
 });
