@@ -22,7 +22,6 @@ import { validateConnectOptions } from "./_validate_options.ts";
 import {
   DEFAULT_CONNECT_HOSTNAME,
   DEFAULT_CONNECT_TIMEOUT,
-  DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_NO_DELAY,
   DEFAULT_RECONNECT_FACTOR,
   DEFAULT_RECONNECT_INITIAL_DELAY,
@@ -365,6 +364,9 @@ export interface ClientOptions<Data, In, Out>
    * TCP, TLS and Unix sockets only the codec can tell where a message
    * ends, so it needs a codec that takes a limit (the built-in ones do; a
    * custom codec with it is a TypeError, and bounds its messages itself).
+   * Unset, the default applies over WebSocket, and on the other transports
+   * the codec's own limit alone (64 KiB for `lines()`, 1 MiB for the
+   * others, unless configured).
    *
    * @default {1048576}
    */
@@ -516,13 +518,12 @@ export class Client<Data = unknown, In = string, Out = In>
             ...(max === undefined ? {} : { maxMessageBytes: max }),
           }),
       );
-    } else {
+    } else if (options.maxMessageBytes !== undefined) {
       // The same limit on a byte stream, held by the codec's decoders.
-      codec = boundCodec(
-        codec,
-        options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-        "maxMessageBytes",
-      );
+      // Unset, the codec's own limit stands (a built-in one is at most the
+      // WebSocket default): a codec configured for larger frames is not
+      // cut down by a default it never asked for.
+      codec = boundCodec(codec, options.maxMessageBytes, "maxMessageBytes");
     }
     const onOpen = options.onOpen;
     const onMessage = options.onMessage;

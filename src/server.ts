@@ -25,7 +25,6 @@ import {
   DEFAULT_BACKLOG,
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_LISTEN_HOSTNAME,
-  DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_PORT,
   DEFAULT_SHUTDOWN_TIMEOUT,
 } from "./defaults.ts";
@@ -261,6 +260,9 @@ export interface ServerOptions<Data, In, Out>
    * TCP, TLS and Unix sockets only the codec can tell where a message
    * ends, so it needs a codec that takes a limit (the built-in ones do; a
    * custom codec with it is a TypeError, and bounds its messages itself).
+   * Unset, the default applies over WebSocket, and on the other transports
+   * the codec's own limit alone (64 KiB for `lines()`, 1 MiB for the
+   * others, unless configured).
    *
    * @default {1048576}
    */
@@ -489,13 +491,12 @@ export class Server<
             max === undefined ? {} : { maxMessageBytes: max },
           ),
       );
-    } else {
+    } else if (options.maxMessageBytes !== undefined) {
       // The same limit on a byte stream, held by the codec's decoders.
-      codec = boundCodec(
-        codec,
-        options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-        "maxMessageBytes",
-      );
+      // Unset, the codec's own limit stands (a built-in one is at most the
+      // WebSocket default): a codec configured for larger frames is not
+      // cut down by a default it never asked for.
+      codec = boundCodec(codec, options.maxMessageBytes, "maxMessageBytes");
     }
     this.#listener = bind(options);
     this.addr = this.#listener.addr as Addr;
