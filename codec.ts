@@ -8,8 +8,10 @@
  * - {@linkcode lengthPrefixed}: binary frames behind a 4-byte length;
  * - {@linkcode json}: one JSON value per line or per length-prefixed frame;
  * - {@linkcode microSocket}: the Go microSocket framework's wire format;
- * - {@linkcode Codec}, {@linkcode Decoder}, {@linkcode Heartbeat}: the
- *   interfaces to implement for your own framing.
+ * - {@linkcode Codec}, {@linkcode Decoder}: the interfaces to implement
+ *   for your own framing; {@linkcode CodecTraits} (route key,
+ *   {@linkcode Correlation}, {@linkcode Heartbeat}): what it may know
+ *   about its messages besides.
  *
  * Everything here is also exported by the package root.
  *
@@ -39,5 +41,6 @@ export * from "./src/codec/microsocket.ts";
 export {
   DecodeError,
   FrameTooLargeError,
+  MessageTooBigError,
   TruncatedFrameError,
 } from "./src/errors.ts";

@@ -41,8 +41,6 @@ export function startChatWeb(
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 9001,
     path: "/ws",
-    // A line of the TCP chat is at most 4 KiB: so is a message here.
-    maxMessageBytes: 4096,
     handshakeTimeout: 10_000,
     serve: (request) => {
       const { pathname } = new URL(request.url);
@@ -66,7 +64,12 @@ export function startChatWeb(
   // traffic crosses nodes too (frames from other nodes are re-encoded as
   // WebSocket messages for them).
   const { cluster: _cluster, ...shared } = settings;
-  const web = listen<Member, string, string>({ ...shared, ...where });
+  const web = listen<Member, string, string>({
+    ...shared,
+    ...where,
+    // A line of the TCP chat is at most 4 KiB: so is a message here.
+    maxMessageBytes: 4096,
+  });
   webServers.set(tcp, web);
   return web;
 }

@@ -12,6 +12,8 @@
 // proves at compile time that the tables and the option types list the
 // same keys for the same transports.
 import { DEFAULT_OUTBOUND_BUDGET } from "./defaults.ts";
+import { kindOf } from "./codec/_kind.ts";
+import type { Codec } from "./codec/codec.ts";
 
 type Options = Record<string, unknown>;
 
@@ -52,6 +54,11 @@ const SESSION_OPTIONS = {
   overflow: {
     transports: ALL,
     check: (o, key) => oneOf(o, key, ["close", "drop"]),
+  },
+  // One limit on a message for every transport (see sessionRelations).
+  maxMessageBytes: {
+    transports: ALL,
+    check: (o, key) => integer(o, key, 0, Number.MAX_SAFE_INTEGER),
   },
   // TCP_NODELAY: a Unix socket has no Nagle to turn off.
   noDelay: { transports: NET, check: boolean },
@@ -104,10 +111,6 @@ export const LISTEN_OPTIONS = {
     transports: WS,
     check: (o, key) => integer(o, key, 1, 10000),
   },
-  maxMessageBytes: {
-    transports: WS,
-    check: (o, key) => integer(o, key, 0, Number.MAX_SAFE_INTEGER),
-  },
   serve: { transports: WS, check: fn },
   onAccept: handler,
   maxConnections: { transports: ALL, check: (o, key) => limit(o, key) },
@@ -132,10 +135,6 @@ export const CONNECT_OPTIONS = {
   url: { transports: WS, check: any },
   protocols: { transports: WS, check: strings },
   origin: { transports: WS, check: text },
-  maxMessageBytes: {
-    transports: WS,
-    check: (o, key) => integer(o, key, 0, Number.MAX_SAFE_INTEGER),
-  },
   tls: { transports: NET, check: clientTls },
   keepAlive: { transports: NET, check: boolean },
   connectTimeout: timeout,
@@ -348,6 +347,20 @@ function sessionRelations(o: Options, webSocket: boolean): void {
       `highWaterMark must not exceed outboundBudget (${
         budget ?? DEFAULT_OUTBOUND_BUDGET
       }), got ${highWaterMark}`,
+    );
+  }
+  // Over WebSocket the frame parser bounds any codec's messages; over a
+  // byte stream only the codec can tell where a message ends, so the limit
+  // needs a codec that takes one (the built-in ones do).
+  if (
+    o.maxMessageBytes !== undefined && !webSocket && codec !== undefined &&
+    // deno-lint-ignore no-explicit-any
+    kindOf(codec as Codec<any, any>) === undefined
+  ) {
+    throw new TypeError(
+      `maxMessageBytes needs a codec that takes a message limit: codec ${
+        show((codec as { name?: unknown }).name)
+      } has none (bound its messages in its own decoder, or use transport "websocket")`,
     );
   }
   if (o.authTimeout !== undefined && o.authenticate === undefined) {

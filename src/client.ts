@@ -11,6 +11,7 @@ import {
 import { clientHandshake } from "./websocket/_handshake.ts";
 import { dialWebSocket } from "./websocket/_dial.ts";
 import { adaptCodec } from "./websocket/_adapt.ts";
+import { boundCodec } from "./codec/_kind.ts";
 import { Session, type SessionOptions } from "./session/session.ts";
 import type { RequestOptions } from "./session/options.ts";
 import { SessionClosedError } from "./errors.ts";
@@ -196,7 +197,7 @@ export type ConnectOptions<Data, In, Out> =
  */
 export interface TcpConnectOptions extends
   Partial<
-    Record<"path" | "url" | "protocols" | "origin" | "maxMessageBytes", never>
+    Record<"path" | "url" | "protocols" | "origin", never>
   > {
   /**
    * TCP, the default.
@@ -253,7 +254,6 @@ export interface UnixConnectOptions extends
       | "url"
       | "protocols"
       | "origin"
-      | "maxMessageBytes"
       | "tls"
       | "keepAlive"
       | "noDelay",
@@ -297,15 +297,6 @@ export interface WebSocketConnectOptions
   protocols?: readonly string[];
   /** The `Origin` header to send. */
   origin?: string;
-  /**
-   * The largest WebSocket message accepted from the server, in bytes; the
-   * codec's own limit (e.g. `lines({ maxLineBytes })`) applies too, and
-   * the smaller one is in force. It applies to a `webSocketMessages()`
-   * codec as well.
-   *
-   * @default {1048576}
-   */
-  maxMessageBytes?: number;
   /**
    * TLS options for `wss:` (or TLS on a `ws:` URL): `caCerts` adds trusted
    * PEM certificates; `true` uses the system's roots.
@@ -363,6 +354,23 @@ export interface ClientOptions<Data, In, Out>
   reconnect?: boolean | ReconnectOptions;
   /** Aborting it closes the client and stops reconnecting. */
   signal?: AbortSignal;
+  /**
+   * The largest message accepted from the server, in bytes, on every transport:
+   * a bigger one closes the session (reason `"frame too large"`) with a
+   * {@linkcode MessageTooBigError} naming the option in force, before its
+   * bytes are stored. The codec's own limit (e.g. `lines({ maxLineBytes })`)
+   * applies too, and the smaller one is in force. Over WebSocket it bounds
+   * each WebSocket message (close code 1009) whatever the codec; over
+   * TCP, TLS and Unix sockets only the codec can tell where a message
+   * ends, so it needs a codec that takes a limit (the built-in ones do; a
+   * custom codec with it is a TypeError, and bounds its messages itself).
+   * Unset, the default applies over WebSocket, and on the other transports
+   * the codec's own limit alone (64 KiB for `lines()`, 1 MiB for the
+   * others, unless configured).
+   *
+   * @default {1048576}
+   */
+  maxMessageBytes?: number;
   /**
    * How long one connection attempt may take, TLS handshake included, in
    * milliseconds; past it the attempt fails with `Deno.errors.TimedOut`
@@ -510,6 +518,12 @@ export class Client<Data = unknown, In = string, Out = In>
             ...(max === undefined ? {} : { maxMessageBytes: max }),
           }),
       );
+    } else if (options.maxMessageBytes !== undefined) {
+      // The same limit on a byte stream, held by the codec's decoders.
+      // Unset, the codec's own limit stands (a built-in one is at most the
+      // WebSocket default): a codec configured for larger frames is not
+      // cut down by a default it never asked for.
+      codec = boundCodec(codec, options.maxMessageBytes, "maxMessageBytes");
     }
     const onOpen = options.onOpen;
     const onMessage = options.onMessage;

@@ -203,14 +203,16 @@ export class SessionClosedError extends Error {
 }
 
 /**
- * A WebSocket message (the sum of its fragments, as announced by the frame
- * headers) over the limit in force: the smaller of `maxMessageBytes` and the
+ * A message over the limit in force: the smaller of `maxMessageBytes`
+ * (an option of `listen()` and `connect()` on every transport) and the
  * codec's own limit (`lines({ maxLineBytes })`, `json({ maxFrameBytes })`,
- * `lengthPrefixed({ maxFrameBytes })`). It is raised on the frame header,
- * before the payload is stored; the session then closes with reason
- * `"frame too large"`, and sends close code {@linkcode closeCode} (1009)
- * with {@linkcode closeReason}, which names the option. `onError` receives
- * it.
+ * `lengthPrefixed({ maxFrameBytes })`, `microSocket({ maxFrameBytes })`);
+ * {@linkcode option} names the one that set it. The built-in codecs raise
+ * it on a line or a frame header, and the WebSocket transport on a frame
+ * header (the sum of a message's fragments), always before the payload is
+ * stored. The session then closes with reason `"frame too large"`;
+ * over WebSocket it sends close code {@linkcode closeCode} (1009) with
+ * {@linkcode closeReason}, which names the option. `onError` receives it.
  *
  * @example Telling which limit a peer broke
  * ```ts

@@ -13,6 +13,7 @@ import { sendFrames } from "./_fan_out.ts";
 import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
 import { webSocketCodec } from "./websocket/websocket_codec.ts";
 import { adaptCodec } from "./websocket/_adapt.ts";
+import { boundCodec } from "./codec/_kind.ts";
 import {
   type Accepted,
   type AcceptOptions,
@@ -52,7 +53,6 @@ export interface TcpListenOptions extends
       | "handshakeTimeout"
       | "maxHeadBytes"
       | "maxHeaders"
-      | "maxMessageBytes"
       | "serve",
       never
     >
@@ -150,7 +150,6 @@ export interface UnixListenOptions extends
       | "handshakeTimeout"
       | "maxHeadBytes"
       | "maxHeaders"
-      | "maxMessageBytes"
       | "serve"
       | "hostname"
       | "port"
@@ -251,6 +250,23 @@ export interface ServerOptions<Data, In, Out>
   maxConnections?: number;
   /** Aborting it shuts the server down, as `shutdown()` does. */
   signal?: AbortSignal;
+  /**
+   * The largest message accepted from a peer, in bytes, on every transport:
+   * a bigger one closes the session (reason `"frame too large"`) with a
+   * {@linkcode MessageTooBigError} naming the option in force, before its
+   * bytes are stored. The codec's own limit (e.g. `lines({ maxLineBytes })`)
+   * applies too, and the smaller one is in force. Over WebSocket it bounds
+   * each WebSocket message (close code 1009) whatever the codec; over
+   * TCP, TLS and Unix sockets only the codec can tell where a message
+   * ends, so it needs a codec that takes a limit (the built-in ones do; a
+   * custom codec with it is a TypeError, and bounds its messages itself).
+   * Unset, the default applies over WebSocket, and on the other transports
+   * the codec's own limit alone (64 KiB for `lines()`, 1 MiB for the
+   * others, unless configured).
+   *
+   * @default {1048576}
+   */
+  maxMessageBytes?: number;
   /**
    * Joins a cluster: session ids unique across it, room broadcasts and
    * send-by-id reaching every node. Build one with `connectCluster()` from
@@ -475,6 +491,12 @@ export class Server<
             max === undefined ? {} : { maxMessageBytes: max },
           ),
       );
+    } else if (options.maxMessageBytes !== undefined) {
+      // The same limit on a byte stream, held by the codec's decoders.
+      // Unset, the codec's own limit stands (a built-in one is at most the
+      // WebSocket default): a codec configured for larger frames is not
+      // cut down by a default it never asked for.
+      codec = boundCodec(codec, options.maxMessageBytes, "maxMessageBytes");
     }
     this.#listener = bind(options);
     this.addr = this.#listener.addr as Addr;
@@ -533,16 +555,6 @@ export class Server<
       else signal.addEventListener("abort", listener, { once: true });
     }
     this.#acceptLoop = this.#accept();
-  }
-
-  /**
-   * The same promise as {@linkcode Server.closed}.
-   *
-   * @deprecated Use {@linkcode Server.closed}, named like `Session.closed`
-   * and `Client.closed`.
-   */
-  get finished(): Promise<void> {
-    return this.closed;
   }
 
   /**

@@ -186,7 +186,7 @@ Deno.test("listen() shuts down when its AbortSignal aborts", async () => {
   const conn = await dial(portOf(server.addr));
   await until(() => server.sessions.size === 1);
   controller.abort();
-  await within(server.finished, 5000, "shutdown");
+  await within(server.closed, 5000, "shutdown");
   assert.equal((await readToEnd(conn)).length, 0);
   conn.close();
   await assert.rejects(() => dial(portOf(server.addr)));

@@ -220,7 +220,7 @@ Deno.test("Server.shutdown() stops accepting, delivers exactly the sends it acce
   const text = new TextDecoder().decode(await readAll(conn));
   assert.deepEqual(text.split("\n"), [...expected, ""]);
   await stopping;
-  await server.finished;
+  await server.closed;
   assert.equal(session.send("after"), false);
   assert.equal(server.sessions.broadcast("after"), 0);
 });

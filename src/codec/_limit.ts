@@ -21,33 +21,3 @@ export function sizeLimit(
   }
   return limit;
 }
-
-/** The limit a codec puts on one message, and the option that set it. */
-export interface MessageLimit {
-  /** The option's name, e.g. `"maxLineBytes"`. */
-  readonly option: string;
-  /** The limit, in bytes. */
-  readonly limit: number;
-}
-
-// Read by transports that frame messages themselves (WebSocket), so that
-// the codec's own limit applies to each message there too.
-const messageLimits = new WeakMap<object, MessageLimit>();
-
-/**
- * Records the limit `codec` puts on one message (a line, a frame's
- * payload) and returns `codec`.
- */
-export function withMessageLimit<C extends object>(
-  codec: C,
-  option: string,
-  limit: number,
-): C {
-  messageLimits.set(codec, { option, limit });
-  return codec;
-}
-
-/** The limit recorded for `codec` by {@linkcode withMessageLimit}, if any. */
-export function messageLimitOf(codec: object): MessageLimit | undefined {
-  return messageLimits.get(codec);
-}

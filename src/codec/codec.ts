@@ -196,6 +196,11 @@ export interface HeartbeatOptions<T> {
 /**
  * A framing: how messages become bytes on the wire and back.
  *
+ * The core is `encode` (with an optional `encodeInto` fast path) and a
+ * `decoder` factory; what a codec knows about its messages beyond framing
+ * — their route key, request correlation, heartbeat — are optional
+ * {@linkcode CodecTraits}, which a codec may leave out.
+ *
  * Built-in codecs: {@linkcode lines}, {@linkcode lengthPrefixed}, and the
  * ones exported next to them. Writing your own takes an `encode` function and
  * a `decoder` factory; see the example.
@@ -241,8 +246,12 @@ export interface HeartbeatOptions<T> {
  * assert.deepEqual(out, [513]);
  * ```
  */
-export interface Codec<In, Out = In> {
-  /** A short name for diagnostics, e.g. `"lines"`. */
+export interface Codec<In, Out = In> extends CodecTraits<In, Out> {
+  /**
+   * A short name for messages and logs, e.g. `"lines"`. Only that: the
+   * package never recognises a codec by its name (a codec of your own may
+   * be called `"lines"` too); the built-in codecs are known by identity.
+   */
   readonly name: string;
   /**
    * Encodes one message as one complete frame. The returned bytes may be
@@ -274,23 +283,6 @@ export interface Codec<In, Out = In> {
    * @returns A decoder with empty state.
    */
   decoder(link?: DecoderLink): Decoder<In>;
-  /** Ping/pong for heartbeats, when the framing has one. */
-  readonly heartbeat?: Heartbeat<In>;
-  /**
-   * The route key of a message, for {@linkcode Router}: the codec knows
-   * its messages' shape (the first word of a line, the `type` of a JSON
-   * object, a microSocket `module.method` or `action`). `undefined` means
-   * "no key" (the router's fallback handles it).
-   *
-   * @param message A decoded message.
-   * @returns The route key, or `undefined`.
-   */
-  routeKey?(message: In): string | undefined;
-  /**
-   * How requests and their replies are matched, for
-   * `Session.request()` / `Session.reply()`; `json()` has one.
-   */
-  readonly correlation?: Correlation<In, Out>;
 }
 
 /**
@@ -346,4 +338,47 @@ export interface Correlation<In, Out> {
    * can't carry one (or already holds the field it goes in).
    */
   reply(request: In, response: Out): Out;
+}
+
+/**
+ * What a codec may know about its messages besides their framing, each
+ * optional and independent: the route key {@linkcode Router} dispatches
+ * on, the correlation of requests and replies, the heartbeat. A
+ * {@linkcode Codec} carries them as its own fields; add them to a codec by
+ * spreading it (the framing and the built-in codecs' identity survive a
+ * spread).
+ *
+ * @typeParam In The type of decoded (incoming) messages.
+ * @typeParam Out The type of messages accepted for encoding (outgoing).
+ *
+ * @example Routing lines by their last word instead of their first
+ * ```ts
+ * import { type Codec, type CodecTraits, lines } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const byLastWord: CodecTraits<string> = {
+ *   routeKey: (line) => line.slice(line.lastIndexOf(" ") + 1),
+ * };
+ * const codec: Codec<string> = { ...lines(), ...byLastWord };
+ * assert.equal(codec.routeKey?.("please stop"), "stop");
+ * ```
+ */
+export interface CodecTraits<In, Out = In> {
+  /** Ping/pong for heartbeats, when the framing has one. */
+  readonly heartbeat?: Heartbeat<In>;
+  /**
+   * The route key of a message, for {@linkcode Router}: the codec knows
+   * its messages' shape (the first word of a line, the `type` of a JSON
+   * object, a microSocket `module.method` or `action`). `undefined` means
+   * "no key" (the router's fallback handles it).
+   *
+   * @param message A decoded message.
+   * @returns The route key, or `undefined`.
+   */
+  routeKey?(message: In): string | undefined;
+  /**
+   * How requests and their replies are matched, for
+   * `Session.request()` / `Session.reply()`; `json()` has one.
+   */
+  readonly correlation?: Correlation<In, Out>;
 }

@@ -9,7 +9,8 @@ import type {
   HeartbeatOptions,
 } from "./codec.ts";
 import { typeField } from "./_route_keys.ts";
-import { sizeLimit, withMessageLimit } from "./_limit.ts";
+import { sizeLimit } from "./_limit.ts";
+import { kindOf, withKind } from "./_kind.ts";
 import { decodeUtf8 } from "./_utf8.ts";
 import { DecodeError } from "../errors.ts";
 import { lines } from "./lines.ts";
@@ -154,7 +155,7 @@ export function json<In = unknown, Out = In>(
     ? undefined
     : jsonBeats(options.heartbeat);
   if (framing === "lines") {
-    const inner = lines({ maxLineBytes: maxFrameBytes });
+    const inner = kindOf(lines({ maxLineBytes: maxFrameBytes }))!;
     // JSON.stringify without indentation never emits a raw line feed.
     const frame = (text: string) => encoder.encode(text + "\n");
     const heartbeat = beats && jsonHeartbeat<In>(beats, frame);
@@ -164,16 +165,26 @@ export function json<In = unknown, Out = In>(
         return frame(stringify(message));
       },
       decoder(): Decoder<In> {
-        return new JsonLineDecoder<In>(inner.decoder(), beats);
+        return new JsonLineDecoder<In>(
+          inner.bounded(undefined, maxFrameBytes, "maxFrameBytes"),
+          beats,
+        );
       },
       ...(heartbeat === undefined ? {} : { heartbeat }),
       routeKey: typeField,
       correlation: jsonCorrelation as Correlation<In, Out>,
     };
-    return withMessageLimit(codec, "maxFrameBytes", maxFrameBytes);
+    return withKind(codec, {
+      framing: "json",
+      option: "maxFrameBytes",
+      limit: maxFrameBytes,
+      bounded: (_link, limit, option) =>
+        new JsonLineDecoder<In>(inner.bounded(undefined, limit, option), beats),
+    });
   }
   if (framing === "length") {
     const inner = lengthPrefixed({ maxFrameBytes });
+    const innerKind = kindOf(inner)!;
     const frame = (text: string) => inner.encode(encoder.encode(text));
     const heartbeat = beats && jsonHeartbeat<In>(beats, frame);
     const codec: Codec<In, Out> = {
@@ -182,13 +193,25 @@ export function json<In = unknown, Out = In>(
         return frame(stringify(message));
       },
       decoder(): Decoder<In> {
-        return new JsonFrameDecoder<In>(inner.decoder(), beats);
+        return new JsonFrameDecoder<In>(
+          innerKind.bounded(undefined, maxFrameBytes, "maxFrameBytes"),
+          beats,
+        );
       },
       ...(heartbeat === undefined ? {} : { heartbeat }),
       routeKey: typeField,
       correlation: jsonCorrelation as Correlation<In, Out>,
     };
-    return withMessageLimit(codec, "maxFrameBytes", maxFrameBytes);
+    return withKind(codec, {
+      framing: "json",
+      option: "maxFrameBytes",
+      limit: maxFrameBytes,
+      bounded: (_link, limit, option) =>
+        new JsonFrameDecoder<In>(
+          innerKind.bounded(undefined, limit, option),
+          beats,
+        ),
+    });
   }
   throw new RangeError(
     `framing must be "lines" or "length", got ${JSON.stringify(framing)}`,

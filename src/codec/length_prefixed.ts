@@ -1,7 +1,8 @@
 // Binary frames: a 4-byte big-endian length, then that many bytes.
 import type { Codec, Decoder, Heartbeat } from "./codec.ts";
-import { FrameTooLargeError, TruncatedFrameError } from "../errors.ts";
-import { sizeLimit, withMessageLimit } from "./_limit.ts";
+import { MessageTooBigError, TruncatedFrameError } from "../errors.ts";
+import { sizeLimit } from "./_limit.ts";
+import { withKind } from "./_kind.ts";
 import { PartialPayload } from "./_partial_payload.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../defaults.ts";
 
@@ -127,10 +128,15 @@ export function lengthPrefixed(
       return end;
     },
     decoder(): Decoder<Uint8Array> {
-      return new LengthPrefixedDecoder(maxFrameBytes);
+      return new LengthPrefixedDecoder(maxFrameBytes, "maxFrameBytes");
     },
   };
-  return withMessageLimit(codec, "maxFrameBytes", maxFrameBytes);
+  return withKind(codec, {
+    framing: "lengthPrefixed",
+    option: "maxFrameBytes",
+    limit: maxFrameBytes,
+    bounded: (_link, limit, option) => new LengthPrefixedDecoder(limit, option),
+  });
 }
 
 function checkPayload(payload: Uint8Array): void {
@@ -157,12 +163,14 @@ const EMPTY_FRAME_HEARTBEAT: Heartbeat<Uint8Array> = {
 // PartialPayload), which is handed to the handler.
 class LengthPrefixedDecoder implements Decoder<Uint8Array> {
   #max: number;
+  #option: string;
   #header = 0;
   #headerBytes = 0;
   #payload = new PartialPayload(INITIAL_PAYLOAD, 0);
 
-  constructor(max: number) {
+  constructor(max: number, option: string) {
     this.#max = max;
+    this.#option = option;
   }
 
   get buffered(): number {
@@ -202,7 +210,7 @@ class LengthPrefixedDecoder implements Decoder<Uint8Array> {
           }
           const length = readLength(chunk, offset);
           if (length > this.#max) {
-            throw new FrameTooLargeError(length, this.#max);
+            throw new MessageTooBigError(length, this.#max, this.#option);
           }
           offset += HEADER_BYTES;
           payload.start(length);
@@ -213,7 +221,7 @@ class LengthPrefixedDecoder implements Decoder<Uint8Array> {
           this.#header = 0;
           this.#headerBytes = 0;
           if (length > this.#max) {
-            throw new FrameTooLargeError(length, this.#max);
+            throw new MessageTooBigError(length, this.#max, this.#option);
           }
           if (length === 0) {
             emit(new Uint8Array(0));

@@ -1,7 +1,8 @@
 // UTF-8 text lines: the chat room's framing, and what `nc` speaks.
 import type { Codec, Decoder, Heartbeat, HeartbeatOptions } from "./codec.ts";
-import { DecodeError, FrameTooLargeError } from "../errors.ts";
-import { sizeLimit, withMessageLimit } from "./_limit.ts";
+import { DecodeError, MessageTooBigError } from "../errors.ts";
+import { sizeLimit } from "./_limit.ts";
+import { withKind } from "./_kind.ts";
 import { decodeUtf8 } from "./_utf8.ts";
 import { firstWord } from "./_route_keys.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "../defaults.ts";
@@ -139,10 +140,15 @@ export function lines(options: LinesOptions = {}): Codec<string> {
       return at;
     },
     decoder(): Decoder<string> {
-      return new LineDecoder(maxLineBytes);
+      return new LineDecoder(maxLineBytes, "maxLineBytes");
     },
   };
-  return withMessageLimit(codec, "maxLineBytes", maxLineBytes);
+  return withKind(codec, {
+    framing: "lines",
+    option: "maxLineBytes",
+    limit: maxLineBytes,
+    bounded: (_link, limit, option) => new LineDecoder(limit, option),
+  });
 }
 
 function lineHeartbeat(
@@ -199,11 +205,13 @@ function checkLine(line: string): void {
 // connection holds no buffer at all.
 class LineDecoder implements Decoder<string> {
   #max: number;
+  #option: string;
   #partial: Uint8Array | undefined;
   #partialLength = 0;
 
-  constructor(max: number) {
+  constructor(max: number, option: string) {
     this.#max = max;
+    this.#option = option;
   }
 
   get buffered(): number {
@@ -254,7 +262,7 @@ class LineDecoder implements Decoder<string> {
   // Decodes bytes [start, end), enforcing the limit.
   #text(bytes: Uint8Array, start: number, end: number): string {
     if (end - start > this.#max) {
-      throw new FrameTooLargeError(end - start, this.#max);
+      throw new MessageTooBigError(end - start, this.#max, this.#option);
     }
     try {
       return decodeUtf8(bytes.subarray(start, end));
@@ -267,7 +275,9 @@ class LineDecoder implements Decoder<string> {
   // extra byte for a CR that may precede the LF still to come.
   #keep(bytes: Uint8Array, start: number, end: number): void {
     const needed = this.#partialLength + (end - start);
-    if (needed > this.#max + 1) throw new FrameTooLargeError(needed, this.#max);
+    if (needed > this.#max + 1) {
+      throw new MessageTooBigError(needed, this.#max, this.#option);
+    }
     let partial = this.#partial;
     if (partial === undefined || partial.length < needed) {
       const grown = new Uint8Array(

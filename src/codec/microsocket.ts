@@ -5,12 +5,13 @@
 // or buffering without bound, and "|", ":" and "\" survive a round trip.
 import type { Codec, Decoder } from "./codec.ts";
 import { sizeLimit } from "./_limit.ts";
+import { withKind } from "./_kind.ts";
 import { decodeUtf8 } from "./_utf8.ts";
 import { moduleMethodOrAction } from "./_route_keys.ts";
 import { PartialPayload } from "./_partial_payload.ts";
 import {
   DecodeError,
-  FrameTooLargeError,
+  MessageTooBigError,
   TruncatedFrameError,
 } from "../errors.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../defaults.ts";
@@ -182,13 +183,13 @@ export function microSocket(
     0x7fffffff,
   );
   const encoder = new TextEncoder();
-  return {
+  const codec: Codec<MicroSocketMessage> = {
     name: "microSocket",
     encode(message: MicroSocketMessage): Uint8Array {
       return encodeFrame(encoder, message);
     },
     decoder(): Decoder<MicroSocketMessage> {
-      return new MicroSocketDecoder(maxFrameBytes);
+      return new MicroSocketDecoder(maxFrameBytes, "maxFrameBytes");
     },
     heartbeat: {
       ping: PING,
@@ -198,6 +199,12 @@ export function microSocket(
     },
     routeKey: moduleMethodOrAction,
   };
+  return withKind(codec, {
+    framing: "microSocket",
+    option: "maxFrameBytes",
+    limit: maxFrameBytes,
+    bounded: (_link, limit, option) => new MicroSocketDecoder(limit, option),
+  });
 }
 
 function isKeepalive(message: MicroSocketMessage): boolean {
@@ -324,12 +331,14 @@ function noColon(at: number): DecodeError {
 // place, without a copy.
 class MicroSocketDecoder implements Decoder<MicroSocketMessage> {
   #max: number;
+  #option: string;
   #headerBytes = 0;
   #length = 0;
   #payload = new PartialPayload(INITIAL_PAYLOAD, KEEP_PAYLOAD);
 
-  constructor(max: number) {
+  constructor(max: number, option: string) {
     this.#max = max;
+    this.#option = option;
   }
 
   get buffered(): number {
@@ -407,7 +416,9 @@ class MicroSocketDecoder implements Decoder<MicroSocketMessage> {
     if (length < 0) {
       throw new DecodeError(`Negative microSocket frame length ${length}`);
     }
-    if (length > this.#max) throw new FrameTooLargeError(length, this.#max);
+    if (length > this.#max) {
+      throw new MessageTooBigError(length, this.#max, this.#option);
+    }
     return length;
   }
 

@@ -31,7 +31,7 @@ import {
   DEFAULT_MAX_PINGS_PER_SECOND,
 } from "../defaults.ts";
 import { adapterRecipe, rememberAdapter } from "./_adapt.ts";
-import { messageLimitOf } from "../codec/_limit.ts";
+import { kindOf } from "../codec/_kind.ts";
 
 /**
  * How one codec's messages travel as WebSocket messages: `encode` turns a
@@ -246,8 +246,11 @@ export function webSocketCodec<In, Out>(
   const mask = role === "client";
   let maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   let limitOption = "maxMessageBytes";
-  // The inner codec's own limit, when it is the smaller one.
-  const own = messageLimitOf(inner);
+  // The inner codec's own limit, when it is the smaller one: a WebSocket
+  // message holds one message of a built-in codec, but may hold several
+  // microSocket (or custom) frames, so only the former's limit applies.
+  const kind = kindOf(inner);
+  const own = kind?.framing === "microSocket" ? undefined : kind;
   if (own !== undefined && own.limit < maxMessageBytes) {
     maxMessageBytes = own.limit;
     limitOption = own.option;
@@ -546,8 +549,10 @@ export function isWebSocketCodec(codec: Codec<any, any>): boolean {
   return adapterRecipe(codec) !== undefined;
 }
 
+// By the codec's kind, not its name: a custom codec named "lines" is framed
+// as any other custom codec.
 function builtInPlan<In, Out>(inner: Codec<In, Out>): Plan<In, Out> {
-  switch (inner.name) {
+  switch (kindOf(inner)?.framing) {
     case "lines":
       return linesPlan() as unknown as Plan<In, Out>;
     case "json":

@@ -110,13 +110,6 @@ export interface WebSocketListenOptions {
    */
   maxHeaders?: number;
   /**
-   * The largest WebSocket message accepted, in bytes; a bigger one closes
-   * the session with 1009 before it is stored.
-   *
-   * @default {1048576}
-   */
-  maxMessageBytes?: number;
-  /**
    * Answers plain HTTP requests (not upgrades), e.g. a page at `/`: the
    * request has no body, and the connection closes after the response.
    * Unset: 404. A throw gets 500 and goes to `onError`.

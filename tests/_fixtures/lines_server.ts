@@ -37,5 +37,5 @@ const server = listen({
 const onSigterm = () => void server.shutdown({ timeout: 2000 });
 Deno.addSignalListener("SIGTERM", onSigterm);
 console.log(JSON.stringify({ port: (server.addr as Deno.NetAddr).port }));
-await server.finished;
+await server.closed;
 Deno.removeSignalListener("SIGTERM", onSigterm);

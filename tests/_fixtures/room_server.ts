@@ -26,5 +26,5 @@ const server = listen({
 const onSigterm = () => void server.shutdown({ timeout: 500 });
 Deno.addSignalListener("SIGTERM", onSigterm);
 console.log(JSON.stringify({ port: (server.addr as Deno.NetAddr).port }));
-await server.finished;
+await server.closed;
 Deno.removeSignalListener("SIGTERM", onSigterm);
