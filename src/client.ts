@@ -10,7 +10,7 @@ import { SessionClosedError } from "./errors.ts";
 import { CloseReason } from "./close_reason.ts";
 import { RefusedError } from "./errors.ts";
 import type { Attempt, Transport } from "./transport/transport.ts";
-import type { Connection } from "./transport/connection.ts";
+import { closeQuietly, type Connection } from "./transport/connection.ts";
 import { transportOf } from "./transport/transports.ts";
 import { openSession } from "./transport/open_session.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
@@ -1034,14 +1034,6 @@ function withTransport<T extends { transport?: string; url?: unknown }>(
     return options;
   }
   return { ...options, transport: "websocket" };
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
 }
 
 // A WebSocket close that refuses the client: 4401/4403 (HTTP 401/403 in

@@ -13,7 +13,11 @@ import { sendFrames } from "./_fan_out.ts";
 import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
 import type { Listener } from "./transport/transport.ts";
 import { transportOf } from "./transport/transports.ts";
-import type { Connection } from "./transport/connection.ts";
+import {
+  closeQuietly,
+  type Connection,
+  peerIp,
+} from "./transport/connection.ts";
 import { openSession } from "./transport/open_session.ts";
 import type { WebSocketServerStats } from "./transport/stats.ts";
 import { DEFAULT_SHUTDOWN_TIMEOUT } from "./defaults.ts";
@@ -616,7 +620,7 @@ export class Server<
       this.#listener.refuse(conn, 503, "Server full");
       return;
     }
-    const ip = ipOf(conn.remoteAddr);
+    const ip = peerIp(conn.remoteAddr);
     if (ip !== undefined) {
       const count = this.#perIp.get(ip) ?? 0;
       if (count >= (options.maxConnectionsPerIp ?? Infinity)) {
@@ -859,12 +863,6 @@ export function listen<Data = unknown, In = string, Out = In>(
   return new Server(options);
 }
 
-function ipOf(addr: Deno.Addr): string | undefined {
-  return addr.transport === "tcp" || addr.transport === "udp"
-    ? addr.hostname
-    : undefined;
-}
-
 type Traffic = Pick<
   ServerStats,
   "framesIn" | "bytesIn" | "framesOut" | "bytesOut" | "writes" | "framesDropped"
@@ -882,12 +880,4 @@ function addTraffic(totals: Traffic, session: Traffic): void {
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === "object" && value !== null &&
     typeof (value as PromiseLike<unknown>).then === "function";
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
 }

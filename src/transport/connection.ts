@@ -32,3 +32,13 @@ export function closeQuietly(conn: Deno.Conn): void {
     // Already closed.
   }
 }
+
+/**
+ * The peer's IP address, which `maxConnectionsPerIp` counts by; `undefined`
+ * for a Unix socket, which has none.
+ */
+export function peerIp(addr: Deno.Addr): string | undefined {
+  return addr.transport === "tcp" || addr.transport === "udp"
+    ? addr.hostname
+    : undefined;
+}
