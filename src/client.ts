@@ -11,7 +11,7 @@ import { CloseReason } from "./close_reason.ts";
 import { RefusedError } from "./errors.ts";
 import type { Attempt, Transport } from "./transport/transport.ts";
 import { closeQuietly, type Connection } from "./transport/connection.ts";
-import { transportOf } from "./transport/transports.ts";
+import { transportOf, withTransport } from "./transport/transports.ts";
 import { openSession } from "./transport/open_session.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
 import {
@@ -1023,18 +1023,6 @@ export async function connect<Data = unknown, In = string, Out = In>(
 }
 
 function ignore(): void {}
-
-// A `url` says the transport: "websocket" when none is given. A url beside
-// another transport is left to the validator, which names both.
-function withTransport<T extends { transport?: string; url?: unknown }>(
-  options: T,
-): T {
-  if (options === null || typeof options !== "object") return options;
-  if (options.url === undefined || options.transport !== undefined) {
-    return options;
-  }
-  return { ...options, transport: "websocket" };
-}
 
 // A WebSocket close that refuses the client: 4401/4403 (HTTP 401/403 in
 // the private range, sent by Refusal) or a 1008 that says "unauthorized".

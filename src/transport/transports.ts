@@ -16,12 +16,25 @@ export type TransportName = "tcp" | "unix" | "websocket";
 export const transports: Readonly<Record<TransportName, Transport<any, any>>> =
   { tcp, unix, websocket };
 
-/**
- * The transport `options` name; TCP when none is given.
- */
+/** The transport `options` name; TCP when none is given. */
 export function transportOf(
   options: { readonly transport?: TransportName | undefined },
   // deno-lint-ignore no-explicit-any
 ): Transport<any, any> {
   return transports[options.transport ?? "tcp"];
+}
+
+/**
+ * `options` with the transport a `url` implies ("websocket") when none is
+ * given. A url beside another transport is left to the validator, which
+ * names both.
+ */
+export function withTransport<
+  T extends { transport?: string | undefined; url?: unknown },
+>(options: T): T {
+  if (options === null || typeof options !== "object") return options;
+  if (options.url === undefined || options.transport !== undefined) {
+    return options;
+  }
+  return { ...options, transport: "websocket" };
 }
