@@ -48,4 +48,5 @@ export {
   type WebSocketRequest,
   webSocketRequest,
 } from "./src/websocket/websocket_request.ts";
-export * from "./src/websocket/native.ts";
+export * from "./src/transport/native.ts";
+export type { WebSocketServerStats } from "./src/transport/stats.ts";

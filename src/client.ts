@@ -3,26 +3,19 @@
 // made while reconnecting, and messages as an async iterable.
 import type { Codec, DecoderLink } from "./codec/codec.ts";
 import { lines } from "./codec/lines.ts";
-import {
-  peerCloseCode,
-  peerCloseReason,
-  webSocketCodec,
-} from "./websocket/websocket_codec.ts";
-import { clientHandshake } from "./websocket/_handshake.ts";
-import { dialWebSocket } from "./websocket/_dial.ts";
-import { adaptCodec } from "./websocket/_adapt.ts";
-import { boundCodec } from "./codec/_kind.ts";
-import { Session, type SessionOptions } from "./session/session.ts";
+import { peerCloseCode, peerCloseReason } from "./websocket/websocket_codec.ts";
+import type { Session, SessionOptions } from "./session/session.ts";
 import type { RequestOptions } from "./session/options.ts";
 import { SessionClosedError } from "./errors.ts";
 import { CloseReason } from "./close_reason.ts";
 import { RefusedError } from "./errors.ts";
-import { setPrelude } from "./session/_internals.ts";
+import type { Attempt, Transport } from "./transport/transport.ts";
+import { closeQuietly, type Connection } from "./transport/connection.ts";
+import { transportOf, withTransport } from "./transport/transports.ts";
+import { openSession } from "./transport/open_session.ts";
 import { validateConnectOptions } from "./_validate_options.ts";
 import {
-  DEFAULT_CONNECT_HOSTNAME,
   DEFAULT_CONNECT_TIMEOUT,
-  DEFAULT_NO_DELAY,
   DEFAULT_RECONNECT_FACTOR,
   DEFAULT_RECONNECT_INITIAL_DELAY,
   DEFAULT_RECONNECT_JITTER,
@@ -485,8 +478,8 @@ export class Client<Data = unknown, In = string, Out = In>
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   #started: Promise<void> | undefined;
-  // Bytes read past a WebSocket handshake, for the next session.
-  #prelude: Uint8Array | undefined;
+  // deno-lint-ignore no-explicit-any
+  readonly #transport: Transport<any, ConnectOptions<Data, In, Out>>;
   // The next reconnection's delay, and when the current session opened:
   // the delay starts over only after a connection that stayed up.
   #delay = 0;
@@ -504,27 +497,13 @@ export class Client<Data = unknown, In = string, Out = In>
     options = withTransport(options);
     validateConnectOptions(options);
     this.#options = options;
-    let codec = options.codec ?? (lines() as unknown as Codec<In, Out>);
-    if (options.transport === "websocket") {
-      const max = options.maxMessageBytes;
-      codec = adaptCodec(
-        codec,
-        "client",
-        max,
-        "connect()",
-        (plain) =>
-          webSocketCodec(plain, {
-            role: "client",
-            ...(max === undefined ? {} : { maxMessageBytes: max }),
-          }),
-      );
-    } else if (options.maxMessageBytes !== undefined) {
-      // The same limit on a byte stream, held by the codec's decoders.
-      // Unset, the codec's own limit stands (a built-in one is at most the
-      // WebSocket default): a codec configured for larger frames is not
-      // cut down by a default it never asked for.
-      codec = boundCodec(codec, options.maxMessageBytes, "maxMessageBytes");
-    }
+    this.#transport = transportOf(options);
+    const codec = this.#transport.codec(
+      options.codec ?? (lines() as unknown as Codec<In, Out>),
+      "client",
+      options.maxMessageBytes,
+      "connect()",
+    );
     const onOpen = options.onOpen;
     const onMessage = options.onMessage;
     const refusalOf = options.refusalOf;
@@ -795,12 +774,12 @@ export class Client<Data = unknown, In = string, Out = In>
       }
       if (this.#closing !== undefined) throw new Error("Client closed");
       try {
-        const conn = await this.#dial();
+        const connection = await this.#dial();
         if (this.#closing !== undefined) {
-          conn.close();
+          connection.conn.close();
           throw new Error("Client closed");
         }
-        await this.#open(conn);
+        await this.#open(connection);
         return;
       } catch (error) {
         if (this.#closing !== undefined) throw error;
@@ -814,10 +793,10 @@ export class Client<Data = unknown, In = string, Out = In>
   // One connection attempt within connectTimeout: TCP (or Unix), then the
   // TLS handshake, so that an untrusted certificate fails the attempt
   // instead of a session that seemed open.
-  async #dial(): Promise<Deno.Conn> {
+  async #dial(): Promise<Connection> {
     const timeout = this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
     const attempt: Attempt = { conn: undefined, abandoned: false };
-    const connecting = this.#connect(attempt);
+    const connecting = this.#transport.dial(this.#options, attempt);
     if (timeout === 0) return connecting;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<never>((_, reject) => {
@@ -826,7 +805,7 @@ export class Client<Data = unknown, In = string, Out = In>
         // completes after all is closed as soon as it does.
         attempt.abandoned = true;
         if (attempt.conn !== undefined) closeQuietly(attempt.conn);
-        connecting.then(closeQuietly, ignore);
+        connecting.then((connection) => closeQuietly(connection.conn), ignore);
         reject(
           new Deno.errors.TimedOut(`Connecting took more than ${timeout} ms`),
         );
@@ -839,83 +818,19 @@ export class Client<Data = unknown, In = string, Out = In>
     }
   }
 
-  async #connect(attempt: Attempt): Promise<Deno.Conn> {
-    const options = this.#options;
-    this.#prelude = undefined;
-    if (options.transport === "unix") {
-      return await Deno.connect({ transport: "unix", path: options.path! });
-    }
-    const handshake = options.transport === "websocket"
-      ? clientHandshake(options.url!, {
-        ...(options.protocols === undefined
-          ? {}
-          : { protocols: options.protocols }),
-        ...(options.origin === undefined ? {} : { origin: options.origin }),
-      })
-      : undefined;
-    const hostname = handshake?.hostname ?? options.hostname ??
-      DEFAULT_CONNECT_HOSTNAME;
-    const tcp = await Deno.connect({
-      hostname,
-      port: handshake?.port ?? options.port!,
-    });
-    attempt.conn = tcp;
-    try {
-      if (attempt.abandoned) throw new Error("Connection attempt abandoned");
-      if (options.keepAlive === true) tcp.setKeepAlive(true);
-      const tls = options.tls ?? (handshake?.secure ? true : undefined);
-      if (tls === undefined) {
-        if (handshake !== undefined) {
-          this.#prelude = await dialWebSocket(tcp, handshake);
-        }
-        return tcp;
-      }
-      // TLS over our own TCP connection: TlsConn has no socket options, so
-      // keep-alive and TCP_NODELAY are set here, before the handshake.
-      if (options.noDelay ?? DEFAULT_NO_DELAY) tcp.setNoDelay(true);
-      const caCerts = tls === true ? undefined : tls.caCerts;
-      const conn = await Deno.startTls(
-        tcp,
-        caCerts === undefined ? { hostname } : { hostname, caCerts },
-      );
-      attempt.conn = conn;
-      await conn.handshake();
-      if (handshake !== undefined) {
-        this.#prelude = await dialWebSocket(conn, handshake);
-      }
-      return conn;
-    } catch (error) {
-      // The TLS connection once it exists: it owns the TCP one.
-      closeQuietly(attempt.conn);
-      throw error;
-    }
-  }
-
   // Wraps a connection in a session. When `data()` throws, the session is
   // closed at once (before onOpen), onError hears of it, and the attempt
   // fails with the error.
-  async #open(conn: Deno.Conn): Promise<void> {
-    const session = new Session(conn, this.#sessionOptions);
-    const prelude = this.#prelude;
-    this.#prelude = undefined;
-    if (prelude !== undefined && prelude.byteLength > 0) {
-      setPrelude(session, prelude);
-    }
-    const data = this.#options.data;
-    if (data !== undefined) {
-      try {
-        session.data = data(session);
-      } catch (error) {
-        // Reported as the server reports it, since a reconnection retries
-        // (and fails) quietly otherwise.
-        try {
-          this.#options.onError?.(error, session);
-        } catch {
-          // The error is thrown (or retried) below anyway.
-        }
-        await session.close(CloseReason.Error);
-        throw error;
-      }
+  async #open(connection: Connection): Promise<void> {
+    // A data() that throws is reported to onError (as the server reports
+    // it, since a reconnection retries, and fails, quietly otherwise).
+    const opened = openSession(connection, this.#sessionOptions, {
+      data: this.#options.data,
+    });
+    const session = opened.session;
+    if (opened.dataFailed) {
+      await session.closed;
+      throw opened.dataError;
     }
     this.#session = session;
     this.#openedAt = performance.now();
@@ -972,11 +887,6 @@ export class Client<Data = unknown, In = string, Out = In>
 }
 
 // The connection of an attempt in progress, for connectTimeout to close.
-interface Attempt {
-  conn: Deno.Conn | undefined;
-  abandoned: boolean;
-}
-
 // The close reasons that end a `for await` loop with an error: failures and
 // policies, not the ends someone chose.
 const FAILURES: ReadonlySet<string> = new Set<string>([
@@ -1120,26 +1030,6 @@ export async function connect<Data = unknown, In = string, Out = In>(
 }
 
 function ignore(): void {}
-
-// A `url` says the transport: "websocket" when none is given. A url beside
-// another transport is left to the validator, which names both.
-function withTransport<T extends { transport?: string; url?: unknown }>(
-  options: T,
-): T {
-  if (options === null || typeof options !== "object") return options;
-  if (options.url === undefined || options.transport !== undefined) {
-    return options;
-  }
-  return { ...options, transport: "websocket" };
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-}
 
 // A WebSocket close that refuses the client: 4401/4403 (HTTP 401/403 in
 // the private range, sent by Refusal) or a 1008 that says "unauthorized".

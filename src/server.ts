@@ -2,32 +2,25 @@
 // graceful shutdown that delivers what was already queued.
 import type { Codec } from "./codec/codec.ts";
 import { lines } from "./codec/lines.ts";
-import { Session, type SessionOptions } from "./session/session.ts";
+import type { Session, SessionOptions } from "./session/session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
-import { observe, setPrelude } from "./session/_internals.ts";
+import { observe } from "./session/_internals.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
 import { sendFrames } from "./_fan_out.ts";
 import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
-import { webSocketCodec } from "./websocket/websocket_codec.ts";
-import { adaptCodec } from "./websocket/_adapt.ts";
-import { boundCodec } from "./codec/_kind.ts";
+import type { Listener } from "./transport/transport.ts";
+import { transportOf } from "./transport/transports.ts";
 import {
-  type Accepted,
-  type AcceptOptions,
-  acceptWebSocket,
-  refuseWebSocket,
-} from "./websocket/_accept.ts";
-import { upgradeRequests } from "./websocket/websocket_request.ts";
-import {
-  DEFAULT_BACKLOG,
-  DEFAULT_HANDSHAKE_TIMEOUT,
-  DEFAULT_LISTEN_HOSTNAME,
-  DEFAULT_PORT,
-  DEFAULT_SHUTDOWN_TIMEOUT,
-} from "./defaults.ts";
+  closeQuietly,
+  type Connection,
+  peerIp,
+} from "./transport/connection.ts";
+import { openSession } from "./transport/open_session.ts";
+import type { WebSocketServerStats } from "./transport/stats.ts";
+import { DEFAULT_SHUTDOWN_TIMEOUT } from "./defaults.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -347,22 +340,7 @@ export interface ServerStats {
     maxConnectionsPerIp: number;
     /** Vetoed by `onAccept`. */
     vetoed: number;
-    /**
-     * WebSocket transport: upgrade requests (or request heads) answered
-     * with a refusal (400, 403, 404, 405, 426, 431).
-     */
-    handshakeRefused: number;
-    /**
-     * WebSocket transport: handshakes the peer abandoned (hang-up, reset)
-     * or that `handshakeTimeout` cut.
-     */
-    handshakeFailed: number;
   };
-  /**
-   * WebSocket transport: plain HTTP requests answered (by `serve`, else
-   * 404).
-   */
-  httpRequests: number;
   /** Failed `accept()` calls (e.g. EMFILE), each followed by a backoff. */
   acceptErrors: number;
   /** Frames decoded from peers. */
@@ -379,14 +357,15 @@ export interface ServerStats {
   framesDropped: number;
   /** Closed sessions by close reason. */
   closedByReason: Record<string, number>;
+  /**
+   * The WebSocket transport's handshake counters; present only on a
+   * server whose transport is `"websocket"`.
+   */
+  websocket?: WebSocketServerStats;
 }
 
 const ACCEPT_BACKOFF_MIN = 5;
 const ACCEPT_BACKOFF_MAX = 1000;
-// How long a refused WebSocket peer has to read its 429/503, and how many
-// refusals may be pending at once.
-const REFUSAL_LINGER = 2000;
-const MAX_REFUSING = 64;
 
 /**
  * A listening server: the accept loop, its sessions and its counters.
@@ -424,17 +403,15 @@ export class Server<
   /** Resolves once the server has shut down and released everything. */
   readonly closed: Promise<void>;
 
-  readonly #listener: Deno.Listener;
+  readonly #listener: Listener;
   readonly #options: ListenOptions<Data, In, Out>;
   readonly #sessionOptions: SessionOptions<Data, In, Out>;
   readonly #live = new Set<Session<Data, In, Out>>();
   readonly #perIp = new Map<string, number>();
   readonly #pendingAccepts = new Set<Deno.Conn>();
   readonly #errorLog = new ErrorLog();
-  readonly #webSocket: AcceptOptions | undefined;
-  readonly #handshakes = new Set<Promise<void>>();
-  // WebSocket connections being told they are refused (429/503).
-  readonly #refusing = new Set<Deno.Conn>();
+  // Connections in their transport's opening step (WebSocket handshake).
+  readonly #opening = new Set<Promise<void>>();
   readonly #resolveFinished: () => void;
   readonly #abortListener: (() => void) | undefined;
   #acceptLoop: Promise<void>;
@@ -448,10 +425,7 @@ export class Server<
     maxConnections: 0,
     maxConnectionsPerIp: 0,
     vetoed: 0,
-    handshakeRefused: 0,
-    handshakeFailed: 0,
   };
-  #httpRequests = 0;
   #acceptErrors = 0;
   #closedTotals = {
     framesIn: 0,
@@ -474,40 +448,20 @@ export class Server<
   constructor(options: ListenOptions<Data, In, Out>) {
     validateListenOptions(options);
     this.#options = options;
-    let codec = options.codec ??
-      (lines() as unknown as Codec<In, Out>);
-    if (options.transport === "websocket") {
-      // One adapter for every session: a broadcast encodes once for all.
-      // Decided before binding: a codec of the wrong role throws.
-      const max = options.maxMessageBytes;
-      codec = adaptCodec(
-        codec,
-        "server",
-        max,
-        "listen()",
-        (plain) =>
-          webSocketCodec(
-            plain,
-            max === undefined ? {} : { maxMessageBytes: max },
-          ),
-      );
-    } else if (options.maxMessageBytes !== undefined) {
-      // The same limit on a byte stream, held by the codec's decoders.
-      // Unset, the codec's own limit stands (a built-in one is at most the
-      // WebSocket default): a codec configured for larger frames is not
-      // cut down by a default it never asked for.
-      codec = boundCodec(codec, options.maxMessageBytes, "maxMessageBytes");
-    }
-    this.#listener = bind(options);
+    const transport = transportOf(options);
+    // Decided before binding: a WebSocket codec of the wrong role throws.
+    const codec = transport.codec(
+      options.codec ?? (lines() as unknown as Codec<In, Out>),
+      "server",
+      options.maxMessageBytes,
+      "listen()",
+    );
+    this.#listener = transport.listen(
+      options,
+      (error) => this.#report(error, undefined),
+    );
     this.addr = this.#listener.addr as Addr;
     this.sessions = options.sessions ?? new SessionManager();
-    if (options.transport === "websocket") {
-      this.#webSocket = {
-        ...options,
-        handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
-        onError: (error) => this.#report(error, undefined),
-      };
-    }
     const cluster = options.cluster;
     if (cluster !== undefined) {
       if (
@@ -569,10 +523,10 @@ export class Server<
       sessionsOpen: this.#live.size,
       sessionsTotal: this.#sessionsTotal,
       rejected: { ...this.#rejected },
-      httpRequests: this.#httpRequests,
       acceptErrors: this.#acceptErrors,
       ...totals,
       closedByReason: { ...this.#closedByReason },
+      ...this.#listener.stats(),
     };
   }
 
@@ -611,16 +565,12 @@ export class Server<
   }
 
   async #stop(timeout: number, reason: string): Promise<void> {
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed.
-    }
+    this.#listener.close();
     this.#wakeBackoff?.();
     await this.#acceptLoop;
     for (const conn of this.#pendingAccepts) closeQuietly(conn);
-    for (const conn of this.#refusing) closeQuietly(conn);
-    await Promise.all(this.#handshakes);
+    await this.#listener.settled();
+    await Promise.all(this.#opening);
     await Promise.all(
       [...this.#live].map((session) => session.close(reason, timeout)),
     );
@@ -672,15 +622,19 @@ export class Server<
     const held = this.#live.size + this.#pendingAccepts.size;
     if (held >= (options.maxConnections ?? Infinity)) {
       this.#rejected.maxConnections++;
-      this.#refuse(conn, 503, "Server full");
+      this.#listener.refuse(conn, 503, "Server full");
       return;
     }
-    const ip = ipOf(conn.remoteAddr);
+    const ip = peerIp(conn.remoteAddr);
     if (ip !== undefined) {
       const count = this.#perIp.get(ip) ?? 0;
       if (count >= (options.maxConnectionsPerIp ?? Infinity)) {
         this.#rejected.maxConnectionsPerIp++;
-        this.#refuse(conn, 429, "Too many connections from your address");
+        this.#listener.refuse(
+          conn,
+          429,
+          "Too many connections from your address",
+        );
         return;
       }
       this.#perIp.set(ip, count + 1);
@@ -718,34 +672,6 @@ export class Server<
     );
   }
 
-  // A connection over a limit. TCP peers speak no protocol we know: they
-  // are closed. A WebSocket peer speaks HTTP, and is told why (a browser
-  // reports a failed handshake either way, but other clients and logs show
-  // the status): 503 when the server is full, 429 when this address holds
-  // its share (the same client should back off; others may still come).
-  // Bounded: each answer lingers at most REFUSAL_LINGER, and past
-  // MAX_REFUSING at once the rest are closed without one.
-  #refuse(conn: Deno.Conn, status: 429 | 503, message: string): void {
-    if (
-      this.#webSocket === undefined || this.#refusing.size >= MAX_REFUSING
-    ) {
-      closeQuietly(conn);
-      return;
-    }
-    this.#refusing.add(conn);
-    const timeout = this.#webSocket.handshakeTimeout;
-    const refusal = refuseWebSocket(
-      conn,
-      status,
-      message,
-      timeout > 0 ? Math.min(timeout, REFUSAL_LINGER) : REFUSAL_LINGER,
-    ).finally(() => {
-      this.#refusing.delete(conn);
-      this.#handshakes.delete(refusal);
-    });
-    this.#handshakes.add(refusal);
-  }
-
   #decide(conn: Deno.Conn, ip: string | undefined, accepted: boolean): void {
     this.#pendingAccepts.delete(conn);
     if (accepted && this.#stopping === undefined) {
@@ -758,59 +684,45 @@ export class Server<
   }
 
   #open(conn: Deno.Conn, ip: string | undefined): void {
-    if (this.#webSocket !== undefined) {
-      // The handshake holds the connection's slot, as onAccept does.
-      this.#pendingAccepts.add(conn);
-      const handshake = acceptWebSocket(conn, this.#webSocket).then(
-        (accepted) => {
-          this.#pendingAccepts.delete(conn);
-          if (accepted === "refused") this.#rejected.handshakeRefused++;
-          else if (accepted === "failed") this.#rejected.handshakeFailed++;
-          else if (accepted === "http") this.#httpRequests++;
-          if (typeof accepted === "string" || this.#stopping !== undefined) {
-            this.#release(ip);
-            closeQuietly(conn);
-            return;
-          }
-          this.#start(conn, ip, accepted);
-        },
-      ).catch((error) => this.#report(error, undefined)).finally(() =>
-        this.#handshakes.delete(handshake)
-      );
-      this.#handshakes.add(handshake);
+    const opened = this.#listener.open(conn);
+    if (!isThenable(opened)) {
+      this.#start(opened, ip);
       return;
     }
-    this.#start(conn, ip, undefined);
+    // The opening handshake holds the connection's slot, as onAccept does.
+    this.#pendingAccepts.add(conn);
+    const opening = opened.then((connection) => {
+      this.#pendingAccepts.delete(conn);
+      if (connection === undefined || this.#stopping !== undefined) {
+        this.#release(ip);
+        closeQuietly(conn);
+        return;
+      }
+      this.#start(connection, ip);
+    }).catch((error) => this.#report(error, undefined)).finally(() =>
+      this.#opening.delete(opening)
+    );
+    this.#opening.add(opening);
   }
 
-  #start(
-    conn: Deno.Conn,
-    ip: string | undefined,
-    upgrade: Accepted | undefined,
-  ): void {
-    let session: Session<Data, In, Out>;
+  #start(connection: Connection, ip: string | undefined): void {
     try {
-      // Runs the codec's decoder(): user code that may throw.
-      // Unique in the manager, and across the cluster it may be in (this
-      // server's, or one another server sharing the manager joined).
-      const id = this.sessions.nextId();
-      session = new Session(conn, this.#sessionOptions, id);
-      if (upgrade !== undefined) {
-        const { request, protocol, prelude } = upgrade;
-        upgradeRequests.set(session, {
-          target: request.target,
-          path: request.path,
-          headers: request.headers,
-          protocol,
-        });
-        if (prelude.byteLength > 0) setPrelude(session, prelude);
-      }
+      openSession(connection, this.#sessionOptions, {
+        // Unique in the manager, and across the cluster it may be in (this
+        // server's, or one another server sharing the manager joined).
+        id: this.sessions.nextId(),
+        enrol: (session) => this.#enrol(session, ip),
+        data: this.#options.data,
+      });
     } catch (error) {
+      // The codec's decoder() (user code) threw.
       this.#report(error, undefined);
       this.#release(ip);
-      closeQuietly(conn);
-      return;
+      closeQuietly(connection.conn);
     }
+  }
+
+  #enrol(session: Session<Data, In, Out>, ip: string | undefined): void {
     this.#sessionsTotal++;
     this.#live.add(session);
     // Told before the session's onClose runs, so stats and per-IP slots are
@@ -822,15 +734,6 @@ export class Server<
       opened: () => void this.sessions.set(session),
     });
     if (this.#options.authenticate === undefined) this.sessions.set(session);
-    const data = this.#options.data;
-    if (data !== undefined) {
-      try {
-        session.data = data(session);
-      } catch (error) {
-        this.#report(error, session);
-        session.close(CloseReason.Error);
-      }
-    }
   }
 
   #forget(
@@ -965,46 +868,6 @@ export function listen<Data = unknown, In = string, Out = In>(
   return new Server(options);
 }
 
-function bind(
-  options: TcpListenOptions | UnixListenOptions | WebSocketListenOptions,
-): Deno.Listener {
-  if (options.transport === "unix") {
-    return Deno.listen({ transport: "unix", path: options.path });
-  }
-  const hostname = options.hostname ?? DEFAULT_LISTEN_HOSTNAME;
-  const port = options.port ?? DEFAULT_PORT;
-  const tcpBacklog = options.backlog ?? DEFAULT_BACKLOG;
-  if (options.tls !== undefined) {
-    return Deno.listenTls({
-      hostname,
-      port,
-      tcpBacklog,
-      cert: options.tls.cert,
-      key: options.tls.key,
-    });
-  }
-  if (options.reusePort !== true) {
-    return Deno.listen({ hostname, port, tcpBacklog });
-  }
-  // Without --unstable-net, Deno.listen({ reusePort }) ends the process
-  // (exit code 70) instead of throwing; listenDatagram exists only with
-  // that flag, so its absence tells us in time to throw something useful.
-  if (
-    typeof (Deno as { listenDatagram?: unknown }).listenDatagram !== "function"
-  ) {
-    throw new TypeError(
-      'reusePort needs Deno\'s --unstable-net flag (or "unstable": ["net"] in deno.json)',
-    );
-  }
-  return Deno.listen({ hostname, port, tcpBacklog, reusePort: true });
-}
-
-function ipOf(addr: Deno.Addr): string | undefined {
-  return addr.transport === "tcp" || addr.transport === "udp"
-    ? addr.hostname
-    : undefined;
-}
-
 type Traffic = Pick<
   ServerStats,
   "framesIn" | "bytesIn" | "framesOut" | "bytesOut" | "writes" | "framesDropped"
@@ -1022,12 +885,4 @@ function addTraffic(totals: Traffic, session: Traffic): void {
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === "object" && value !== null &&
     typeof (value as PromiseLike<unknown>).then === "function";
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
 }

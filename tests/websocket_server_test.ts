@@ -264,7 +264,7 @@ Deno.test("websocket: a slowloris handshake is cut by handshakeTimeout and holds
   assert.equal(text, "");
   const took = Date.now() - started;
   assert.ok(took >= 150 && took < 2000, `${took} ms`);
-  await until(() => server.stats().rejected.handshakeFailed === 1);
+  await until(() => server.stats().websocket?.handshakeFailed === 1);
   // The slot is free again: a real client gets in.
   const raw = await RawWebSocket.open(server.addr.port);
   await raw.frame(Opcode.text, "ok");
@@ -286,7 +286,7 @@ Deno.test("websocket: head size and header count limits answer 431", async () =>
     await exchange(port, upgradeRequest("/ws", many)),
     /^HTTP\/1\.1 431 /,
   );
-  await until(() => server.stats().rejected.handshakeRefused === 2);
+  await until(() => server.stats().websocket?.handshakeRefused === 2);
 });
 
 Deno.test("websocket: plain HTTP gets serve()'s answer or 404; bad upgrades get 400/403/404/426", async () => {
@@ -340,10 +340,10 @@ Deno.test("websocket: plain HTTP gets serve()'s answer or 404; bad upgrades get 
   );
   const stats = server.stats();
   assert.equal(stats.sessionsTotal, 0);
-  assert.equal(stats.httpRequests, 2);
-  assert.equal(stats.rejected.handshakeRefused, 4);
-  assert.equal(stats.rejected.handshakeFailed, 0);
-  assert.equal(bare.stats().httpRequests, 1);
+  assert.equal(stats.websocket?.httpRequests, 2);
+  assert.equal(stats.websocket?.handshakeRefused, 4);
+  assert.equal(stats.websocket?.handshakeFailed, 0);
+  assert.equal(bare.stats().websocket?.httpRequests, 1);
 });
 
 Deno.test("websocket: peers that hang up during the handshake, or send garbage, harm no one", async () => {
@@ -373,7 +373,7 @@ Deno.test("websocket: peers that hang up during the handshake, or send garbage, 
   assert.equal(errors, 0);
   // Each of the 40 is counted: cut short, or refused for its garbage.
   const counted = () => {
-    const { handshakeFailed, handshakeRefused } = server.stats().rejected;
+    const { handshakeFailed, handshakeRefused } = server.stats().websocket!;
     return handshakeFailed + handshakeRefused;
   };
   await until(() => counted() === 40, 5000, "40 handshakes counted");

@@ -6,7 +6,9 @@
 //   observe     the lifecycle: hear of the session opening and closing
 //   attach      the lifecycle: the manager that serves session.join() etc.
 //   sendShared  the writer: queue a broadcast's bytes by reference
-//   setPrelude  the reader: bytes read before the session existed
+//   adopt       the reader and the parts: the connection a transport opened
+//               (bytes it read before the session existed, what it learned)
+//   connectionOf  that connection, read back (e.g. a WebSocket's request)
 import type { SessionHost, SessionObserver } from "./_lifecycle.ts";
 
 /** The key of a session's parts; see the file comment. */
@@ -27,6 +29,18 @@ export interface SessionParts {
     host: SessionHost | undefined;
     observe(observer: SessionObserver): void;
   };
+  /** The connection a transport opened the session on; see {@linkcode adopt}. */
+  connection: OpenedConnection | undefined;
+}
+
+/**
+ * What a transport opened a session on, as the session sees it (the
+ * transport's `Connection`, src/transport/connection.ts): kept for the
+ * session's life, so what the transport learned lives on it.
+ */
+export interface OpenedConnection {
+  /** Bytes read before the session existed, decoded first. */
+  readonly prelude: Uint8Array | undefined;
 }
 
 /** A Session, as these functions see it. */
@@ -67,10 +81,22 @@ export function sendShared(
 }
 
 /**
- * Bytes read from the connection before the session was made (past a
- * WebSocket handshake): decoded before the first read. Call right after
- * construction.
+ * Records the connection a transport opened `session` on, and hands the
+ * bytes it read past a handshake to the reader (decoded before the first
+ * read). Call right after construction.
  */
-export function setPrelude(session: WithParts, bytes: Uint8Array): void {
-  session[parts].reader.prelude = bytes;
+export function adopt(session: WithParts, connection: OpenedConnection): void {
+  const own = session[parts];
+  own.connection = connection;
+  const prelude = connection.prelude;
+  if (prelude !== undefined && prelude.byteLength > 0) {
+    own.reader.prelude = prelude;
+  }
+}
+
+/** The connection recorded by {@linkcode adopt}, if any. */
+export function connectionOf(
+  session: WithParts,
+): OpenedConnection | undefined {
+  return session[parts].connection;
 }

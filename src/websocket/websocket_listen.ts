@@ -1,7 +1,8 @@
 // The options of a WebSocket server: where it listens and what its
 // handshake accepts. `listen({ transport: "websocket" })` in server.ts takes
-// them; the handshake itself runs in _accept.ts, and each session's upgrade
-// request is kept in websocket_request.ts.
+// them and hands them to the WebSocket transport (src/transport/websocket.ts);
+// the handshake itself runs in _accept.ts, and each session's upgrade
+// request is kept on its connection (read by websocket_request.ts).
 
 /**
  * Where and how a WebSocket server listens: RFC 6455 on the accepted TCP

@@ -1,7 +1,9 @@
-// The upgrade request each WebSocket session was opened with: the server
-// records it (upgradeRequests, package-internal) right after creating the
-// session, and webSocketRequest() reads it back.
+// The upgrade request each WebSocket session was opened with: the
+// WebSocket listener (src/transport/websocket.ts) keeps it on the
+// connection it opens, the session keeps that connection, and
+// webSocketRequest() reads it back.
 import type { DecoderLink } from "../codec/codec.ts";
+import { connectionOf, parts, type WithParts } from "../session/_internals.ts";
 
 /**
  * The upgrade request a WebSocket session was opened with; see
@@ -59,9 +61,13 @@ export interface WebSocketRequest {
 export function webSocketRequest(
   session: DecoderLink,
 ): WebSocketRequest | undefined {
-  return upgradeRequests.get(session);
+  // A session made by a WebSocket listener holds a connection with a
+  // request; any other session, or another object, has none.
+  if (typeof session !== "object" || session === null) return undefined;
+  const link = session as Partial<WithParts>;
+  if (link[parts] === undefined) return undefined;
+  const connection = connectionOf(link as WithParts) as
+    | { readonly request?: WebSocketRequest }
+    | undefined;
+  return connection?.request;
 }
-
-/** Filled by the server right after it creates a WebSocket session. */
-export const upgradeRequests: WeakMap<DecoderLink, WebSocketRequest> =
-  new WeakMap();

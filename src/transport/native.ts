@@ -12,14 +12,14 @@
 // backpressure signal is `bufferedAmount`, polled.
 import type { Codec } from "../codec/codec.ts";
 import { lines } from "../codec/lines.ts";
-import { Session, type SessionOptions } from "../session/session.ts";
+import type { Session, SessionOptions } from "../session/session.ts";
 import type { SessionManager } from "../session_manager.ts";
-import { CloseReason } from "../close_reason.ts";
-import { FrameParser } from "./_frame_parser.ts";
-import { encodeFrame, Opcode } from "./_frame_writer.ts";
-import { webSocketCodec } from "./websocket_codec.ts";
+import { FrameParser } from "../websocket/_frame_parser.ts";
+import { encodeFrame, Opcode } from "../websocket/_frame_writer.ts";
+import { webSocketCodec } from "../websocket/websocket_codec.ts";
 import { DEFAULT_MAX_BUFFERED_AMOUNT } from "../defaults.ts";
-import { adaptCodec } from "./_adapt.ts";
+import { adaptCodec } from "../websocket/_adapt.ts";
+import { openSession } from "./open_session.ts";
 
 /**
  * Options of {@linkcode upgradeWebSocket}.
@@ -197,24 +197,17 @@ export function upgradeWebSocket<Data = unknown, In = string, Out = In>(
     socket.removeEventListener("close", failed);
     let session: Session<Data, In, Out>;
     try {
-      session = new Session<Data, In, Out>(
-        conn as unknown as Deno.Conn,
+      // A data() that throws closes the session (its onError hears of it);
+      // it still joins the manager until the close completes, as before.
+      ({ session } = openSession<Data, In, Out>(
+        { conn: conn as unknown as Deno.Conn, prelude: undefined },
         { ...sessionOptions, codec },
-        sessions.nextId(),
-      );
+        { id: sessions.nextId(), data: options.data },
+      ));
     } catch (error) {
       console.error("microsocket: upgradeWebSocket:", error);
-      conn.close();
       resolve(undefined);
       return;
-    }
-    if (options.data !== undefined) {
-      try {
-        session.data = options.data(session as Session<unknown, In, Out>);
-      } catch (error) {
-        options.onError?.(error, session);
-        void session.close(CloseReason.Error);
-      }
     }
     sessions.set(session);
     resolve(session);
