@@ -1,4 +1,4 @@
-// Fixture for tests/limits_test.ts: an accept storm in its own process, so
+// Fixture for tests/server/limits_test.ts: an accept storm in its own process, so
 // that it can have its own file-descriptor limit (both ends of every
 // connection live here). Usage:
 //   deno run -A accept_storm.ts <clients> <maxConnections>

@@ -1,4 +1,4 @@
-// Fixture for tests/limits_test.ts: a lines() server in its own process, so
+// Fixture for tests/server/limits_test.ts: a lines() server in its own process, so
 // that it can run under its own file-descriptor limit (`ulimit -n`).
 // Usage: deno run -A lines_server.ts [maxConnections]
 // Prints {"port": n} on its first stdout line. Each session is greeted with

@@ -1,4 +1,4 @@
-// Fixture for tests/flow_control_test.ts: a chat-room server in its own
+// Fixture for tests/session/flow_control_test.ts: a chat-room server in its own
 // process, so its memory can be read on its own.
 // Usage: deno run -A room_server.ts '<ServerOptions JSON>'
 // Prints {"port": n} on its first stdout line. "/join" puts the sender in the
