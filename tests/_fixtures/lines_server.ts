@@ -5,13 +5,12 @@
 // "hi"; "stats" answers the server's stats as JSON (plus the distinct accept
 // errors seen), "quit" shuts the server down (the process then exits 0), and
 // any other line is echoed back as "echo <line>".
-import { lines, listen } from "../../mod.ts";
+import { lines } from "../../mod.ts";
+import { testServer } from "../_server.ts";
 
 const maxConnections = Number(Deno.args[0] ?? Infinity);
 const acceptErrors = new Set<string>();
-const server = listen({
-  hostname: "127.0.0.1",
-  port: 0,
+const server = testServer({
   codec: lines(),
   maxConnections,
   onOpen: (session) => void session.send("hi"),
@@ -36,6 +35,6 @@ const server = listen({
 // lazily and panics if that happens during EMFILE.
 const onSigterm = () => void server.shutdown({ timeout: 2000 });
 Deno.addSignalListener("SIGTERM", onSigterm);
-console.log(JSON.stringify({ port: (server.addr as Deno.NetAddr).port }));
+console.log(JSON.stringify({ port: server.addr.port }));
 await server.finished;
 Deno.removeSignalListener("SIGTERM", onSigterm);

@@ -10,12 +10,11 @@ import {
   type Session,
   SessionClosedError,
 } from "../../mod.ts";
-import { delay, portOf, until, within } from "../_util.ts";
+import { portOf, testServer } from "../_server.ts";
+import { delay, until, within } from "../_util.ts";
 
 Deno.test("connect() speaks the server's codec in both directions", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lengthPrefixed(),
     onMessage: (session, payload) => void session.send(payload.reverse()),
   });
@@ -32,7 +31,7 @@ Deno.test("connect() speaks the server's codec in both directions", async () => 
 });
 
 Deno.test("connect() without reconnect is closed for good when the server closes it", async () => {
-  await using server = listen({ hostname: "127.0.0.1", port: 0 });
+  await using server = testServer();
   const client = await connect({ port: portOf(server.addr) });
   await until(() => server.sessions.size === 1);
   for (const session of server.sessions) await session.close("bye");
@@ -42,14 +41,14 @@ Deno.test("connect() without reconnect is closed for good when the server closes
 });
 
 Deno.test("connect() rejects when the first connection fails and reconnect is off", async () => {
-  const server = listen({ hostname: "127.0.0.1", port: 0 });
+  const server = testServer();
   const port = portOf(server.addr);
   await server.close();
   await assert.rejects(() => connect({ port }), Deno.errors.ConnectionRefused);
 });
 
 Deno.test("connect() with reconnect comes back after the server restarts, and gives up after maxAttempts", async () => {
-  let server = listen({ hostname: "127.0.0.1", port: 0 });
+  let server = testServer();
   const port = portOf(server.addr);
   let opens = 0;
   const client = await connect({
@@ -68,7 +67,7 @@ Deno.test("connect() with reconnect comes back after the server restarts, and gi
   await server.close();
 
   // Nobody listening and 3 attempts allowed: the client gives up.
-  const gone = listen({ hostname: "127.0.0.1", port: 0 });
+  const gone = testServer();
   const gonePort = portOf(gone.addr);
   const doomed = await connect({
     port: gonePort,
@@ -81,7 +80,7 @@ Deno.test("connect() with reconnect comes back after the server restarts, and gi
 });
 
 Deno.test("connect() closes the connection when data() throws, on every attempt: no leak", async () => {
-  await using server = listen({ hostname: "127.0.0.1", port: 0 });
+  await using server = testServer();
   let calls = 0;
   let opened = 0;
   const reported: unknown[] = [];
@@ -109,7 +108,7 @@ Deno.test("connect() closes the connection when data() throws, on every attempt:
 });
 
 Deno.test("Client.start() twice opens one session", async () => {
-  await using server = listen({ hostname: "127.0.0.1", port: 0 });
+  await using server = testServer();
   const client = new Client({ port: portOf(server.addr) });
   const first = client.start();
   assert.equal(client.start(), first);
@@ -122,7 +121,7 @@ Deno.test("Client.start() twice opens one session", async () => {
 });
 
 Deno.test("connect() with sendBuffer keeps sends made while reconnecting and delivers them after onOpen", async () => {
-  let server = listen({ hostname: "127.0.0.1", port: 0 });
+  let server = testServer();
   const port = portOf(server.addr);
   let opens = 0;
   const client = await connect({
@@ -158,7 +157,7 @@ Deno.test("connect() with sendBuffer keeps sends made while reconnecting and del
 });
 
 Deno.test("sendBuffer whenFull: drop-oldest keeps the latest messages", async () => {
-  await using server = listen({ hostname: "127.0.0.1", port: 0 });
+  await using server = testServer();
   const client = await connect({
     port: portOf(server.addr),
     reconnect: { initialDelay: 5000 },
@@ -177,9 +176,7 @@ Deno.test("sendBuffer whenFull: drop-oldest keeps the latest messages", async ()
 });
 
 Deno.test("for await (const m of client) yields messages until the client is closed for good", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     onOpen: (session) => {
       for (let i = 0; i < 600; i++) session.send(`m${i}`);
       void session.close("done");
@@ -199,9 +196,7 @@ Deno.test("for await (const m of client) yields messages until the client is clo
 });
 
 Deno.test("Breaking out of for await stops that iteration only", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     onMessage: (session, line) => void session.send(`echo ${line}`),
   });
   const handled: string[] = [];
@@ -234,9 +229,7 @@ Deno.test("connectTimeout fails an attempt whose TLS handshake never completes",
 });
 
 Deno.test("connect({ keepAlive: true }) connects and talks as usual", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     onMessage: (session, line) => void session.send(`echo ${line}`),
   });
   const reply = Promise.withResolvers<string>();
@@ -253,9 +246,7 @@ Deno.test("connect({ keepAlive: true }) connects and talks as usual", async () =
 Deno.test("A stalled for await loop pauses reading instead of buffering everything", async () => {
   const COUNT = 5000;
   const line = "x".repeat(1000);
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     outboundBudget: 16 << 20,
     onOpen: (session) => {
       for (let i = 0; i < COUNT; i++) session.send(line);
@@ -292,9 +283,7 @@ function userServer(seen: UserAsk[]) {
       session.reply(message, { type: "user", id: message.id, name: "ada" });
     })
     .on("never", (_session, message) => void seen.push(message));
-  return listen<unknown, UserAsk, UserAnswer>({
-    hostname: "127.0.0.1",
-    port: 0,
+  return testServer<unknown, UserAsk, UserAnswer>({
     codec: json<UserAsk, UserAnswer>(),
     onMessage: router.handler,
   });
@@ -363,7 +352,7 @@ Deno.test("Client.request() times out, and rejects with SessionClosedError when 
 });
 
 Deno.test("Client.request() on a codec without correlation is a TypeError, connected or not", async () => {
-  await using server = listen({ hostname: "127.0.0.1", port: 0 });
+  await using server = testServer();
   const client = await connect({ port: portOf(server.addr) });
   assert.throws(() => client.request("x"), /has no correlation/);
   await client.close();
@@ -379,10 +368,8 @@ Deno.test("Client.request() over the websocket transport: the json() correlation
     if (message.type !== "getUser") return;
     session.reply(message, { type: "user", id: message.id, name: "ada" });
   });
-  await using server = listen<unknown, UserAsk, UserAnswer>({
+  await using server = testServer<unknown, UserAsk, UserAnswer>({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     codec: json<UserAsk, UserAnswer>(),
     onMessage: router.handler,
   });

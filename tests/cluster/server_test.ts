@@ -18,6 +18,7 @@ import {
   MemoryBrokerHub,
 } from "../../cluster.ts";
 import { type BrokerKind, BrokerServer, skipMessage } from "../_brokers.ts";
+import { testServer } from "../_server.ts";
 import { LineReader as Lines, until } from "../_util.ts";
 
 /** A client's lines, read with a timeout; `close()` hangs up. */
@@ -51,9 +52,7 @@ interface Node {
 }
 
 function node(cluster: Cluster<Meta, Data>, budget?: number): Node {
-  const server = listen<Data, string, string>({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer<Data, string, string>({
     cluster,
     ...(budget !== undefined && { outboundBudget: budget, drainTimeout: 200 }),
     data: (session) => ({ name: `s${session.id}` }),
@@ -169,9 +168,7 @@ Deno.test("a server sharing a clustered manager gets cluster ids, and other node
   const [a, b] = nodes.all as [Node, Node];
   // Beside a's lines server, on the same manager: a JSON server (as the
   // chat puts a WebSocket server beside its TCP one).
-  const json = listen<Data, string, string>({
-    hostname: "127.0.0.1",
-    port: 0,
+  const json = testServer<Data, string, string>({
     codec: jsonCodec<string>(),
     sessions: a.server.sessions,
     data: (session) => ({ name: `j${session.id}` }),
@@ -339,7 +336,7 @@ Deno.test("a Cluster serves one server; listen() rejects a second", async () => 
   await using nodes = new MemoryNodes(1);
   const [a] = nodes.all as [Node];
   assert.throws(
-    () => listen({ hostname: "127.0.0.1", port: 0, cluster: a.cluster }),
+    () => testServer({ cluster: a.cluster }),
     TypeError,
   );
 });
@@ -349,7 +346,7 @@ Deno.test("reusePort without --unstable-net is a TypeError that says so", () => 
     typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function"
   ) {
     // Run with --unstable-net: it must work instead.
-    const one = listen({ hostname: "127.0.0.1", port: 0, reusePort: true });
+    const one = testServer({ reusePort: true });
     const two = listen({
       hostname: "127.0.0.1",
       port: one.addr.port,
@@ -358,7 +355,7 @@ Deno.test("reusePort without --unstable-net is a TypeError that says so", () => 
     return Promise.all([one.close(), two.close()]).then(() => {});
   }
   assert.throws(
-    () => listen({ hostname: "127.0.0.1", port: 0, reusePort: true }),
+    () => testServer({ reusePort: true }),
     (error: unknown) =>
       error instanceof TypeError && /--unstable-net/.test(error.message),
   );
@@ -420,9 +417,7 @@ Deno.test("members who joined before their manager entered the cluster are subsc
   const [b] = nodes.all as [Node];
   // A plain server first; a member joins the lobby.
   const sessions = new SessionManager<Data, string, string>();
-  const plain = listen<Data, string, string>({
-    hostname: "127.0.0.1",
-    port: 0,
+  const plain = testServer<Data, string, string>({
     sessions,
     data: (session) => ({ name: `p${session.id}` }),
     onMessage: (session, room) => {
@@ -444,9 +439,7 @@ Deno.test("members who joined before their manager entered the cluster are subsc
     const cluster = memoryCluster(nodes.hub);
     clustered = {
       cluster,
-      server: listen<Data, string, string>({
-        hostname: "127.0.0.1",
-        port: 0,
+      server: testServer<Data, string, string>({
         sessions,
         cluster,
       }),
@@ -469,9 +462,7 @@ Deno.test("a manager is in one cluster at most: listen() refuses a second cluste
   await using other = memoryCluster(nodes.hub);
   assert.throws(
     () =>
-      listen({
-        hostname: "127.0.0.1",
-        port: 0,
+      testServer({
         sessions: a.server.sessions,
         cluster: other,
       }),

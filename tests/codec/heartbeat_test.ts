@@ -9,10 +9,10 @@ import {
   json,
   lengthPrefixed,
   lines,
-  listen,
   microSocket,
 } from "../../mod.ts";
-import { delay, dial, portOf, readBytes, until, within } from "../_util.ts";
+import { dial, portOf, testServer } from "../_server.ts";
+import { delay, readBytes, until, within } from "../_util.ts";
 
 const text = new TextEncoder();
 
@@ -104,9 +104,7 @@ async function heartbeatOverSockets(
   const ping = codec.heartbeat!.ping;
   const pong = codec.heartbeat!.pong;
   const seen: unknown[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec,
     heartbeatInterval: 100,
     heartbeatMaxMissed: 2,

@@ -4,7 +4,6 @@ import {
   FrameTooLargeError,
   json,
   type JsonOptions,
-  listen,
   TruncatedFrameError,
 } from "../../mod.ts";
 import {
@@ -14,7 +13,8 @@ import {
   cuts,
   feed,
 } from "../_split.ts";
-import { dial, portOf, readToEnd, utf8, within } from "../_util.ts";
+import { dial, testServer } from "../_server.ts";
+import { readToEnd, utf8, within } from "../_util.ts";
 
 function lengthFrame(payload: string | Uint8Array): Uint8Array {
   const body = typeof payload === "string" ? utf8(payload) : payload;
@@ -165,9 +165,7 @@ Deno.test("json() over listen(): invalid JSON closes that session with a decode 
   const errors: [unknown, number | undefined][] = [];
   const closed = Promise.withResolvers<string>();
   const got: unknown[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: json(),
     onMessage: (session, message) => {
       got.push(message);
@@ -176,7 +174,7 @@ Deno.test("json() over listen(): invalid JSON closes that session with a decode 
     onError: (error, session) => void errors.push([error, session?.id]),
     onClose: (_session, reason) => closed.resolve(reason),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await conn.write(utf8('{"n":1}\nnot json\n{"n":2}\n'));
   assert.equal(await within(closed.promise, 5000, "close"), "decode error");
   assert.deepEqual(got, [{ n: 1 }]);

@@ -3,12 +3,10 @@ import {
   CloseReason,
   FrameTooLargeError,
   lengthPrefixed,
-  listen,
   TruncatedFrameError,
 } from "../../mod.ts";
+import { dial, testServer } from "../_server.ts";
 import {
-  dial,
-  portOf,
   randomChunks,
   readToEnd,
   seededRandom,
@@ -172,15 +170,13 @@ Deno.test("lengthPrefixed() over a socket: a peer that half-closes inside a fram
   const got: number[][] = [];
   const errors: unknown[] = [];
   const closed = Promise.withResolvers<string>();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lengthPrefixed(),
     onMessage: (_session, payload) => void got.push([...payload]),
     onError: (error) => void errors.push(error),
     onClose: (_session, reason) => closed.resolve(reason),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await writeAll(conn, frames([9], [1, 2, 3]).subarray(0, 9));
   await conn.closeWrite();
   assert.equal(

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { DecodeError, FrameTooLargeError, lines, listen } from "../../mod.ts";
+import { DecodeError, FrameTooLargeError, lines } from "../../mod.ts";
+import { dial, testServer } from "../_server.ts";
 import {
-  dial,
-  portOf,
   randomChunks,
   readToEnd,
   seededRandom,
@@ -225,9 +224,7 @@ Deno.test("lines() end() checks the last line like any other", () => {
 Deno.test("lines() over a socket: the peer's last line before it half-closes reaches onMessage, and an echo of 'a\\r\\r\\n' works", async () => {
   const got: string[] = [];
   const errors: unknown[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     onMessage: (session, line) => {
       got.push(line);
@@ -235,7 +232,7 @@ Deno.test("lines() over a socket: the peer's last line before it half-closes rea
     },
     onError: (error) => void errors.push(error),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await writeAll(conn, utf8("first\na\r\r\nno newline"));
   await conn.closeWrite();
   const echoed = await within(readToEnd(conn), 5000, "the echo");

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import {
   DecodeError,
   FrameTooLargeError,
-  listen,
   microSocket,
   type MicroSocketMessage,
   TruncatedFrameError,
@@ -14,9 +13,8 @@ import {
   cuts,
   feed,
 } from "../_split.ts";
+import { dial, portOf, testServer } from "../_server.ts";
 import {
-  dial,
-  portOf,
   readBytes,
   readToEnd,
   seededRandom,
@@ -329,9 +327,7 @@ Deno.test("microSocket() over listen(): hostile headers close only their session
   let closeCount = 0;
   const nextClose = (i: number) => (closes[i] ??= Promise.withResolvers());
   const errors: unknown[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: microSocket(),
     onMessage: (session, message) =>
       void session.send({ echo: message.action ?? "" }),
@@ -365,16 +361,14 @@ Deno.test("microSocket() over listen(): hostile headers close only their session
 Deno.test("microSocket() over listen(): keepalive frames never reach onMessage", async () => {
   const got: MicroSocketMessage[] = [];
   const done = Promise.withResolvers<void>();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: microSocket(),
     onMessage: (_session, message) => {
       got.push(message);
       if (message.last === "1") done.resolve();
     },
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await conn.write(
     concat(header(0, 0, 0, 0), seedFrame("a:1"), header(0, 0, 0, 0)),
   );

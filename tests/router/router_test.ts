@@ -3,22 +3,14 @@ import {
   defaultRouteKey,
   json,
   lines,
-  listen,
   microSocket,
   type MicroSocketMessage,
   RouteNotFoundError,
   Router,
   type Session,
 } from "../../mod.ts";
-import {
-  delay,
-  dial,
-  LineReader,
-  portOf,
-  readBytes,
-  readToEnd,
-  utf8,
-} from "../_util.ts";
+import { dial, portOf, testServer } from "../_server.ts";
+import { delay, LineReader, readBytes, readToEnd, utf8 } from "../_util.ts";
 
 // Unit tests call router.handler with a stand-in session: the router only
 // passes it through.
@@ -338,14 +330,12 @@ Deno.test("Router with listen(): errors and unknown routes reach onError and the
       await tick();
       throw new Error("async boom");
     });
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     onMessage: router.handler,
     onError: (error, session) => void errors.push([error, session]),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const incoming = new LineReader(conn);
   const read = () => incoming.next();
   await conn.write(
@@ -370,13 +360,11 @@ Deno.test("Router with listen(): async handlers keep each session's order", asyn
       session.send("slow done");
     })
     .on("fast", (session) => void session.send("fast done"));
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     onMessage: router.handler,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const incoming = new LineReader(conn);
   const read = () => incoming.next();
   await conn.write(utf8("slow\nfast\n"));
@@ -406,15 +394,13 @@ Deno.test("Router with listen(): a veto drops the message, closing is explicit",
         ),
     );
   const closed = Promise.withResolvers<string>();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     data: (): Data => ({}),
     onMessage: router.handler,
     onClose: (_session, reason) => closed.resolve(reason),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const incoming = new LineReader(conn);
   const read = () => incoming.next();
   await conn.write(
@@ -432,13 +418,11 @@ Deno.test("Router with listen(): typed JSON routes answer over the socket", asyn
   const router = new Router<In, Out>()
     .on("add", (session, m) => void session.send({ sum: m.a + m.b }))
     .on("neg", (session, m) => void session.send({ neg: -m.n }));
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: json<In, Out>(),
     onMessage: router.handler,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const incoming = new LineReader(conn);
   const read = () => incoming.next();
   await conn.write(
@@ -465,13 +449,11 @@ Deno.test("Router with listen(): a microSocket module with BeforeRequest/AfterRe
       hooks.push("Hello");
       session.send({ reply: `hi ${m.name}` });
     });
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: microSocket(),
     onMessage: router.handler,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const codec = microSocket();
   await conn.write(
     codec.encode({ module: "test", method: "Hello", name: "x" }),
@@ -493,9 +475,7 @@ Deno.test("Router with listen(): a microSocket module with BeforeRequest/AfterRe
 Deno.test("listen() onAccept veto closes the connection before any session exists", async () => {
   let opened = 0;
   let asked = 0;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     onAccept: async () => {
       await tick();
@@ -524,13 +504,11 @@ Deno.test("Router takes the route key from the session's codec when it has a rul
   const codec = { ...lines(), routeKey: (line: string) => line.split(":")[0] };
   const router = new Router<string>()
     .on("add", (session, line) => void session.send(`added ${line.slice(4)}`));
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec,
     onMessage: router.handler,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await conn.write(utf8("add:1\n"));
   assert.equal(await new LineReader(conn).next(), "added 1");
   // Each built-in codec has its own rule; defaultRouteKey is the fallback.

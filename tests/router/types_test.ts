@@ -11,6 +11,7 @@ import {
   type RoutesBy,
   type Session,
 } from "../../mod.ts";
+import { testServer } from "../_server.ts";
 
 type Chat = { type: "chat"; text: string };
 type Join = { type: "join"; room: string };
@@ -149,9 +150,7 @@ Deno.test("Router types: Router<In, Out> plugs into a json<In, Out>() server wit
       "say",
       (session, message) => session.send({ type: "said", text: message.text }),
     );
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: json<ClientMsg, ServerMsg>(),
     onMessage: router.handler,
   });
@@ -162,9 +161,7 @@ Deno.test("Router types: Router<In, Out> plugs into a json<In, Out>() server wit
     Session<Data, ClientMsg, ServerMsg>
   >()
     .on("hello", (session) => void (session.data.name = "x"));
-  await listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await testServer({
     codec: json<ClientMsg, ServerMsg>(),
     data: (): Data => ({ name: "" }),
     onMessage: withData.handler,

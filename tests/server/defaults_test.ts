@@ -7,7 +7,8 @@ import {
   DEFAULT_FRAME_TIMEOUT,
   DEFAULT_LISTEN_HOSTNAME,
 } from "../../src/defaults.ts";
-import { dial, until, utf8, writeAll } from "../_util.ts";
+import { dial, testServer } from "../_server.ts";
+import { until, utf8, writeAll } from "../_util.ts";
 
 Deno.test("listen() without hostname binds the loopback address only", async () => {
   await using server = listen({ port: 0 });
@@ -43,9 +44,7 @@ Deno.test("a slowloris peer that never finishes its line is cut by default, afte
   assert.equal(DEFAULT_FRAME_TIMEOUT, 30_000);
   await fastClock(100, async () => {
     const closes: { reason: string; at: number }[] = [];
-    await using server = listen({
-      hostname: "127.0.0.1",
-      port: 0,
+    await using server = testServer({
       onClose: (_session, reason) =>
         void closes.push({ reason, at: performance.now() }),
     });

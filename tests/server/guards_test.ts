@@ -2,12 +2,11 @@
 // factory or a malformed onAccept verdict closes that one connection, is
 // reported to onError, and the server goes on serving.
 import assert from "node:assert/strict";
-import { type Codec, lines, listen, Router } from "../../mod.ts";
+import { type Codec, lines, Router } from "../../mod.ts";
+import { dial, portOf, testServer } from "../_server.ts";
 import {
   delay,
-  dial,
   LineReader,
-  portOf,
   readToEnd,
   until,
   utf8,
@@ -26,9 +25,7 @@ Deno.test("listen() survives a codec whose decoder() throws: onError, that conne
     },
   };
   const errors: unknown[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: flaky,
     onMessage: (session, line) => void session.send(`echo ${line}`),
     onError: (error) => void errors.push(error),
@@ -47,9 +44,7 @@ Deno.test("listen() survives a codec whose decoder() throws: onError, that conne
 Deno.test("listen() survives an onAccept that returns neither a boolean nor a promise", async () => {
   const errors: unknown[] = [];
   let n = 0;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     onAccept: () => {
       n++;
       return (n === 1 ? undefined : n === 2 ? null : true) as boolean;
@@ -76,9 +71,7 @@ Deno.test("Without onError, a peer's errors are logged once per session, in one 
   console.error = (...args: unknown[]) => void logged.push(args);
   try {
     const router = new Router<string>().on("known", () => {});
-    await using server = listen({
-      hostname: "127.0.0.1",
-      port: 0,
+    await using server = testServer({
       codec: lines({ maxLineBytes: 64 }),
       onMessage: router.handler,
     });

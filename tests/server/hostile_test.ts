@@ -10,15 +10,13 @@ import {
   type Decoder,
   lengthPrefixed,
   lines,
-  listen,
   TruncatedFrameError,
 } from "../../mod.ts";
 import { FUZZ_CASES, garbage, pick } from "./_hostile_util.ts";
+import { dial, portOf, testServer } from "../_server.ts";
 import {
   delay,
-  dial,
   LineReader,
-  portOf,
   seededRandom,
   until,
   utf8,
@@ -145,9 +143,7 @@ for (const fuzz of FUZZ_CASES) {
   Deno.test(`Fuzz over sockets (${fuzz.name}): hostile peers are closed, never crash the server, and an honest peer is unaffected`, async () => {
     const errors: unknown[] = [];
     const reasons: string[] = [];
-    await using server = listen({
-      hostname: "127.0.0.1",
-      port: 0,
+    await using server = testServer({
       codec: fuzz.codec(),
       outboundBudget: 64 * 1024,
       onMessage: (session, message) => void session.send(message),
@@ -217,9 +213,7 @@ for (const fuzz of FUZZ_CASES) {
 
 Deno.test("Churn: 2,000 connect, send, abrupt-close cycles leave the manager, every room and per-IP slot empty", async () => {
   const perSession = new Map<number, { nick: string }>();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     maxConnectionsPerIp: 200, // 50 peers at a time, and the closing ones
     onOpen: (session) => {
@@ -301,9 +295,7 @@ Deno.test("A peer that disconnects mid-frame is closed as a truncated frame (or 
   const messages: Uint8Array[] = [];
   const errors: unknown[] = [];
   const reasons: string[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lengthPrefixed(),
     onMessage: (_session, payload) => void messages.push(payload),
     onError: (error) => void errors.push(error),
@@ -344,9 +336,7 @@ Deno.test("A peer that disconnects mid-frame is closed as a truncated frame (or 
 
 Deno.test("A peer that disconnects mid-write releases its queue; flush() says false; other sessions carry on", async () => {
   const reasons = new Map<number, string>();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lengthPrefixed({ maxFrameBytes: 65536 }),
     outboundBudget: 32 << 20,
     onClose: (session, reason) => void reasons.set(session.id, reason),
@@ -378,9 +368,7 @@ Deno.test("A peer that disconnects mid-write releases its queue; flush() says fa
 });
 
 Deno.test("Peers that disconnect during shutdown let it finish at once instead of at the timeout", async () => {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lengthPrefixed({ maxFrameBytes: 65536 }),
     outboundBudget: 32 << 20,
   });

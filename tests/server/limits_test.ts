@@ -4,14 +4,12 @@
 import assert from "node:assert/strict";
 import { lines, listen, type Session } from "../../mod.ts";
 import {
-  delay,
   dial,
-  LineReader,
   portOf,
-  until,
-  utf8,
-  within,
-} from "../_util.ts";
+  testServer,
+  type TestServerOptions,
+} from "../_server.ts";
+import { delay, LineReader, until, utf8, within } from "../_util.ts";
 
 /** Connects and tells whether the server greeted ("hi") or hung up. */
 async function greeted(conn: Deno.Conn): Promise<boolean> {
@@ -24,16 +22,12 @@ async function greeted(conn: Deno.Conn): Promise<boolean> {
   }
 }
 
-function greetingServer(options: Partial<Parameters<typeof listen>[0]> = {}) {
-  return listen(
-    {
-      hostname: "127.0.0.1",
-      port: 0,
-      codec: lines(),
-      onOpen: (session) => void session.send("hi"),
-      ...options,
-    } as Parameters<typeof listen>[0],
-  );
+function greetingServer(options: TestServerOptions = {}) {
+  return testServer({
+    codec: lines(),
+    onOpen: (session) => void session.send("hi"),
+    ...options,
+  });
 }
 
 Deno.test("maxConnections closes connections over the limit at once, counts them, and frees slots on close", async () => {
@@ -67,7 +61,7 @@ Deno.test("maxConnections holds while an async onAccept is still deciding", asyn
     },
   });
   const conns = await Promise.all(
-    Array.from({ length: 20 }, () => dial(portOf(server.addr))),
+    Array.from({ length: 20 }, () => dial(server)),
   );
   const outcomes = await Promise.all(conns.map(greeted));
   assert.equal(outcomes.filter((ok) => ok).length, 5);

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { CloseReason, lengthPrefixed, lines, listen } from "../../mod.ts";
+import { dial, testServer } from "../_server.ts";
 import {
-  dial,
   LineReader,
-  portOf,
   readBytes,
   readToEnd,
   until,
@@ -13,9 +12,7 @@ import {
 } from "../_util.ts";
 
 function echoServer(maxFrameBytes = 1024) {
-  return listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  return testServer({
     codec: lengthPrefixed({ maxFrameBytes }),
     onMessage: (session, payload) => void session.send(payload),
     onError: () => {},
@@ -28,14 +25,14 @@ function frame(payload: number[]): Uint8Array {
 
 Deno.test("listen() closes only the session that sends an oversized or negative length header", async () => {
   await using server = echoServer();
-  const good = await dial(portOf(server.addr));
+  const good = await dial(server);
   const headers = [
     [0xff, 0xff, 0xff, 0xff], // -1 as int32: the seed panics
     [0x7f, 0xff, 0xff, 0xff], // 2 GiB: the seed buffers without bound
     [0x00, 0x00, 0x04, 0x01], // limit + 1
   ];
   for (const header of headers) {
-    const bad = await dial(portOf(server.addr));
+    const bad = await dial(server);
     await writeAll(bad, new Uint8Array([...header, 1, 2, 3]));
     assert.equal((await readToEnd(bad)).length, 0, "closed without reply");
     bad.close();
@@ -49,7 +46,7 @@ Deno.test("listen() closes only the session that sends an oversized or negative 
 
 Deno.test("listen() echoes frames split at every byte position", async () => {
   await using server = echoServer();
-  const conn = await dial(portOf(server.addr));
+  const conn = await dial(server);
   const bytes = new Uint8Array([
     ...frame([1, 2, 3]),
     ...frame([]),
@@ -66,13 +63,11 @@ Deno.test("listen() echoes frames split at every byte position", async () => {
 });
 
 Deno.test("Server.shutdown() flushes queued bytes to a reading peer before closing", async () => {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lines(),
     outboundBudget: 64 << 20,
   });
-  const conn = await dial(portOf(server.addr));
+  const conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const [session] = [...server.sessions];
   const COUNT = 50_000;
@@ -91,13 +86,11 @@ Deno.test("Server.shutdown() flushes queued bytes to a reading peer before closi
 });
 
 Deno.test("Server.shutdown() cuts peers that don't read at the timeout", async () => {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lengthPrefixed({ maxFrameBytes: 1 << 26 }),
     outboundBudget: 1 << 26,
   });
-  const conn = await dial(portOf(server.addr));
+  const conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const [session] = [...server.sessions];
   session!.send(new Uint8Array(48 << 20)); // more than loopback buffers hold
@@ -110,23 +103,21 @@ Deno.test("Server.shutdown() cuts peers that don't read at the timeout", async (
 });
 
 Deno.test("listen() refuses connections over maxConnections and counts them", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     maxConnections: 2,
   });
   const kept = [
-    await dial(portOf(server.addr)),
-    await dial(portOf(server.addr)),
+    await dial(server),
+    await dial(server),
   ];
   await until(() => server.sessions.size === 2);
-  const extra = await dial(portOf(server.addr));
+  const extra = await dial(server);
   assert.equal((await readToEnd(extra)).length, 0);
   extra.close();
   assert.equal(server.stats().rejected.maxConnections, 1);
   kept[0]!.close();
   await until(() => server.sessions.size === 1);
-  const again = await dial(portOf(server.addr));
+  const again = await dial(server);
   await until(() => server.sessions.size === 2);
   again.close();
   kept[1]!.close();
@@ -134,9 +125,7 @@ Deno.test("listen() refuses connections over maxConnections and counts them", as
 
 Deno.test("listen() reports handler exceptions to onError and keeps serving", async () => {
   const errors: [unknown, number | undefined][] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     onOpen: (session) => {
       if (session.id === 1) throw new Error("open failed");
     },
@@ -146,7 +135,7 @@ Deno.test("listen() reports handler exceptions to onError and keeps serving", as
     },
     onError: (error, session) => errors.push([error, session?.id]),
   });
-  const conn = await dial(portOf(server.addr));
+  const conn = await dial(server);
   const reader = new LineReader(conn);
   await writeAll(conn, utf8("boom\nfine\n"));
   assert.equal(await reader.next(), "ok fine");
@@ -178,23 +167,21 @@ Deno.test("listen() serves a Unix domain socket", async () => {
 
 Deno.test("listen() shuts down when its AbortSignal aborts", async () => {
   const controller = new AbortController();
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     signal: controller.signal,
   });
-  const conn = await dial(portOf(server.addr));
+  const conn = await dial(server);
   await until(() => server.sessions.size === 1);
   controller.abort();
   await within(server.finished, 5000, "shutdown");
   assert.equal((await readToEnd(conn)).length, 0);
   conn.close();
-  await assert.rejects(() => dial(portOf(server.addr)));
+  await assert.rejects(() => dial(server));
 });
 
 Deno.test("Server.shutdown() is idempotent and closes sessions with the given reason", async () => {
-  const server = listen({ hostname: "127.0.0.1", port: 0 });
-  const conn = await dial(portOf(server.addr));
+  const server = testServer();
+  const conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const [session] = [...server.sessions];
   const first = server.shutdown({ reason: "maintenance" });

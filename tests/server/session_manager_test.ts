@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { CloseReason, lines, listen, type Server } from "../../mod.ts";
+import { CloseReason, lines, type Server } from "../../mod.ts";
+import { dial, testServer } from "../_server.ts";
 import {
   delay,
-  dial,
   LineReader,
-  portOf,
   readToEnd,
   until,
   utf8,
@@ -16,9 +15,7 @@ import {
 function chatServer(
   extra: { outboundBudget?: number; drainTimeout?: number } = {},
 ): Server<unknown, string> {
-  const server: Server<unknown, string> = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server: Server<unknown, string> = testServer({
     codec: lines(),
     ...extra,
     onMessage: (session, line) => {
@@ -30,7 +27,7 @@ function chatServer(
 
 async function clients(server: Server<unknown, string>, count: number) {
   const conns = await Promise.all(
-    Array.from({ length: count }, () => dial(portOf(server.addr))),
+    Array.from({ length: count }, () => dial(server)),
   );
   await until(() => server.sessions.size === count, 5000, "sessions");
   return conns;
@@ -57,7 +54,7 @@ Deno.test("SessionManager.broadcast() reaches every other session exactly once",
 });
 
 Deno.test("SessionManager.send() by id returns false for unknown and closed ids", async () => {
-  const server = listen({ hostname: "127.0.0.1", port: 0 });
+  const server = testServer();
   const [conn] = await clients(server, 1);
   const [session] = [...server.sessions];
   assert.equal(server.sessions.send(session!.id, "hello"), true);
@@ -73,9 +70,7 @@ Deno.test("SessionManager.send() by id returns false for unknown and closed ids"
 });
 
 Deno.test("Sessions leave the manager and their rooms on close, reset and EOF", async () => {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     onOpen: (session) => {
       server.sessions.join(session, "all");
       server.sessions.join(session, `own ${session.id}`);
@@ -114,7 +109,7 @@ Deno.test("Sessions leave the manager and their rooms on close, reset and EOF", 
 });
 
 Deno.test("SessionManager rooms: join, leave, members, broadcast to a room", async () => {
-  const server = listen({ hostname: "127.0.0.1", port: 0 });
+  const server = testServer();
   const conns = await clients(server, 3);
   const [a, b, c] = [...server.sessions];
   assert.equal(server.sessions.join(a!, "red"), true);

@@ -2,8 +2,9 @@
 // reaches a peer that reads, within the timeout, even a peer that keeps
 // talking meanwhile; peers that don't read are cut at the timeout.
 import assert from "node:assert/strict";
-import { CloseReason, lengthPrefixed, lines, listen } from "../../mod.ts";
-import { delay, dial, portOf, until, utf8, within } from "../_util.ts";
+import { CloseReason, lengthPrefixed, lines } from "../../mod.ts";
+import { dial, portOf, testServer } from "../_server.ts";
+import { delay, until, utf8, within } from "../_util.ts";
 
 const FRAME = 1024;
 
@@ -58,13 +59,11 @@ async function readNumbered(
 
 Deno.test("Server.shutdown() delivers a large queued backlog to a reading client that verifies every frame", async () => {
   const COUNT = 8192; // 8 MiB + headers: far more than the kernel buffers
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lengthPrefixed({ maxFrameBytes: FRAME }),
     outboundBudget: 16 << 20,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   for (let seq = 0; seq < COUNT; seq++) {
@@ -86,14 +85,12 @@ Deno.test("Server.shutdown() delivers everything to a peer that keeps sending wh
   // away whatever is still buffered for the peer. The server must keep
   // reading (and discarding) until the peer is done.
   const COUNT = 8192;
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lengthPrefixed({ maxFrameBytes: FRAME }),
     outboundBudget: 16 << 20,
     onError: () => {}, // the chatter is not length-prefixed: a decode error
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   for (let seq = 0; seq < COUNT; seq++) session.send(numbered(seq));
@@ -103,9 +100,7 @@ Deno.test("Server.shutdown() delivers everything to a peer that keeps sending wh
 });
 
 Deno.test("Session.close() after a decode error still delivers the last reply to a peer that keeps sending", async () => {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lines({ maxLineBytes: 64 }),
     outboundBudget: 16 << 20,
     onOpen: (session) => {
@@ -117,7 +112,7 @@ Deno.test("Session.close() after a decode error still delivers the last reply to
     onError: (_error, session) => void session?.send("bye: line too long"),
   });
   try {
-    using conn = await dial(portOf(server.addr));
+    using conn = await dial(server);
     // The peer floods over-long lines while it slowly reads.
     const flood = utf8("x".repeat(4096));
     let text = "";
@@ -146,9 +141,7 @@ Deno.test("Session.close() after a decode error still delivers the last reply to
 
 Deno.test("Server.shutdown() cuts a peer that doesn't read at the timeout while a reading peer gets everything", async () => {
   const COUNT = 8192;
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lengthPrefixed({ maxFrameBytes: FRAME }),
     outboundBudget: 16 << 20,
   });
@@ -177,9 +170,9 @@ Deno.test("Server.shutdown() cuts a peer that doesn't read at the timeout while 
 });
 
 Deno.test("Server.shutdown() returns at once when nothing is queued, even with many sessions", async () => {
-  const server = listen({ hostname: "127.0.0.1", port: 0 });
+  const server = testServer();
   const conns = await Promise.all(
-    Array.from({ length: 200 }, () => dial(portOf(server.addr))),
+    Array.from({ length: 200 }, () => dial(server)),
   );
   await until(() => server.sessions.size === 200);
   const started = performance.now();
@@ -194,9 +187,7 @@ Deno.test("Server.shutdown() returns at once when nothing is queued, even with m
 });
 
 Deno.test("Server.shutdown() stops accepting, delivers exactly the sends it accepted, then refuses them", async () => {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lines(),
     outboundBudget: 16 << 20,
   });
@@ -227,16 +218,14 @@ Deno.test("Server.shutdown() stops accepting, delivers exactly the sends it acce
 
 Deno.test("Server.shutdown() waits for onClose handlers and resolves once every session is closed", async () => {
   const closed: string[] = [];
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     onClose: async (session, reason) => {
       await delay(50);
       closed.push(`${session.id} ${reason}`);
     },
   });
   const conns = await Promise.all(
-    [1, 2, 3].map(() => dial(portOf(server.addr))),
+    [1, 2, 3].map(() => dial(server)),
   );
   await until(() => server.sessions.size === 3);
   await server.shutdown({ reason: "maintenance" });

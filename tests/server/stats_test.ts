@@ -1,21 +1,12 @@
 // Server.stats() on real sockets: exact traffic counters, closes by reason
 // for every policy, refusals, dropped frames, all surviving session closes.
 import assert from "node:assert/strict";
-import { CloseReason, lines, listen, microSocket } from "../../mod.ts";
-import {
-  delay,
-  dial,
-  LineReader,
-  portOf,
-  until,
-  utf8,
-  writeAll,
-} from "../_util.ts";
+import { CloseReason, lines, microSocket } from "../../mod.ts";
+import { dial, portOf, testServer } from "../_server.ts";
+import { delay, LineReader, until, utf8, writeAll } from "../_util.ts";
 
 Deno.test("stats() counts frames and bytes in and out exactly, before and after sessions close", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     onMessage: (session, line) => void session.send(`re: ${line}`),
   });
@@ -54,9 +45,7 @@ Deno.test("stats() counts frames and bytes in and out exactly, before and after 
 
 Deno.test("stats() counts closes by reason for every policy, and refusals by cause", async () => {
   let veto = false;
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lines({ maxLineBytes: 32 }),
     idleTimeout: 600,
     frameTimeout: 250,
@@ -150,15 +139,13 @@ Deno.test("stats() counts closes by reason for every policy, and refusals by cau
 });
 
 Deno.test("stats() counts the frames the drop policy refused, and keeps them after the session closes", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     outboundBudget: 64 * 1024,
     overflow: "drop",
     closeTimeout: 100,
   });
-  using _stuck = await dial(portOf(server.addr)); // never reads
+  using _stuck = await dial(server); // never reads
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   let refused = 0;
@@ -177,14 +164,12 @@ Deno.test("stats() counts the frames the drop policy refused, and keeps them aft
 });
 
 Deno.test("stats() counts heartbeat timeouts and the pings that preceded them", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: microSocket(),
     heartbeatInterval: 100,
     heartbeatMaxMissed: 2,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await until(
     () => server.stats().closedByReason[CloseReason.HeartbeatTimeout] === 1,
     5000,
@@ -196,7 +181,7 @@ Deno.test("stats() counts heartbeat timeouts and the pings that preceded them", 
 });
 
 Deno.test("stats() returns a snapshot that callers cannot alter", async () => {
-  await using server = listen({ hostname: "127.0.0.1", port: 0 });
+  await using server = testServer();
   const stats = server.stats();
   stats.sessionsTotal = 42;
   stats.rejected.vetoed = 7;

@@ -9,24 +9,15 @@ import {
   lines,
   listen,
 } from "../../mod.ts";
-import {
-  delay,
-  dial,
-  LineReader,
-  portOf,
-  until,
-  utf8,
-  within,
-} from "../_util.ts";
+import { dial, portOf, testServer } from "../_server.ts";
+import { delay, LineReader, until, utf8, within } from "../_util.ts";
 import { testCertificates } from "../_tls_certs.ts";
 
 const { ca, ...pair } = await testCertificates();
 
 Deno.test("listen({ tls }) and connect({ tls }) speak a codec both ways with the same Session API", async () => {
   const reasons: string[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     tls: pair,
     codec: lines(),
     onOpen: (session) => void server.sessions.join(session, "lobby"),
@@ -57,9 +48,7 @@ Deno.test("listen({ tls }) and connect({ tls }) speak a codec both ways with the
 
 Deno.test("A 4 MiB frame crosses TLS intact in both directions", async () => {
   const MAX = 4 << 20;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     tls: pair,
     codec: lengthPrefixed({ maxFrameBytes: MAX }),
     outboundBudget: 2 * MAX,
@@ -83,9 +72,7 @@ Deno.test("A 4 MiB frame crosses TLS intact in both directions", async () => {
 
 Deno.test("A client that does not trust the certificate is refused; the server goes on serving others", async () => {
   const reasons: string[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     tls: pair,
     codec: lines(),
     onMessage: (session, line) => void session.send(`echo ${line}`),
@@ -146,9 +133,7 @@ Deno.test("A file path where PEM text is expected is a TypeError that says so", 
 
 Deno.test("Plain TCP garbage sent to a TLS port closes only that session", async () => {
   const closes: { reason: string; error: unknown }[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     tls: pair,
     codec: lines(),
     onMessage: (session, line) => void session.send(`echo ${line}`),
@@ -175,24 +160,20 @@ Deno.test("Plain TCP garbage sent to a TLS port closes only that session", async
 
 Deno.test("idleTimeout reaps a TCP peer that never starts its TLS handshake", async () => {
   const reasons: string[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     tls: pair,
     codec: lines(),
     idleTimeout: 300,
     onClose: (_session, reason) => void reasons.push(reason),
   });
-  using raw = await dial(portOf(server.addr));
+  using raw = await dial(server);
   await until(() => reasons.length === 1, 5000, "the idle close");
   assert.equal(reasons[0], CloseReason.IdleTimeout);
   raw.close();
 });
 
 Deno.test("Server.shutdown() over TLS delivers a queued backlog to a reading client that keeps talking", async () => {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     tls: pair,
     codec: lines(),
     outboundBudget: 32 << 20,
@@ -225,9 +206,7 @@ Deno.test("Server.shutdown() over TLS delivers a queued backlog to a reading cli
 
 Deno.test("LineReader helper works over a raw TLS connection too", async () => {
   // A raw Deno.connectTls peer, to show the wire is plain TLS.
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     tls: pair,
     codec: lines(),
     onOpen: (session) => void session.send("welcome"),

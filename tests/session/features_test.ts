@@ -7,27 +7,16 @@ import {
   connect,
   json,
   lines,
-  listen,
   RequestTimeoutError,
   Router,
   type Session,
   SessionClosedError,
 } from "../../mod.ts";
-import {
-  delay,
-  dial,
-  LineReader,
-  portOf,
-  until,
-  utf8,
-  within,
-  writeAll,
-} from "../_util.ts";
+import { dial, portOf, testServer } from "../_server.ts";
+import { delay, LineReader, until, utf8, within, writeAll } from "../_util.ts";
 
 Deno.test("session.join/leave/rooms/broadcast: rooms from the session, broadcast excluding itself", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     onOpen: (session) => void session.join("lobby"),
     onMessage: (session, line) => {
@@ -80,9 +69,7 @@ Deno.test("request/reply: a connect() client awaits a Router handler's answer; t
       const answer = await session.request({ type: "ok" }, { timeout: 2000 });
       if (answer.type === "ask") session.reply(message, { type: "ok" });
     });
-  await using server = listen<unknown, Ask, Answer>({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer<unknown, Ask, Answer>({
     codec: json<Ask, Answer>(),
     onMessage: router.handler,
   });
@@ -126,8 +113,8 @@ Deno.test("request/reply: a connect() client awaits a Router handler's answer; t
 });
 
 Deno.test("request() on a codec without correlation is a TypeError", async () => {
-  await using server = listen({ hostname: "127.0.0.1", port: 0 });
-  using _conn = await dial(portOf(server.addr));
+  await using server = testServer();
+  using _conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   assert.throws(() => session.request("x"), TypeError);
@@ -135,9 +122,7 @@ Deno.test("request() on a codec without correlation is a TypeError", async () =>
 
 Deno.test("authenticate: the first message decides; onOpen, rooms and messages come after, in order", async () => {
   const events: string[] = [];
-  await using server = listen<{ user: string }, string, string>({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer<{ user: string }, string, string>({
     codec: lines(),
     authenticate: async (_session, line) => {
       events.push(`auth ${line}`);
@@ -174,15 +159,13 @@ Deno.test("authenticate: the first message decides; onOpen, rooms and messages c
 
 Deno.test("authenticate: a peer that never authenticates is closed after authTimeout", async () => {
   const closed = Promise.withResolvers<string>();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     authTimeout: 150,
     authenticate: () => ({}),
     onClose: (_session, reason) => closed.resolve(reason),
   });
-  using _conn = await dial(portOf(server.addr));
+  using _conn = await dial(server);
   assert.equal(
     await within(closed.promise, 2000, "the auth timeout"),
     CloseReason.AuthTimeout,

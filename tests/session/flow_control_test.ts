@@ -7,22 +7,13 @@ import {
   connect,
   lengthPrefixed,
   lines,
-  listen,
   Router,
   type Server,
   type ServerOptions,
   type Session,
 } from "../../mod.ts";
-import {
-  delay,
-  dial,
-  LineReader,
-  portOf,
-  until,
-  utf8,
-  within,
-  writeAll,
-} from "../_util.ts";
+import { dial, testServer } from "../_server.ts";
+import { delay, LineReader, until, utf8, within, writeAll } from "../_util.ts";
 
 const FIXTURE = new URL("../_fixtures/room_server.ts", import.meta.url);
 
@@ -234,9 +225,7 @@ async function pausesProducer(
       }
     },
   };
-  const server = scenario.server = listen<unknown, Uint8Array, Uint8Array>({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = scenario.server = testServer<unknown, Uint8Array, Uint8Array>({
     codec: lengthPrefixed(),
     outboundBudget: 64 << 20,
     highWaterMark: 256 * 1024,
@@ -244,10 +233,10 @@ async function pausesProducer(
     ...wire(scenario),
   });
   try {
-    using _stuck = await dial(portOf(server.addr));
+    using _stuck = await dial(server);
     await until(() => server.sessions.size === 1);
     const stuck = scenario.stuck = [...server.sessions][0]!;
-    using producer = await dial(portOf(server.addr));
+    using producer = await dial(server);
     await until(() => server.sessions.size === 2);
     const producerSession = [...server.sessions][1]!;
     if (!options.triggerFromOpen) {
@@ -320,14 +309,12 @@ Deno.test("Flow control pauses a producer that broadcasts to everyone", async ()
 
 Deno.test("drained() lets a timer keep pace with a slow reader: nothing lost, the queue stays near its high-water mark", async () => {
   const highWaterMark = 64 * 1024;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     highWaterMark,
     outboundBudget: 1024 * 1024,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   const LINES = 3000;
@@ -352,14 +339,12 @@ Deno.test("drained() lets a timer keep pace with a slow reader: nothing lost, th
 });
 
 Deno.test("sessions.drained() waits for every backlogged member of a room", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     highWaterMark: 16 * 1024,
   });
-  using a = await dial(portOf(server.addr));
-  using b = await dial(portOf(server.addr));
+  using a = await dial(server);
+  using b = await dial(server);
   await until(() => server.sessions.size === 2);
   for (const session of server.sessions) server.sessions.join(session, "r");
   const LINES = 2000;
@@ -381,15 +366,13 @@ Deno.test("sessions.drained() waits for every backlogged member of a room", asyn
 });
 
 Deno.test("drained() resolves false once the session closes", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lengthPrefixed(),
     highWaterMark: 1024,
     outboundBudget: 64 << 20,
     drainTimeout: 0,
   });
-  using _conn = await dial(portOf(server.addr));
+  using _conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   for (let i = 0; i < 200; i++) session.send(BIG);
@@ -431,9 +414,7 @@ Deno.test("A connect() client is paced too: replying to a server that never read
 Deno.test("rateLimit throttle: 60 lines at 50/s (burst 10) all arrive, paced", async () => {
   const got: number[] = [];
   const done = Promise.withResolvers<void>();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     rateLimit: { messagesPerSecond: 50, messageBurst: 10 },
     onMessage: (_session, line) => {
@@ -441,7 +422,7 @@ Deno.test("rateLimit throttle: 60 lines at 50/s (burst 10) all arrive, paced", a
       if (got.length === 60) done.resolve();
     },
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const started = performance.now();
   let text = "";
   for (let i = 0; i < 60; i++) text += `${i}\n`;
@@ -456,14 +437,12 @@ Deno.test("rateLimit throttle: 60 lines at 50/s (burst 10) all arrive, paced", a
 
 Deno.test("rateLimit close: a peer past its message rate is closed with reason flood", async () => {
   const handled: string[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     rateLimit: { messagesPerSecond: 5, messageBurst: 5, policy: "close" },
     onMessage: (_session, line) => void handled.push(line),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   await writeAll(conn, utf8("a\nb\nc\nd\ne\nf\ng\n"));
@@ -476,9 +455,7 @@ Deno.test("rateLimit on bytes: throttle paces reads, close ends the flood", asyn
   let bytes = 0;
   const done = Promise.withResolvers<void>();
   const TOTAL = 300 * 1024;
-  await using throttled = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using throttled = testServer({
     codec: lengthPrefixed(),
     rateLimit: { bytesPerSecond: 200 * 1024, byteBurst: 64 * 1024 },
     onMessage: (_session, frame) => {
@@ -491,7 +468,7 @@ Deno.test("rateLimit on bytes: throttle paces reads, close ends the flood", asyn
   for (let offset = 0; offset < TOTAL; offset += 1024) {
     view.setUint32(offset, 1020);
   }
-  using conn = await dial(portOf(throttled.addr));
+  using conn = await dial(throttled);
   const started = performance.now();
   await writeAll(conn, frames);
   await within(done.promise, 10000, "every byte");
@@ -499,13 +476,11 @@ Deno.test("rateLimit on bytes: throttle paces reads, close ends the flood", asyn
   // 64 KiB at once, the other 236 KiB at 200 KiB/s: over a second.
   assert.ok(elapsed >= 1000, `took only ${elapsed.toFixed(0)} ms`);
 
-  await using closing = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using closing = testServer({
     codec: lengthPrefixed(),
     rateLimit: { bytesPerSecond: 10 * 1024, policy: "close" },
   });
-  using flooder = await dial(portOf(closing.addr));
+  using flooder = await dial(closing);
   await until(() => closing.sessions.size === 1);
   const session = [...closing.sessions][0]!;
   await writeAll(flooder, frames.subarray(0, 128 * 1024)).catch(() => {});

@@ -9,11 +9,11 @@ import {
   connect,
   lengthPrefixed,
   lines,
-  listen,
   type Session,
   SessionClosedError,
 } from "../../mod.ts";
-import { delay, dial, portOf, until, within } from "../_util.ts";
+import { dial, portOf, testServer } from "../_server.ts";
+import { delay, until, within } from "../_util.ts";
 
 /** Reads everything a connection gets, counting bytes, until it ends. */
 function drainConn(conn: Deno.Conn): { bytes: number; done: Promise<void> } {
@@ -47,9 +47,7 @@ function sessionOf<Data, In, Out>(
 
 Deno.test("The README's timer broadcast with sessions.drained() keeps reaching healthy readers and cuts one that never reads within drainTimeout", async () => {
   const drainTimeout = 1000;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     highWaterMark: 64 * 1024,
     drainTimeout,
@@ -101,15 +99,13 @@ Deno.test("The README's timer broadcast with sessions.drained() keeps reaching h
 
 /** A server session whose peer never reads, over its high-water mark. */
 async function stuckPair(drainTimeout: number) {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     codec: lengthPrefixed(),
     highWaterMark: 1024,
     outboundBudget: 64 << 20,
     drainTimeout,
   });
-  const conn = await dial(portOf(server.addr));
+  const conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   // Far more than the kernel's buffers take, sent outside any handler.
@@ -193,13 +189,11 @@ Deno.test("session.flush({ timeout }) and sessions.drained({ timeout }) reject i
 Deno.test("In onOpen, send('hi') then one 5 MiB send reach a peer that reads: no slow consumer", async () => {
   const big = "b".repeat(5 << 20);
   const sent = Promise.withResolvers<boolean[]>();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines({ maxLineBytes: 8 << 20 }),
     onOpen: (session) => sent.resolve([session.send("hi"), session.send(big)]),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   assert.deepEqual(await sent.promise, [true, true]);
   const expected = 3 + big.length + 1;
   const buffer = new Uint8Array(65536);
@@ -217,9 +211,7 @@ Deno.test("In onOpen, send('hi') then one 5 MiB send reach a peer that reads: no
 
 Deno.test("100,000 synchronous client.send() calls: those past the budget return false, the rest arrive, the client stays open", async () => {
   let received = 0;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lengthPrefixed(),
     onMessage: () => void received++,
   });
@@ -278,14 +270,12 @@ Deno.test("for await over a client cut as a slow consumer ends with a SessionClo
 });
 
 Deno.test("A send that doesn't fit, on a peer that never reads, is refused and the peer is cut after drainTimeout (overflow 'close')", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     outboundBudget: 256 * 1024,
     drainTimeout: 300,
   });
-  using _conn = await dial(portOf(server.addr));
+  using _conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   const line = "y".repeat(1000);
@@ -304,8 +294,8 @@ Deno.test("A send that doesn't fit, on a peer that never reads, is refused and t
 });
 
 Deno.test("drained() and flush() name a wait option they don't know, and refuse a bad timeout", async () => {
-  await using server = listen({ hostname: "127.0.0.1", port: 0 });
-  using _conn = await dial(portOf(server.addr));
+  await using server = testServer();
+  using _conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   assert.throws(

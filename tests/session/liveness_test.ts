@@ -14,11 +14,10 @@ import {
   listen,
   microSocket,
 } from "../../mod.ts";
+import { dial, portOf, testServer } from "../_server.ts";
 import {
   delay,
-  dial,
   LineReader,
-  portOf,
   readBytes,
   readToEnd,
   until,
@@ -41,9 +40,7 @@ function closeLog() {
 
 Deno.test("idleTimeout closes a silent session with reason idle timeout and spares a chatty one", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     idleTimeout: 250,
     onClose: log.onClose,
@@ -68,8 +65,8 @@ Deno.test("idleTimeout closes a silent session with reason idle timeout and spar
 });
 
 Deno.test("idleTimeout is off by default", async () => {
-  await using server = listen({ hostname: "127.0.0.1", port: 0 });
-  using conn = await dial(portOf(server.addr));
+  await using server = testServer();
+  using conn = await dial(server);
   await until(() => server.sessions.size === 1);
   await delay(300);
   assert.equal([...server.sessions][0]!.state, "open");
@@ -92,16 +89,14 @@ Deno.test("Liveness checks share one interval timer across sessions and stop it 
     realClearInterval(id);
   }) as typeof clearInterval;
   try {
-    await using server = listen({
-      hostname: "127.0.0.1",
-      port: 0,
+    await using server = testServer({
       codec: lines({ heartbeat: { ping: "PING", pong: "PONG" } }),
       idleTimeout: 5000,
       heartbeatInterval: 4000,
       frameTimeout: 3000,
     });
     const conns = await Promise.all(
-      Array.from({ length: 100 }, () => dial(portOf(server.addr))),
+      Array.from({ length: 100 }, () => dial(server)),
     );
     await until(() => server.sessions.size === 100);
     assert.equal(created, 1, "one timer for 100 sessions");
@@ -118,9 +113,7 @@ Deno.test("Liveness checks share one interval timer across sessions and stop it 
 
 Deno.test("idleTimeout does not reap a session while its async handler runs", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     idleTimeout: 200,
     onClose: log.onClose,
@@ -129,7 +122,7 @@ Deno.test("idleTimeout does not reap a session while its async handler runs", as
       session.send(`done ${line}`);
     },
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const reader = new LineReader(conn);
   await writeAll(conn, utf8("slow\n"));
   assert.equal(await reader.next(3000), "done slow");
@@ -142,9 +135,7 @@ Deno.test("idleTimeout does not reap a session while its async handler runs", as
 
 Deno.test("idleTimeout does not reap a session while its async onOpen runs", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     idleTimeout: 200,
     onClose: log.onClose,
@@ -154,7 +145,7 @@ Deno.test("idleTimeout does not reap a session while its async onOpen runs", asy
     },
     onMessage: (session, line) => void session.send(`echo ${line}`),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const reader = new LineReader(conn);
   await writeAll(conn, utf8("hello\n")); // sent at once, read after onOpen
   assert.equal(await reader.next(3000), "welcome");
@@ -166,9 +157,7 @@ Deno.test("Time the event loop spends blocked does not count against peers whose
   const IDLE = 600;
   const log = closeLog();
   let blockEnded = 0;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     idleTimeout: IDLE,
     onClose: log.onClose,
@@ -285,9 +274,7 @@ for (const mode of ["a refilled stream", "one large backlog"] as const) {
 
 Deno.test("frameTimeout closes a slowloris peer that dribbles a line and never finishes it", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     frameTimeout: 300,
     onClose: log.onClose,
@@ -330,14 +317,12 @@ Deno.test("frameTimeout closes a slowloris peer that dribbles a line and never f
 
 Deno.test("frameTimeout also covers a peer that stops inside a binary header", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lengthPrefixed(),
     frameTimeout: 300,
     onClose: log.onClose,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await writeAll(conn, new Uint8Array([0, 0])); // half a length header
   assert.equal(await within(conn.read(new Uint8Array(1)), 5000), null);
   await until(() => log.closes.has(1));
@@ -347,15 +332,13 @@ Deno.test("frameTimeout also covers a peer that stops inside a binary header", a
 Deno.test("frameTimeout does not close a large frame that keeps arriving, nor a quiet peer between frames", async () => {
   const log = closeLog();
   let received = 0;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lengthPrefixed({ maxFrameBytes: 1 << 20 }),
     frameTimeout: 300,
     onClose: log.onClose,
     onMessage: (_session, payload) => void (received += payload.length),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await delay(600); // quiet between frames: not a frame timeout
   // One 512 KiB frame sent in one go, then a few small ones.
   await writeAll(
@@ -370,15 +353,13 @@ Deno.test("frameTimeout does not close a large frame that keeps arriving, nor a 
 
 Deno.test("heartbeat pings a silent raw peer and closes it after heartbeatMaxMissed unanswered pings", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: microSocket(),
     heartbeatInterval: 150,
     heartbeatMaxMissed: 2,
     onClose: log.onClose,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   // Two pings (empty microSocket frames), then the connection ends.
   const ping = [...utf8("Header"), 0, 0, 0, 0];
   const got = await readBytes(conn, 30, 5000);
@@ -391,15 +372,13 @@ Deno.test("heartbeat pings a silent raw peer and closes it after heartbeatMaxMis
 
 Deno.test("heartbeat keeps a raw peer that answers every ping", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: microSocket(),
     heartbeatInterval: 100,
     heartbeatMaxMissed: 1,
     onClose: log.onClose,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const keepalive = new Uint8Array([...utf8("Header"), 0, 0, 0, 0]);
   let pings = 0;
   const deadline = performance.now() + 600;
@@ -415,9 +394,7 @@ Deno.test("heartbeat keeps a raw peer that answers every ping", async () => {
 
 Deno.test("heartbeat: a connect() client answers the server's pings on its own", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: microSocket(),
     heartbeatInterval: 100,
     heartbeatMaxMissed: 2,
@@ -438,9 +415,7 @@ Deno.test("heartbeat: a connect() client answers the server's pings on its own",
 });
 
 Deno.test("heartbeat on both sides does not ping-pong forever", async () => {
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: microSocket(),
     heartbeatInterval: 100,
   });
@@ -459,9 +434,7 @@ Deno.test("heartbeat on both sides does not ping-pong forever", async () => {
 
 Deno.test("heartbeat counts any inbound frame as alive, not only pongs", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines({ heartbeat: { ping: "PING", pong: "PONG" } }),
     heartbeatInterval: 100,
     heartbeatMaxMissed: 2,
@@ -491,14 +464,12 @@ Deno.test("heartbeat counts any inbound frame as alive, not only pongs", async (
 
 Deno.test("idleTimeout counts a frame the codec swallows (a blank JSON line) as a sign of life", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: json(),
     idleTimeout: 250,
     onClose: log.onClose,
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   const deadline = performance.now() + 700;
   while (performance.now() < deadline) {
     await writeAll(conn, utf8("\n")); // json() documents blank lines as keepalives
@@ -509,9 +480,7 @@ Deno.test("idleTimeout counts a frame the codec swallows (a blank JSON line) as 
 
 Deno.test("idleTimeout still reaps a peer that stops reading while bytes are queued for it", async () => {
   const log = closeLog();
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lengthPrefixed(),
     idleTimeout: 300,
     outboundBudget: 64 << 20,
@@ -523,7 +492,7 @@ Deno.test("idleTimeout still reaps a peer that stops reading while bytes are que
       for (let i = 0; i < 512; i++) session.send(payload);
     },
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await until(() => log.closes.size === 1, 8000, "the idle close");
   assert.equal(log.closes.get(1)?.reason, CloseReason.IdleTimeout);
   conn.close();

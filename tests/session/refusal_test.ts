@@ -6,21 +6,19 @@ import {
   CloseReason,
   connect,
   lines,
-  listen,
   peerCloseReason,
   Refusal,
   RefusedError,
   type Server,
 } from "../../mod.ts";
-import { dial, LineReader, portOf, until, utf8, within } from "../_util.ts";
+import { dial, portOf, testServer } from "../_server.ts";
+import { LineReader, until, utf8, within } from "../_util.ts";
 
 function wsServer(
   options: Record<string, unknown> = {},
 ): Server<unknown, string, string, Deno.NetAddr> {
-  return listen({
+  return testServer({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     onError: () => {},
     ...options,
   }) as Server<unknown, string, string, Deno.NetAddr>;
@@ -107,9 +105,7 @@ Deno.test("refusal: Refusal refuses codes a refusal may not send", () => {
 Deno.test("refusal: over TCP a Refusal's notice is the last message before the close", async () => {
   const closed = Promise.withResolvers<[string, unknown]>();
   const errors: unknown[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     authenticate: (_session, line) => {
       if (line !== "token ok") {
@@ -120,7 +116,7 @@ Deno.test("refusal: over TCP a Refusal's notice is the last message before the c
     onClose: (session, reason) => closed.resolve([reason, session.closeError]),
     onError: (error) => errors.push(error),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await conn.write(utf8("token nope\n"));
   const reader = new LineReader(conn);
   assert.equal(await reader.next(), "ERR bad token");
@@ -146,9 +142,7 @@ Deno.test("refusal: connect() checks refusalOf and reconnect.stableAfter", async
 
 Deno.test("refusal: a TCP client recognises the notice with refusalOf and stops reconnecting", async () => {
   let connections = 0;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     authenticate: () => {
       connections++;
@@ -212,9 +206,7 @@ Deno.test("refusal: reconnecting to a server that accepts then refuses backs off
   // Plain TCP and no notice: the client can't know it is refused, only that
   // each connection dies young; the backoff must not start over each time.
   let connections = 0;
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     authenticate: () => {
       connections++;
@@ -238,9 +230,7 @@ Deno.test("refusal: reconnecting to a server that accepts then refuses backs off
 Deno.test("refusal: a connection that stayed up stableAfter starts the backoff over", async () => {
   let connections = 0;
   const closers: (() => void)[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     codec: lines(),
     onOpen: (session) => {
       connections++;

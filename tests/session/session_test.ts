@@ -4,14 +4,12 @@ import {
   FrameTooLargeError,
   lengthPrefixed,
   lines,
-  listen,
   Session,
 } from "../../mod.ts";
+import { dial, testServer } from "../_server.ts";
 import {
   delay,
-  dial,
   LineReader,
-  portOf,
   readBytes,
   readToEnd,
   seededRandom,
@@ -261,13 +259,11 @@ Deno.test("Session.flush() resolves once queued bytes are written, false if clos
 });
 
 Deno.test("Session data, ids and timestamps are set", async () => {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     data: (session) => ({ nick: `guest${session.id}` }),
   });
-  const a = await dial(portOf(server.addr));
-  const b = await dial(portOf(server.addr));
+  const a = await dial(server);
+  const b = await dial(server);
   await until(() => server.sessions.size === 2);
   const [first, second] = [...server.sessions];
   assert.ok(first!.id < second!.id);
@@ -363,14 +359,12 @@ Deno.test("Session keeps mixed small and large frames intact and in order across
 });
 
 Deno.test("await session.close() inside onClose does not deadlock, and shutdown finishes", async () => {
-  const server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = testServer({
     onClose: async (session) => {
       await session.close("again");
     },
   });
-  using _conn = await dial(portOf(server.addr));
+  using _conn = await dial(server);
   await until(() => server.sessions.size === 1);
   const session = [...server.sessions][0]!;
   await within(
@@ -385,16 +379,14 @@ Deno.test("await session.close() inside onClose does not deadlock, and shutdown 
 Deno.test("A handler that returns null (or any non-promise) is fine", async () => {
   const errors: unknown[] = [];
   const got: string[] = [];
-  await using server = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using server = testServer({
     onMessage: (session, line) => {
       got.push(line);
       return session.send(line) ? null : 0;
     },
     onError: (error) => void errors.push(error),
   });
-  using conn = await dial(portOf(server.addr));
+  using conn = await dial(server);
   await writeAll(conn, utf8("a\nb\n"));
   const reader = new LineReader(conn);
   assert.equal(await reader.next(), "a");

@@ -20,7 +20,8 @@ import {
   encodeTextFrameInto,
   Opcode,
 } from "../../src/websocket/_frame_writer.ts";
-import { portOf, within } from "../_util.ts";
+import { portOf } from "../_server.ts";
+import { within } from "../_util.ts";
 
 /** The echo server's message limit. */
 export const MAX_MESSAGE = 8 << 20;

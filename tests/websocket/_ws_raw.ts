@@ -7,7 +7,8 @@ import {
 } from "../../src/websocket/_frame_parser.ts";
 import { encodeFrame, type Opcode } from "../../src/websocket/_frame_writer.ts";
 import { ResponseHeadParser } from "../../src/websocket/_http_head.ts";
-import { delay, dial, within, writeAll } from "../_util.ts";
+import { dial } from "../_server.ts";
+import { delay, within, writeAll } from "../_util.ts";
 
 /** The key of RFC 6455's example handshake. */
 export const KEY = "dGhlIHNhbXBsZSBub25jZQ==";

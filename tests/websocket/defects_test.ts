@@ -12,7 +12,6 @@ import {
   json,
   lengthPrefixed,
   lines,
-  listen,
   MessageTooBigError,
   type Server,
   SessionManager,
@@ -22,16 +21,15 @@ import {
 import { Opcode } from "../../src/websocket/_frame_writer.ts";
 import { FrameParser } from "../../src/websocket/_frame_parser.ts";
 import { exchange, RawWebSocket, upgradeRequest } from "./_ws_raw.ts";
+import { testServer } from "../_server.ts";
 import { until, within } from "../_util.ts";
 
 // deno-lint-ignore no-explicit-any
 type AnyServer = Server<any, any, any, Deno.NetAddr>;
 
 function wsServer(options: Record<string, unknown> = {}): AnyServer {
-  return listen({
+  return testServer({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     path: "/ws",
     onMessage: (session, message: string) => void session.send(message),
     onError: () => {},

@@ -10,12 +10,12 @@ import { Buffer } from "node:buffer";
 import WebSocketNode from "npm:ws@8";
 import {
   closeWebSocket,
-  listen,
   peerCloseCode,
   type Server,
   webSocketMessages,
 } from "../../mod.ts";
 import { browserMissing, launchBrowser } from "../_browser.ts";
+import { testServer } from "../_server.ts";
 import { delay, until, within } from "../_util.ts";
 
 const BIG = 4 << 20;
@@ -39,10 +39,8 @@ function echo(): Echo {
   const closes: (number | undefined)[] = [];
   const reasons: string[] = [];
   const marks: number[] = [0, 0];
-  const server = listen({
+  const server = testServer({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     path: "/ws",
     codec: webSocketMessages({ maxMessageBytes: 8 << 20 }),
     outboundBudget: 16 << 20,

@@ -5,27 +5,17 @@
 import assert from "node:assert/strict";
 import {
   lines,
-  listen,
   type Session,
   SessionManager,
   upgradeWebSocket,
   webSocketMessages,
 } from "../../mod.ts";
 import { RawWebSocket, upgradeRequest } from "./_ws_raw.ts";
-import {
-  delay,
-  dial,
-  LineReader,
-  until,
-  utf8,
-  within,
-  writeAll,
-} from "../_util.ts";
+import { dial, testServer } from "../_server.ts";
+import { delay, LineReader, until, utf8, within, writeAll } from "../_util.ts";
 
 Deno.test("upgradeWebSocket: native sessions share a manager and broadcasts with TCP sessions", async () => {
-  await using tcp = listen({
-    hostname: "127.0.0.1",
-    port: 0,
+  await using tcp = testServer({
     onMessage: (_s, line) => void tcp.sessions.broadcast(`tcp: ${line}`),
   });
   const codec = lines();

@@ -10,7 +10,6 @@ import {
   json,
   lengthPrefixed,
   lines,
-  listen,
   microSocket,
   type MicroSocketMessage,
   peerCloseCode,
@@ -22,9 +21,9 @@ import {
 import { Opcode } from "../../src/websocket/_frame_writer.ts";
 import { testCertificates } from "../_tls_certs.ts";
 import { exchange, RawWebSocket, upgradeRequest } from "./_ws_raw.ts";
+import { dial, testServer } from "../_server.ts";
 import {
   delay,
-  dial,
   LineReader,
   seededRandom,
   until,
@@ -36,10 +35,8 @@ import {
 function echoServer(
   options: Record<string, unknown> = {},
 ): Server<unknown, string, string, Deno.NetAddr> {
-  return listen({
+  return testServer({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     path: "/ws",
     onMessage: (session, line: string) => void session.send(line),
     onError: () => {},
@@ -84,10 +81,8 @@ Deno.test("websocket: lines() maps one text message per line, split on line feed
 });
 
 Deno.test("websocket: json() maps one text message per value; invalid JSON closes with 1007", async () => {
-  await using server = listen({
+  await using server = testServer({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     codec: json<{ n: number }>(),
     onMessage: (session, value) => void session.send({ n: value.n + 1 }),
     onError: () => {},
@@ -103,10 +98,8 @@ Deno.test("websocket: json() maps one text message per value; invalid JSON close
 });
 
 Deno.test("websocket: lengthPrefixed() maps binary payloads; a text message closes with 1003", async () => {
-  await using server = listen({
+  await using server = testServer({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     codec: lengthPrefixed(),
     onMessage: (session, payload) => void session.send(payload.reverse()),
     onError: () => {},
@@ -123,10 +116,8 @@ Deno.test("websocket: lengthPrefixed() maps binary payloads; a text message clos
 
 Deno.test("websocket: microSocket() frames travel one per binary message, client to server", async () => {
   const seen: MicroSocketMessage[] = [];
-  await using server = listen({
+  await using server = testServer({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     codec: microSocket(),
     onMessage: (session, message) => {
       seen.push({ ...message });
@@ -147,10 +138,8 @@ Deno.test("websocket: microSocket() frames travel one per binary message, client
 });
 
 Deno.test("websocket: webSocketMessages() echoes text and binary as they are; closeWebSocket sends a chosen code", async () => {
-  await using server = listen({
+  await using server = testServer({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     codec: webSocketMessages(),
     onMessage: (session, message) => {
       if (message === "bye") void closeWebSocket(session, 4001, "as asked");
@@ -423,14 +412,12 @@ Deno.test("websocket: fuzz — random frames and garbage cut at random close onl
 Deno.test("websocket: one SessionManager holds TCP and WebSocket sessions; a broadcast reaches both", async () => {
   const sessions = new SessionManager<unknown, string, string>();
   const common = {
-    hostname: "127.0.0.1",
-    port: 0,
     sessions,
     onMessage: (_s: unknown, line: string) =>
       void sessions.broadcast(`all: ${line}`),
   };
-  await using tcp = listen({ ...common, codec: lines() });
-  await using web = listen({ ...common, transport: "websocket" });
+  await using tcp = testServer({ ...common, codec: lines() });
+  await using web = testServer({ ...common, transport: "websocket" });
   const conn = await dial(tcp.addr.port);
   const reader = new LineReader(conn);
   const { ws, got } = await browserLike(`ws://127.0.0.1:${web.addr.port}/`);
@@ -517,10 +504,8 @@ Deno.test("websocket: with wss (tls) the same server speaks TLS", async () => {
 
 Deno.test("websocket: webSocketRequest() gives data() and onOpen the upgrade request", async () => {
   const seen: string[] = [];
-  await using server = listen<{ room: string }, string, string>({
+  await using server = testServer<{ room: string }, string, string>({
     transport: "websocket",
-    hostname: "127.0.0.1",
-    port: 0,
     protocols: ["chat.v1"],
     data: (session) => ({
       room: new URLSearchParams(
