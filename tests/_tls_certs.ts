@@ -1,5 +1,5 @@
 // Test helper: a throwaway CA and server certificate for 127.0.0.1 and
-// localhost, made by openssl for one run (as tests/tls_test.ts does).
+// localhost, made by openssl for one run (as tests/server/tls_test.ts does).
 import assert from "node:assert/strict";
 
 /** Runs openssl with `args`, failing the test with its stderr on error. */

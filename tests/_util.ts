@@ -1,15 +1,5 @@
 // Shared helpers for tests on real loopback sockets.
 
-/** The port of a server bound on TCP. */
-export function portOf(addr: Deno.Addr): number {
-  return (addr as Deno.NetAddr).port;
-}
-
-/** Connects a raw TCP client to 127.0.0.1:port. */
-export function dial(port: number): Promise<Deno.TcpConn> {
-  return Deno.connect({ hostname: "127.0.0.1", port });
-}
-
 /** Rejects after `ms` unless `promise` settles first; clears its timer. */
 export async function within<T>(
   promise: Promise<T>,

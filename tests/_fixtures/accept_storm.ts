@@ -1,23 +1,22 @@
-// Fixture for tests/limits_test.ts: an accept storm in its own process, so
+// Fixture for tests/server/limits_test.ts: an accept storm in its own process, so
 // that it can have its own file-descriptor limit (both ends of every
 // connection live here). Usage:
 //   deno run -A accept_storm.ts <clients> <maxConnections>
 // Prints one JSON line: how many clients were greeted, refused, or failed,
 // the server's stats, and how long it took.
-import { lines, listen } from "../../mod.ts";
+import { lines } from "../../mod.ts";
+import { testServer } from "../_server.ts";
 
 const clients = Number(Deno.args[0] ?? 5000);
 const maxConnections = Number(Deno.args[1] ?? Infinity);
 const acceptErrors: string[] = [];
-const server = listen({
-  hostname: "127.0.0.1",
-  port: 0,
+const server = testServer({
   codec: lines(),
   maxConnections,
   onOpen: (session) => void session.send("hi"),
   onError: (error) => void acceptErrors.push(String(error)),
 });
-const port = (server.addr as Deno.NetAddr).port;
+const port = server.addr.port;
 const started = performance.now();
 
 // Each client: connect, then wait silently for the greeting or the end (a

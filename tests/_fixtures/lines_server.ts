@@ -1,17 +1,16 @@
-// Fixture for tests/limits_test.ts: a lines() server in its own process, so
+// Fixture for tests/server/limits_test.ts: a lines() server in its own process, so
 // that it can run under its own file-descriptor limit (`ulimit -n`).
 // Usage: deno run -A lines_server.ts [maxConnections]
 // Prints {"port": n} on its first stdout line. Each session is greeted with
 // "hi"; "stats" answers the server's stats as JSON (plus the distinct accept
 // errors seen), "quit" shuts the server down (the process then exits 0), and
 // any other line is echoed back as "echo <line>".
-import { lines, listen } from "../../mod.ts";
+import { lines } from "../../mod.ts";
+import { testServer } from "../_server.ts";
 
 const maxConnections = Number(Deno.args[0] ?? Infinity);
 const acceptErrors = new Set<string>();
-const server = listen({
-  hostname: "127.0.0.1",
-  port: 0,
+const server = testServer({
   codec: lines(),
   maxConnections,
   onOpen: (session) => void session.send("hi"),
@@ -36,6 +35,6 @@ const server = listen({
 // lazily and panics if that happens during EMFILE.
 const onSigterm = () => void server.shutdown({ timeout: 2000 });
 Deno.addSignalListener("SIGTERM", onSigterm);
-console.log(JSON.stringify({ port: (server.addr as Deno.NetAddr).port }));
+console.log(JSON.stringify({ port: server.addr.port }));
 await server.closed;
 Deno.removeSignalListener("SIGTERM", onSigterm);

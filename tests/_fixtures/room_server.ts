@@ -1,14 +1,13 @@
-// Fixture for tests/flow_control_test.ts: a chat-room server in its own
+// Fixture for tests/session/flow_control_test.ts: a chat-room server in its own
 // process, so its memory can be read on its own.
 // Usage: deno run -A room_server.ts '<ServerOptions JSON>'
 // Prints {"port": n} on its first stdout line. "/join" puts the sender in the
 // room; "/stats" answers the server's stats plus its RSS as JSON; every other
 // line is broadcast to the room, except to its sender. SIGTERM shuts down.
-import { lines, listen } from "../../mod.ts";
+import { lines } from "../../mod.ts";
+import { testServer } from "../_server.ts";
 
-const server = listen({
-  hostname: "127.0.0.1",
-  port: 0,
+const server = testServer({
   codec: lines({ maxLineBytes: 4096 }),
   ...JSON.parse(Deno.args[0] ?? "{}"),
   onMessage: (session, line: string) => {
@@ -25,6 +24,6 @@ const server = listen({
 });
 const onSigterm = () => void server.shutdown({ timeout: 500 });
 Deno.addSignalListener("SIGTERM", onSigterm);
-console.log(JSON.stringify({ port: (server.addr as Deno.NetAddr).port }));
+console.log(JSON.stringify({ port: server.addr.port }));
 await server.closed;
 Deno.removeSignalListener("SIGTERM", onSigterm);
