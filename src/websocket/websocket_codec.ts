@@ -244,14 +244,18 @@ export function webSocketCodec<In, Out>(
     throw new TypeError(`role must be "server" or "client", got ${role}`);
   }
   const mask = role === "client";
-  let maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  let limitOption = "maxMessageBytes";
-  // The inner codec's own limit, when it is the smaller one: a WebSocket
+  // The inner codec's own limit, when it has one per message: a WebSocket
   // message holds one message of a built-in codec, but may hold several
   // microSocket (or custom) frames, so only the former's limit applies.
+  // The same rule as on a byte stream: the smaller of maxMessageBytes and
+  // the codec's limit; unset, the codec's own limit stands, and only a codec
+  // without one gets the default.
   const kind = kindOf(inner);
   const own = kind?.framing === "microSocket" ? undefined : kind;
-  if (own !== undefined && own.limit < maxMessageBytes) {
+  let maxMessageBytes = options.maxMessageBytes ??
+    (own === undefined ? DEFAULT_MAX_MESSAGE_BYTES : own.limit);
+  let limitOption = "maxMessageBytes";
+  if (own !== undefined && own.limit <= maxMessageBytes) {
     maxMessageBytes = own.limit;
     limitOption = own.option;
   }

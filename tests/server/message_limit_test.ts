@@ -255,3 +255,27 @@ Deno.test("maxMessageBytes bounds a TLS server", async () => {
     conn.close();
   }
 });
+
+Deno.test("unset, maxMessageBytes leaves the codec's own limit in force over WebSocket as on TCP: a 2 MiB lengthPrefixed() takes a 1.5 MiB message", async () => {
+  const codec = () => lengthPrefixed({ maxFrameBytes: 2 * 1024 * 1024 });
+  await using server = listen({
+    transport: "websocket",
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: codec(),
+    onMessage: (session, message: Uint8Array) =>
+      void session.send(message.subarray(0, 4)),
+  });
+  const echoed = Promise.withResolvers<Uint8Array>();
+  await using client = await connect({
+    url: `ws://127.0.0.1:${portOf(server.addr)}/`,
+    codec: codec(),
+    onMessage: (_session, message: Uint8Array) => echoed.resolve(message),
+  });
+  const big = new Uint8Array(1.5 * 1024 * 1024).fill(7);
+  assert.equal(client.send(big), true);
+  assert.deepEqual(
+    await within(echoed.promise, 10_000),
+    new Uint8Array([7, 7, 7, 7]),
+  );
+});
