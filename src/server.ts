@@ -5,7 +5,13 @@ import { lines } from "./codec/lines.ts";
 import { Session, type SessionOptions } from "./session/session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
-import { observe, setPrelude } from "./session/_internals.ts";
+import {
+  addMeters,
+  observe,
+  SessionMeters,
+  setPrelude,
+} from "./session/_internals.ts";
+import { serverMeter, type ServerMeterSource } from "./metrics/_source.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
@@ -407,6 +413,8 @@ export class Server<
   readonly sessions: SessionManager<Data, In, Out>;
   /** Resolves once the server has shut down and released everything. */
   readonly closed: Promise<void>;
+  /** @ignore Package-internal: see metrics/_source.ts. */
+  readonly [serverMeter]: ServerMeterSource;
 
   readonly #listener: Deno.Listener;
   readonly #options: ListenOptions<Data, In, Out>;
@@ -446,6 +454,7 @@ export class Server<
     framesDropped: 0,
   };
   #closedByReason: Record<string, number> = {};
+  readonly #closedMeters = new SessionMeters();
 
   /**
    * Binds and starts accepting. Prefer {@linkcode listen}.
@@ -458,6 +467,12 @@ export class Server<
   constructor(options: ListenOptions<Data, In, Out>) {
     validateListenOptions(options);
     this.#options = options;
+    this[serverMeter] = {
+      transport: options.transport ??
+        ("tls" in options && options.tls !== undefined ? "tls" : "tcp"),
+      live: this.#live,
+      closed: this.#closedMeters,
+    };
     let codec = options.codec ??
       (lines() as unknown as Codec<In, Out>);
     if (options.transport === "websocket") {
@@ -829,6 +844,7 @@ export class Server<
     this.#live.delete(session);
     this.#release(ip);
     addTraffic(this.#closedTotals, session);
+    addMeters(this.#closedMeters, session);
     this.#closedByReason[reason] = (this.#closedByReason[reason] ?? 0) + 1;
   }
 

@@ -412,7 +412,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#reader = reader;
     this.#inbound = inbound;
     this.closed = life.closed;
-    this[parts] = { writer, reader, lifecycle: life };
+    this[parts] = { writer, reader, inbound, lifecycle: life };
     reader.start();
   }
 
