@@ -319,7 +319,7 @@ export class Inbound<
       if (bucket !== undefined && !first) {
         const wait = bucket.take(1, performance.now());
         if (wait > 0) {
-        this.rateLimitHits++;
+          this.rateLimitHits++;
           if (this.#overRate()) break;
           this.#phase = "throttled";
           await this.#sleep(wait);
