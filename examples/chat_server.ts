@@ -8,7 +8,11 @@
 //                  [--rate 10] [--max-clients 10000] [--max-per-ip 32]
 //                  [--frame-timeout 10] [--drain-timeout 2] [--web-port 9001]
 //                  [--cluster nats://127.0.0.1:4222 | redis://127.0.0.1:6379]
-//                  [--node-timeout 5] [--reuse-port]
+//                  [--node-timeout 5] [--reuse-port] [--metrics-port 9090]
+//
+// `--metrics-port PORT` (0 for any free one) serves Prometheus metrics at
+// http://127.0.0.1:PORT/metrics (loopback only: they are for your monitoring,
+// not for the chat's users).
 //
 // Browsers join at http://127.0.0.1:9001/ (chat_web.ts: the page, and its
 // WebSocket at /ws, in the same rooms with the same commands).
@@ -74,6 +78,7 @@ import {
   FrameTooLargeError,
   lines,
   listen,
+  metricsHandler,
   type RateLimitOptions,
   Router,
   type Server,
@@ -411,7 +416,9 @@ const USAGE = `usage: chat_server.ts [--hostname HOST] [--port PORT] [options]
                            needs deno run --unstable-net)
   --web-port PORT          serve the web chat (page at /, WebSocket at /ws)
                            on this port (default 9001, or 0 with --port 0;
-                           with --cluster: only when given)`;
+                           with --cluster: only when given)
+  --metrics-port PORT      serve Prometheus metrics at /metrics on
+                           127.0.0.1:PORT, 0 for any free one (default: off)`;
 
 interface Flags {
   hostname: string;
@@ -426,9 +433,16 @@ interface Flags {
   "node-timeout": number;
   "reuse-port": boolean;
   "web-port": number;
+  "metrics-port": number;
 }
 
-const COUNTS = new Set(["port", "max-clients", "max-per-ip", "web-port"]);
+const COUNTS = new Set([
+  "port",
+  "max-clients",
+  "max-per-ip",
+  "web-port",
+  "metrics-port",
+]);
 
 // Parses `--name value` and `--name=value`; exits with status 2 on misuse.
 function parseFlags(args: string[]): Flags {
@@ -445,6 +459,7 @@ function parseFlags(args: string[]): Flags {
     "node-timeout": 5,
     "reuse-port": false,
     "web-port": -1, // unset: see below
+    "metrics-port": -1, // unset: no metrics
   };
   const fail = (message: string): never => {
     console.error(`chat_server: ${message}\n${USAGE}`);
@@ -461,7 +476,7 @@ function parseFlags(args: string[]): Flags {
       continue;
     }
     const match =
-      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|cluster|node-timeout|web-port)(?:=(.*))?$/
+      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|cluster|node-timeout|web-port|metrics-port)(?:=(.*))?$/
         .exec(arg);
     if (match === null) fail(`unknown argument ${arg}`);
     const name = match![1] as keyof Flags;
@@ -478,7 +493,10 @@ function parseFlags(args: string[]): Flags {
     if (COUNTS.has(name) && !Number.isInteger(number)) {
       fail(`--${name} must be an integer, got ${value}`);
     }
-    if ((name === "port" || name === "web-port") && number > 65535) {
+    if (
+      (name === "port" || name === "web-port" || name === "metrics-port") &&
+      number > 65535
+    ) {
       fail(`--${name} must be an integer from 0 to 65535, got ${value}`);
     }
     if ((name === "max-clients" || name === "max-per-ip") && number < 1) {
@@ -547,6 +565,14 @@ async function main(): Promise<void> {
       `chat web page on http://${hostPort(web.addr as Deno.NetAddr)}/`,
     );
   }
+  // Both servers in one exposition: they share the session manager.
+  const metrics = flags["metrics-port"] < 0 ? undefined : Deno.serve(
+    { hostname: "127.0.0.1", port: flags["metrics-port"], onListen: () => {} },
+    metricsHandler(web === undefined ? server : [server, web]),
+  );
+  if (metrics !== undefined) {
+    console.log(`metrics on http://${hostPort(metrics.addr)}/metrics`);
+  }
 
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
@@ -565,6 +591,7 @@ async function main(): Promise<void> {
   await Promise.all([
     server.shutdown({ timeout: 2000 }),
     web?.shutdown({ timeout: 2000 }),
+    metrics?.shutdown(),
   ]);
   await cluster?.close();
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
