@@ -11,8 +11,9 @@
 //                  [--node-timeout 5] [--reuse-port] [--metrics-port 9090]
 //
 // `--metrics-port PORT` (0 for any free one) serves Prometheus metrics at
-// http://127.0.0.1:PORT/metrics (loopback only: they are for your monitoring,
-// not for the chat's users).
+// http://127.0.0.1:PORT/metrics and a live stats page drawing them at
+// http://127.0.0.1:PORT/ (loopback only: they are for the operator, not for
+// the chat's users).
 //
 // Browsers join at http://127.0.0.1:9001/ (chat_web.ts: the page, and its
 // WebSocket at /ws, in the same rooms with the same commands).
@@ -88,6 +89,7 @@ import {
   type TcpListenOptions,
 } from "../mod.ts";
 import { chatWebServer, startChatWeb } from "./chat_web.ts";
+import statsPage from "./stats_page.html" with { type: "text" };
 
 /**
  * The options the chat's TCP and WebSocket servers share: the
@@ -417,8 +419,9 @@ const USAGE = `usage: chat_server.ts [--hostname HOST] [--port PORT] [options]
   --web-port PORT          serve the web chat (page at /, WebSocket at /ws)
                            on this port (default 9001, or 0 with --port 0;
                            with --cluster: only when given)
-  --metrics-port PORT      serve Prometheus metrics at /metrics on
-                           127.0.0.1:PORT, 0 for any free one (default: off)`;
+  --metrics-port PORT      serve Prometheus metrics at /metrics, and a live
+                           stats page at /, on 127.0.0.1:PORT, 0 for any
+                           free one (default: off)`;
 
 interface Flags {
   hostname: string;
@@ -566,10 +569,9 @@ async function main(): Promise<void> {
     );
   }
   // Both servers in one exposition: they share the session manager.
-  const metrics = flags["metrics-port"] < 0 ? undefined : Deno.serve(
-    { hostname: "127.0.0.1", port: flags["metrics-port"], onListen: () => {} },
-    metricsHandler(web === undefined ? server : [server, web]),
-  );
+  const metrics = flags["metrics-port"] < 0
+    ? undefined
+    : serveMetrics(flags["metrics-port"], web ? [server, web] : [server]);
   if (metrics !== undefined) {
     console.log(`metrics on http://${hostPort(metrics.addr)}/metrics`);
   }
@@ -596,6 +598,39 @@ async function main(): Promise<void> {
   await cluster?.close();
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   // Nothing is left running: the process exits with status 0 by itself.
+}
+
+/**
+ * Serves the Prometheus text at /metrics and, at /, a page drawing it live
+ * (sessions, messages in and out per second, drops, queued bytes), on
+ * 127.0.0.1 only: operators' figures, not the chat users'.
+ *
+ * @param port The port; 0 picks a free one.
+ * @param servers The chat's servers (TCP, and the web one when running).
+ * @returns The HTTP server.
+ */
+export function serveMetrics(
+  port: number,
+  servers: Server<Member, string>[],
+): Deno.HttpServer<Deno.NetAddr> {
+  const metrics = metricsHandler(servers);
+  return Deno.serve(
+    { hostname: "127.0.0.1", port, onListen: () => {} },
+    (request) => {
+      const { pathname } = new URL(request.url);
+      if (pathname !== "/" && pathname !== "/index.html") {
+        return metrics(request);
+      }
+      return new Response(statsPage, {
+        headers: {
+          "content-type": "text/html; charset=utf-8",
+          "content-security-policy":
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+          "x-content-type-options": "nosniff",
+        },
+      });
+    },
+  );
 }
 
 if (import.meta.main) await main();
