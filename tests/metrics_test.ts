@@ -241,3 +241,59 @@ Deno.test("metricsHandler(): 200 with the 0.0.4 content type on /metrics, 404 el
   assert.equal(post.status, 405);
   await post.body?.cancel();
 });
+
+Deno.test("prometheusMetrics(): a flow-control pause, its duration, the queued bytes and the slow consumer's close", async () => {
+  const big = "x".repeat(64 * 1024);
+  let stuckId = 0;
+  const server: Server<unknown, string> = listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: lines({ maxLineBytes: 128 * 1024 }),
+    outboundBudget: 64 << 20,
+    highWaterMark: 256 * 1024,
+    drainTimeout: 300,
+    onMessage: () => {
+      for (let i = 0; i < 200; i++) server.sessions.send(stuckId, big);
+    },
+  });
+  try {
+    using _stuck = await dial(portOf(server.addr));
+    await until(() => server.sessions.size === 1, 2000, "the stuck session");
+    stuckId = [...server.sessions][0]!.id;
+    using producer = await dial(portOf(server.addr));
+    await until(() => server.sessions.size === 2, 2000, "the producer");
+    const producerSession = [...server.sessions][1]!;
+    await writeAll(producer, utf8("go\n"));
+    await until(() => producerSession.paused, 3000, "the producer paused");
+    let families = parseExposition(prometheusMetrics(server));
+    const queued = valueOf(families, "microsocket_outbound_queued_bytes")!;
+    assert.ok(queued > 256 * 1024, `queued ${queued}`);
+    await until(() => !producerSession.paused, 3000, "the producer resumed");
+    // The reader counts the pause's end once it runs again.
+    await until(
+      () =>
+        valueOf(
+          parseExposition(prometheusMetrics(server)),
+          "microsocket_flow_control_paused_seconds_total",
+        )! > 0,
+      2000,
+      "the pause's duration",
+    );
+    families = parseExposition(prometheusMetrics(server));
+    assert.equal(valueOf(families, "microsocket_flow_control_pauses_total"), 1);
+    const seconds = valueOf(
+      families,
+      "microsocket_flow_control_paused_seconds_total",
+    )!;
+    // Held until the stuck peer's drainTimeout (300 ms) cut it.
+    assert.ok(seconds >= 0.2 && seconds < 3, `paused ${seconds} s`);
+    assert.equal(
+      valueOf(families, "microsocket_sessions_closed_total", {
+        reason: "slow consumer",
+      }),
+      1,
+    );
+  } finally {
+    await server.shutdown({ timeout: 200 });
+  }
+});
