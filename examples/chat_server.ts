@@ -80,6 +80,8 @@ import {
   lines,
   listen,
   metricsHandler,
+  PROMETHEUS_CONTENT_TYPE,
+  prometheusMetrics,
   type RateLimitOptions,
   Router,
   type Server,
@@ -569,9 +571,16 @@ async function main(): Promise<void> {
     );
   }
   // Both servers in one exposition: they share the session manager.
-  const metrics = flags["metrics-port"] < 0
-    ? undefined
-    : serveMetrics(flags["metrics-port"], web ? [server, web] : [server]);
+  const metrics = flags["metrics-port"] < 0 ? undefined : serveMetrics(
+    flags["metrics-port"],
+    web ? [server, web] : [server],
+    // A cluster node adds its broker's figures (cluster.ts is loaded
+    // already: --cluster imported it).
+    cluster &&
+      await import("../cluster.ts").then(({ clusterMetrics }) => () =>
+        clusterMetrics(cluster.cluster)
+      ),
+  );
   if (metrics !== undefined) {
     console.log(`metrics on http://${hostPort(metrics.addr)}/metrics`);
   }
@@ -607,13 +616,22 @@ async function main(): Promise<void> {
  *
  * @param port The port; 0 picks a free one.
  * @param servers The chat's servers (TCP, and the web one when running).
+ * @param more More exposition text to append (a cluster node's).
  * @returns The HTTP server.
  */
 export function serveMetrics(
   port: number,
   servers: Server<Member, string>[],
+  more?: () => string,
 ): Deno.HttpServer<Deno.NetAddr> {
-  const metrics = metricsHandler(servers);
+  const handler = metricsHandler(servers);
+  const metrics = more === undefined ? handler : (request: Request) => {
+    const response = handler(request);
+    if (response.status !== 200 || request.method !== "GET") return response;
+    return new Response(prometheusMetrics(servers) + more(), {
+      headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+    });
+  };
   return Deno.serve(
     { hostname: "127.0.0.1", port, onListen: () => {} },
     (request) => {
