@@ -257,7 +257,7 @@ Deno.test("prometheusMetrics(): a flow-control pause, its duration, the queued b
     },
   });
   try {
-    using _stuck = await dial(portOf(server.addr));
+    const stuck = await dial(portOf(server.addr));
     await until(() => server.sessions.size === 1, 2000, "the stuck session");
     stuckId = [...server.sessions][0]!.id;
     using producer = await dial(portOf(server.addr));
@@ -287,6 +287,14 @@ Deno.test("prometheusMetrics(): a flow-control pause, its duration, the queued b
     )!;
     // Held until the stuck peer's drainTimeout (300 ms) cut it.
     assert.ok(seconds >= 0.2 && seconds < 3, `paused ${seconds} s`);
+    // The cut session finishes closing once its peer hangs up.
+    stuck.close();
+    await until(
+      () => server.stats().closedByReason["slow consumer"] === 1,
+      5000,
+      "the slow consumer closed",
+    );
+    families = parseExposition(prometheusMetrics(server));
     assert.equal(
       valueOf(families, "microsocket_sessions_closed_total", {
         reason: "slow consumer",
