@@ -20,13 +20,33 @@ import { collect, type MetricsServers, REFUSAL_REASONS } from "./_collect.ts";
 /**
  * A `MeterProvider` of `@opentelemetry/api` (the SDK's, or any other), seen
  * only as far as this module uses it.
+ *
+ * @example The global provider, passed explicitly
+ * ```ts
+ * import { metrics } from "npm:@opentelemetry/api@^1.9.0";
+ * import type { OtelMeterProvider } from "@x/microsocket/otel";
+ *
+ * const provider: OtelMeterProvider = metrics.getMeterProvider();
+ * ```
  */
 export interface OtelMeterProvider {
   /** Returns the meter of an instrumentation scope. */
   getMeter(name: string, version?: string): object;
 }
 
-/** Options of {@linkcode instrumentMetrics}. */
+/**
+ * Options of {@linkcode instrumentMetrics}.
+ *
+ * @example
+ * ```ts
+ * import { metrics } from "npm:@opentelemetry/api@^1.9.0";
+ * import type { OtelMetricsOptions } from "@x/microsocket/otel";
+ *
+ * const options: OtelMetricsOptions = {
+ *   meterProvider: metrics.getMeterProvider(),
+ * };
+ * ```
+ */
 export interface OtelMetricsOptions {
   /**
    * Where the instruments are created (their scope is `microsocket`).
@@ -36,7 +56,20 @@ export interface OtelMetricsOptions {
   meterProvider?: OtelMeterProvider;
 }
 
-/** What {@linkcode instrumentMetrics} returns: stop observing with it. */
+/**
+ * What {@linkcode instrumentMetrics} returns: stop observing with it.
+ *
+ * @example Reporting for a block only
+ * ```ts
+ * import { listen } from "@x/microsocket";
+ * import { instrumentMetrics, type OtelMetrics } from "@x/microsocket/otel";
+ *
+ * await using server = listen({ hostname: "127.0.0.1", port: 0 });
+ * {
+ *   using _metrics: OtelMetrics = instrumentMetrics(server);
+ * } // no longer reported here
+ * ```
+ */
 export interface OtelMetrics extends Disposable {
   /** Stops observing: the instruments report nothing from now on. */
   [Symbol.dispose](): void;
