@@ -70,3 +70,4 @@ export * from "./src/cluster/connect_broker.ts";
 export * from "./src/cluster/presence.ts";
 export * from "./src/cluster/cluster_node.ts";
 export * from "./src/cluster/cluster.ts";
+export * from "./src/cluster/cluster_metrics.ts";

@@ -180,6 +180,14 @@ export const SERVERS: Record<string, ServerSpec> = {
     argv: denoServer("microsocket.ts"),
     modes: ["fanout", "chat", "echo"],
   },
+  // Issue 18: the same server with its metrics scraped every 250 ms. By
+  // default it runs only in the fan-outs the cost target names.
+  microsocket_metrics: {
+    name: "microsocket_metrics",
+    label: "microsocket + metrics",
+    argv: denoServer("microsocket.ts", "metrics"),
+    onlyFor: ["fanout100", "fanout1000"],
+  },
   floor: {
     name: "floor",
     label: "raw Deno floor",

@@ -6,7 +6,8 @@
 //   deno task bench --smoke      tiny run for CI (seconds); exit 1 if broken
 //
 // Options:
-//   --servers=microsocket,floor,naive,node,go   (also floor_stream: the floor
+//   --servers=microsocket,microsocket_metrics,floor,naive,node,go   (microsocket_metrics:
+//       scraped every 250 ms, fan-outs only; also floor_stream: the floor
 //       writing through conn.writable.getWriter(), a diagnostic; go: the Go
 //       standard-library hub, built with `go build`, skipped without `go`)
 //   --workloads=fanout100,fanout1000,echo,idle,slow,flood,waves,fanout10000,
@@ -65,7 +66,15 @@ const root = new URL("..", import.meta.url).pathname;
 function parseOptions(args: string[]): Options {
   const options: Options = {
     smoke: false,
-    servers: ["microsocket", "floor", "naive", "node", "go", "floor_turn"],
+    servers: [
+      "microsocket",
+      "microsocket_metrics",
+      "floor",
+      "naive",
+      "node",
+      "go",
+      "floor_turn",
+    ],
     workloads: [
       "fanout100",
       "fanout1000",

@@ -8,7 +8,12 @@
 //                  [--rate 10] [--max-clients 10000] [--max-per-ip 32]
 //                  [--frame-timeout 10] [--drain-timeout 2] [--web-port 9001]
 //                  [--cluster nats://127.0.0.1:4222 | redis://127.0.0.1:6379]
-//                  [--node-timeout 5] [--reuse-port]
+//                  [--node-timeout 5] [--reuse-port] [--metrics-port 9090]
+//
+// `--metrics-port PORT` (0 for any free one) serves Prometheus metrics at
+// http://127.0.0.1:PORT/metrics and a live stats page drawing them at
+// http://127.0.0.1:PORT/ (loopback only: they are for the operator, not for
+// the chat's users).
 //
 // Browsers join at http://127.0.0.1:9001/ (chat_web.ts: the page, and its
 // WebSocket at /ws, in the same rooms with the same commands).
@@ -74,6 +79,9 @@ import {
   FrameTooLargeError,
   lines,
   listen,
+  metricsHandler,
+  PROMETHEUS_CONTENT_TYPE,
+  prometheusMetrics,
   type RateLimitOptions,
   Router,
   type Server,
@@ -83,6 +91,7 @@ import {
   type TcpListenOptions,
 } from "../mod.ts";
 import { chatWebServer, startChatWeb } from "./chat_web.ts";
+import statsPage from "./stats_page.html" with { type: "text" };
 
 /**
  * The options the chat's TCP and WebSocket servers share: the
@@ -411,7 +420,10 @@ const USAGE = `usage: chat_server.ts [--hostname HOST] [--port PORT] [options]
                            needs deno run --unstable-net)
   --web-port PORT          serve the web chat (page at /, WebSocket at /ws)
                            on this port (default 9001, or 0 with --port 0;
-                           with --cluster: only when given)`;
+                           with --cluster: only when given)
+  --metrics-port PORT      serve Prometheus metrics at /metrics, and a live
+                           stats page at /, on 127.0.0.1:PORT, 0 for any
+                           free one (default: off)`;
 
 interface Flags {
   hostname: string;
@@ -426,9 +438,16 @@ interface Flags {
   "node-timeout": number;
   "reuse-port": boolean;
   "web-port": number;
+  "metrics-port": number;
 }
 
-const COUNTS = new Set(["port", "max-clients", "max-per-ip", "web-port"]);
+const COUNTS = new Set([
+  "port",
+  "max-clients",
+  "max-per-ip",
+  "web-port",
+  "metrics-port",
+]);
 
 // Parses `--name value` and `--name=value`; exits with status 2 on misuse.
 function parseFlags(args: string[]): Flags {
@@ -445,6 +464,7 @@ function parseFlags(args: string[]): Flags {
     "node-timeout": 5,
     "reuse-port": false,
     "web-port": -1, // unset: see below
+    "metrics-port": -1, // unset: no metrics
   };
   const fail = (message: string): never => {
     console.error(`chat_server: ${message}\n${USAGE}`);
@@ -461,7 +481,7 @@ function parseFlags(args: string[]): Flags {
       continue;
     }
     const match =
-      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|cluster|node-timeout|web-port)(?:=(.*))?$/
+      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|cluster|node-timeout|web-port|metrics-port)(?:=(.*))?$/
         .exec(arg);
     if (match === null) fail(`unknown argument ${arg}`);
     const name = match![1] as keyof Flags;
@@ -478,7 +498,10 @@ function parseFlags(args: string[]): Flags {
     if (COUNTS.has(name) && !Number.isInteger(number)) {
       fail(`--${name} must be an integer, got ${value}`);
     }
-    if ((name === "port" || name === "web-port") && number > 65535) {
+    if (
+      (name === "port" || name === "web-port" || name === "metrics-port") &&
+      number > 65535
+    ) {
       fail(`--${name} must be an integer from 0 to 65535, got ${value}`);
     }
     if ((name === "max-clients" || name === "max-per-ip") && number < 1) {
@@ -547,6 +570,20 @@ async function main(): Promise<void> {
       `chat web page on http://${hostPort(web.addr as Deno.NetAddr)}/`,
     );
   }
+  // Both servers in one exposition: they share the session manager.
+  const metrics = flags["metrics-port"] < 0 ? undefined : serveMetrics(
+    flags["metrics-port"],
+    web ? [server, web] : [server],
+    // A cluster node adds its broker's figures (cluster.ts is loaded
+    // already: --cluster imported it).
+    cluster &&
+      await import("../cluster.ts").then(({ clusterMetrics }) => () =>
+        clusterMetrics(cluster.cluster)
+      ),
+  );
+  if (metrics !== undefined) {
+    console.log(`metrics on http://${hostPort(metrics.addr)}/metrics`);
+  }
 
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
@@ -565,10 +602,53 @@ async function main(): Promise<void> {
   await Promise.all([
     server.shutdown({ timeout: 2000 }),
     web?.shutdown({ timeout: 2000 }),
+    metrics?.shutdown(),
   ]);
   await cluster?.close();
   for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   // Nothing is left running: the process exits with status 0 by itself.
+}
+
+/**
+ * Serves the Prometheus text at /metrics and, at /, a page drawing it live
+ * (sessions, messages in and out per second, drops, queued bytes), on
+ * 127.0.0.1 only: operators' figures, not the chat users'.
+ *
+ * @param port The port; 0 picks a free one.
+ * @param servers The chat's servers (TCP, and the web one when running).
+ * @param more More exposition text to append (a cluster node's).
+ * @returns The HTTP server.
+ */
+export function serveMetrics(
+  port: number,
+  servers: Server<Member, string>[],
+  more?: () => string,
+): Deno.HttpServer<Deno.NetAddr> {
+  const handler = metricsHandler(servers);
+  const metrics = more === undefined ? handler : (request: Request) => {
+    const response = handler(request);
+    if (response.status !== 200 || request.method !== "GET") return response;
+    return new Response(prometheusMetrics(servers) + more(), {
+      headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+    });
+  };
+  return Deno.serve(
+    { hostname: "127.0.0.1", port, onListen: () => {} },
+    (request) => {
+      const { pathname } = new URL(request.url);
+      if (pathname !== "/" && pathname !== "/index.html") {
+        return metrics(request);
+      }
+      return new Response(statsPage, {
+        headers: {
+          "content-type": "text/html; charset=utf-8",
+          "content-security-policy":
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+          "x-content-type-options": "nosniff",
+        },
+      });
+    },
+  );
 }
 
 if (import.meta.main) await main();

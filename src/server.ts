@@ -5,7 +5,8 @@ import { lines } from "./codec/lines.ts";
 import type { Session, SessionOptions } from "./session/session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
-import { observe } from "./session/_internals.ts";
+import { addMeters, observe, SessionMeters } from "./session/_internals.ts";
+import { serverMeter, type ServerMeterSource } from "./metrics/_source.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
@@ -402,6 +403,8 @@ export class Server<
   readonly sessions: SessionManager<Data, In, Out>;
   /** Resolves once the server has shut down and released everything. */
   readonly closed: Promise<void>;
+  /** @ignore Package-internal: see metrics/_source.ts. */
+  readonly [serverMeter]: ServerMeterSource;
 
   readonly #listener: Listener;
   readonly #options: ListenOptions<Data, In, Out>;
@@ -436,6 +439,7 @@ export class Server<
     framesDropped: 0,
   };
   #closedByReason: Record<string, number> = {};
+  readonly #closedMeters = new SessionMeters();
 
   /**
    * Binds and starts accepting. Prefer {@linkcode listen}.
@@ -448,6 +452,12 @@ export class Server<
   constructor(options: ListenOptions<Data, In, Out>) {
     validateListenOptions(options);
     this.#options = options;
+    this[serverMeter] = {
+      transport: options.transport ??
+        ("tls" in options && options.tls !== undefined ? "tls" : "tcp"),
+      live: this.#live,
+      closed: this.#closedMeters,
+    };
     const transport = transportOf(options);
     // Decided before binding: a WebSocket codec of the wrong role throws.
     const codec = transport.codec(
@@ -744,6 +754,7 @@ export class Server<
     this.#live.delete(session);
     this.#release(ip);
     addTraffic(this.#closedTotals, session);
+    addMeters(this.#closedMeters, session);
     this.#closedByReason[reason] = (this.#closedByReason[reason] ?? 0) + 1;
   }
 

@@ -14,6 +14,7 @@ import type { Session, SessionBroadcastOptions } from "./session/session.ts";
 import { attach, observe, type SessionObserver } from "./session/_internals.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
 import { fanOut } from "./_fan_out.ts";
+import { type BroadcastMeter, broadcastMeter } from "./metrics/_source.ts";
 import { LocalRooms, type Rooms } from "./rooms.ts";
 import {
   bounded,
@@ -123,6 +124,8 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
   readonly #local = new LocalRooms<Data, In, Out>();
   #rooms: Rooms<Data, In, Out> = this.#local;
   readonly #everyone = new SegmentWriter();
+  /** @ignore Package-internal: see metrics/_source.ts. */
+  readonly [broadcastMeter]: BroadcastMeter = { broadcasts: 0, deliveries: 0 };
   readonly #observer: SessionObserver = {
     closing: (session) => this.#remove(session as Session<Data, In, Out>),
   };
@@ -289,23 +292,25 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       ? except
       : except.id;
     const room = options?.room;
-    if (room === undefined) {
-      const targets = this.#sessions.values();
-      return fanOut(
-        targets,
+    const accepted = room === undefined
+      ? fanOut(
+        this.#sessions.values(),
         this.#everyone,
         message,
         exceptId,
         options?.filter,
+      )
+      : this.#rooms.broadcast(
+        room,
+        message,
+        exceptId,
+        options!.filter,
+        options!.local === true,
       );
-    }
-    return this.#rooms.broadcast(
-      room,
-      message,
-      exceptId,
-      options!.filter,
-      options!.local === true,
-    );
+    const meter = this[broadcastMeter];
+    meter.broadcasts++;
+    meter.deliveries += accepted;
+    return accepted;
   }
 
   /**

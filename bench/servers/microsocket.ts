@@ -9,8 +9,17 @@
 //         onOpen, "* <id> joined" is broadcast to the room from onOpen and
 //         "* <id> left" from onClose, lines go to the room (bench waves).
 // echo:   every 4-byte big-endian length-prefixed frame is sent back.
+// With a second argument "metrics", the Prometheus text is also built every
+// 250 ms (a scrape 60 times as often as Prometheus's default): the cost of
+// metrics "on" (issue 18), next to the same server without scrapes.
 // Prints "listening <port>" once ready.
-import { lengthPrefixed, lines, listen } from "../../mod.ts";
+import {
+  lengthPrefixed,
+  lines,
+  listen,
+  prometheusMetrics,
+  type Server,
+} from "../../mod.ts";
 
 const mode = Deno.args[0];
 if (mode !== "fanout" && mode !== "chat" && mode !== "echo") {
@@ -31,7 +40,15 @@ function fanout(): Deno.Addr {
     },
   });
   stats = () => server.stats();
+  scrape(server);
   return server.addr;
+}
+
+// The metrics "on" variant; see the file comment.
+// deno-lint-ignore no-explicit-any
+function scrape(server: Server<any, any>): void {
+  if (Deno.args[1] !== "metrics") return;
+  setInterval(() => void prometheusMetrics(server), 250);
 }
 
 function chat(): Deno.Addr {

@@ -37,6 +37,10 @@ export interface FlowOwner {
 /** One session's side of flow control; see the file comment. */
 export class Flow {
   readonly owner: FlowOwner;
+  /** Times this session's reading paused for flow control (metrics). */
+  pauses = 0;
+  /** How long those pauses lasted in all, in milliseconds (metrics). */
+  pausedMs = 0;
   // Producers this session holds back; whether anyone (producers, waiters)
   // is kept waiting, and since when.
   #holding: Set<Flow> | undefined;

@@ -57,6 +57,8 @@ export class Inbound<
 > implements ClosingInbound {
   /** Messages decoded from the peer. */
   framesIn = 0;
+  /** Messages or reads a rate limit held back or refused (metrics). */
+  rateLimitHits = 0;
   /**
    * The backlog's drain (an async handler, authenticate, a rate-limit
    * pause): the reader awaits it before reading on.
@@ -112,6 +114,11 @@ export class Inbound<
       this.#pause !== undefined;
   }
 
+  /** The requests made so far, if any (metrics). */
+  get madeRequests(): PendingRequests<In> | undefined {
+    return this.#requests;
+  }
+
   /** Requests waiting for replies, made on first use. */
   requests(): PendingRequests<In> {
     return this.#requests ??= new PendingRequests();
@@ -161,6 +168,7 @@ export class Inbound<
     if (bucket !== undefined) {
       const wait = bucket.take(1, performance.now());
       if (wait > 0) {
+        this.rateLimitHits++;
         if (this.#overRate()) return;
         // Throttled: this message and the rest of the read wait their turn.
         this.#phase = "throttled";
@@ -181,6 +189,7 @@ export class Inbound<
     if (bucket === undefined || this.#life.state !== "open") return undefined;
     // Over the byte rate: these bytes wait (or end the session).
     const wait = bucket.take(n, performance.now());
+    if (wait > 0) this.rateLimitHits++;
     return wait > 0 && !this.#overRate() ? this.#sleep(wait) : undefined;
   }
 
@@ -310,6 +319,7 @@ export class Inbound<
       if (bucket !== undefined && !first) {
         const wait = bucket.take(1, performance.now());
         if (wait > 0) {
+          this.rateLimitHits++;
           if (this.#overRate()) break;
           this.#phase = "throttled";
           await this.#sleep(wait);

@@ -9,7 +9,9 @@
 //   adopt       the reader and the parts: the connection a transport opened
 //               (bytes it read before the session existed, what it learned)
 //   connectionOf  that connection, read back (e.g. a WebSocket's request)
+//   addMeters   the inbound part and the writer's flow: metrics counters
 import type { SessionHost, SessionObserver } from "./_lifecycle.ts";
+import { LatencyHistogram } from "./_latency_histogram.ts";
 
 /** The key of a session's parts; see the file comment. */
 export const parts: unique symbol = Symbol("microsocket.session.parts");
@@ -17,6 +19,7 @@ export const parts: unique symbol = Symbol("microsocket.session.parts");
 /** The parts of a session the layers above use, each seen narrowly. */
 export interface SessionParts {
   readonly writer: {
+    readonly flow: { readonly pauses: number; readonly pausedMs: number };
     sendShared(
       base: Uint8Array,
       start: number,
@@ -25,6 +28,12 @@ export interface SessionParts {
     ): boolean;
   };
   readonly reader: { prelude: Uint8Array | undefined };
+  readonly inbound: {
+    readonly rateLimitHits: number;
+    readonly madeRequests:
+      | { readonly timeouts: number; readonly latency: LatencyHistogram }
+      | undefined;
+  };
   readonly lifecycle: {
     host: SessionHost | undefined;
     observe(observer: SessionObserver): void;
@@ -99,4 +108,33 @@ export function connectionOf(
   session: WithParts,
 ): OpenedConnection | undefined {
   return session[parts].connection;
+}
+
+/**
+ * Counters a session keeps beyond its public getters, read at scrape time
+ * (metrics) and folded into the server's totals once when it closes.
+ */
+export class SessionMeters {
+  /** Messages or reads a rate limit held back or refused. */
+  rateLimitHits = 0;
+  /** Times reading paused for flow control. */
+  flowPauses = 0;
+  /** How long those pauses lasted, in milliseconds. */
+  flowPausedMs = 0;
+  /** Requests (`session.request()`) that timed out. */
+  requestTimeouts = 0;
+  /** How long answered requests took, in seconds. */
+  readonly requestLatency: LatencyHistogram = new LatencyHistogram();
+}
+
+/** Adds `session`'s meters to `into`. */
+export function addMeters(into: SessionMeters, session: WithParts): void {
+  const { inbound, writer } = session[parts];
+  into.rateLimitHits += inbound.rateLimitHits;
+  into.flowPauses += writer.flow.pauses;
+  into.flowPausedMs += writer.flow.pausedMs;
+  const requests = inbound.madeRequests;
+  if (requests === undefined) return;
+  into.requestTimeouts += requests.timeouts;
+  into.requestLatency.add(requests.latency);
 }

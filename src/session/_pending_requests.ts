@@ -2,6 +2,7 @@
 // with its timeout and abort signal. Every way out (reply, timeout, abort,
 // close) clears the timer and the listener, so nothing outlives a request.
 import { RequestTimeoutError } from "../errors.ts";
+import { LatencyHistogram } from "./_latency_histogram.ts";
 
 interface Pending<In> {
   resolve(reply: In): void;
@@ -13,6 +14,10 @@ interface Pending<In> {
 export class PendingRequests<In> {
   readonly #pending = new Map<number, Pending<In>>();
   #nextId = 1;
+  /** Requests that timed out (metrics). */
+  timeouts = 0;
+  /** How long answered requests took (metrics). */
+  readonly latency: LatencyHistogram = new LatencyHistogram();
 
   /** How many requests wait. */
   get size(): number {
@@ -30,6 +35,7 @@ export class PendingRequests<In> {
   ): { id: number; reply: Promise<In> } {
     const id = this.#nextId++;
     const { promise, resolve, reject } = Promise.withResolvers<In>();
+    const started = performance.now();
     const settle = (): void => {
       clearTimeout(timer);
       signal?.removeEventListener("abort", abort);
@@ -41,12 +47,14 @@ export class PendingRequests<In> {
     };
     const timer = setTimeout(() => {
       settle();
+      this.timeouts++;
       reject(new RequestTimeoutError(timeout));
     }, timeout);
     signal?.addEventListener("abort", abort, { once: true });
     this.#pending.set(id, {
-      resolve(reply) {
+      resolve: (reply) => {
         settle();
+        this.latency.observe((performance.now() - started) / 1000);
         resolve(reply);
       },
       reject(error) {

@@ -98,7 +98,10 @@ export class Reader<In> implements ClosingReader {
     while (life.state === "open") {
       // Flow control: a target we sent to is over its high-water mark.
       if (this.#flow.blocked) {
+        const since = performance.now();
+        this.#flow.pauses++;
         await this.#flow.unblocked();
+        this.#flow.pausedMs += performance.now() - since;
         if (life.state !== "open") break;
       }
       let n: number | null;

@@ -412,7 +412,13 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#reader = reader;
     this.#inbound = inbound;
     this.closed = life.closed;
-    this[parts] = { writer, reader, lifecycle: life, connection: undefined };
+    this[parts] = {
+      writer,
+      reader,
+      inbound,
+      lifecycle: life,
+      connection: undefined,
+    };
     reader.start();
   }
 
