@@ -145,7 +145,10 @@ export class Peer {
   ended = false;
   /** Whether the peer sent a close frame. */
   closeSent = false;
-  #pending = new Uint8Array(0);
+  #chunks: Uint8Array[] = [];
+  readonly #waiters = new Set<() => void>();
+  #total = 0;
+  #need = 2; // bytes the next frame needs, as far as known
   #fragments: Uint8Array[] = [];
   #fragmentOpcode = 0;
   readonly #reading: Promise<void>;
@@ -250,8 +253,16 @@ export class Peer {
   async until(condition: () => boolean, ms = 5000): Promise<boolean> {
     const deadline = Date.now() + ms;
     while (!condition()) {
-      if (this.ended || Date.now() > deadline) return condition();
-      await delay(2);
+      const left = deadline - Date.now();
+      if (this.ended || left <= 0) return condition();
+      // Woken by the next frame or the end, so waits time the server, not
+      // a polling interval.
+      const { promise, resolve } = Promise.withResolvers<void>();
+      this.#waiters.add(resolve);
+      const timer = setTimeout(resolve, left);
+      await promise;
+      clearTimeout(timer);
+      this.#waiters.delete(resolve);
     }
     return true;
   }
@@ -292,22 +303,37 @@ export class Peer {
       // Reset, or closed by finish(): ended all the same.
     }
     this.ended = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const resolve of this.#waiters) resolve();
+    this.#waiters.clear();
   }
 
   #feed(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
-    const joined = new Uint8Array(this.#pending.length + bytes.length);
-    joined.set(this.#pending);
-    joined.set(bytes, this.#pending.length);
+    // Chunks are joined only once the next frame is whole, so a large
+    // frame read in many pieces is copied once, not once per read.
+    this.#chunks.push(bytes.slice());
+    this.#total += bytes.length;
+    if (this.#total < this.#need) return;
+    const joined = concat(this.#chunks);
     let at = 0;
     for (;;) {
       const parsed = parseFrame(joined, at);
-      if (parsed === undefined) break;
+      if (typeof parsed === "number") {
+        this.#need = parsed;
+        break;
+      }
       at = parsed.end;
       this.frames.push(parsed.frame);
       this.#onFrame(parsed.frame);
     }
-    this.#pending = joined.slice(at);
+    this.#wake();
+    const rest = joined.subarray(at);
+    this.#chunks = rest.length === 0 ? [] : [rest];
+    this.#total = rest.length;
   }
 
   #onFrame(f: ServerFrame): void {
@@ -381,15 +407,16 @@ export class Peer {
 function parseFrame(
   bytes: Uint8Array,
   at: number,
-): { frame: ServerFrame; end: number } | undefined {
-  if (bytes.length - at < 2) return undefined;
+): { frame: ServerFrame; end: number } | number {
+  // Returns the bytes needed (from `at`) when the frame is not whole yet.
+  if (bytes.length - at < 2) return 2;
   const b0 = bytes[at]!;
   const b1 = bytes[at + 1]!;
   const length7 = b1 & 0x7f;
   const lengthBytes = length7 === 126 ? 2 : length7 === 127 ? 8 : 0;
   const masked = (b1 & 0x80) !== 0;
   const headerSize = 2 + lengthBytes + (masked ? 4 : 0);
-  if (bytes.length - at < headerSize) return undefined;
+  if (bytes.length - at < headerSize) return headerSize;
   const view = new DataView(bytes.buffer, bytes.byteOffset + at + 2);
   const length = lengthBytes === 0
     ? length7
@@ -397,7 +424,7 @@ function parseFrame(
     ? view.getUint16(0)
     : Number(view.getBigUint64(0));
   const end = at + headerSize + length;
-  if (bytes.length < end) return undefined;
+  if (bytes.length < end) return end - at;
   const payload = bytes.slice(at + headerSize, end);
   if (masked) {
     const key = bytes.subarray(at + headerSize - 4, at + headerSize);
