@@ -171,6 +171,21 @@ Deno.test("autobahn 7.3 and 7.5: close payload sizes and reasons", async (t) => 
     },
   );
   await t.step(
+    "7.5.1, octet-wise: the invalid reason in 1-byte chops fails (1007)",
+    async () => {
+      const peer = await Peer.open(server);
+      await peer.sendChopped(
+        frame(
+          Op.close,
+          closeBody(1000, hex("cebae1bdb9cf83cebcceb5eda080656469746564")),
+        ),
+        1,
+        1,
+      );
+      await assertFailed(peer, 1007);
+    },
+  );
+  await t.step(
     "close with a multi-byte UTF-8 reason: code and reason echoed",
     async () => {
       const peer = await Peer.open(server);

@@ -323,3 +323,48 @@ Deno.test("autobahn 4: reserved opcodes fail the connection with 1002", async (t
     );
   }
 });
+
+Deno.test("beyond autobahn: framing rules a fuzzing client never breaks", async (t) => {
+  await using server = autobahnServer();
+  await t.step("an unmasked client frame fails (1002)", async () => {
+    const peer = await Peer.open(server);
+    await peer.sendFrame(Op.text, "Hello", { mask: false });
+    await assertFailed(peer, 1002);
+    assert.deepEqual(peer.messages, []);
+  });
+  await t.step(
+    "a 64-bit length with the top bit set fails (1002)",
+    async () => {
+      const peer = await Peer.open(server);
+      const bytes = frame(Op.binary, pattern(4), { lengthBytes: 8 });
+      bytes[2]! |= 0x80;
+      await peer.send(bytes);
+      await assertFailed(peer, 1002);
+    },
+  );
+  await t.step(
+    "a 64-bit length over the limit fails (1009) before any payload",
+    async () => {
+      const peer = await Peer.open(server);
+      const bytes = frame(Op.binary, new Uint8Array(0), { lengthBytes: 8 });
+      new DataView(bytes.buffer).setBigUint64(2, 1n << 40n);
+      await peer.send(bytes);
+      await assertFailed(peer, 1009);
+    },
+  );
+  await t.step(
+    "a peer that never answers the server's close is dropped",
+    async () => {
+      const peer = await Peer.open(server);
+      peer.closeSent = true; // so the peer does not answer
+      await peer.sendFrame(Op.text, "x", { rsv: 2 });
+      await assertFailed(peer, 1002);
+    },
+  );
+  await t.step("a ping using a 16-bit length field fails (1002)", async () => {
+    const peer = await Peer.open(server);
+    await peer.sendFrame(Op.ping, "x", { lengthBytes: 2 });
+    await assertFailed(peer, 1002);
+    assert.deepEqual(peer.pongs, []);
+  });
+});
