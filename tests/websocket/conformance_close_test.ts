@@ -101,6 +101,15 @@ Deno.test("autobahn 7.1: the close handshake, and what follows a close frame", a
     assert.deepEqual(peer.messages, [new TextDecoder().decode(payload)]);
   });
   await t.step(
+    "close, then the peer half-closes TCP: the close is still answered",
+    async () => {
+      const peer = await Peer.open(server);
+      await peer.sendClose(1000);
+      await peer.conn.closeWrite();
+      await assertClosedCleanly(peer, [1000]);
+    },
+  );
+  await t.step(
     "data after the close frame in the same write is ignored",
     async () => {
       const peer = await Peer.open(server);

@@ -18,6 +18,7 @@ import {
   autobahnServer,
   closeBody,
   closeNormally,
+  concat,
   frame,
   Op,
   pattern,
@@ -192,6 +193,26 @@ Deno.test("autobahn 2: pings are answered with their payload, pongs ignored, con
       },
     );
   }
+  await t.step(
+    "beyond Autobahn: echoes and pongs keep the order of the requests",
+    async () => {
+      const peer = await Peer.open(server);
+      await peer.send(concat([
+        frame(Op.text, "a"),
+        frame(Op.ping, "p"),
+        frame(Op.binary, pattern(3)),
+        frame(Op.ping, "q"),
+      ]));
+      assert.ok(await peer.count("pong", 2));
+      assert.deepEqual(peer.events.map((e) => e.kind), [
+        "message",
+        "pong",
+        "message",
+        "pong",
+      ]);
+      await closeNormally(peer);
+    },
+  );
   await t.step(
     "a 125-byte close payload is accepted, 126 fails (1002)",
     async () => {

@@ -144,6 +144,11 @@ const GROUPS: [string, string, [boolean, string][]][] = [
     [true, "efbfbf"],
     ...NONCHARACTERS().map((h): [boolean, string] => [true, h]),
   ]],
+  ["beyond", "a leading and an inner U+FEFF (BOM) are kept", [
+    [true, "efbbbf68656c6c6f"],
+    [true, "68efbbbf656c6c6f"],
+    [true, "efbbbfefbbbf"],
+  ]],
   ["6.23", "Unicode specials, U+FFFD included", [
     [true, "efbfb9"],
     [true, "efbfba"],
