@@ -7,7 +7,8 @@
 // OK outcome (Autobahn's strict expectation).
 //
 // Divergences from Autobahn's strict expectation: none in this family.
-// Autobahn's waits of 1 s in 5.19/5.20 are 200 ms here.
+// Autobahn's waits of 1 s in 5.19/5.20 are 200 ms here. Case 10.1.1
+// (auto-fragmented 64 KiB text) is here too.
 import assert from "node:assert/strict";
 import {
   assertFailed,
@@ -220,6 +221,25 @@ Deno.test("autobahn 5: fragmentation", async (t) => {
     },
   );
 
+  await t.step(
+    "10.1.1: 64 KiB text in fragments of 1300 bytes echoes as one message",
+    async () => {
+      const payload = pattern(65536, true);
+      const frames: Uint8Array[] = [];
+      for (let at = 0; at < payload.length; at += 1300) {
+        frames.push(frame(
+          at === 0 ? Op.text : Op.continuation,
+          payload.subarray(at, at + 1300),
+          { fin: at + 1300 >= payload.length },
+        ));
+      }
+      const peer = await Peer.open(server);
+      await sendAll(peer, frames, "frame-wise");
+      assert.ok(await peer.count("message", 1));
+      assert.deepEqual(peer.messages, [decoder.decode(payload)]);
+      await closeNormally(peer);
+    },
+  );
   await t.step(
     "empty fragments: an empty first, middle and last fragment",
     async () => {

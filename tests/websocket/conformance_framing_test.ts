@@ -8,6 +8,8 @@
 // minimal length encoding, valid UTF-8 in text.
 //
 // Divergences from Autobahn's strict expectation: none in these families.
+// RSV1 is tested without permessage-deflate negotiated (the upgrade here
+// offers no extension), so it must stay a 1002 once deflate lands.
 // Beyond Autobahn: sizes up to 16 MiB (1.x stops at 65536; 9.x covers the
 // large ones), each also sent in chops of 997 and 4093 octets, and frames
 // with a non-minimal length encoding (accepted: RFC 6455 asks minimal

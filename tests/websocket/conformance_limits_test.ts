@@ -8,9 +8,9 @@
 // (Autobahn reports them as information too).
 //
 // Bounds, where Autobahn goes further: 9.3/9.4 skip the 64-byte fragments
-// (65,536 frames), 9.5/9.6 use chops of 256 bytes and up (Autobahn: 64),
-// 9.7/9.8 do Autobahn's 1,000 sequential round trips. A message one
-// byte over the limit fails with 1009, as Autobahn's limit cases expect.
+// (65,536 frames) and 9.5/9.6 use chops of 256 bytes and up (Autobahn: 64
+// and 128 too). 9.7/9.8 do Autobahn's 1,000 sequential round trips. Beyond
+// Autobahn: a message one byte over the limit fails with 1009.
 import assert from "node:assert/strict";
 import {
   assertFailed,
