@@ -164,6 +164,9 @@ export class Peer {
     server: { readonly addr: Deno.NetAddr },
   ): Promise<Peer> {
     const conn = await dial(server);
+    // Each send goes out at once, as Autobahn's (Twisted's) do: without
+    // this, Nagle holds a small frame until the previous one is acked.
+    conn.setNoDelay(true);
     const timer = setTimeout(() => conn.close(), 5000);
     try {
       await writeAll(conn, upgradeRequest("/"));
