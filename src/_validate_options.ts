@@ -148,7 +148,7 @@ export const CONNECT_OPTIONS = {
 // native socket has no Nagle to turn off, never holds a partial frame, and
 // pings on its own clock (see src/transport/native.ts).
 const notOnNative = (why: string) => ({
-  transports: [] as readonly Transport[],
+  transports: [] as const,
   check: any,
   hint: why,
 });
