@@ -5,6 +5,7 @@
 // that don't apply to it are refused, naming them.
 import assert from "node:assert/strict";
 import {
+  closeWebSocket,
   type Codec,
   json,
   lengthPrefixed,
@@ -95,8 +96,16 @@ Deno.test("upgradeWebSocket: each codec's messages map onto native messages both
     await using p = await peer(server.port);
     p.ws.send("one");
     p.ws.send("two\nthree\r\n");
-    await until(() => p.got.length === 3);
-    assert.deepEqual(p.got, ["one", "two", "three"]);
+    p.ws.send("é".repeat(40_000)); // 80,000 bytes: a 64-bit length
+    p.ws.send("y".repeat(1000)); // a 16-bit length
+    await until(() => p.got.length === 5);
+    assert.deepEqual(p.got, [
+      "one",
+      "two",
+      "three",
+      "é".repeat(40_000),
+      "y".repeat(1000),
+    ]);
   });
   await t.step("json(): one value per text message", async () => {
     await using server = echo(json());
@@ -269,4 +278,25 @@ Deno.test("upgradeWebSocket: options that don't apply, and unknown ones, are a T
   });
   assert.equal(response.status, 101);
   await Promise.resolve();
+});
+
+Deno.test("upgradeWebSocket: a session's close reaches the native peer as a close code and reason", async (t) => {
+  await t.step("session.close(reason)", async () => {
+    await using server = nativeServer({
+      onMessage: (s) => void s.close("kicked"),
+    });
+    await using p = await peer(server.port);
+    p.ws.send("bye?");
+    const closed = await within(p.closed, 5000, "close");
+    assert.deepEqual([closed.code, closed.reason], [1000, "kicked"]);
+  });
+  await t.step("closeWebSocket(session, code, reason)", async () => {
+    await using server = nativeServer({
+      onMessage: (s) => void closeWebSocket(s, 4000, "go away"),
+    });
+    await using p = await peer(server.port);
+    p.ws.send("bye?");
+    const closed = await within(p.closed, 5000, "close");
+    assert.deepEqual([closed.code, closed.reason], [4000, "go away"]);
+  });
 });
