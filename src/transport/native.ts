@@ -386,6 +386,9 @@ class NativeConn {
    * size in bytes (the buffer is not used), or null once the socket ended.
    */
   async read(_buffer: Uint8Array): Promise<number | null> {
+    // What the last read handed over and no decode took: a closing session
+    // reads on to discard (see _linger.ts), and so must these be.
+    if (this.#head < this.#batchEnd) this.#dropBatch();
     while (this.#head === this.#inbox.length) {
       if (this.#ended) return null;
       await new Promise<void>((resolve) => (this.#wake = resolve));
@@ -396,6 +399,14 @@ class NativeConn {
     for (let i = this.#head; i < sizes.length; i++) n += sizes[i]!;
     this.#batchEnd = sizes.length;
     return n;
+  }
+
+  #dropBatch(): void {
+    const end = this.#batchEnd;
+    this.#inbox.splice(0, end);
+    this.#sizes.splice(0, end);
+    this.#head = 0;
+    this.#batchEnd = 0;
   }
 
   /** The next message of the last read, or undefined when none is left. */

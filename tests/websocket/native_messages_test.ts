@@ -19,7 +19,7 @@ import {
   type WebSocketRequest,
   webSocketRequest,
 } from "../../mod.ts";
-import { until, within } from "../_util.ts";
+import { delay, until, within } from "../_util.ts";
 
 interface Native<In, Out> extends AsyncDisposable {
   readonly port: number;
@@ -92,7 +92,7 @@ function echo<In, Out>(codec: Codec<In, Out>) {
 
 Deno.test("upgradeWebSocket: each codec's messages map onto native messages both ways", async (t) => {
   await t.step("lines(): text messages, line feeds split", async () => {
-    await using server = echo(lines());
+    await using server = echo(lines({ maxLineBytes: 100_000 }));
     await using p = await peer(server.port);
     p.ws.send("one");
     p.ws.send("two\nthree\r\n");
@@ -187,6 +187,32 @@ Deno.test("upgradeWebSocket: limits apply per message, in UTF-8 bytes, with 1009
       closed.reason,
       "message of 11 bytes exceeds maxLineBytes (10)",
     );
+  });
+  await t.step("what follows a message too big is discarded", async () => {
+    const closes: string[] = [];
+    await using server = nativeServer({
+      codec: lines({ maxLineBytes: 10 }),
+      // While "wait" is handled, the next messages queue up, to be read
+      // together.
+      onMessage: (s, m) => m === "wait" ? delay(200) : void s.send(m),
+      onClose: (_s, reason) => void closes.push(reason),
+    });
+    await using p = await peer(server.port);
+    p.ws.send("wait");
+    p.ws.send("x".repeat(11));
+    p.ws.send("after");
+    p.ws.send("and after");
+    const closed = await within(p.closed, 5000, "close");
+    assert.equal(closed.code, 1009);
+    await until(() => closes.length === 1);
+    assert.deepEqual(closes, ["frame too large"]);
+    assert.deepEqual(p.got, []);
+    // The server goes on serving (a closing session discarding what it
+    // read once spun on it).
+    await using q = await peer(server.port);
+    q.ws.send("still here");
+    await until(() => q.got.length === 1);
+    assert.deepEqual(q.got, ["still here"]);
   });
   await t.step("maxMessageBytes, counted in UTF-8 bytes", async () => {
     await using server = nativeServer({
