@@ -144,6 +144,31 @@ export const CONNECT_OPTIONS = {
   ...SESSION_OPTIONS,
 } as const satisfies Record<string, OptionRule>;
 
+// Where a key of the session options means nothing: upgradeWebSocket()'s
+// native socket has no Nagle to turn off, never holds a partial frame, and
+// pings on its own clock (see src/transport/native.ts).
+const notOnNative = (why: string) => ({
+  transports: [] as const,
+  check: any,
+  hint: why,
+});
+
+/** Every option of `upgradeWebSocket()`, by name. */
+export const UPGRADE_OPTIONS = {
+  ...SESSION_OPTIONS,
+  // Not a run-time signal: the app's own server ends the sessions.
+  signal: notOnNative("close the sessions through their manager"),
+  noDelay: notOnNative("Deno's server sets up the socket"),
+  frameTimeout: notOnNative("messages arrive whole"),
+  heartbeatMaxMissed: notOnNative("Deno's ping closes a peer after one miss"),
+  protocol: { transports: WS, check: text },
+  remoteAddr: { transports: WS, check: (o, key) => void record(o[key], key) },
+  maxBufferedAmount: {
+    transports: WS,
+    check: (o, key) => void number(o, key, 0),
+  },
+} as const satisfies Record<string, OptionRule>;
+
 const RATE_LIMIT_OPTIONS = [
   "messagesPerSecond",
   "messageBurst",
@@ -178,6 +203,21 @@ export function validateListenOptions(options: object): void {
   // A WebSocket server's codec is wrapped in an adapter that has a
   // heartbeat (ping/pong frames).
   sessionRelations(o, transport === "websocket");
+}
+
+/**
+ * Validates the options of `upgradeWebSocket()`: the session's options and
+ * its own; no key of `listen()` (`port`, `origins`, `transport`...).
+ *
+ * @param options The options as passed.
+ * @throws {TypeError} When an option is unknown, does not apply to a native
+ * WebSocket, or has the wrong type.
+ * @throws {RangeError} When a number is out of range.
+ */
+export function validateUpgradeOptions(options: object): void {
+  const o = record(options, "upgradeWebSocket() options");
+  checkAll(o, UPGRADE_OPTIONS, "websocket", "upgradeWebSocket()");
+  sessionRelations(o, true);
 }
 
 /**
@@ -243,6 +283,13 @@ function checkAll(
     if (o[key] === undefined) continue;
     if (!rule.transports.includes(transport)) {
       const list = rule.transports;
+      if (list.length === 0) {
+        throw new TypeError(
+          `"${key}" does not apply to ${where}${
+            rule.hint === undefined ? "" : ` (${rule.hint})`
+          }`,
+        );
+      }
       throw new TypeError(
         `"${key}" applies only to transport${list.length > 1 ? "s" : ""} ${
           list.map((t) => `"${t}"`).join(" and ")

@@ -16,12 +16,14 @@ import {
   type TcpListenOptions,
   type UnixConnectOptions,
   type UnixListenOptions,
+  type UpgradeWebSocketOptions,
   type WebSocketConnectOptions,
   type WebSocketListenOptions,
 } from "../mod.ts";
 import type {
   CONNECT_OPTIONS,
   LISTEN_OPTIONS,
+  UPGRADE_OPTIONS,
 } from "../src/_validate_options.ts";
 
 Deno.test("server.addr is a Deno.NetAddr for TCP options and a Deno.UnixAddr for a socket path", async () => {
@@ -196,5 +198,17 @@ const connectKeys: [
     keyof typeof CONNECT_OPTIONS
   >,
 ] = [true, true, true, true];
+// upgradeWebSocket(): the keys its type takes are those its table accepts.
+const upgradeKeys: [
+  Same<
+    Accepted<UpgradeWebSocketOptions<unknown, string, string>>,
+    RuleKeys<typeof UPGRADE_OPTIONS, "websocket">
+  >,
+  Same<
+    KeysOf<UpgradeWebSocketOptions<unknown, string, string>>,
+    RuleKeys<typeof UPGRADE_OPTIONS, "websocket">
+  >,
+] = [true, true];
 void listenKeys;
 void connectKeys;
+void upgradeKeys;

@@ -9,7 +9,7 @@
 // receiver: one adapter object per server lets SessionManager.broadcast
 // encode a message once for all of its WebSocket sessions.
 import type { Codec, Decoder, DecoderLink, Heartbeat } from "../codec/codec.ts";
-import { DecodeError, Refusal } from "../errors.ts";
+import { DecodeError, MessageTooBigError, Refusal } from "../errors.ts";
 import { CloseReason } from "../close_reason.ts";
 import {
   FrameParser,
@@ -835,6 +835,24 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
   decode(chunk: Uint8Array, emit: (message: In) => void): void {
     this.#emit = emit;
     this.#parser.decode(chunk, this.#onMessage);
+  }
+
+  /**
+   * Takes one whole message that arrived without framing (Deno's native
+   * WebSocket, src/transport/native.ts), `size` bytes long: the same limit
+   * and mapping as a parsed one, no frame built or parsed.
+   */
+  decodeMessage(
+    message: WebSocketMessage,
+    size: number,
+    emit: (message: In) => void,
+  ): void {
+    const { maxMessageBytes, limitOption } = this.#settings;
+    if (size > maxMessageBytes) {
+      throw new MessageTooBigError(size, maxMessageBytes, limitOption);
+    }
+    this.#emit = emit;
+    this.#onMessage(message);
   }
 
   closeWith(code: number, reason: string): void {

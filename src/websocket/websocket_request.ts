@@ -1,7 +1,7 @@
 // The upgrade request each WebSocket session was opened with: the
-// WebSocket listener (src/transport/websocket.ts) keeps it on the
-// connection it opens, the session keeps that connection, and
-// webSocketRequest() reads it back.
+// WebSocket listener (src/transport/websocket.ts) and upgradeWebSocket()
+// (src/transport/native.ts) keep it on the connection they open, the
+// session keeps that connection, and webSocketRequest() reads it back.
 import type { DecoderLink } from "../codec/codec.ts";
 import { connectionOf, parts, type WithParts } from "../session/_internals.ts";
 
@@ -34,13 +34,14 @@ export interface WebSocketRequest {
 
 /**
  * The upgrade request of a session accepted by `listen({ transport:
- * "websocket" })`: its path, query and headers (a token, a cookie, the
- * `Origin`) and the subprotocol chosen. Set before `data()` and `onOpen`
- * run.
+ * "websocket" })` or made by `upgradeWebSocket()`: its path, query and
+ * headers (a token, a cookie, the `Origin`) and the subprotocol chosen
+ * (for `upgradeWebSocket()`, its `protocol` option). Set before `data()`
+ * and `onOpen` run.
  *
  * @param session A session.
  * @returns The request, or `undefined` for a session that did not come
- * from a WebSocket server.
+ * from a WebSocket server or `upgradeWebSocket()`.
  *
  * @example A room picked from the query
  * ```ts
