@@ -46,6 +46,7 @@ export interface TcpListenOptions extends
       | "handshakeTimeout"
       | "maxHeadBytes"
       | "maxHeaders"
+      | "perMessageDeflate"
       | "serve",
       never
     >
@@ -143,6 +144,7 @@ export interface UnixListenOptions extends
       | "handshakeTimeout"
       | "maxHeadBytes"
       | "maxHeaders"
+      | "perMessageDeflate"
       | "serve"
       | "hostname"
       | "port"
