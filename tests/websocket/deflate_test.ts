@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // permessage-deflate (RFC 7692): negotiation, interop with npm:ws in both
 // directions (fragmented compressed messages, window-bits offers), hostile
 // peers (a deflate bomb, garbage, RSV1 where it may not be), and a
@@ -13,7 +14,11 @@ import {
   type Session,
   webSocketMessages,
 } from "../../mod.ts";
-import { deflateStats } from "../../src/websocket/_deflate.ts";
+import {
+  deflateStats,
+  negotiateDeflate,
+} from "../../src/websocket/_deflate.ts";
+import { browserMissing, launchBrowser } from "../_browser.ts";
 import { FrameParser } from "../../src/websocket/_frame_parser.ts";
 import { encodeFrame, Opcode } from "../../src/websocket/_frame_writer.ts";
 import { ResponseHeadParser } from "../../src/websocket/_http_head.ts";
@@ -448,4 +453,149 @@ Deno.test("deflate: a broadcast to 100 deflate sessions is compressed once", asy
     for (const client of clients) await client.close();
   }
   await delay(0);
+});
+
+Deno.test("deflate: negotiation declines offers it cannot meet, takes the next", () => {
+  const config = { threshold: 128, level: 6 };
+  const answer = (offer: string) => negotiateDeflate(offer, config)?.response;
+  const base = "permessage-deflate; server_no_context_takeover; " +
+    "client_no_context_takeover";
+  assert.equal(answer("permessage-deflate"), base);
+  assert.equal(
+    answer("permessage-deflate; client_max_window_bits"),
+    base,
+  );
+  assert.equal(
+    answer('permessage-deflate; server_max_window_bits="12"'),
+    `${base}; server_max_window_bits=12`,
+  );
+  assert.equal(
+    negotiateDeflate("permessage-deflate; server_max_window_bits=9", config)
+      ?.params.windowBits,
+    9,
+  );
+  // Unknown, repeated or out-of-range parameters decline that offer; the
+  // next acceptable one is taken.
+  assert.equal(answer("permessage-deflate; foo"), undefined);
+  assert.equal(
+    answer(
+      "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+    ),
+    undefined,
+  );
+  assert.equal(
+    answer("permessage-deflate; server_max_window_bits=16"),
+    undefined,
+  );
+  assert.equal(answer("permessage-deflate; server_max_window_bits"), undefined);
+  assert.equal(
+    answer("permessage-deflate; client_max_window_bits=7"),
+    undefined,
+  );
+  assert.equal(
+    answer("permessage-deflate; server_max_window_bits=8, permessage-deflate"),
+    base,
+  );
+  assert.equal(answer("x-webkit-deflate-frame"), undefined);
+  assert.equal(negotiateDeflate(undefined, config), undefined);
+});
+
+Deno.test("deflate: perMessageDeflate is a WebSocket option, checked", () => {
+  assert.throws(
+    () =>
+      // @ts-expect-error: not a TCP option
+      listen({ hostname: "127.0.0.1", port: 0, perMessageDeflate: true }),
+    /perMessageDeflate/,
+  );
+  assert.throws(
+    () =>
+      listen({
+        transport: "websocket",
+        hostname: "127.0.0.1",
+        port: 0,
+        // @ts-expect-error: no such sub-option
+        perMessageDeflate: { treshold: 10 },
+      }),
+    /perMessageDeflate\.treshold/,
+  );
+  assert.throws(
+    () =>
+      listen({
+        transport: "websocket",
+        hostname: "127.0.0.1",
+        port: 0,
+        perMessageDeflate: { level: 12 },
+      }),
+    RangeError,
+  );
+});
+
+Deno.test({
+  name: "deflate: Chromium negotiates it and reads compressed broadcasts",
+  ignore: browserMissing !== undefined,
+  async fn() {
+    await using server = listen({
+      transport: "websocket",
+      hostname: "127.0.0.1",
+      port: 0,
+      perMessageDeflate: true,
+      serve: () =>
+        new Response("<!doctype html><title>t</title>", {
+          headers: { "content-type": "text/html" },
+        }),
+      // Echo to everyone: a broadcast, compressed once.
+      onMessage: (_session, line) => void server.sessions.broadcast(line),
+    });
+    const browser = await launchBrowser();
+    try {
+      const { page } = browser;
+      await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+      const result = await page.evaluate(
+        async (url: string, chat: string) => {
+          const ws = new WebSocket(url);
+          const inbox: string[] = [];
+          let wake: (() => void) | undefined;
+          ws.onmessage = (event: MessageEvent) => {
+            inbox.push(event.data);
+            wake?.();
+          };
+          await new Promise<void>((resolve, reject) => {
+            ws.onopen = () => resolve();
+            ws.onerror = () => reject(new Error("WebSocket error"));
+          });
+          const next = async () => {
+            while (inbox.length === 0) {
+              await new Promise<void>((resolve) => (wake = resolve));
+            }
+            return inbox.shift()!;
+          };
+          ws.send(chat);
+          const first = await next();
+          ws.send("short");
+          const second = await next();
+          const closed = new Promise((resolve) => (ws.onclose = resolve));
+          ws.close(1000);
+          await closed;
+          return {
+            extensions: ws.extensions,
+            first: first === chat,
+            second,
+          };
+        },
+        `ws://127.0.0.1:${server.addr.port}/`,
+        CHAT,
+      );
+      assert.match(result.extensions, /^permessage-deflate/);
+      assert.deepEqual({ ...result, extensions: "" }, {
+        extensions: "",
+        first: true,
+        second: "short",
+      });
+      const stats = server.stats();
+      assert.ok(stats.bytesIn < CHAT.length, `bytesIn ${stats.bytesIn}`);
+      assert.ok(stats.bytesOut < CHAT.length, `bytesOut ${stats.bytesOut}`);
+    } finally {
+      await browser.close();
+    }
+  },
 });
