@@ -26,6 +26,7 @@ export interface AdapterRecipe {
    * Makes the variant of this adapter for connections that negotiated
    * permessage-deflate with `params`.
    */
+  // deno-lint-ignore no-explicit-any
   compressed(params: DeflateParams): Codec<any, any>;
 }
 
@@ -87,7 +88,9 @@ export function adaptCodec<In, Out>(
 
 // Each adapter's compressed variants, by parameters: one object per set, so
 // that a broadcast compresses once for all the sessions that share it.
-const variants = new WeakMap<Codec<any, any>, Map<string, Codec<any, any>>>();
+// deno-lint-ignore no-explicit-any
+type AnyCodec = Codec<any, any>;
+const variants = new WeakMap<AnyCodec, Map<string, AnyCodec>>();
 
 /**
  * The variant of `codec` (a WebSocket adapter) for a connection that

@@ -4,7 +4,7 @@
 // peers (a deflate bomb, garbage, RSV1 where it may not be), and a
 // broadcast compressed once for every member that negotiated it.
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import { deflateRawSync } from "node:zlib";
 import WebSocket, { WebSocketServer } from "npm:ws@8";
 import {
