@@ -116,3 +116,27 @@ export function compressedAdapter<In, Out>(
   }
   return variant;
 }
+
+// Each adapter's twin of the other role, made on first use.
+const twins = new WeakMap<AnyCodec, AnyCodec>();
+
+/**
+ * A codec whose decoder reads the frames `codec` encodes: for a WebSocket
+ * adapter, its twin of the other role (a server's frames are unmasked, and
+ * only a client-role parser accepts them); any other codec reads its own.
+ * Used to re-encode frames that arrived already encoded (from another
+ * cluster node) for a session with another codec.
+ */
+export function readerOf<In, Out>(codec: Codec<In, Out>): Codec<In, Out> {
+  const recipe = recipes.get(codec);
+  if (recipe === undefined) return codec;
+  let twin = twins.get(codec);
+  if (twin === undefined) {
+    twin = recipe.rebuild(
+      recipe.role === "server" ? "client" : "server",
+      recipe.maxMessageBytes,
+    );
+    twins.set(codec, twin);
+  }
+  return twin;
+}

@@ -11,9 +11,11 @@ import {
   connect,
   lines,
   listen,
+  type Server,
   type Session,
   webSocketMessages,
 } from "../../mod.ts";
+import { Cluster, MemoryBrokerHub } from "../../cluster.ts";
 import {
   deflateStats,
   negotiateDeflate,
@@ -598,4 +600,62 @@ Deno.test({
       await browser.close();
     }
   },
+});
+
+Deno.test("deflate: frames from another cluster node reach deflate members compressed, plain members plain", async () => {
+  const hub = new MemoryBrokerHub();
+  const clusters = [0, 1].map(() =>
+    new Cluster({
+      broker: hub.connect(),
+      meta: (session) => ({ id: session.id }),
+      presence: { heartbeatInterval: 50, nodeTimeout: 200 },
+    })
+  );
+  const servers = clusters.map((cluster) => {
+    const server: Server<unknown, string, string, Deno.NetAddr> = listen({
+      transport: "websocket",
+      hostname: "127.0.0.1",
+      port: 0,
+      perMessageDeflate: true,
+      cluster,
+      onOpen: (session) => void server.sessions.join(session, "lobby"),
+    });
+    return server;
+  });
+  const got: string[][] = [[], []];
+  const clients = [];
+  try {
+    for (const [i, deflate] of [true, false].entries()) {
+      clients.push(
+        await connect({
+          url: `ws://127.0.0.1:${servers[1]!.addr.port}/`,
+          perMessageDeflate: deflate,
+          onMessage: (_session, line) => void got[i]!.push(line),
+        }),
+      );
+    }
+    await until(
+      () => clusters[0]!.members("lobby").length === 2,
+      3000,
+      "members",
+    );
+    servers[0]!.sessions.broadcast(CHAT, { room: "lobby" });
+    await until(
+      () => got[0]!.length === 1 && got[1]!.length === 1,
+      5000,
+      "deliveries",
+    ).catch((e) => {
+      throw new Error(`${e.message}: ${got.map((g) => g.length)}`);
+    });
+    assert.deepEqual(got, [[CHAT], [CHAT]]);
+    const out = [...servers[1]!.sessions].map((s) => s.bytesOut).sort((a, b) =>
+      a - b
+    );
+    assert.ok(out[0]! < CHAT.length / 3, `compressed: ${out[0]} bytes`);
+    assert.ok(out[1]! > CHAT.length, `plain: ${out[1]} bytes`);
+  } finally {
+    for (const client of clients) await client.close();
+    for (const server of servers) await server.close();
+    for (const cluster of clusters) await cluster.close();
+  }
 });
