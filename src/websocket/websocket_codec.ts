@@ -377,11 +377,23 @@ function buildAdapter<In, Out>(
       });
     },
   };
-  // A compressed frame's size is only known once compressed: the variant
-  // encodes into fresh bytes (once per broadcast).
   if (encodeInto !== undefined && deflate === undefined) {
     codec.encodeInto = (message, target, offset) =>
       encodeInto(message, target, offset, mask);
+  } else if (encodeInto !== undefined && deflate !== undefined) {
+    // A message under the threshold is written in place, as by the plain
+    // adapter (no allocation); a longer one is given up (-1), and the
+    // caller falls back to `encode`, which compresses it into fresh bytes
+    // (once per broadcast).
+    const threshold = deflate.threshold;
+    codec.encodeInto = (message, target, offset) => {
+      const end = encodeInto(message, target, offset, mask);
+      if (end < 0) return -1;
+      const length7 = target[offset + 1]! & 0x7f;
+      const header = (length7 === 126 ? 4 : length7 === 127 ? 10 : 2) +
+        (mask ? 4 : 0);
+      return end - offset - header < threshold ? end : -1;
+    };
   }
   if (inner.routeKey !== undefined) {
     codec.routeKey = inner.routeKey.bind(inner);

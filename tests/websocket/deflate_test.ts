@@ -13,8 +13,10 @@ import {
   listen,
   type Server,
   type Session,
+  webSocketCodec,
   webSocketMessages,
 } from "../../mod.ts";
+import { compressedAdapter } from "../../src/websocket/_adapt.ts";
 import { Cluster, MemoryBrokerHub } from "../../cluster.ts";
 import {
   deflateStats,
@@ -658,4 +660,31 @@ Deno.test("deflate: frames from another cluster node reach deflate members compr
     for (const server of servers) await server.close();
     for (const cluster of clusters) await cluster.close();
   }
+});
+
+Deno.test("deflate: the variant writes short messages in place, compresses long ones", () => {
+  const plain = webSocketCodec(lines());
+  const variant = compressedAdapter(plain, {
+    windowBits: 15,
+    threshold: 128,
+    level: 6,
+  });
+  assert.equal(
+    compressedAdapter(plain, {
+      windowBits: 15,
+      threshold: 128,
+      level: 6,
+    }),
+    variant,
+    "one variant object per adapter and parameters",
+  );
+  const target = new Uint8Array(8192);
+  const end = variant.encodeInto!("hello", target, 3);
+  assert.deepEqual(target.subarray(3, end), plain.encode("hello"));
+  // 130 bytes: over the threshold, so not in place; encode compresses.
+  const long = "a".repeat(130);
+  assert.equal(variant.encodeInto!(long, target, 0), -1);
+  const frame = variant.encode(long);
+  assert.equal(frame[0], 0x81 | 0x40);
+  assert.ok(frame.length < 20);
 });
