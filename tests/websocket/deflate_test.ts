@@ -688,3 +688,29 @@ Deno.test("deflate: the variant writes short messages in place, compresses long 
   assert.equal(frame[0], 0x81 | 0x40);
   assert.ok(frame.length < 20);
 });
+
+Deno.test("deflate: npm:ws round trips at the threshold and frame-length boundaries", async () => {
+  await using server = echoServer();
+  const client = await wsClient(server.addr.port, { threshold: 0 });
+  try {
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+    const words = ["alpha", "beta", "gamma", "δέλτα", "✓", " ", "\n"];
+    for (
+      const size of [0, 1, 125, 126, 127, 128, 129, 1000, 65535, 65536, 300000]
+    ) {
+      let text = "";
+      while (text.length < size) text += words[random() % words.length];
+      text = text.slice(0, size);
+      // Not a lone surrogate: every word is in the BMP.
+      client.ws.send(text);
+      assert.equal(await client.next(), text, `text of ${size}`);
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i++) bytes[i] = random() % 7;
+      client.ws.send(bytes);
+      assert.deepEqual(await client.next(), bytes, `binary of ${size}`);
+    }
+  } finally {
+    await client.close();
+  }
+});
