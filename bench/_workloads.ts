@@ -387,6 +387,18 @@ export const EXTRA_BENCHES: {
       "Node ws, ≥ 0.8× our TCP.",
   },
   {
+    id: "deflate",
+    script: "ws_deflate.ts",
+    title: "WebSocket compression (permessage-deflate)",
+    about: "From `bench/ws_deflate.ts` (method at the top of that file): a " +
+      "chat broadcast from 1 sender to N WebSocket clients, compression off " +
+      "and on, alternating runs against the same server in its own process; " +
+      "bytes on the wire per delivery and the server's CPU (utime + stime) " +
+      "per delivery. Each message is compressed on its own " +
+      "(server_no_context_takeover) and once per broadcast. Targets: bytes " +
+      "≤ 1/3, CPU ≤ 1.3×.",
+  },
+  {
     id: "cluster",
     script: "cluster.ts",
     title: "Cluster: one process vs 2 nodes over NATS and Redis",

@@ -88,6 +88,7 @@ function parseOptions(args: string[]): Options {
       "sweep",
       "capacity",
       "websocket",
+      "deflate",
       "cluster",
     ],
     repeat: 0,

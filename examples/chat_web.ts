@@ -42,6 +42,9 @@ export function startChatWeb(
     port: options.port ?? 9001,
     path: "/ws",
     handshakeTimeout: 10_000,
+    // Browsers offer permessage-deflate: a chat broadcast is compressed
+    // once for all of them (lines under 128 bytes go as they are).
+    perMessageDeflate: true,
     serve: (request) => {
       const { pathname } = new URL(request.url);
       if (pathname !== "/" && pathname !== "/index.html") {

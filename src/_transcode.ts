@@ -4,15 +4,17 @@
 // does); the cluster carries frames in the encoding of the server that
 // joined it, so the members of the other servers need them in theirs.
 import type { Codec } from "./codec/codec.ts";
+import { readerOf } from "./websocket/_adapt.ts";
 
 /**
  * Decodes `frames` (complete frames back to back, in `from`'s encoding) and
  * encodes every message again with `to`.
  *
  * Works for codecs that read what they write (lines, json,
- * lengthPrefixed); a server-side WebSocket codec does not (it expects
- * masked client frames), so it must not be the one frames travel in when
- * other codecs share its manager.
+ * lengthPrefixed), and for WebSocket adapters, whose frames are read by
+ * their twin of the other role (a server's frames are unmasked): members
+ * that negotiated permessage-deflate get them compressed, once per
+ * variant.
  *
  * @returns The re-encoded frames back to back, or `undefined` when `from`
  * can't read them or `to` can't encode one of the messages.
@@ -27,7 +29,7 @@ export function transcode(
   const parts: Uint8Array[] = [];
   let size = 0;
   try {
-    from.decoder().decode(frames, (message: unknown) => {
+    readerOf(from).decoder().decode(frames, (message: unknown) => {
       const part = to.encode(message);
       parts.push(part);
       size += part.byteLength;

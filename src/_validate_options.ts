@@ -112,6 +112,7 @@ export const LISTEN_OPTIONS = {
     check: (o, key) => integer(o, key, 1, 10000),
   },
   serve: { transports: WS, check: fn },
+  perMessageDeflate: { transports: WS, check: perMessageDeflate },
   onAccept: handler,
   maxConnections: { transports: ALL, check: (o, key) => limit(o, key) },
   // Counted by remote IP address: a Unix socket peer has none.
@@ -135,6 +136,7 @@ export const CONNECT_OPTIONS = {
   url: { transports: WS, check: any },
   protocols: { transports: WS, check: strings },
   origin: { transports: WS, check: text },
+  perMessageDeflate: { transports: WS, check: perMessageDeflate },
   tls: { transports: NET, check: clientTls },
   keepAlive: { transports: NET, check: boolean },
   connectTimeout: timeout,
@@ -185,6 +187,7 @@ const RECONNECT_OPTIONS = [
   "stableAfter",
 ] as const;
 const SEND_BUFFER_OPTIONS = ["maxMessages", "whenFull"] as const;
+const DEFLATE_OPTIONS = ["threshold", "level"] as const;
 
 /**
  * Validates the options of `listen()` (and `new Server()`).
@@ -512,6 +515,15 @@ function sendBuffer(o: Options, key: string, where: string): void {
   known(b, SEND_BUFFER_OPTIONS, key, where);
   limit(b, "maxMessages", "sendBuffer.maxMessages");
   oneOf(b, "whenFull", ["drop-oldest", "drop-newest"], "sendBuffer.whenFull");
+}
+
+function perMessageDeflate(o: Options, key: string, where: string): void {
+  const value = o[key];
+  if (typeof value === "boolean") return;
+  const d = record(value, key);
+  known(d, DEFLATE_OPTIONS, key, where);
+  integer(d, "threshold", 0, Number.MAX_SAFE_INTEGER, `${key}.threshold`);
+  integer(d, "level", 1, 9, `${key}.level`);
 }
 
 function origins(o: Options, key: string): void {

@@ -4,6 +4,7 @@
 import type { Codec, DecoderLink } from "./codec/codec.ts";
 import { lines } from "./codec/lines.ts";
 import { peerCloseCode, peerCloseReason } from "./websocket/websocket_codec.ts";
+import type { PerMessageDeflateOptions } from "./websocket/_deflate.ts";
 import type { Session, SessionOptions } from "./session/session.ts";
 import type { RequestOptions } from "./session/options.ts";
 import { SessionClosedError } from "./errors.ts";
@@ -190,7 +191,10 @@ export type ConnectOptions<Data, In, Out> =
  */
 export interface TcpConnectOptions extends
   Partial<
-    Record<"path" | "url" | "protocols" | "origin", never>
+    Record<
+      "path" | "url" | "protocols" | "origin" | "perMessageDeflate",
+      never
+    >
   > {
   /**
    * TCP, the default.
@@ -247,6 +251,7 @@ export interface UnixConnectOptions extends
       | "url"
       | "protocols"
       | "origin"
+      | "perMessageDeflate"
       | "tls"
       | "keepAlive"
       | "noDelay",
@@ -290,6 +295,14 @@ export interface WebSocketConnectOptions
   protocols?: readonly string[];
   /** The `Origin` header to send. */
   origin?: string;
+  /**
+   * Offer permessage-deflate compression (RFC 7692): `true`, or options
+   * (see {@linkcode PerMessageDeflateOptions}). The server may decline;
+   * the connection is then uncompressed.
+   *
+   * @default {false}
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /**
    * TLS options for `wss:` (or TLS on a `ws:` URL): `caCerts` adds trusted
    * PEM certificates; `true` uses the system's roots.

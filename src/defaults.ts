@@ -124,3 +124,10 @@ export const DEFAULT_MAX_HEADERS = 64;
 export const DEFAULT_MAX_PINGS_PER_SECOND = 32;
 /** The native adapter's `maxBufferedAmount`, in bytes. */
 export const DEFAULT_MAX_BUFFERED_AMOUNT = 65536;
+/**
+ * permessage-deflate: payloads shorter than this many bytes go uncompressed
+ * (deflate gains little on them, and each zlib call costs ~35 us).
+ */
+export const DEFAULT_DEFLATE_THRESHOLD = 128;
+/** permessage-deflate: the zlib compression level. */
+export const DEFAULT_DEFLATE_LEVEL = 6;

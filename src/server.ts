@@ -47,6 +47,7 @@ export interface TcpListenOptions extends
       | "handshakeTimeout"
       | "maxHeadBytes"
       | "maxHeaders"
+      | "perMessageDeflate"
       | "serve",
       never
     >
@@ -144,6 +145,7 @@ export interface UnixListenOptions extends
       | "handshakeTimeout"
       | "maxHeadBytes"
       | "maxHeaders"
+      | "perMessageDeflate"
       | "serve"
       | "hostname"
       | "port"

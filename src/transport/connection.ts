@@ -5,6 +5,8 @@
 // websocket.ts). The session keeps it for its whole life, so what a
 // transport learned while opening it lives here, not in a side table.
 
+import type { Codec } from "../codec/codec.ts";
+
 /**
  * A connection a transport accepted, dialed or adopted, ready to become a
  * session. Package-internal.
@@ -17,6 +19,13 @@ export interface Connection {
    * frames), decoded before anything else; `undefined` when none.
    */
   readonly prelude: Uint8Array | undefined;
+  /**
+   * The codec this connection's session uses instead of the server's or
+   * client's (a WebSocket connection that negotiated permessage-deflate
+   * uses the compressing variant of the adapter); unset: that codec.
+   */
+  // deno-lint-ignore no-explicit-any
+  readonly adapt?: (<C extends Codec<any, any>>(codec: C) => C) | undefined;
 }
 
 /** Wraps a connection that needs no opening step (TCP, TLS, Unix). */

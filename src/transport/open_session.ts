@@ -3,6 +3,7 @@
 // HTTP server by upgradeWebSocket(). It makes the session, hands it what
 // the transport already read and learned, lets the caller enrol it, then
 // runs the user's data().
+import type { Codec } from "../codec/codec.ts";
 import { Session, type SessionOptions } from "../session/session.ts";
 import { adopt } from "../session/_internals.ts";
 import { CloseReason } from "../close_reason.ts";
@@ -48,7 +49,12 @@ export function openSession<Data, In, Out>(
 ): OpenedSession<Data, In, Out> {
   let session: Session<Data, In, Out>;
   try {
-    session = new Session(connection.conn, options, open.id);
+    const adapt = connection.adapt;
+    session = new Session(
+      connection.conn,
+      adapt === undefined ? options : withCodec(options, adapt(options.codec)),
+      open.id,
+    );
   } catch (error) {
     closeQuietly(connection.conn);
     throw error;
@@ -72,4 +78,27 @@ export function openSession<Data, In, Out>(
     void session.close(CloseReason.Error);
     return { session, dataFailed: true, dataError };
   }
+}
+
+// Options objects that differ from a shared one only in the codec, one per
+// (options, codec) pair rather than one per session.
+// deno-lint-ignore no-explicit-any
+const derived = new WeakMap<object, Map<Codec<any, any>, object>>();
+
+function withCodec<Data, In, Out>(
+  options: SessionOptions<Data, In, Out>,
+  codec: Codec<In, Out>,
+): SessionOptions<Data, In, Out> {
+  if (codec === options.codec) return options;
+  let byCodec = derived.get(options);
+  if (byCodec === undefined) {
+    byCodec = new Map();
+    derived.set(options, byCodec);
+  }
+  let copy = byCodec.get(codec) as SessionOptions<Data, In, Out> | undefined;
+  if (copy === undefined) {
+    copy = { ...options, codec };
+    byCodec.set(codec, copy);
+  }
+  return copy;
 }

@@ -9,7 +9,11 @@ import type { Codec } from "../codec/codec.ts";
 import type { WebSocketListenOptions } from "../websocket/websocket_listen.ts";
 import type { WebSocketRequest } from "../websocket/websocket_request.ts";
 import { webSocketCodec } from "../websocket/websocket_codec.ts";
-import { adaptCodec } from "../websocket/_adapt.ts";
+import { adaptCodec, compressedAdapter } from "../websocket/_adapt.ts";
+import type {
+  DeflateParams,
+  PerMessageDeflateOptions,
+} from "../websocket/_deflate.ts";
 import {
   type AcceptOptions,
   acceptWebSocket,
@@ -37,6 +41,7 @@ export interface WebSocketDialOptions {
   keepAlive?: boolean | undefined;
   noDelay?: boolean | undefined;
   tls?: true | { caCerts?: string[] } | undefined;
+  perMessageDeflate?: boolean | PerMessageDeflateOptions | undefined;
 }
 
 // How long a refused peer has to read its 429/503, and how many refusals
@@ -89,10 +94,11 @@ export class WebSocketListener implements Listener {
           closeQuietly(conn);
           return undefined;
         }
-        const { request, protocol, prelude } = accepted;
+        const { request, protocol, prelude, deflate } = accepted;
         return {
           conn,
           prelude,
+          adapt: deflate === undefined ? undefined : compressing(deflate),
           request: {
             target: request.target,
             path: request.path,
@@ -160,6 +166,9 @@ export async function dialWebSocketConnection(
       ? {}
       : { protocols: options.protocols }),
     ...(options.origin === undefined ? {} : { origin: options.origin }),
+    ...(options.perMessageDeflate === undefined
+      ? {}
+      : { perMessageDeflate: options.perMessageDeflate }),
   });
   const tls = options.tls ?? (handshake.secure ? true : undefined);
   const conn = await dialTcp({
@@ -170,8 +179,13 @@ export async function dialWebSocketConnection(
     tls,
   }, attempt);
   try {
-    const prelude = await dialWebSocket(conn, handshake);
-    return { conn, prelude, request: undefined };
+    const { prelude, deflate } = await dialWebSocket(conn, handshake);
+    return {
+      conn,
+      prelude,
+      request: undefined,
+      adapt: deflate === undefined ? undefined : compressing(deflate),
+    };
   } catch (error) {
     closeQuietly(conn);
     throw error;
@@ -201,3 +215,14 @@ export const websocket: Transport<
 };
 
 function ignore(): void {}
+
+// Swaps a session's adapter for its compressing variant (one per adapter
+// and parameters, shared by every session that negotiated them).
+function compressing(
+  params: DeflateParams,
+  // deno-lint-ignore no-explicit-any
+): <C extends Codec<any, any>>(codec: C) => C {
+  // deno-lint-ignore no-explicit-any
+  return <C extends Codec<any, any>>(codec: C): C =>
+    compressedAdapter(codec, params) as C;
+}

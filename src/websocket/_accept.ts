@@ -5,6 +5,7 @@
 // decode first), or answers plain HTTP (the `serve` option, else 404) or a
 // refusal (400/403/404/405/426/431) and gives up the connection. Nothing a
 // peer does here may throw out of it: a hang-up is just `undefined`.
+import type { DeflateParams } from "./_deflate.ts";
 import {
   type HttpHeadOptions,
   type HttpRequestHead,
@@ -35,6 +36,8 @@ export interface Accepted {
   readonly protocol: string | undefined;
   /** Bytes read past the request head: the first frames. */
   readonly prelude: Uint8Array;
+  /** The permessage-deflate agreed on, if any. */
+  readonly deflate: DeflateParams | undefined;
 }
 
 /**
@@ -103,10 +106,14 @@ async function handshake(
     await writeAll(conn, await serveHttp(request, conn, options));
     return "http";
   }
-  await writeAll(conn, await upgradeResponse(decision.key, decision.protocol));
+  await writeAll(
+    conn,
+    await upgradeResponse(decision.key, decision.protocol, decision.extensions),
+  );
   return {
     request,
     protocol: decision.protocol,
+    deflate: decision.deflate,
     // Copied: the read buffer is not kept.
     prelude: buffer.slice(used, n),
   };

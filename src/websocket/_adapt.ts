@@ -6,6 +6,7 @@
 // role differ, and refused when its role was chosen for the other end.
 // Adapters are built once per server or client, never per message.
 import type { Codec } from "../codec/codec.ts";
+import type { DeflateParams } from "./_deflate.ts";
 
 /** How an adapter was made, so that it can be made again for a transport. */
 export interface AdapterRecipe {
@@ -21,6 +22,12 @@ export interface AdapterRecipe {
     maxMessageBytes: number | undefined,
     // deno-lint-ignore no-explicit-any
   ): Codec<any, any>;
+  /**
+   * Makes the variant of this adapter for connections that negotiated
+   * permessage-deflate with `params`.
+   */
+  // deno-lint-ignore no-explicit-any
+  compressed(params: DeflateParams): Codec<any, any>;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -77,4 +84,59 @@ export function adaptCodec<In, Out>(
     : Math.min(maxMessageBytes, recipe.maxMessageBytes ?? Infinity);
   if (recipe.role === role && max === recipe.maxMessageBytes) return codec;
   return recipe.rebuild(role, max);
+}
+
+// Each adapter's compressed variants, by parameters: one object per set, so
+// that a broadcast compresses once for all the sessions that share it.
+// deno-lint-ignore no-explicit-any
+type AnyCodec = Codec<any, any>;
+const variants = new WeakMap<AnyCodec, Map<string, AnyCodec>>();
+
+/**
+ * The variant of `codec` (a WebSocket adapter) for a connection that
+ * negotiated permessage-deflate with `params`: the same object for the
+ * same adapter and parameters.
+ */
+export function compressedAdapter<In, Out>(
+  codec: Codec<In, Out>,
+  params: DeflateParams,
+): Codec<In, Out> {
+  const recipe = recipes.get(codec);
+  if (recipe === undefined) return codec;
+  let byKey = variants.get(codec);
+  if (byKey === undefined) {
+    byKey = new Map();
+    variants.set(codec, byKey);
+  }
+  const key = `${params.windowBits}/${params.threshold}/${params.level}`;
+  let variant = byKey.get(key);
+  if (variant === undefined) {
+    variant = recipe.compressed(params);
+    byKey.set(key, variant);
+  }
+  return variant;
+}
+
+// Each adapter's twin of the other role, made on first use.
+const twins = new WeakMap<AnyCodec, AnyCodec>();
+
+/**
+ * A codec whose decoder reads the frames `codec` encodes: for a WebSocket
+ * adapter, its twin of the other role (a server's frames are unmasked, and
+ * only a client-role parser accepts them); any other codec reads its own.
+ * Used to re-encode frames that arrived already encoded (from another
+ * cluster node) for a session with another codec.
+ */
+export function readerOf<In, Out>(codec: Codec<In, Out>): Codec<In, Out> {
+  const recipe = recipes.get(codec);
+  if (recipe === undefined) return codec;
+  let twin = twins.get(codec);
+  if (twin === undefined) {
+    twin = recipe.rebuild(
+      recipe.role === "server" ? "client" : "server",
+      recipe.maxMessageBytes,
+    );
+    twins.set(codec, twin);
+  }
+  return twin;
 }

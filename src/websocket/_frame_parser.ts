@@ -78,6 +78,13 @@ export interface FrameParserOptions {
    * nothing may follow it).
    */
   onClose?: (code: number, reason: string) => void;
+  /**
+   * Set when permessage-deflate (RFC 7692) was negotiated: a data message
+   * whose first frame has RSV1 set is compressed, and its whole payload is
+   * given to this function, which returns it inflated or throws (1007 for
+   * bad data, 1009 past the limit). Unset: RSV1 is a protocol error.
+   */
+  inflate?: (payload: Uint8Array) => Uint8Array;
 }
 
 // Where the parser is within the byte stream.
@@ -181,6 +188,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
   readonly #onPing: ((payload: Uint8Array) => void) | undefined;
   readonly #onPong: ((payload: Uint8Array) => void) | undefined;
   readonly #onClose: ((code: number, reason: string) => void) | undefined;
+  readonly #inflate: ((payload: Uint8Array) => Uint8Array) | undefined;
 
   #state = HEADER;
   #error: unknown = undefined;
@@ -208,6 +216,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
   #storage: Uint8Array | undefined;
   #filled = 0;
   #stream: TextDecoder | undefined; // validates text arriving in pieces
+  #compressed = false; // RSV1 on the message's first frame
 
   /**
    * Creates a parser with empty state, for one connection.
@@ -229,6 +238,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     this.#onPing = options.onPing;
     this.#onPong = options.onPong;
     this.#onClose = options.onClose;
+    this.#inflate = options.inflate;
     const scratch = new ArrayBuffer(MAX_HEADER + 4 + MAX_CONTROL);
     this.#head = new Uint8Array(scratch, 0, MAX_HEADER);
     this.#key = new Uint8Array(scratch, MAX_HEADER, 4);
@@ -299,13 +309,22 @@ export class FrameParser implements Decoder<WebSocketMessage> {
   // Validates what the first two header bytes allow (before reading any
   // further) and returns the header's full size.
   #check(b0: number, b1: number): number {
-    if ((b0 & 0x70) !== 0) {
-      throw protocolError(
-        "Reserved bits set without a negotiated extension",
-        "reserved bits set",
-      );
-    }
     const opcode = b0 & 0x0f;
+    if ((b0 & 0x70) !== 0) {
+      // RSV1 marks a compressed message (RFC 7692 section 6): only with
+      // the extension, and only on a data message's first frame.
+      if (
+        (b0 & 0x70) !== 0x40 || this.#inflate === undefined ||
+        opcode === OP_CONTINUATION || opcode >= OP_CLOSE
+      ) {
+        throw protocolError(
+          this.#inflate === undefined || (b0 & 0x30) !== 0
+            ? "Reserved bits set without a negotiated extension"
+            : "Compressed bit set on a control or continuation frame",
+          "reserved bits set",
+        );
+      }
+    }
     const length7 = b1 & 0x7f;
     if (opcode >= OP_CLOSE) {
       if (opcode > OP_PONG) throw reservedOpcode(opcode);
@@ -433,7 +452,10 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       throw new MessageTooBigError(announced, this.#max, this.#limitOption);
     }
     this.#announced = announced;
-    if (opcode !== OP_CONTINUATION) this.#messageOpcode = opcode;
+    if (opcode !== OP_CONTINUATION) {
+      this.#messageOpcode = opcode;
+      this.#compressed = (b0 & 0x40) !== 0;
+    }
     this.#opcode = opcode;
     this.#fin = (b0 & 0x80) !== 0;
     this.#masked = masked;
@@ -458,6 +480,12 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       const payload = chunk.subarray(pos, pos + take);
       if (this.#masked) applyMask(payload, this.#key, 0, 0);
       const text = this.#opcode === OP_TEXT;
+      if (this.#compressed) {
+        const inflated = this.#inflate!(payload);
+        this.#endMessage();
+        emit(text ? decodeText(inflated) : inflated);
+        return pos + take;
+      }
       this.#endMessage();
       emit(text ? decodeText(payload) : payload.slice());
       return pos + take;
@@ -465,7 +493,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     if (take > 0) {
       const piece = chunk.subarray(pos, pos + take);
       if (this.#masked) applyMask(piece, this.#key, 0, this.#phase);
-      if (this.#messageOpcode === OP_TEXT) {
+      if (this.#messageOpcode === OP_TEXT && !this.#compressed) {
         // Validate as the bytes arrive, so bad text fails at once.
         this.#stream ??= new TextDecoder("utf-8", { fatal: true });
         try {
@@ -488,7 +516,18 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     const storage = this.#storage;
     const size = this.#filled;
     let message: WebSocketMessage;
-    if (this.#messageOpcode === OP_TEXT) {
+    if (this.#compressed) {
+      // Inflated into fresh bytes: the storage is kept for the next one.
+      const inflated = this.#inflate!(
+        storage === undefined ? new Uint8Array(0) : storage.subarray(0, size),
+      );
+      message = this.#messageOpcode === OP_TEXT
+        ? decodeText(inflated)
+        : inflated;
+      if (storage !== undefined && storage.length > KEEP_STORAGE) {
+        this.#storage = undefined;
+      }
+    } else if (this.#messageOpcode === OP_TEXT) {
       if (this.#stream !== undefined) {
         try {
           this.#stream.decode(); // flush: throws on a truncated sequence
@@ -540,6 +579,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     this.#state = HEADER;
     this.#frameHeader = 0;
     this.#messageOpcode = 0;
+    this.#compressed = false;
     this.#announced = 0;
     this.#filled = 0;
   }

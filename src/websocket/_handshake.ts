@@ -5,6 +5,14 @@
 // builds an upgrade request and checks the server's answer. No sockets here:
 // bytes in, bytes and decisions out.
 import type { HttpRequestHead, HttpResponseHead } from "./_http_head.ts";
+import {
+  acceptDeflateResponse,
+  CLIENT_OFFER,
+  deflateConfig,
+  type DeflateParams,
+  negotiateDeflate,
+  type PerMessageDeflateOptions,
+} from "./_deflate.ts";
 
 /** The GUID RFC 6455 section 1.3 appends to a key before hashing it. */
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -84,6 +92,13 @@ export interface UpgradeOptions {
    * @default {undefined}
    */
   protocols?: readonly string[];
+  /**
+   * Accept permessage-deflate (RFC 7692) when the client offers it; see
+   * {@linkcode PerMessageDeflateOptions}. Unset: no extension is accepted.
+   *
+   * @default {false}
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /**
@@ -103,6 +118,10 @@ export type UpgradeDecision =
     readonly key: string;
     /** The chosen subprotocol, if any. */
     readonly protocol: string | undefined;
+    /** The permessage-deflate agreed on, if any. */
+    readonly deflate?: DeflateParams | undefined;
+    /** The `Sec-WebSocket-Extensions` answer, if any. */
+    readonly extensions?: string | undefined;
   }
   | { readonly kind: "http" }
   | {
@@ -188,7 +207,18 @@ export function checkUpgrade(
     const supported = options.protocols;
     protocol = splitList(offered).find((p) => supported.includes(p));
   }
-  return { kind: "upgrade", key, protocol };
+  const config = deflateConfig(options.perMessageDeflate);
+  const deflate = config === undefined
+    ? undefined
+    : negotiateDeflate(headers.get("sec-websocket-extensions"), config);
+  if (deflate === undefined) return { kind: "upgrade", key, protocol };
+  return {
+    kind: "upgrade",
+    key,
+    protocol,
+    deflate: deflate.params,
+    extensions: deflate.response,
+  };
 }
 
 function originAllowed(
@@ -208,6 +238,7 @@ function originAllowed(
  * @param key The client's `Sec-WebSocket-Key` (from an `"upgrade"`
  * decision).
  * @param protocol The chosen subprotocol, if any.
+ * @param extensions The `Sec-WebSocket-Extensions` answer, if any.
  * @returns The response head's bytes; frames may follow right after.
  *
  * @example
@@ -224,11 +255,15 @@ function originAllowed(
 export async function upgradeResponse(
   key: string,
   protocol: string | undefined,
+  extensions?: string,
 ): Promise<Uint8Array> {
   let head = "HTTP/1.1 101 Switching Protocols\r\n" +
     "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
     `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n`;
   if (protocol !== undefined) head += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  if (extensions !== undefined) {
+    head += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+  }
   return encoder.encode(head + "\r\n");
 }
 
@@ -358,6 +393,12 @@ export interface ClientHandshakeOptions {
    * @default {{}}
    */
   headers?: Readonly<Record<string, string>>;
+  /**
+   * Offer permessage-deflate (RFC 7692), with `server_no_context_takeover`.
+   *
+   * @default {false}
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /**
@@ -377,6 +418,8 @@ export interface ClientHandshake {
   readonly secure: boolean;
   /** The subprotocols offered. */
   readonly protocols: readonly string[];
+  /** The compression offered (threshold and level), if any. */
+  readonly deflate?: { threshold: number; level: number } | undefined;
 }
 
 /**
@@ -428,6 +471,10 @@ export function clientHandshake(
   if (protocols.length > 0) {
     head += `Sec-WebSocket-Protocol: ${protocols.join(", ")}\r\n`;
   }
+  const deflate = deflateConfig(options.perMessageDeflate);
+  if (deflate !== undefined) {
+    head += `Sec-WebSocket-Extensions: ${CLIENT_OFFER}\r\n`;
+  }
   const extra: Record<string, string> = { ...options.headers };
   if (options.origin !== undefined) extra["Origin"] = options.origin;
   for (const [name, value] of Object.entries(extra)) {
@@ -444,6 +491,7 @@ export function clientHandshake(
     port: parsed.port === "" ? (secure ? 443 : 80) : Number(parsed.port),
     secure,
     protocols,
+    deflate,
   };
 }
 
@@ -530,12 +578,57 @@ export async function checkUpgradeResponse(
   if (headers.get("sec-websocket-accept") !== await acceptKey(handshake.key)) {
     throw fail("Wrong Sec-WebSocket-Accept");
   }
-  if (headers.has("sec-websocket-extensions")) {
-    throw fail("Server chose an extension that was not offered");
+  const extensions = headers.get("sec-websocket-extensions");
+  if (extensions !== undefined) {
+    if (handshake.deflate === undefined) {
+      throw fail("Server chose an extension that was not offered");
+    }
+    const agreed = acceptDeflateResponse(extensions, handshake.deflate);
+    if (typeof agreed === "string") throw fail(agreed);
   }
   const protocol = headers.get("sec-websocket-protocol");
   if (protocol !== undefined && !handshake.protocols.includes(protocol)) {
     throw fail(`Server chose a subprotocol that was not offered: ${protocol}`);
   }
   return protocol;
+}
+
+/**
+ * The permessage-deflate a server's response (already checked by
+ * {@linkcode checkUpgradeResponse}) agreed to, if any.
+ *
+ * @param response The parsed response head.
+ * @param handshake The handshake the request came from.
+ * @returns The parameters, or `undefined` when the server declined.
+ *
+ * @example
+ * ```ts
+ * import { clientHandshake, negotiatedDeflate } from "./_handshake.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const handshake = clientHandshake("ws://127.0.0.1:9001/", {
+ *   perMessageDeflate: true,
+ * });
+ * const params = negotiatedDeflate({
+ *   version: "HTTP/1.1",
+ *   status: 101,
+ *   statusText: "Switching Protocols",
+ *   headers: new Map([[
+ *     "sec-websocket-extensions",
+ *     "permessage-deflate; server_no_context_takeover",
+ *   ]]),
+ * }, handshake);
+ * assert.equal(params?.windowBits, 15);
+ * ```
+ */
+export function negotiatedDeflate(
+  response: HttpResponseHead,
+  handshake: ClientHandshake,
+): DeflateParams | undefined {
+  const extensions = response.headers.get("sec-websocket-extensions");
+  if (extensions === undefined || handshake.deflate === undefined) {
+    return undefined;
+  }
+  const agreed = acceptDeflateResponse(extensions, handshake.deflate);
+  return typeof agreed === "string" ? undefined : agreed;
 }

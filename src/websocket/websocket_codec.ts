@@ -32,6 +32,13 @@ import {
 } from "../defaults.ts";
 import { adapterRecipe, rememberAdapter } from "./_adapt.ts";
 import { kindOf } from "../codec/_kind.ts";
+import {
+  deflateMessage,
+  type DeflateParams,
+  inflateMessage,
+} from "./_deflate.ts";
+
+const textEncoder = new TextEncoder();
 
 /**
  * How one codec's messages travel as WebSocket messages: `encode` turns a
@@ -234,6 +241,18 @@ export function webSocketCodec<In, Out>(
   inner: Codec<In, Out>,
   options: WebSocketCodecOptions<In, Out> = {},
 ): Codec<In, Out> {
+  return buildAdapter(inner, options, undefined);
+}
+
+// An adapter; with `deflate`, the variant for connections that negotiated
+// permessage-deflate with those parameters: its encode compresses (once per
+// broadcast, as fan-out encodes once per codec object) and its decoders
+// inflate.
+function buildAdapter<In, Out>(
+  inner: Codec<In, Out>,
+  options: WebSocketCodecOptions<In, Out>,
+  deflate: DeflateParams | undefined,
+): Codec<In, Out> {
   if (adapterRecipe(inner) !== undefined) {
     throw new TypeError(
       `${inner.name} is a WebSocket codec already: pass it as it is`,
@@ -273,7 +292,7 @@ export function webSocketCodec<In, Out>(
   const { mapping } = plan;
   const encodeInto = plan.encodeInto;
 
-  const encode = (message: Out): Uint8Array => {
+  const plainEncode = (message: Out): Uint8Array => {
     const payload = mapping.encode(message);
     return encodeFrame(
       typeof payload === "string" ? Opcode.text : Opcode.binary,
@@ -281,6 +300,30 @@ export function webSocketCodec<In, Out>(
       true,
       mask,
     );
+  };
+  const encode = deflate === undefined ? plainEncode : (message: Out) => {
+    const payload = mapping.encode(message);
+    const opcode = typeof payload === "string" ? Opcode.text : Opcode.binary;
+    const threshold = deflate.threshold;
+    // A string of n UTF-16 units is at most 3n bytes: short ones skip the
+    // encoding to bytes.
+    if (typeof payload === "string" && payload.length * 3 < threshold) {
+      return encodeFrame(opcode, payload, true, mask);
+    }
+    const bytes = typeof payload === "string"
+      ? textEncoder.encode(payload)
+      : payload;
+    if (bytes.byteLength < threshold) {
+      return encodeFrame(opcode, bytes, true, mask);
+    }
+    const frame = encodeFrame(
+      opcode,
+      deflateMessage(bytes, deflate),
+      true,
+      mask,
+    );
+    frame[0]! |= 0x40; // RSV1: compressed (RFC 7692 section 6)
+    return frame;
   };
 
   // The inner codec's heartbeat, answered in the mapped form.
@@ -330,12 +373,27 @@ export function webSocketCodec<In, Out>(
         mapping,
         innerBeat,
         innerPong,
+        deflate,
       });
     },
   };
-  if (encodeInto !== undefined) {
+  if (encodeInto !== undefined && deflate === undefined) {
     codec.encodeInto = (message, target, offset) =>
       encodeInto(message, target, offset, mask);
+  } else if (encodeInto !== undefined && deflate !== undefined) {
+    // A message under the threshold is written in place, as by the plain
+    // adapter (no allocation); a longer one is given up (-1), and the
+    // caller falls back to `encode`, which compresses it into fresh bytes
+    // (once per broadcast).
+    const threshold = deflate.threshold;
+    codec.encodeInto = (message, target, offset) => {
+      const end = encodeInto(message, target, offset, mask);
+      if (end < 0) return -1;
+      const length7 = target[offset + 1]! & 0x7f;
+      const header = (length7 === 126 ? 4 : length7 === 127 ? 10 : 2) +
+        (mask ? 4 : 0);
+      return end - offset - header < threshold ? end : -1;
+    };
   }
   if (inner.routeKey !== undefined) {
     codec.routeKey = inner.routeKey.bind(inner);
@@ -346,6 +404,7 @@ export function webSocketCodec<In, Out>(
     maxMessageBytes: options.maxMessageBytes,
     rebuild: (role, maxMessageBytes) =>
       webSocketCodec(inner, { ...options, role, ...limit(maxMessageBytes) }),
+    compressed: (params) => buildAdapter(inner, options, params),
   });
 }
 
@@ -414,7 +473,10 @@ export function webSocketMessages(
       throw new TypeError("webSocketMessages() only frames WebSocket messages");
     },
   };
-  const codec = webSocketCodec(identity, {
+  const adapterOptions: WebSocketCodecOptions<
+    string | Uint8Array,
+    string | Uint8Array
+  > = {
     ...options,
     mapping: {
       encode(message) {
@@ -427,7 +489,8 @@ export function webSocketMessages(
       },
       decode: (message, emit) => emit(message),
     },
-  });
+  };
+  const codec = webSocketCodec(identity, adapterOptions);
   const mask = options.role === "client";
   codec.encodeInto = (message, target, offset) =>
     typeof message === "string"
@@ -439,6 +502,7 @@ export function webSocketMessages(
     maxMessageBytes: options.maxMessageBytes,
     rebuild: (role, maxMessageBytes) =>
       webSocketMessages({ ...options, role, ...limit(maxMessageBytes) }),
+    compressed: (params) => buildAdapter(identity, adapterOptions, params),
   });
 }
 
@@ -744,6 +808,7 @@ interface DecoderSettings<In, Out> {
   mapping: WebSocketMapping<In, Out>;
   innerBeat: Heartbeat<In> | undefined;
   innerPong: Uint8Array | undefined;
+  deflate: DeflateParams | undefined;
 }
 
 // One connection's decoder: the frame parser, the mapping, pongs, and the
@@ -810,6 +875,14 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
         );
       },
       onPong: () => this.#control(),
+      ...(settings.deflate === undefined ? {} : {
+        inflate: (payload: Uint8Array) =>
+          inflateMessage(
+            payload,
+            settings.maxMessageBytes,
+            settings.limitOption,
+          ),
+      }),
       onClose: (code, reason) => {
         this.#peerCode = code;
         this.#peerReason = reason;

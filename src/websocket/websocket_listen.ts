@@ -4,6 +4,10 @@
 // the handshake itself runs in _accept.ts, and each session's upgrade
 // request is kept on its connection (read by websocket_request.ts).
 
+import type { PerMessageDeflateOptions } from "./_deflate.ts";
+
+export type { PerMessageDeflateOptions };
+
 /**
  * Where and how a WebSocket server listens: RFC 6455 on the accepted TCP
  * (or TLS) connection, so that each WebSocket is an ordinary
@@ -116,4 +120,15 @@ export interface WebSocketListenOptions {
    * Unset: 404. A throw gets 500 and goes to `onError`.
    */
   serve?: (request: Request) => Response | Promise<Response>;
+  /**
+   * Compress messages with permessage-deflate (RFC 7692) for the clients
+   * that offer it (every browser does): `true`, or options (see
+   * {@linkcode PerMessageDeflateOptions}). Each message is compressed on its
+   * own (`server_no_context_takeover`), so a broadcast is compressed once
+   * for every member that negotiated it; the others get the plain frame.
+   * Messages shorter than `threshold` go uncompressed.
+   *
+   * @default {false}
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
