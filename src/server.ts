@@ -6,7 +6,7 @@ import type { Session, SessionOptions } from "./session/session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
 import { addMeters, observe, SessionMeters } from "./session/_internals.ts";
-import { serverMeter, type ServerMeterSource } from "./metrics/_source.ts";
+import { serverMeter, type ServerMeterSource } from "./_meters.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
@@ -405,7 +405,7 @@ export class Server<
   readonly sessions: SessionManager<Data, In, Out>;
   /** Resolves once the server has shut down and released everything. */
   readonly closed: Promise<void>;
-  /** @ignore Package-internal: see metrics/_source.ts. */
+  /** @ignore Package-internal: see _meters.ts. */
   readonly [serverMeter]: ServerMeterSource;
 
   readonly #listener: Listener;

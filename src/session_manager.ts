@@ -14,7 +14,7 @@ import type { Session, SessionBroadcastOptions } from "./session/session.ts";
 import { attach, observe, type SessionObserver } from "./session/_internals.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
 import { fanOut } from "./_fan_out.ts";
-import { type BroadcastMeter, broadcastMeter } from "./metrics/_source.ts";
+import { type BroadcastMeter, broadcastMeter } from "./_meters.ts";
 import { LocalRooms, type Rooms } from "./rooms.ts";
 import {
   bounded,
@@ -124,7 +124,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
   readonly #local = new LocalRooms<Data, In, Out>();
   #rooms: Rooms<Data, In, Out> = this.#local;
   readonly #everyone = new SegmentWriter();
-  /** @ignore Package-internal: see metrics/_source.ts. */
+  /** @ignore Package-internal: see _meters.ts. */
   readonly [broadcastMeter]: BroadcastMeter = { broadcasts: 0, deliveries: 0 };
   readonly #observer: SessionObserver = {
     closing: (session) => this.#remove(session as Session<Data, In, Out>),

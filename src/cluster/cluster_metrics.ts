@@ -2,7 +2,7 @@
 // crossed it. A function of the cluster entry point (the core's
 // prometheusMetrics() knows nothing of clusters); append its text to the
 // servers' in one /metrics answer.
-import { Exposition } from "../metrics/_exposition.ts";
+import { Exposition } from "../_exposition.ts";
 import type { Cluster } from "./cluster.ts";
 
 /**

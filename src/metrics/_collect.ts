@@ -9,7 +9,7 @@ import {
   SessionMeters,
   type WithParts,
 } from "../session/_internals.ts";
-import { broadcastMeter, serverMeter } from "./_source.ts";
+import { broadcastMeter, serverMeter } from "../_meters.ts";
 
 /** Connections refused before becoming sessions, by `reason` label. */
 export const REFUSAL_REASONS = [

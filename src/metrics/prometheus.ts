@@ -5,7 +5,7 @@
 // WebSocket servers), and the OpenTelemetry entry point renders the same
 // reading (see _collect.ts) its own way.
 import { collect, type MetricsServers, REFUSAL_REASONS } from "./_collect.ts";
-import { Exposition } from "./_exposition.ts";
+import { Exposition } from "../_exposition.ts";
 import { LATENCY_BOUNDS } from "../session/_latency_histogram.ts";
 
 /**

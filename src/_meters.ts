@@ -2,7 +2,7 @@
 // module, under symbols mod.ts does not export. The counters are plain
 // numbers bumped where the events happen; the metrics module only reads
 // them, at scrape time.
-import type { SessionMeters, WithParts } from "../session/_internals.ts";
+import type { SessionMeters, WithParts } from "./session/_internals.ts";
 
 /** The key of a server's {@linkcode ServerMeterSource}. */
 export const serverMeter: unique symbol = Symbol("microsocket.metrics.server");
