@@ -33,5 +33,5 @@
  *
  * @module
  */
-export * from "./src/client.ts";
+export * from "./src/client/client.ts";
 export { CloseReason } from "./src/close_reason.ts";

@@ -1,20 +1,20 @@
 // The client side: the same Session and codecs over Deno.connect, with
 // optional reconnection and exponential backoff, a bounded buffer for sends
 // made while reconnecting, and messages as an async iterable.
-import type { Codec, DecoderLink } from "./codec/codec.ts";
-import { lines } from "./codec/lines.ts";
-import { peerCloseCode, peerCloseReason } from "./websocket/websocket_codec.ts";
-import type { PerMessageDeflateOptions } from "./websocket/_deflate.ts";
-import type { Session, SessionOptions } from "./session/session.ts";
-import type { RequestOptions } from "./session/options.ts";
-import { SessionClosedError } from "./errors.ts";
-import { CloseReason } from "./close_reason.ts";
-import { RefusedError } from "./errors.ts";
-import type { Attempt, Transport } from "./transport/transport.ts";
-import { closeQuietly, type Connection } from "./transport/connection.ts";
-import { transportOf, withTransport } from "./transport/transports.ts";
-import { openSession } from "./transport/open_session.ts";
-import { validateConnectOptions } from "./_validate_options.ts";
+import type { Codec, DecoderLink } from "../codec/codec.ts";
+import { lines } from "../codec/lines.ts";
+import { peerCloseCode, peerCloseReason } from "../websocket/websocket_codec.ts";
+import type { PerMessageDeflateOptions } from "../websocket/_deflate.ts";
+import type { Session, SessionOptions } from "../session/session.ts";
+import type { RequestOptions } from "../session/options.ts";
+import { SessionClosedError } from "../errors.ts";
+import { CloseReason } from "../close_reason.ts";
+import { RefusedError } from "../errors.ts";
+import type { Attempt, Transport } from "../transport/transport.ts";
+import { closeQuietly, type Connection } from "../transport/connection.ts";
+import { transportOf, withTransport } from "../transport/transports.ts";
+import { openSession } from "../transport/open_session.ts";
+import { validateConnectOptions } from "../_validate_options.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_RECONNECT_FACTOR,
@@ -24,7 +24,7 @@ import {
   DEFAULT_RECONNECT_MAX_DELAY,
   DEFAULT_RECONNECT_STABLE_AFTER,
   DEFAULT_SEND_BUFFER_MESSAGES,
-} from "./defaults.ts";
+} from "../defaults.ts";
 
 /**
  * What `Client.closed` resolves with: a {@linkcode CloseReason} (e.g.
