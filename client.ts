@@ -33,5 +33,6 @@
  *
  * @module
  */
+export * from "./src/client/options.ts";
 export * from "./src/client/client.ts";
 export { CloseReason } from "./src/close_reason.ts";

@@ -44,6 +44,7 @@ export * from "./src/cluster_bridge.ts";
 export * from "./src/codec/json.ts";
 export * from "./src/codec/microsocket.ts";
 export * from "./src/router.ts";
+export * from "./src/client/options.ts";
 export * from "./src/client/client.ts";
 export * from "./src/websocket/websocket_codec.ts";
 export * from "./src/websocket/websocket_listen.ts";

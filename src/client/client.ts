@@ -1,10 +1,13 @@
 // The client side: the same Session and codecs over Deno.connect, with
 // optional reconnection and exponential backoff, a bounded buffer for sends
-// made while reconnecting, and messages as an async iterable.
-import type { Codec, DecoderLink } from "../codec/codec.ts";
+// made while reconnecting, and messages as an async iterable. This file is
+// the Client and connect(); its parts live beside it:
+//   options.ts          the public options (per transport, reconnect, buffer)
+//   _reconnect.ts       the reconnect policy: backoff with jitter, refusals
+//   _send_buffer.ts     sends kept while reconnecting
+//   _message_queue.ts   each `for await` loop's queue, and its end
+import type { Codec } from "../codec/codec.ts";
 import { lines } from "../codec/lines.ts";
-import { peerCloseCode, peerCloseReason } from "../websocket/websocket_codec.ts";
-import type { PerMessageDeflateOptions } from "../websocket/_deflate.ts";
 import type { Session, SessionOptions } from "../session/session.ts";
 import type { RequestOptions } from "../session/options.ts";
 import { SessionClosedError } from "../errors.ts";
@@ -15,396 +18,11 @@ import { closeQuietly, type Connection } from "../transport/connection.ts";
 import { transportOf, withTransport } from "../transport/transports.ts";
 import { openSession } from "../transport/open_session.ts";
 import { validateConnectOptions } from "../_validate_options.ts";
-import {
-  DEFAULT_CONNECT_TIMEOUT,
-  DEFAULT_RECONNECT_FACTOR,
-  DEFAULT_RECONNECT_INITIAL_DELAY,
-  DEFAULT_RECONNECT_JITTER,
-  DEFAULT_RECONNECT_MAX_ATTEMPTS,
-  DEFAULT_RECONNECT_MAX_DELAY,
-  DEFAULT_RECONNECT_STABLE_AFTER,
-  DEFAULT_SEND_BUFFER_MESSAGES,
-} from "../defaults.ts";
-
-/**
- * What `Client.closed` resolves with: a {@linkcode CloseReason} (e.g.
- * `"eof"`, `"reset"`, `"aborted"`, or `"error"` when the first connection
- * failed) or the string given to `close()`.
- *
- * @example Telling the library's reasons from the application's
- * ```ts
- * import type { ClientCloseReason } from "@x/microsocket";
- * import assert from "node:assert/strict";
- *
- * const describe = (reason: ClientCloseReason): string =>
- *   reason === "aborted" ? "cancelled" : reason;
- * assert.equal(describe("aborted"), "cancelled");
- * assert.equal(describe("bye"), "bye");
- * ```
- */
-export type ClientCloseReason = CloseReason | (string & Record<never, never>);
-
-/**
- * The opt-in buffer of {@linkcode Client.send} while the client is
- * reconnecting: messages wait in memory and leave, in order, once the next
- * connection's `onOpen` has run.
- *
- * @example Keep the latest 100 messages across an outage
- * ```ts
- * import type { SendBufferOptions } from "@x/microsocket";
- *
- * const sendBuffer: SendBufferOptions = { maxMessages: 100, whenFull: "drop-oldest" };
- * ```
- */
-export interface SendBufferOptions {
-  /**
-   * The most messages kept.
-   *
-   * @default {1024}
-   */
-  maxMessages?: number;
-  /**
-   * What a send does when the buffer is full: `"drop-newest"` refuses it
-   * (`send()` returns `false`); `"drop-oldest"` makes room by discarding
-   * the oldest buffered message.
-   *
-   * @default {"drop-newest"}
-   */
-  whenFull?: "drop-newest" | "drop-oldest";
-}
-
-/**
- * When and how a {@linkcode Client} reconnects after losing its connection.
- * Delays grow from `initialDelay` by `factor` up to `maxDelay`, each with up
- * to ±`jitter` of random spread so that many clients don't return at once.
- * They start over from `initialDelay` only once a connection has stayed
- * open `stableAfter` milliseconds: a server that accepts and then drops the
- * client at once is retried ever more slowly, not in a tight loop. A
- * refusal ({@linkcode RefusedError}) is final: the client stops.
- *
- * @example Giving up once the server is gone
- * ```ts
- * import { connect, listen, type ReconnectOptions } from "@x/microsocket";
- * import assert from "node:assert/strict";
- *
- * await using server = listen({ hostname: "127.0.0.1", port: 0 });
- * const backoff: ReconnectOptions = { initialDelay: 5, maxDelay: 20, jitter: 0, maxAttempts: 3 };
- * await using client = await connect({
- *   port: server.addr.port,
- *   reconnect: backoff,
- * });
- * await server.shutdown(); // retried after 5, 10 and 20 ms, then given up
- * assert.equal(await client.closed, "eof");
- * assert.equal(client.session, undefined);
- * ```
- */
-export interface ReconnectOptions {
-  /**
-   * The delay before the first retry, in milliseconds.
-   *
-   * @default {100}
-   */
-  initialDelay?: number;
-  /**
-   * The longest delay between retries, in milliseconds.
-   *
-   * @default {5000}
-   */
-  maxDelay?: number;
-  /**
-   * How much each delay grows.
-   *
-   * @default {2}
-   */
-  factor?: number;
-  /**
-   * Random spread of each delay, as a fraction of it.
-   *
-   * @default {0.2}
-   */
-  jitter?: number;
-  /**
-   * Give up after this many failed attempts in a row.
-   *
-   * @default {Infinity}
-   */
-  maxAttempts?: number;
-  /**
-   * How long, in milliseconds, a connection must stay open to count as
-   * healthy, so that the next reconnection starts from `initialDelay`
-   * again. A connection closed sooner lets the delay go on growing.
-   *
-   * @default {5000}
-   */
-  stableAfter?: number;
-}
-
-/**
- * Options of {@linkcode connect}: where to connect, the codec, the session
- * handlers (they run for every connection the client makes), and
- * reconnection.
- *
- * @typeParam Data The type of `Session.data`.
- * @typeParam In The type of decoded messages.
- * @typeParam Out The type of messages the client sends.
- *
- * @example JSON, per-connection data and a greeting on open
- * ```ts
- * import { type ConnectOptions, connect, json, listen } from "@x/microsocket";
- * import assert from "node:assert/strict";
- *
- * type Msg = { from: string };
- * await using server = listen({
- *   hostname: "127.0.0.1",
- *   port: 0,
- *   codec: json<Msg>(),
- *   onMessage: (session, message) => void session.send({ from: `hi ${message.from}` }),
- * });
- * const reply = Promise.withResolvers<Msg>();
- * const options: ConnectOptions<{ name: string }, Msg, Msg> = {
- *   hostname: "127.0.0.1",
- *   port: server.addr.port,
- *   codec: json<Msg>(),
- *   data: () => ({ name: "ada" }),
- *   onOpen: (session) => void session.send({ from: session.data.name }),
- *   onMessage: (_session, message) => reply.resolve(message),
- * };
- * await using client = await connect(options);
- * assert.deepEqual(await reply.promise, { from: "hi ada" });
- * assert.equal(client.session?.data.name, "ada");
- * ```
- */
-export type ConnectOptions<Data, In, Out> =
-  & (TcpConnectOptions | UnixConnectOptions | WebSocketConnectOptions)
-  & ClientOptions<Data, In, Out>;
-
-/**
- * Where a TCP (or TLS) client connects. Keys of the other transports are
- * refused, at compile and at run time.
- *
- * @example A TLS server on this machine
- * ```ts
- * import type { TcpConnectOptions } from "@x/microsocket";
- *
- * const where: TcpConnectOptions = { hostname: "127.0.0.1", port: 8443, tls: true };
- * ```
- */
-export interface TcpConnectOptions extends
-  Partial<
-    Record<
-      "path" | "url" | "protocols" | "origin" | "perMessageDeflate",
-      never
-    >
-  > {
-  /**
-   * TCP, the default.
-   *
-   * @default {"tcp"}
-   */
-  transport?: "tcp";
-  /**
-   * The server's host name or address.
-   *
-   * @default {"127.0.0.1"}
-   */
-  hostname?: string;
-  /** The server's port. */
-  port: number;
-  /**
-   * Connect with TLS. `caCerts` adds trusted PEM certificates (e.g. a
-   * self-signed one); `true` uses the system's roots.
-   */
-  tls?: true | { caCerts?: string[] };
-  /**
-   * Turn on TCP keep-alive (`SO_KEEPALIVE`), so that the system notices a
-   * peer that vanished without closing.
-   *
-   * @default {false}
-   */
-  keepAlive?: boolean;
-  /**
-   * Turn off Nagle's algorithm (TCP_NODELAY), so a small frame leaves at
-   * once.
-   *
-   * @default {true}
-   */
-  noDelay?: boolean;
-}
-
-/**
- * Where a Unix domain socket client connects. Network keys (`hostname`,
- * `port`, `tls`, `keepAlive`, `noDelay`) and WebSocket keys are refused, at
- * compile and at run time.
- *
- * @example A socket file
- * ```ts
- * import type { UnixConnectOptions } from "@x/microsocket";
- *
- * const where: UnixConnectOptions = { transport: "unix", path: "/run/app.sock" };
- * ```
- */
-export interface UnixConnectOptions extends
-  Partial<
-    Record<
-      | "hostname"
-      | "port"
-      | "url"
-      | "protocols"
-      | "origin"
-      | "perMessageDeflate"
-      | "tls"
-      | "keepAlive"
-      | "noDelay",
-      never
-    >
-  > {
-  /** A Unix domain socket. */
-  transport: "unix";
-  /** The socket file's path. */
-  path: string;
-}
-
-/**
- * Where a WebSocket client connects: RFC 6455 framing over TCP, or TLS for
- * `wss:` (see {@linkcode webSocketCodec} for how the codec's messages map
- * onto WebSocket messages). The URL says where, so `hostname` and `port`
- * are refused, at compile and at run time.
- *
- * @example A WebSocket endpoint
- * ```ts
- * import type { WebSocketConnectOptions } from "@x/microsocket";
- *
- * const where: WebSocketConnectOptions = {
- *   transport: "websocket",
- *   url: "ws://127.0.0.1:8080/ws",
- *   protocols: ["chat"],
- * };
- * ```
- */
-export interface WebSocketConnectOptions
-  extends Partial<Record<"hostname" | "port" | "path", never>> {
-  /**
-   * RFC 6455 WebSocket. A `url` alone implies it, so it may be left out.
-   *
-   * @default {"websocket"}
-   */
-  transport?: "websocket";
-  /** The server's URL, `ws://host:port/path` or `wss:`. */
-  url: string | URL;
-  /** Subprotocols to offer, in order of preference. */
-  protocols?: readonly string[];
-  /** The `Origin` header to send. */
-  origin?: string;
-  /**
-   * Offer permessage-deflate compression (RFC 7692): `true`, or options
-   * (see {@linkcode PerMessageDeflateOptions}). The server may decline;
-   * the connection is then uncompressed.
-   *
-   * @default {false}
-   */
-  perMessageDeflate?: boolean | PerMessageDeflateOptions;
-  /**
-   * TLS options for `wss:` (or TLS on a `ws:` URL): `caCerts` adds trusted
-   * PEM certificates; `true` uses the system's roots.
-   */
-  tls?: true | { caCerts?: string[] };
-  /**
-   * Turn on TCP keep-alive (`SO_KEEPALIVE`).
-   *
-   * @default {false}
-   */
-  keepAlive?: boolean;
-  /**
-   * Turn off Nagle's algorithm (TCP_NODELAY), so a small frame leaves at
-   * once.
-   *
-   * @default {true}
-   */
-  noDelay?: boolean;
-}
-
-/**
- * The transport-independent part of {@linkcode ConnectOptions}: the codec,
- * the session handlers, reconnection.
- *
- * @typeParam Data The type of `Session.data`.
- * @typeParam In The type of decoded messages.
- * @typeParam Out The type of messages the client sends.
- *
- * @example One policy for clients of several servers
- * ```ts
- * import type { ClientOptions } from "@x/microsocket";
- *
- * const policy: ClientOptions<unknown, string, string> = {
- *   reconnect: { initialDelay: 200, maxAttempts: 10 },
- *   connectTimeout: 2000,
- * };
- * ```
- */
-export interface ClientOptions<Data, In, Out>
-  extends Omit<SessionOptions<Data, In, Out>, "codec" | "noDelay"> {
-  /**
-   * The framing, as on the server.
-   *
-   * @default {lines()}
-   */
-  codec?: Codec<In, Out>;
-  /** Creates each connection's initial `data`, before `onOpen`. */
-  data?: (session: Session<unknown, In, Out>) => Data;
-  /**
-   * Reconnect when the connection is lost (`true` for the defaults). When
-   * off, the client is closed for good with its first connection.
-   *
-   * @default {false}
-   */
-  reconnect?: boolean | ReconnectOptions;
-  /** Aborting it closes the client and stops reconnecting. */
-  signal?: AbortSignal;
-  /**
-   * The largest message accepted from the server, in bytes, on every transport:
-   * a bigger one closes the session (reason `"frame too large"`) with a
-   * {@linkcode MessageTooBigError} naming the option in force, before its
-   * bytes are stored. The codec's own limit (e.g. `lines({ maxLineBytes })`)
-   * applies too, and the smaller one is in force. Over WebSocket it bounds
-   * each WebSocket message (close code 1009) whatever the codec; over
-   * TCP, TLS and Unix sockets only the codec can tell where a message
-   * ends, so it needs a codec that takes a limit (the built-in ones do; a
-   * custom codec with it is a TypeError, and bounds its messages itself).
-   * Unset, the default applies over WebSocket, and on the other transports
-   * the codec's own limit alone (64 KiB for `lines()`, 1 MiB for the
-   * others, unless configured).
-   *
-   * @default {1048576}
-   */
-  maxMessageBytes?: number;
-  /**
-   * How long one connection attempt may take, TLS handshake included, in
-   * milliseconds; past it the attempt fails with `Deno.errors.TimedOut`
-   * (and is retried when `reconnect` is on). `0` waits as long as the
-   * system does.
-   *
-   * @default {10000}
-   */
-  connectTimeout?: number;
-  /**
-   * Buffer sends made while reconnecting instead of refusing them (`true`
-   * for the defaults). Needs `reconnect` (refused without it). Off, `send()` returns `false`
-   * while disconnected.
-   *
-   * @default {false}
-   */
-  sendBuffer?: boolean | SendBufferOptions;
-  /**
-   * Recognises the server's refusal among its messages (e.g. the `notice`
-   * of a {@linkcode Refusal}, the only way to say why on TCP): return the
-   * reason for a message that refuses the client, `undefined` for any
-   * other. The message is still delivered; then the client closes, stops
-   * reconnecting and reports a {@linkcode RefusedError}. WebSocket
-   * refusals (close code 4401 or 4403, or 1008 with reason
-   * `"unauthorized"`) are recognised without it.
-   */
-  refusalOf?: (message: In) => string | undefined;
-}
+import { DEFAULT_CONNECT_TIMEOUT } from "../defaults.ts";
+import type { ClientCloseReason, ConnectOptions } from "./options.ts";
+import { FAILURES, MessageQueue } from "./_message_queue.ts";
+import { Backoff, refusalIn } from "./_reconnect.ts";
+import { SendBuffer } from "./_send_buffer.ts";
 
 /**
  * A connection to a server that can outlive its sessions: with `reconnect`,
@@ -476,11 +94,10 @@ export class Client<Data = unknown, In = string, Out = In>
 
   readonly #options: ConnectOptions<Data, In, Out>;
   readonly #sessionOptions: SessionOptions<Data, In, Out>;
-  readonly #reconnect: Required<ReconnectOptions> | undefined;
+  readonly #reconnect: Backoff | undefined;
   readonly #resolveClosed: (reason: ClientCloseReason) => void;
   readonly #abortListener: () => void;
-  readonly #buffer: Required<SendBufferOptions> | undefined;
-  readonly #pending: Out[] = [];
+  readonly #buffer: SendBuffer<Out> | undefined;
   readonly #readers = new Set<MessageQueue<In>>();
   #session: Session<Data, In, Out> | undefined;
   #closing: ClientCloseReason | undefined;
@@ -493,9 +110,8 @@ export class Client<Data = unknown, In = string, Out = In>
   #started: Promise<void> | undefined;
   // deno-lint-ignore no-explicit-any
   readonly #transport: Transport<any, ConnectOptions<Data, In, Out>>;
-  // The next reconnection's delay, and when the current session opened:
-  // the delay starts over only after a connection that stayed up.
-  #delay = 0;
+  // When the current session opened: the delay starts over only after a
+  // connection that stayed up.
   #openedAt = 0;
   #refused: RefusedError | undefined;
 
@@ -526,7 +142,7 @@ export class Client<Data = unknown, In = string, Out = In>
       // Buffered sends leave after the new connection's own greeting.
       onOpen: async (session) => {
         if (onOpen !== undefined) await onOpen(session);
-        this.#sendPending(session);
+        this.#buffer?.sendTo(session);
       },
       onMessage: (session, message) => {
         const result = onMessage?.(session, message);
@@ -546,26 +162,13 @@ export class Client<Data = unknown, In = string, Out = In>
     const reconnect = options.reconnect;
     this.#reconnect = reconnect === undefined || reconnect === false
       ? undefined
-      : {
-        initialDelay: DEFAULT_RECONNECT_INITIAL_DELAY,
-        maxDelay: DEFAULT_RECONNECT_MAX_DELAY,
-        factor: DEFAULT_RECONNECT_FACTOR,
-        jitter: DEFAULT_RECONNECT_JITTER,
-        maxAttempts: DEFAULT_RECONNECT_MAX_ATTEMPTS,
-        stableAfter: DEFAULT_RECONNECT_STABLE_AFTER,
-        ...(reconnect === true ? {} : reconnect),
-      };
-    this.#delay = this.#reconnect?.initialDelay ?? 0;
+      : new Backoff(reconnect);
     const buffer = options.sendBuffer;
     if (buffer !== undefined && buffer !== false) {
       if (this.#reconnect === undefined) {
         throw new TypeError("sendBuffer needs reconnect");
       }
-      this.#buffer = {
-        maxMessages: DEFAULT_SEND_BUFFER_MESSAGES,
-        whenFull: "drop-newest",
-        ...(buffer === true ? {} : buffer),
-      };
+      this.#buffer = new SendBuffer(buffer);
     }
     const { promise, resolve } = Promise.withResolvers<ClientCloseReason>();
     this.closed = promise;
@@ -590,7 +193,7 @@ export class Client<Data = unknown, In = string, Out = In>
 
   /** Messages waiting in the send buffer for the next connection. */
   get buffered(): number {
-    return this.#pending.length;
+    return this.#buffer?.size ?? 0;
   }
 
   /**
@@ -605,21 +208,16 @@ export class Client<Data = unknown, In = string, Out = In>
    */
   send(message: Out): boolean {
     const session = this.session;
-    if (session !== undefined && this.#pending.length === 0) {
+    const buffer = this.#buffer;
+    if (session !== undefined && (buffer === undefined || buffer.size === 0)) {
       return session.send(message);
     }
-    const buffer = this.#buffer;
     if (buffer === undefined || this.#closing !== undefined || this.#ended) {
       return false;
     }
     // Refuse what could never be sent, now rather than on reconnection.
     this.#sessionOptions.codec.encode(message);
-    if (this.#pending.length >= buffer.maxMessages) {
-      if (buffer.whenFull === "drop-newest") return false;
-      this.#pending.shift();
-    }
-    this.#pending.push(message);
-    return true;
+    return buffer.add(message);
   }
 
   /**
@@ -692,7 +290,7 @@ export class Client<Data = unknown, In = string, Out = In>
    */
   async close(reason: ClientCloseReason = CloseReason.Closed): Promise<void> {
     this.#closing ??= reason;
-    this.#pending.length = 0;
+    this.#buffer?.clear();
     if (this.#started === undefined && !this.#ended) this.#finish(reason);
     this.#wake?.();
     await this.#session?.close(reason);
@@ -761,11 +359,9 @@ export class Client<Data = unknown, In = string, Out = In>
         reason = this.#refused.reason;
         break;
       }
-      const policy = this.#reconnect;
-      if (policy === undefined || this.#closing !== undefined) break;
-      if (performance.now() - this.#openedAt >= policy.stableAfter) {
-        this.#delay = policy.initialDelay;
-      }
+      const backoff = this.#reconnect;
+      if (backoff === undefined || this.#closing !== undefined) break;
+      backoff.lost(performance.now() - this.#openedAt);
       try {
         await this.#attempt(false);
       } catch {
@@ -778,12 +374,11 @@ export class Client<Data = unknown, In = string, Out = In>
   // Connects, retrying with backoff when reconnection is on. `first` tries
   // at once; a reconnection waits the current delay first.
   async #attempt(first: boolean): Promise<void> {
-    const policy = this.#reconnect;
+    const backoff = this.#reconnect;
     for (let attempt = 1;; attempt++) {
       if (!first || attempt > 1) {
-        if (policy === undefined) throw new Error("Reconnection is off");
-        await this.#sleep(spread(this.#delay, policy.jitter));
-        this.#delay = Math.min(this.#delay * policy.factor, policy.maxDelay);
+        if (backoff === undefined) throw new Error("Reconnection is off");
+        await this.#sleep(backoff.next());
       }
       if (this.#closing !== undefined) throw new Error("Client closed");
       try {
@@ -796,7 +391,7 @@ export class Client<Data = unknown, In = string, Out = In>
         return;
       } catch (error) {
         if (this.#closing !== undefined) throw error;
-        if (policy === undefined || attempt >= policy.maxAttempts) {
+        if (backoff === undefined || attempt >= backoff.maxAttempts) {
           throw error;
         }
       }
@@ -849,16 +444,6 @@ export class Client<Data = unknown, In = string, Out = In>
     this.#openedAt = performance.now();
   }
 
-  #sendPending(session: Session<Data, In, Out>): void {
-    const pending = this.#pending;
-    let sent = 0;
-    while (sent < pending.length && session.state === "open") {
-      if (!session.send(pending[sent]!)) break;
-      sent++;
-    }
-    pending.splice(0, sent);
-  }
-
   // Hands a message to every iterating loop; a promise when one of them is
   // full, so that reading waits for it.
   #deliver(message: In): Promise<unknown> | undefined {
@@ -885,7 +470,7 @@ export class Client<Data = unknown, In = string, Out = In>
 
   #finish(reason: ClientCloseReason): void {
     this.#ended = true;
-    this.#pending.length = 0;
+    this.#buffer?.clear();
     this.#options.signal?.removeEventListener("abort", this.#abortListener);
     // A loop must not take a failure for the end of the stream.
     const error = this.#refused ??
@@ -896,111 +481,6 @@ export class Client<Data = unknown, In = string, Out = In>
     for (const reader of this.#readers) reader.end(error);
     this.#readers.clear();
     this.#resolveClosed(reason);
-  }
-}
-
-// The connection of an attempt in progress, for connectTimeout to close.
-// The close reasons that end a `for await` loop with an error: failures and
-// policies, not the ends someone chose.
-const FAILURES: ReadonlySet<string> = new Set<string>([
-  CloseReason.Reset,
-  CloseReason.Error,
-  CloseReason.DecodeError,
-  CloseReason.FrameTooLarge,
-  CloseReason.SlowConsumer,
-  CloseReason.Flood,
-  CloseReason.Unauthorized,
-  CloseReason.AuthTimeout,
-  CloseReason.IdleTimeout,
-  CloseReason.HeartbeatTimeout,
-  CloseReason.FrameTimeout,
-]);
-
-/** How many messages an iterating loop may fall behind before reading waits. */
-const ITERATOR_HIGH_WATER = 256;
-
-// The messages waiting for one `for await` loop over a client.
-class MessageQueue<In> implements AsyncIterator<In> {
-  readonly #owner: Set<MessageQueue<In>>;
-  #items: In[] = [];
-  #head = 0;
-  #ended = false;
-  // Why the client ended, when a loop should hear of it (once).
-  #error: RefusedError | SessionClosedError | undefined;
-  // Pending next() calls, oldest first (for-await makes one at a time).
-  #waiting: PromiseWithResolvers<IteratorResult<In>>[] = [];
-  #roomWaiters: (() => void)[] = [];
-
-  constructor(owner: Set<MessageQueue<In>>) {
-    this.#owner = owner;
-  }
-
-  push(message: In): Promise<void> | undefined {
-    const waiting = this.#waiting.shift();
-    if (waiting !== undefined) {
-      waiting.resolve({ done: false, value: message });
-      return undefined;
-    }
-    this.#items.push(message);
-    if (this.#items.length - this.#head < ITERATOR_HIGH_WATER) return undefined;
-    return new Promise((resolve) => this.#roomWaiters.push(resolve));
-  }
-
-  end(error?: RefusedError | SessionClosedError): void {
-    this.#ended = true;
-    this.#error = error;
-    const waiting = this.#waiting;
-    this.#waiting = [];
-    for (const { resolve, reject } of waiting) {
-      const error = this.#takeError();
-      if (error === undefined) resolve({ done: true, value: undefined });
-      else reject(error);
-    }
-  }
-
-  next(): Promise<IteratorResult<In>> {
-    if (this.#head < this.#items.length) {
-      const value = this.#items[this.#head]!;
-      this.#items[this.#head++] = undefined as In;
-      if (this.#head === this.#items.length) {
-        this.#items = [];
-        this.#head = 0;
-      }
-      this.#release();
-      return Promise.resolve({ done: false, value });
-    }
-    if (this.#ended) {
-      const error = this.#takeError();
-      return error === undefined
-        ? Promise.resolve({ done: true, value: undefined })
-        : Promise.reject(error);
-    }
-    const waiting = Promise.withResolvers<IteratorResult<In>>();
-    this.#waiting.push(waiting);
-    return waiting.promise;
-  }
-
-  #takeError(): RefusedError | SessionClosedError | undefined {
-    const error = this.#error;
-    this.#error = undefined;
-    return error;
-  }
-
-  return(): Promise<IteratorResult<In>> {
-    this.#owner.delete(this);
-    this.#items = [];
-    this.#head = 0;
-    this.end();
-    this.#error = undefined;
-    this.#release();
-    return Promise.resolve({ done: true, value: undefined });
-  }
-
-  #release(): void {
-    if (this.#items.length - this.#head >= ITERATOR_HIGH_WATER) return;
-    const waiters = this.#roomWaiters;
-    this.#roomWaiters = [];
-    for (const wake of waiters) wake();
   }
 }
 
@@ -1043,27 +523,3 @@ export async function connect<Data = unknown, In = string, Out = In>(
 }
 
 function ignore(): void {}
-
-// A WebSocket close that refuses the client: 4401/4403 (HTTP 401/403 in
-// the private range, sent by Refusal) or a 1008 that says "unauthorized".
-function refusalIn(
-  session: DecoderLink,
-): RefusedError | undefined {
-  const code = peerCloseCode(session);
-  if (code === undefined) return undefined;
-  const reason = peerCloseReason(session) ?? "";
-  if (
-    code === 4401 || code === 4403 ||
-    (code === 1008 && reason === CloseReason.Unauthorized)
-  ) {
-    return new RefusedError(
-      reason === "" ? CloseReason.Unauthorized : reason,
-      code,
-    );
-  }
-  return undefined;
-}
-
-function spread(delay: number, jitter: number): number {
-  return Math.max(0, delay * (1 + jitter * (Math.random() * 2 - 1)));
-}
