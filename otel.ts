@@ -1,7 +1,9 @@
 /**
  * OpenTelemetry metrics for microsocket servers: {@linkcode instrumentMetrics}
  * registers observable instruments (via `npm:@opentelemetry/api`) that read
- * the same counters as the core's Prometheus text. A separate entry point so
+ * the same counters as the core's Prometheus text, and
+ * {@linkcode instrumentClusterMetrics} those of a cluster node (as
+ * `clusterMetrics()`). A separate entry point so
  * the core stays dependency-free. With `OTEL_DENO=true deno run …`, Deno's
  * own MeterProvider exports them over OTLP with no further setup.
  *
@@ -17,4 +19,5 @@
  * @module
  */
 export * from "./src/metrics/otel.ts";
+export * from "./src/metrics/otel_cluster.ts";
 export type { MetricsServers } from "./src/metrics/_collect.ts";

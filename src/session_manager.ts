@@ -15,6 +15,7 @@ import { attach, observe, type SessionObserver } from "./session/_internals.ts";
 import { SegmentWriter } from "./_shared_segment.ts";
 import { fanOut } from "./_fan_out.ts";
 import { type BroadcastMeter, broadcastMeter } from "./_meters.ts";
+import { type LatencyTap, latencyTaps } from "./session/_latency_histogram.ts";
 import { LocalRooms, type Rooms } from "./rooms.ts";
 import {
   bounded,
@@ -126,6 +127,8 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
   readonly #everyone = new SegmentWriter();
   /** @ignore Package-internal: see _meters.ts. */
   readonly [broadcastMeter]: BroadcastMeter = { broadcasts: 0, deliveries: 0 };
+  /** @ignore Package-internal: see _latency_histogram.ts. */
+  [latencyTaps]: Set<LatencyTap> | undefined;
   readonly #observer: SessionObserver = {
     closing: (session) => this.#remove(session as Session<Data, In, Out>),
   };

@@ -1,7 +1,8 @@
 // What every Broker implementation shares: the subject table (one wire
 // subscription per subject however many handlers), handler dispatch that
 // never lets an exception escape into a client's timers, state listeners,
-// and counters. Implementations own one BrokerCore and plug in the wire.
+// and counters (messages and payload bytes, each counted here once for
+// every implementation). Implementations own one BrokerCore and plug in the wire.
 import type {
   BrokerHandler,
   BrokerState,
@@ -56,6 +57,8 @@ export class BrokerCore {
   readonly counters: BrokerStats = {
     published: 0,
     received: 0,
+    publishedBytes: 0,
+    receivedBytes: 0,
     dropped: 0,
     disconnects: 0,
   };
@@ -133,6 +136,7 @@ export class BrokerCore {
     const entries = this.#subjects.get(subject);
     if (entries === undefined) return;
     this.counters.received++;
+    this.counters.receivedBytes += bytes.byteLength;
     // Clients hand out Node Buffers; handlers get plain Uint8Array views
     // (same memory, no copy) so the contract is the same for every broker.
     if (Object.getPrototypeOf(bytes) !== Uint8Array.prototype) {
@@ -159,6 +163,19 @@ export class BrokerCore {
       return false;
     }
     return true;
+  }
+
+  /** Counts a publish handed to the client: one message, its bytes. */
+  sent(bytes: Uint8Array): void {
+    this.counters.published++;
+    this.counters.publishedBytes += bytes.byteLength;
+  }
+
+  /** A publish counted by {@linkcode sent} was lost after all: a drop. */
+  lost(bytes: Uint8Array): void {
+    this.counters.published--;
+    this.counters.publishedBytes -= bytes.byteLength;
+    this.counters.dropped++;
   }
 
   setState(state: BrokerState): void {

@@ -84,6 +84,10 @@ export interface BrokerStats {
   published: number;
   /** Messages received from the broker (before fan-out to handlers). */
   received: number;
+  /** Payload bytes of the messages counted in `published`. */
+  publishedBytes: number;
+  /** Payload bytes of the messages counted in `received`. */
+  receivedBytes: number;
   /**
    * Publishes that never left: refused while not connected, over the
    * in-flight limit, or failed after leaving the process.

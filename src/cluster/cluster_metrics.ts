@@ -10,7 +10,8 @@ import type { Cluster } from "./cluster.ts";
  * after {@linkcode prometheusMetrics}'s text: the broker's connection state
  * (`microsocket_cluster_broker_connected`, 1 or 0) and disconnects, broker
  * messages published, received and dropped (refused while the broker is
- * down or over its in-flight limit), the node's room and direct frames
+ * down or over its in-flight limit), the payload bytes published and
+ * received, the node's room and direct frames
  * published, received and delivered, the rooms it is subscribed to and the
  * other nodes presence hears from. Labels: the broker `kind` only.
  *
@@ -67,6 +68,18 @@ export function clusterMetrics<Meta>(cluster: Cluster<Meta>): string {
     "counter",
     "Messages received from the broker.",
     b.received,
+  );
+  one(
+    "microsocket_cluster_broker_published_bytes_total",
+    "counter",
+    "Payload bytes of the messages handed to the broker client.",
+    b.publishedBytes,
+  );
+  one(
+    "microsocket_cluster_broker_received_bytes_total",
+    "counter",
+    "Payload bytes of the messages received from the broker.",
+    b.receivedBytes,
   );
   one(
     "microsocket_cluster_broker_messages_dropped_total",

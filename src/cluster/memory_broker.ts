@@ -174,7 +174,7 @@ export class MemoryBroker implements Broker {
    */
   publish(subject: string, bytes: Uint8Array): boolean {
     if (!this.#core.admit(subject, bytes)) return false;
-    this.#core.counters.published++;
+    this.#core.sent(bytes);
     this.#hub._publish(subject, bytes);
     return true;
   }

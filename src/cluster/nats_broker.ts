@@ -200,7 +200,7 @@ export class NatsBroker implements Broker {
       this.#core.onError(error);
       return false;
     }
-    this.#core.counters.published++;
+    this.#core.sent(bytes);
     return true;
   }
 

@@ -239,14 +239,13 @@ export class RedisBroker implements Broker {
       return false;
     }
     this.#inFlight++;
-    core.counters.published++;
+    core.sent(bytes);
     done.then(
       () => this.#inFlight--,
       () => {
         // Lost with the connection: the outage itself is reported once.
         this.#inFlight--;
-        core.counters.published--;
-        core.counters.dropped++;
+        core.lost(bytes);
       },
     );
     return true;

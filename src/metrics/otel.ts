@@ -8,14 +8,24 @@
 // OTLP → Prometheus pipeline turns them into the names the Prometheus text
 // uses. With `OTEL_DENO=true`, Deno registers its own MeterProvider, so
 // `instrumentMetrics(server)` exports over OTLP with no further setup.
-import {
-  type Attributes,
-  type BatchObservableCallback,
-  type Meter,
-  metrics,
-  type Observable,
+//
+// The request-duration histogram is the exception: OpenTelemetry has no
+// observable histogram, so each answered request's duration is recorded as
+// it happens, through a tap on the servers' session managers that exists
+// only while instrumented (see src/session/_latency_histogram.ts).
+import type {
+  Attributes,
+  BatchObservableCallback,
+  Observable,
 } from "npm:@opentelemetry/api@^1.9.0";
 import { collect, type MetricsServers, REFUSAL_REASONS } from "./_collect.ts";
+import { meterOf } from "./_otel_meter.ts";
+import {
+  LATENCY_BOUNDS,
+  type LatencyTap,
+  latencyTaps,
+} from "../session/_latency_histogram.ts";
+import type { SessionManager } from "../session_manager.ts";
 
 /**
  * A `MeterProvider` of `@opentelemetry/api` (the SDK's, or any other), seen
@@ -87,6 +97,12 @@ export interface OtelMetrics extends Disposable {
  * `microsocket.flow_control.pauses`, `microsocket.flow_control.paused`
  * (`s`), `microsocket.rate_limit.hits` and `microsocket.request.timeouts` —
  * the same values as {@linkcode prometheusMetrics}, read at collection time.
+ * And `microsocket.request.duration` (unit `s`), a histogram of how long
+ * the servers' sessions waited for each answer to `session.request()`,
+ * with the Prometheus text's bucket bounds as advice: unlike the counters
+ * it records answers from the moment of the call on, one by one (the
+ * OpenTelemetry API has no observable histogram). Without a call, an
+ * answer costs nothing more than without metrics.
  *
  * @param servers One server, or several sharing a session manager.
  * @param options The MeterProvider to use.
@@ -105,14 +121,7 @@ export function instrumentMetrics(
   servers: MetricsServers,
   options: OtelMetricsOptions = {},
 ): OtelMetrics {
-  const unknown = Object.keys(options).filter((key) => key !== "meterProvider");
-  if (unknown.length > 0) {
-    throw new TypeError(
-      `Unknown option ${unknown.join(", ")} for instrumentMetrics()`,
-    );
-  }
-  const meter = (options.meterProvider ?? metrics.getMeterProvider())
-    .getMeter("microsocket") as Meter;
+  const meter = meterOf(options, "instrumentMetrics()");
   const gauge = (name: string, description: string, unit = "{session}") =>
     meter.createObservableGauge(name, { description, unit });
   const counter = (name: string, description: string, unit: string) =>
@@ -229,8 +238,26 @@ export function instrumentMetrics(
   };
   const observables = Object.values(i);
   meter.addBatchObservableCallback(callback, observables);
+  const duration = meter.createHistogram("microsocket.request.duration", {
+    description: "How long answered requests (session.request()) took.",
+    unit: "s",
+    advice: { explicitBucketBoundaries: [...LATENCY_BOUNDS] },
+  });
+  const tap: LatencyTap = (seconds) => duration.record(seconds);
+  const managers = new Set<SessionManager<unknown, unknown, unknown>>();
+  for (const server of Array.isArray(servers) ? servers : [servers]) {
+    managers.add(server.sessions);
+  }
+  for (const manager of managers) (manager[latencyTaps] ??= new Set()).add(tap);
   return {
-    [Symbol.dispose]: () =>
-      meter.removeBatchObservableCallback(callback, observables),
+    [Symbol.dispose]: () => {
+      meter.removeBatchObservableCallback(callback, observables);
+      for (const manager of managers) {
+        const taps = manager[latencyTaps];
+        taps?.delete(tap);
+        // None left: answers go back to costing one property read.
+        if (taps?.size === 0) manager[latencyTaps] = undefined;
+      }
+    },
   };
 }

@@ -121,7 +121,7 @@ export class Inbound<
 
   /** Requests waiting for replies, made on first use. */
   requests(): PendingRequests<In> {
-    return this.#requests ??= new PendingRequests();
+    return this.#requests ??= new PendingRequests(this.#life);
   }
 
   /** Our ping went out (see the heartbeat step). */

@@ -1,6 +1,8 @@
 // Package-internal: a fixed-bucket histogram of durations in seconds, the
-// shape Prometheus and OpenTelemetry both read. Observing costs a short loop
-// over constant bounds and no allocation.
+// shape Prometheus reads at scrape time. Observing costs a short loop over
+// constant bounds and no allocation. OpenTelemetry has no observable
+// histogram (its API records each value), so a session's host may also hold
+// taps that get each duration as it is observed; see LatencyTapped.
 
 /** Upper bounds of the request-latency buckets, in seconds. */
 export const LATENCY_BOUNDS: readonly number[] = [
@@ -18,6 +20,23 @@ export const LATENCY_BOUNDS: readonly number[] = [
   5,
   10,
 ];
+
+/** The key of a host's taps; see {@linkcode LatencyTapped}. */
+export const latencyTaps: unique symbol = Symbol(
+  "microsocket.metrics.latencyTaps",
+);
+
+/** Receives one answered request's duration, in seconds. */
+export type LatencyTap = (seconds: number) => void;
+
+/**
+ * A session's host (its manager) whose sessions hand each answered
+ * request's duration to the taps too. `undefined` while nobody listens, so
+ * without OpenTelemetry an answer costs one property read.
+ */
+export interface LatencyTapped {
+  readonly [latencyTaps]?: ReadonlySet<LatencyTap> | undefined;
+}
 
 /** Counts per bucket (not cumulative; the last is +Inf), sum and count. */
 export class LatencyHistogram {

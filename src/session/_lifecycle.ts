@@ -10,6 +10,7 @@ import { producerContext } from "./_flow_control.ts";
 import { linger } from "./_linger.ts";
 import type { SessionState } from "./options.ts";
 import { DEFAULT_CLOSE_TIMEOUT } from "../defaults.ts";
+import type { LatencyTapped } from "./_latency_histogram.ts";
 
 /**
  * A Session, whatever its type parameters (observers and the host are
@@ -19,7 +20,7 @@ import { DEFAULT_CLOSE_TIMEOUT } from "../defaults.ts";
 export type AnySession = any;
 
 /** What a session asks of the manager holding it (a SessionManager). */
-export interface SessionHost {
+export interface SessionHost extends LatencyTapped {
   join(session: AnySession, room: string): boolean;
   leave(session: AnySession, room: string): boolean;
   roomsOf(session: AnySession): ReadonlySet<string>;
@@ -49,6 +50,8 @@ export interface Life {
   report(error: unknown): void;
   /** The session is open for business: tells the observers. */
   opened(): void;
+  /** The manager holding the session, if any. */
+  readonly host: SessionHost | undefined;
 }
 
 /** The handlers and settings the lifecycle uses. */

@@ -2,7 +2,11 @@
 // with its timeout and abort signal. Every way out (reply, timeout, abort,
 // close) clears the timer and the listener, so nothing outlives a request.
 import { RequestTimeoutError } from "../errors.ts";
-import { LatencyHistogram } from "./_latency_histogram.ts";
+import {
+  LatencyHistogram,
+  type LatencyTapped,
+  latencyTaps,
+} from "./_latency_histogram.ts";
 
 interface Pending<In> {
   resolve(reply: In): void;
@@ -18,6 +22,12 @@ export class PendingRequests<In> {
   timeouts = 0;
   /** How long answered requests took (metrics). */
   readonly latency: LatencyHistogram = new LatencyHistogram();
+  // The session's host, asked at each answer (it may change) for taps.
+  readonly #life: { readonly host: LatencyTapped | undefined };
+
+  constructor(life: { readonly host: LatencyTapped | undefined }) {
+    this.#life = life;
+  }
 
   /** How many requests wait. */
   get size(): number {
@@ -54,7 +64,10 @@ export class PendingRequests<In> {
     this.#pending.set(id, {
       resolve: (reply) => {
         settle();
-        this.latency.observe((performance.now() - started) / 1000);
+        const seconds = (performance.now() - started) / 1000;
+        this.latency.observe(seconds);
+        const taps = this.#life.host?.[latencyTaps];
+        if (taps !== undefined) { for (const tap of taps) tap(seconds); }
         resolve(reply);
       },
       reject(error) {

@@ -3,62 +3,21 @@
 // OpenTelemetry (OTEL_DENO=true) to a tiny receiver in the test.
 import assert from "node:assert/strict";
 import { metrics } from "npm:@opentelemetry/api@^1.9.0";
-import { lines, listen, prometheusMetrics, type Server } from "../../mod.ts";
+import {
+  connect,
+  json,
+  lines,
+  listen,
+  prometheusMetrics,
+  type Server,
+  type Session,
+} from "../../mod.ts";
 import { instrumentMetrics } from "../../otel.ts";
 import { LineReader, until, utf8, writeAll } from "../_util.ts";
 import { dial, portOf } from "../_server.ts";
 import { parseExposition, valueOf } from "./_prometheus_text.ts";
-
-type Observation = {
-  name: string;
-  value: number;
-  attributes: Record<string, unknown>;
-};
-
-// A MeterProvider that records instruments and runs the batch callbacks on
-// collect(): what an SDK does, without one.
-class TestMeterProvider {
-  readonly instruments = new Map<object, string>();
-  readonly callbacks = new Set<(observer: unknown) => void>();
-  getMeter(_name: string) {
-    const instrument = (name: string) => {
-      const handle = { name };
-      this.instruments.set(handle, name);
-      return handle;
-    };
-    return {
-      createObservableGauge: instrument,
-      createObservableCounter: instrument,
-      addBatchObservableCallback: (cb: (o: unknown) => void) =>
-        void this.callbacks.add(cb),
-      removeBatchObservableCallback: (cb: (o: unknown) => void) =>
-        void this.callbacks.delete(cb),
-    };
-  }
-  collect(): Observation[] {
-    const out: Observation[] = [];
-    const observer = {
-      observe: (
-        handle: object,
-        value: number,
-        attributes: Record<string, unknown> = {},
-      ) => out.push({ name: this.instruments.get(handle)!, value, attributes }),
-    };
-    for (const callback of this.callbacks) callback(observer);
-    return out;
-  }
-}
-
-function find(
-  observations: Observation[],
-  name: string,
-  attributes: Record<string, unknown> = {},
-): number | undefined {
-  return observations.find((o) =>
-    o.name === name &&
-    Object.entries(attributes).every(([k, v]) => o.attributes[k] === v)
-  )?.value;
-}
+import { find, TestMeterProvider } from "./_test_meter_provider.ts";
+import { latencyTaps } from "../../src/session/_latency_histogram.ts";
 
 function broadcastServer(): Server<unknown, string> {
   const server: Server<unknown, string> = listen({
@@ -234,4 +193,55 @@ Deno.test("OTEL_DENO=true: Deno exports the instruments over OTLP/HTTP JSON to a
     const status = await child.status;
     assert.equal(status.code, 0, await stderr);
   }
+});
+
+Deno.test("instrumentMetrics(): microsocket.request.duration is a histogram of each answered request, with the Prometheus buckets; none recorded after dispose", async () => {
+  type Msg = { n: number };
+  const answered = Promise.withResolvers<void>();
+  let asks = 3;
+  const ask = async (session: Session<unknown, Msg, Msg>): Promise<void> => {
+    for (let n = 0; n < asks; n++) await session.request({ n });
+    answered.resolve();
+  };
+  await using server = listen<unknown, Msg, Msg>({
+    hostname: "127.0.0.1",
+    port: 0,
+    codec: json<Msg>(),
+    onOpen: (session) => void ask(session),
+  });
+  const provider = new TestMeterProvider();
+  const instrumented = instrumentMetrics(server, { meterProvider: provider });
+  await using _client = await connect<unknown, Msg, Msg>({
+    port: portOf(server.addr),
+    codec: json<Msg>(),
+    onMessage: (session, message) =>
+      void session.reply(message, { n: message.n * 2 }),
+  });
+  await answered.promise;
+  const histogram = provider.histograms.get("microsocket.request.duration");
+  assert.ok(histogram !== undefined, "the histogram is created");
+  assert.equal(histogram.options.unit, "s");
+  assert.deepEqual(
+    (histogram.options.advice as { explicitBucketBoundaries: number[] })
+      .explicitBucketBoundaries,
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
+  assert.equal(histogram.values.length, 3);
+  // The same observations as the Prometheus histogram.
+  const text = parseExposition(prometheusMetrics(server));
+  assert.equal(valueOf(text, "microsocket_request_duration_seconds_count"), 3);
+  const sum = histogram.values.reduce((a, b) => a + b, 0);
+  assert.ok(
+    Math.abs(valueOf(text, "microsocket_request_duration_seconds_sum")! - sum) <
+      1e-9,
+  );
+  for (const value of histogram.values) assert.ok(value >= 0 && value < 2);
+  // Disposed: later answers are no longer recorded.
+  instrumented[Symbol.dispose]();
+  // No tap is left behind: an answer costs what it costs without metrics.
+  assert.equal(server.sessions[latencyTaps], undefined);
+  const session = [...server.sessions][0]!;
+  await session.request({ n: 9 });
+  assert.equal(histogram.values.length, 3);
+  asks = 0;
 });
