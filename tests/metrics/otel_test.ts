@@ -103,6 +103,7 @@ Deno.test("instrumentMetrics(): the global MeterProvider by default; dispose sto
 Deno.test("OTEL_DENO=true: Deno exports the instruments over OTLP/HTTP JSON to a local receiver, with the expected values", async () => {
   // Latest value per metric and attributes, from the microsocket scope.
   const latest = new Map<string, number>();
+  const bounds = new Map<string, unknown>();
   const key = (name: string, attributes: Record<string, string> = {}) =>
     `${name}${JSON.stringify(Object.entries(attributes).sort())}`;
   await using receiver = Deno.serve(
@@ -114,6 +115,11 @@ Deno.test("OTEL_DENO=true: Deno exports the instruments over OTLP/HTTP JSON to a
           for (const scope of resource.scopeMetrics ?? []) {
             if (scope.scope?.name !== "microsocket") continue;
             for (const metric of scope.metrics ?? []) {
+              // A histogram's point: its count, and its bounds once.
+              for (const point of metric.histogram?.dataPoints ?? []) {
+                latest.set(key(metric.name), Number(point.count));
+                bounds.set(metric.name, point.explicitBounds);
+              }
               const points = metric.sum?.dataPoints ??
                 metric.gauge?.dataPoints ?? [];
               for (const point of points) {
@@ -161,7 +167,7 @@ Deno.test("OTEL_DENO=true: Deno exports the instruments over OTLP/HTTP JSON to a
       if (done) break;
       first += value;
     }
-    const { port } = JSON.parse(first.split("\n")[0]!);
+    const { port, requestPort } = JSON.parse(first.split("\n")[0]!);
     await exchange(port);
     await until(
       () =>
@@ -186,6 +192,27 @@ Deno.test("OTEL_DENO=true: Deno exports the instruments over OTLP/HTTP JSON to a
         reason: "eof",
       })),
       2,
+    );
+    // Two requests answered by a client.
+    type Msg = { n: number };
+    let answered = 0;
+    await using _client = await connect<unknown, Msg, Msg>({
+      port: requestPort,
+      codec: json<Msg>(),
+      onMessage: (session, message) => {
+        session.reply(message, { n: message.n });
+        answered++;
+      },
+    });
+    await until(() => answered === 2, 5000, "two requests answered");
+    await until(
+      () => latest.get(key("microsocket.request.duration")) === 2,
+      10_000,
+      "the request durations exported",
+    );
+    assert.deepEqual(
+      bounds.get("microsocket.request.duration"),
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     );
   } finally {
     await stdin.close();
