@@ -31,6 +31,11 @@ function closeCodeFor(reason: string, error: unknown): number {
       return 1009;
     case CloseReason.DecodeError:
       return 1007;
+    // The peer's input ended inside a frame: a protocol error, told to a
+    // half-closed peer that may still read (the connection's own code,
+    // recorded by peerCloseCode(), is 1006).
+    case CloseReason.TruncatedFrame:
+      return 1002;
     case CloseReason.SlowConsumer:
     case CloseReason.Flood:
       return 1008;

@@ -72,8 +72,14 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
   };
   #window = 0;
   #controls = 0;
+  // The connection's close code as the peer ended it: its close frame's
+  // code (1005 without one), or 1006 when its input ended (or was reset)
+  // without a close frame (RFC 6455 section 7.1.5); unset while open, or
+  // when we closed first.
   #peerCode: number | undefined;
   #peerReason = "";
+  // Whether the peer's close frame arrived (and is to be echoed).
+  #peerFrame = false;
   #closeSent = false;
   #chosen: [number, string] | undefined;
 
@@ -109,6 +115,7 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
       onClose: (code, reason) => {
         this.#peerCode = code;
         this.#peerReason = reason;
+        this.#peerFrame = true;
         void this.#link?.close(CloseReason.Eof);
       },
     });
@@ -151,16 +158,44 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
     this.#onMessage(message);
   }
 
+  /**
+   * The end of the input: without the peer's close frame, the connection's
+   * close code is 1006 (it is never sent). Input that ends inside a frame or
+   * a fragmented message is a TruncatedFrameError (close reason
+   * `"truncated frame"`; the close frame a half-closed peer may still read
+   * says 1002).
+   */
+  end(): void {
+    this.#peerEnded(1006, "");
+    this.#parser.end();
+  }
+
+  /**
+   * Records how the peer closed a connection whose frames are not parsed
+   * here (Deno's native WebSocket gives the code of its close event), unless
+   * we closed first.
+   */
+  peerClosed(code: number, reason: string): void {
+    this.#peerEnded(code, reason);
+  }
+
+  #peerEnded(code: number, reason: string): void {
+    if (this.#peerCode !== undefined || this.#closeSent) return;
+    this.#peerCode = code;
+    this.#peerReason = reason;
+  }
+
   closeWith(code: number, reason: string): void {
     this.#chosen = [code, reason];
   }
 
   closeFrame(reason: string, error: unknown): Uint8Array | undefined {
     if (this.#closeSent) return undefined;
+    if (reason === CloseReason.Reset) this.#peerEnded(1006, "");
     this.#closeSent = true;
     const mask = this.#settings.mask;
     const peer = this.#peerCode;
-    if (peer !== undefined) {
+    if (peer !== undefined && this.#peerFrame) {
       // Echo the peer's close (RFC 6455 section 5.5.1).
       return peer === 1005
         ? encodeCloseFrame(undefined, "", mask)

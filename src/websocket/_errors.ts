@@ -22,6 +22,7 @@
 // | `"bad close code"` | 1002 | a close code that may not be sent (e.g. 1005) |
 // | `"invalid utf-8"` | 1007 | a text message or close reason that is not UTF-8 |
 // | `"message of N bytes exceeds OPTION (M)"` | 1009 | a message over the limit ({@linkcode MessageTooBigError}) |
+// | `"truncated frame"` | 1002 | the end of its input inside a frame or a fragmented message (a `TruncatedFrameError`, from `end()`) |
 //
 // The session's own close reason (`Session.closeReason`, `onClose`, stats)
 // stays `"decode error"` for 1002/1007 and `"frame too large"` for 1009.

@@ -433,7 +433,10 @@ export function closeWebSocket(
 
 /**
  * The close code the peer sent in its close frame, once it has (1005 for a
- * close frame without a code); `undefined` before, or when the session is
+ * close frame without a code), or 1006 when the peer's input ended or was
+ * reset without one (the code RFC 6455 section 7.1.5 gives such a close;
+ * it is never sent). `undefined` while open, when the session closed first
+ * (the peer's answer is its echo), or when the session is
  * not a WebSocket session.
  *
  * @param session A session.
@@ -457,7 +460,8 @@ export function peerCloseCode(session: DecoderLink): number | undefined {
 
 /**
  * The close reason the peer sent in its close frame, once it has (`""` for
- * a close frame without one); `undefined` before, or when the session is
+ * a close frame without one, or when {@linkcode peerCloseCode} is 1006);
+ * `undefined` while open, when the session closed first, or when the session is
  * not a WebSocket session.
  *
  * @param session A session.
