@@ -123,11 +123,11 @@ function parseExtensions(value: string): [string, Params][] | undefined {
   return out;
 }
 
-// A window-bits value: 8 to 15, digits only.
+// A window-bits value: 8 to 15 in decimal, without leading zeros (RFC 7692
+// section 7.1.2: "09" is invalid, and an offer holding it is declined).
 function windowBits(value: string | true): number | undefined {
-  if (value === true || !/^\d{1,2}$/.test(value)) return undefined;
-  const bits = Number(value);
-  return bits >= 8 && bits <= 15 ? bits : undefined;
+  if (value === true || !/^(?:[89]|1[0-5])$/.test(value)) return undefined;
+  return Number(value);
 }
 
 /**
