@@ -13,7 +13,7 @@
  * | `"error"` | reading failed for another reason (e.g. a TLS handshake), see `closeError` |
  * | `"decode error"` | the peer sent bytes the codec rejects |
  * | `"frame too large"` | the peer announced or sent a frame over the codec's limit |
- * | `"truncated frame"` | the peer's input ended inside a frame (framed codecs) |
+ * | `"truncated frame"` | the peer's input ended inside a frame (framed codecs), or inside a WebSocket frame or fragmented message |
  * | `"slow consumer"` | the peer kept a sender or waiter waiting longer than `drainTimeout` without draining |
  * | `"flood"` | the peer passed its rate limit (policy `"close"`) |
  * | `"unauthorized"` | `authenticate` refused the peer (returned false, threw, or threw a `Refusal`) |

@@ -256,13 +256,15 @@ function requestOf(
   };
 }
 
-// The adapter's decoder, with the entry for whole messages.
+// The adapter's decoder, with the entries for whole messages and for the
+// peer's close as the native socket tells it.
 interface MessageDecoder<In> extends Decoder<In> {
   decodeMessage(
     message: string | Uint8Array,
     size: number,
     emit: (message: In) => void,
   ): void;
+  peerClosed(code: number, reason: string): void;
 }
 
 // The WebSocket adapter for `inner` (rebuilt with `max` when needed),
@@ -310,17 +312,29 @@ class NativeDecoder<In> implements Decoder<In> {
   }
 
   decode(_chunk: Uint8Array, emit: (message: In) => void): void {
-    // The connection is recorded after the decoder is made, before the
-    // first read.
-    const conn = this.#conn ??=
-      (connectionOf(this.#link as unknown as WithParts) as NativeConnection)
-        .native;
+    const conn = this.#native();
     const inner = this.#inner;
     for (;;) {
       const message = conn.take();
       if (message === undefined) return;
       inner.decodeMessage(message, conn.takenBytes, emit);
     }
+  }
+
+  // The end of the input: the socket closed. Its close event's code (the
+  // peer's close frame, 1005 without a code, 1006 without a frame) is what
+  // peerCloseCode() gives, as a parsed close frame would be.
+  end(): void {
+    const closed = this.#native().peerClose;
+    if (closed !== undefined) this.#inner.peerClosed(closed[0], closed[1]);
+  }
+
+  // The connection is recorded after the decoder is made, before the first
+  // read.
+  #native(): NativeConn {
+    return this.#conn ??=
+      (connectionOf(this.#link as unknown as WithParts) as NativeConnection)
+        .native;
   }
 
   closeFrame(reason: string, error: unknown): Uint8Array | undefined {
@@ -341,6 +355,11 @@ class NativeConn {
   };
   /** The size of the message last taken, in bytes. */
   takenBytes = 0;
+  /**
+   * The close event's code and reason, when the socket closed before the
+   * session sent its own close (else the code is the peer's echo of ours).
+   */
+  peerClose: [number, string] | undefined;
   readonly #socket: WebSocket;
   readonly #maxBuffered: number;
   // Received messages, from #head; those before #batchEnd were handed to the
@@ -350,6 +369,8 @@ class NativeConn {
   #head = 0;
   #batchEnd = 0;
   #ended = false;
+  // Whether the session closed the socket (its close frame, or close()).
+  #closing = false;
   #wake: (() => void) | undefined;
   // The end of a frame cut by a write (not seen: the session's writes hold
   // whole frames), kept for the next one.
@@ -372,8 +393,22 @@ class NativeConn {
       }
       this.#wake?.();
     });
-    socket.addEventListener("close", () => this.#end());
-    socket.addEventListener("error", () => this.#end());
+    // The connection's close code (RFC 6455 section 7.1.5): the peer's
+    // close frame's (1005 without a code); 1006 when it failed without one,
+    // which Deno tells with an "error" event, then a close event whose code
+    // is 0. After our own close, the code would be the peer's echo of ours.
+    socket.addEventListener("close", (event) => {
+      if (!this.#closing && !this.#ended) {
+        this.peerClose = event.wasClean && event.code !== 0
+          ? [event.code, event.reason]
+          : [1006, ""];
+      }
+      this.#end();
+    });
+    socket.addEventListener("error", () => {
+      if (!this.#closing && !this.#ended) this.peerClose = [1006, ""];
+      this.#end();
+    });
   }
 
   #end(): void {
@@ -491,6 +526,7 @@ class NativeConn {
 
   // The session's close frame, as a native close.
   #close(payload: Uint8Array): void {
+    this.#closing = true;
     try {
       if (payload.byteLength < 2) this.#socket.close();
       else {
@@ -509,6 +545,7 @@ class NativeConn {
   }
 
   close(): void {
+    this.#closing = true;
     this.#end();
     try {
       this.#socket.close();

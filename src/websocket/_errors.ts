@@ -1,5 +1,6 @@
-// Package-internal: the errors the WebSocket frame parser throws. Each one
-// carries the close code (RFC 6455 section 7.4.1) and the close reason the
+// Package-internal: the errors the WebSocket frame parser throws, and
+// WebSocketCloseError (public, exported by websocket_codec.ts), which the
+// codec mappings and the decoder throw. Each one carries the close code (RFC 6455 section 7.4.1) and the close reason the
 // session sends before it closes, so mapping an error to a close frame is a
 // property read.
 //
@@ -21,6 +22,7 @@
 // | `"bad close code"` | 1002 | a close code that may not be sent (e.g. 1005) |
 // | `"invalid utf-8"` | 1007 | a text message or close reason that is not UTF-8 |
 // | `"message of N bytes exceeds OPTION (M)"` | 1009 | a message over the limit ({@linkcode MessageTooBigError}) |
+// | `"truncated frame"` | 1002 | the end of its input inside a frame or a fragmented message (a `TruncatedFrameError`, from `end()`) |
 //
 // The session's own close reason (`Session.closeReason`, `onClose`, stats)
 // stays `"decode error"` for 1002/1007 and `"frame too large"` for 1009.
@@ -81,5 +83,53 @@ export class WebSocketProtocolError extends DecodeError {
     this.name = "WebSocketProtocolError";
     this.closeCode = closeCode;
     this.closeReason = closeReason;
+  }
+}
+
+/**
+ * A decode error that carries the close code and reason the WebSocket peer
+ * is sent: 1003 (a text message for a binary mapping, or the reverse, e.g.
+ * `"binary message for lines()"`), 1007 (the payload is invalid for the
+ * codec: `"invalid json"`, `"partial frame in binary message"`), 1008 (a
+ * ping flood: `"too many pings"`).
+ *
+ * @example
+ * ```ts
+ * import { DecodeError, WebSocketCloseError } from "@x/microsocket";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new WebSocketCloseError("Too many pings", 1008);
+ * assert.ok(error instanceof DecodeError);
+ * assert.equal(error.closeCode, 1008);
+ * assert.equal(error.closeReason, "too many pings");
+ * ```
+ */
+export class WebSocketCloseError extends DecodeError {
+  /** The close code sent to the peer. */
+  readonly closeCode: number;
+  /**
+   * The close reason sent to the peer: the message with a lower-case first
+   * letter, unless `options.closeReason` gave another.
+   */
+  readonly closeReason: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What the peer did.
+   * @param closeCode The close code to send.
+   * @param options Standard error options (`cause`), and the close reason
+   * to send when it is not the message.
+   */
+  constructor(
+    message: string,
+    closeCode: number,
+    options?: ErrorOptions & { closeReason?: string },
+  ) {
+    super(message, options);
+    this.name = "WebSocketCloseError";
+    this.closeCode = closeCode;
+    this.closeReason = options?.closeReason ??
+      message.charAt(0).toLowerCase() + message.slice(1);
   }
 }

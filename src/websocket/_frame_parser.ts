@@ -11,6 +11,7 @@
 // one chunk is decoded straight from the chunk (no copy for text).
 import type { Decoder } from "../codec/codec.ts";
 import { sizeLimit } from "../codec/_limit.ts";
+import { TruncatedFrameError } from "../errors.ts";
 import { MessageTooBigError, WebSocketProtocolError } from "./_errors.ts";
 import { applyMask } from "./_mask.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../defaults.ts";
@@ -279,6 +280,28 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     try {
       this.#decode(chunk, emit);
     } catch (error) {
+      this.#error = error;
+      this.#release();
+      throw error;
+    }
+  }
+
+  /**
+   * The end of the input. Input that ends inside a frame (header, payload)
+   * or inside a fragmented message can't be told from a lost one, so it is
+   * an error, as for the framed TCP codecs; after the peer's close frame,
+   * or between messages, the end is normal.
+   *
+   * @throws {TruncatedFrameError} When the input ended inside a frame or
+   * a fragmented message.
+   */
+  end(): void {
+    if (this.#error !== undefined || this.#state === CLOSED) return;
+    if (
+      this.#state !== HEADER || this.#headFilled !== 0 ||
+      this.#messageOpcode !== 0
+    ) {
+      const error = new TruncatedFrameError(this.buffered);
       this.#error = error;
       this.#release();
       throw error;

@@ -9,82 +9,28 @@
 // receiver: one adapter object per server lets SessionManager.broadcast
 // encode a message once for all of its WebSocket sessions.
 import type { Codec, Decoder, DecoderLink, Heartbeat } from "../codec/codec.ts";
-import { DecodeError, MessageTooBigError, Refusal } from "../errors.ts";
 import { CloseReason } from "../close_reason.ts";
+import { FrameParser, isValidCloseCode } from "./_frame_parser.ts";
 import {
-  FrameParser,
-  isValidCloseCode,
-  type WebSocketMessage,
-} from "./_frame_parser.ts";
-import {
-  encodeCloseFrame,
   encodeFrame,
   encodeFrameInto,
-  encodeHeaderInto,
   encodeTextFrameInto,
-  headerSize,
   Opcode,
 } from "./_frame_writer.ts";
-import { applyMask } from "./_mask.ts";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_PINGS_PER_SECOND,
 } from "../defaults.ts";
 import { adapterRecipe, rememberAdapter } from "./_adapt.ts";
 import { kindOf } from "../codec/_kind.ts";
-import {
-  deflateMessage,
-  type DeflateParams,
-  inflateMessage,
-} from "./_deflate.ts";
+import { deflateMessage, type DeflateParams } from "./_deflate.ts";
+import { builtInPlan, type Plan, type WebSocketMapping } from "./_mappings.ts";
+import { decoderOf, WebSocketDecoder } from "./_decoder.ts";
+
+export type { WebSocketMapping } from "./_mappings.ts";
+export { WebSocketCloseError } from "./_errors.ts";
 
 const textEncoder = new TextEncoder();
-
-/**
- * How one codec's messages travel as WebSocket messages: `encode` turns a
- * message into the payload of one WebSocket message (a string is sent as a
- * text message, bytes as a binary one), `decode` turns a received message
- * into zero or more of the codec's messages.
- *
- * The built-in codecs have one already (see {@linkcode webSocketCodec});
- * pass your own as `mapping` for a custom codec that should not use the
- * default (one binary message per encoded frame).
- *
- * @typeParam In The type of decoded messages.
- * @typeParam Out The type of messages to encode.
- *
- * @example Numbers as text messages
- * ```ts
- * import type { WebSocketMapping } from "@x/microsocket";
- * import assert from "node:assert/strict";
- *
- * const numbers: WebSocketMapping<number, number> = {
- *   encode: (n) => String(n),
- *   decode(message, emit) {
- *     if (typeof message === "string") emit(Number(message));
- *   },
- * };
- * assert.equal(numbers.encode(42), "42");
- * ```
- */
-export interface WebSocketMapping<In, Out> {
-  /**
-   * The payload of the one WebSocket message that carries `message`.
-   *
-   * @param message The message to send.
-   * @returns A string for a text message, bytes for a binary one.
-   * @throws {TypeError} When the message cannot be represented.
-   */
-  encode(message: Out): string | Uint8Array;
-  /**
-   * Turns a received WebSocket message into messages.
-   *
-   * @param message A string for a text message, bytes for a binary one.
-   * @param emit Receives each decoded message.
-   * @throws {DecodeError} When the message is not valid for the codec.
-   */
-  decode(message: string | Uint8Array, emit: (message: In) => void): void;
-}
 
 /**
  * Options of {@linkcode webSocketCodec}.
@@ -130,68 +76,6 @@ export interface WebSocketCodecOptions<In, Out> {
   maxPingsPerSecond?: number;
   /** How messages map onto WebSocket messages; see {@linkcode WebSocketMapping}. */
   mapping?: WebSocketMapping<In, Out>;
-}
-
-/**
- * A decode error that carries the close code and reason the WebSocket peer
- * is sent: 1003 (a text message for a binary mapping, or the reverse, e.g.
- * `"binary message for lines()"`), 1007 (the payload is invalid for the
- * codec: `"invalid json"`, `"partial frame in binary message"`), 1008 (a
- * ping flood: `"too many pings"`).
- *
- * @example
- * ```ts
- * import { DecodeError, WebSocketCloseError } from "@x/microsocket";
- * import assert from "node:assert/strict";
- *
- * const error = new WebSocketCloseError("Too many pings", 1008);
- * assert.ok(error instanceof DecodeError);
- * assert.equal(error.closeCode, 1008);
- * assert.equal(error.closeReason, "too many pings");
- * ```
- */
-export class WebSocketCloseError extends DecodeError {
-  /** The close code sent to the peer. */
-  readonly closeCode: number;
-  /**
-   * The close reason sent to the peer: the message with a lower-case first
-   * letter, unless `options.closeReason` gave another.
-   */
-  readonly closeReason: string;
-
-  /**
-   * Creates the error.
-   *
-   * @param message What the peer did.
-   * @param closeCode The close code to send.
-   * @param options Standard error options (`cause`), and the close reason
-   * to send when it is not the message.
-   */
-  constructor(
-    message: string,
-    closeCode: number,
-    options?: ErrorOptions & { closeReason?: string },
-  ) {
-    super(message, options);
-    this.name = "WebSocketCloseError";
-    this.closeCode = closeCode;
-    this.closeReason = options?.closeReason ??
-      message.charAt(0).toLowerCase() + message.slice(1);
-  }
-}
-
-// How a message is written into a frame at an offset: -1 when it does not
-// fit.
-type EncodeInto<Out> = (
-  message: Out,
-  target: Uint8Array,
-  offset: number,
-  mask: boolean,
-) => number;
-
-interface Plan<In, Out> {
-  mapping: WebSocketMapping<In, Out>;
-  encodeInto: EncodeInto<Out> | undefined;
 }
 
 /**
@@ -536,7 +420,7 @@ export function closeWebSocket(
   code: number,
   reason: string = "",
 ): Promise<void> {
-  const decoder = decoders.get(session);
+  const decoder = decoderOf(session);
   if (decoder === undefined) {
     throw new TypeError("Not a WebSocket session");
   }
@@ -549,7 +433,10 @@ export function closeWebSocket(
 
 /**
  * The close code the peer sent in its close frame, once it has (1005 for a
- * close frame without a code); `undefined` before, or when the session is
+ * close frame without a code), or 1006 when the peer's input ended or was
+ * reset without one (the code RFC 6455 section 7.1.5 gives such a close;
+ * it is never sent). `undefined` while open, when the session closed first
+ * (the peer's answer is its echo), or when the session is
  * not a WebSocket session.
  *
  * @param session A session.
@@ -568,12 +455,13 @@ export function closeWebSocket(
  * ```
  */
 export function peerCloseCode(session: DecoderLink): number | undefined {
-  return decoders.get(session)?.peerCloseCode;
+  return decoderOf(session)?.peerCloseCode;
 }
 
 /**
  * The close reason the peer sent in its close frame, once it has (`""` for
- * a close frame without one); `undefined` before, or when the session is
+ * a close frame without one, or when {@linkcode peerCloseCode} is 1006);
+ * `undefined` while open, when the session closed first, or when the session is
  * not a WebSocket session.
  *
  * @param session A session.
@@ -592,7 +480,7 @@ export function peerCloseCode(session: DecoderLink): number | undefined {
  * ```
  */
 export function peerCloseReason(session: DecoderLink): string | undefined {
-  return decoders.get(session)?.peerCloseReason;
+  return decoderOf(session)?.peerCloseReason;
 }
 
 /**
@@ -616,399 +504,6 @@ export function peerCloseReason(session: DecoderLink): string | undefined {
 export function isWebSocketCodec(codec: Codec<any, any>): boolean {
   return adapterRecipe(codec) !== undefined;
 }
-
-// By the codec's kind, not its name: a custom codec named "lines" is framed
-// as any other custom codec.
-function builtInPlan<In, Out>(inner: Codec<In, Out>): Plan<In, Out> {
-  switch (kindOf(inner)?.framing) {
-    case "lines":
-      return linesPlan() as unknown as Plan<In, Out>;
-    case "json":
-      return jsonPlan() as unknown as Plan<In, Out>;
-    case "lengthPrefixed":
-      return bytesPlan() as unknown as Plan<In, Out>;
-    default:
-      return framesPlan(inner);
-  }
-}
-
-function linesPlan(): Plan<string, string> {
-  const check = (line: string) => {
-    if (typeof line !== "string") {
-      throw new TypeError(
-        `lines() encodes strings, got ${line === null ? "null" : typeof line}`,
-      );
-    }
-    if (line.includes("\n")) {
-      throw new TypeError("Cannot encode a line that contains a line feed");
-    }
-  };
-  return {
-    mapping: {
-      encode(line) {
-        check(line);
-        return line;
-      },
-      decode(message, emit) {
-        if (typeof message !== "string") throw unsupported("binary", "lines()");
-        if (!message.includes("\n")) {
-          emit(message);
-          return;
-        }
-        const parts = message.split("\n");
-        // "a\n" is one line, as it would be over TCP.
-        if (parts[parts.length - 1] === "") parts.pop();
-        for (const part of parts) {
-          emit(part.endsWith("\r") ? part.slice(0, -1) : part);
-        }
-      },
-    },
-    encodeInto(line, target, offset, mask) {
-      check(line);
-      return encodeTextFrameInto(target, offset, line, true, mask);
-    },
-  };
-}
-
-function jsonPlan(): Plan<unknown, unknown> {
-  const stringify = (value: unknown): string => {
-    const text = JSON.stringify(value);
-    if (typeof text !== "string") {
-      throw new TypeError(`Cannot encode ${typeof value} as JSON`);
-    }
-    return text;
-  };
-  return {
-    mapping: {
-      encode: stringify,
-      decode(message, emit) {
-        if (typeof message !== "string") throw unsupported("binary", "json()");
-        let value: unknown;
-        try {
-          value = JSON.parse(message);
-        } catch (cause) {
-          throw new WebSocketCloseError("Invalid JSON", 1007, {
-            cause,
-            closeReason: "invalid json",
-          });
-        }
-        emit(value);
-      },
-    },
-    encodeInto(value, target, offset, mask) {
-      return encodeTextFrameInto(target, offset, stringify(value), true, mask);
-    },
-  };
-}
-
-function bytesPlan(): Plan<Uint8Array, Uint8Array> {
-  const check = (payload: Uint8Array) => {
-    if (!(payload instanceof Uint8Array)) {
-      throw new TypeError("lengthPrefixed() encodes Uint8Array payloads");
-    }
-  };
-  return {
-    mapping: {
-      encode(payload) {
-        check(payload);
-        return payload;
-      },
-      decode(message, emit) {
-        if (typeof message === "string") {
-          throw unsupported("text", "lengthPrefixed()");
-        }
-        emit(message);
-      },
-    },
-    encodeInto(payload, target, offset, mask) {
-      check(payload);
-      return encodeFrameInto(
-        target,
-        offset,
-        Opcode.binary,
-        payload,
-        true,
-        mask,
-      );
-    },
-  };
-}
-
-// Any other codec: each binary message carries whole frames of the codec.
-// Decoding needs a decoder per connection, so the mapping's decode is a
-// stand-in that WebSocketDecoder replaces (see `frames`).
-function framesPlan<In, Out>(inner: Codec<In, Out>): Plan<In, Out> {
-  const innerEncodeInto = inner.encodeInto?.bind(inner);
-  const mapping: FramesMapping<In, Out> = {
-    frames: inner,
-    encode: (message) => inner.encode(message),
-    decode() {
-      throw new Error("unreachable: frames are decoded per connection");
-    },
-  };
-  return {
-    mapping,
-    encodeInto: innerEncodeInto === undefined
-      ? undefined
-      : (message, target, offset, mask) => {
-        // Room for the longest header, moved back once the size is known.
-        const reserved = 10 + (mask ? 4 : 0);
-        const start = offset + reserved;
-        if (start > target.length) return -1;
-        const end = innerEncodeInto(message, target, start);
-        if (end < 0) return -1;
-        const length = end - start;
-        const actual = headerSize(length, mask);
-        if (actual < reserved) {
-          target.copyWithin(offset + actual, start, end);
-        }
-        const payload = encodeHeaderInto(
-          target,
-          offset,
-          Opcode.binary,
-          length,
-          true,
-          mask,
-        );
-        if (mask) {
-          applyMask(
-            target.subarray(payload, payload + length),
-            target,
-            payload - 4,
-            0,
-          );
-        }
-        return payload + length;
-      },
-  };
-}
-
-interface FramesMapping<In, Out> extends WebSocketMapping<In, Out> {
-  frames: Codec<In, Out>;
-}
-
-function unsupported(kind: string, codec: string): WebSocketCloseError {
-  return new WebSocketCloseError(
-    `A ${kind} message is not a message of ${codec}`,
-    1003,
-    { closeReason: `${kind} message for ${codec}` },
-  );
-}
-
-// Each session's decoder, for closeWebSocket() and peerCloseCode().
-// deno-lint-ignore no-explicit-any
-const decoders = new WeakMap<DecoderLink, WebSocketDecoder<any, any>>();
-
-interface DecoderSettings<In, Out> {
-  role: "server" | "client";
-  mask: boolean;
-  maxMessageBytes: number;
-  limitOption: string;
-  maxPings: number;
-  mapping: WebSocketMapping<In, Out>;
-  innerBeat: Heartbeat<In> | undefined;
-  innerPong: Uint8Array | undefined;
-  deflate: DeflateParams | undefined;
-}
-
-// One connection's decoder: the frame parser, the mapping, pongs, and the
-// close handshake.
-class WebSocketDecoder<In, Out> implements Decoder<In> {
-  readonly #parser: FrameParser;
-  readonly #link: DecoderLink | undefined;
-  readonly #settings: DecoderSettings<In, Out>;
-  readonly #frames: Decoder<In> | undefined;
-  #emit: (message: In) => void = ignore;
-  readonly #onMessage = (message: WebSocketMessage): void => {
-    const frames = this.#frames;
-    if (frames === undefined) {
-      this.#settings.mapping.decode(message, this.#onInner);
-      return;
-    }
-    if (typeof message === "string") throw unsupported("text", "this codec");
-    frames.decode(message, this.#onInner);
-    if (frames.buffered !== 0) {
-      throw new WebSocketCloseError(
-        "A binary message must hold whole frames",
-        1007,
-        { closeReason: "partial frame in binary message" },
-      );
-    }
-  };
-  readonly #onInner = (message: In): void => {
-    const beat = this.#settings.innerBeat;
-    if (beat !== undefined) {
-      if (beat.isPing(message)) {
-        const pong = this.#settings.innerPong;
-        if (pong !== undefined) this.#link?.sendFrame(pong);
-        return;
-      }
-      if (beat.isPong(message)) return;
-    }
-    this.#emit(message);
-  };
-  #window = 0;
-  #controls = 0;
-  #peerCode: number | undefined;
-  #peerReason = "";
-  #closeSent = false;
-  #chosen: [number, string] | undefined;
-
-  constructor(
-    link: DecoderLink | undefined,
-    settings: DecoderSettings<In, Out>,
-  ) {
-    this.#link = link;
-    this.#settings = settings;
-    if (link !== undefined) decoders.set(link, this);
-    const framesOf = (settings.mapping as Partial<FramesMapping<In, Out>>)
-      .frames;
-    this.#frames = framesOf?.decoder();
-    this.#parser = new FrameParser({
-      role: settings.role,
-      maxMessageBytes: settings.maxMessageBytes,
-      limitOption: settings.limitOption,
-      onPing: (payload) => {
-        this.#control();
-        this.#link?.sendFrame(
-          encodeFrame(Opcode.pong, payload, true, settings.mask),
-        );
-      },
-      onPong: () => this.#control(),
-      ...(settings.deflate === undefined ? {} : {
-        inflate: (payload: Uint8Array) =>
-          inflateMessage(
-            payload,
-            settings.maxMessageBytes,
-            settings.limitOption,
-          ),
-      }),
-      onClose: (code, reason) => {
-        this.#peerCode = code;
-        this.#peerReason = reason;
-        void this.#link?.close(CloseReason.Eof);
-      },
-    });
-  }
-
-  get buffered(): number {
-    return this.#parser.buffered + (this.#frames?.buffered ?? 0);
-  }
-
-  /** The close code the peer sent, once it has. */
-  get peerCloseCode(): number | undefined {
-    return this.#peerCode;
-  }
-
-  /** The close reason the peer sent, once it has. */
-  get peerCloseReason(): string | undefined {
-    return this.#peerCode === undefined ? undefined : this.#peerReason;
-  }
-
-  decode(chunk: Uint8Array, emit: (message: In) => void): void {
-    this.#emit = emit;
-    this.#parser.decode(chunk, this.#onMessage);
-  }
-
-  /**
-   * Takes one whole message that arrived without framing (Deno's native
-   * WebSocket, src/transport/native.ts), `size` bytes long: the same limit
-   * and mapping as a parsed one, no frame built or parsed.
-   */
-  decodeMessage(
-    message: WebSocketMessage,
-    size: number,
-    emit: (message: In) => void,
-  ): void {
-    const { maxMessageBytes, limitOption } = this.#settings;
-    if (size > maxMessageBytes) {
-      throw new MessageTooBigError(size, maxMessageBytes, limitOption);
-    }
-    this.#emit = emit;
-    this.#onMessage(message);
-  }
-
-  closeWith(code: number, reason: string): void {
-    this.#chosen = [code, reason];
-  }
-
-  closeFrame(reason: string, error: unknown): Uint8Array | undefined {
-    if (this.#closeSent) return undefined;
-    this.#closeSent = true;
-    const mask = this.#settings.mask;
-    const peer = this.#peerCode;
-    if (peer !== undefined) {
-      // Echo the peer's close (RFC 6455 section 5.5.1).
-      return peer === 1005
-        ? encodeCloseFrame(undefined, "", mask)
-        : encodeCloseFrame(peer, this.#peerReason, mask);
-    }
-    if (this.#chosen !== undefined) {
-      return encodeCloseFrame(this.#chosen[0], this.#chosen[1], mask);
-    }
-    if (reason === CloseReason.Reset) return undefined;
-    const [code, text] = closeFor(reason, error);
-    return encodeCloseFrame(code, text, mask);
-  }
-
-  // Bounds control frames per second: a ping flood would otherwise make us
-  // write as fast as the peer can send.
-  #control(): void {
-    const now = Math.floor(performance.now() / 1000);
-    if (now !== this.#window) {
-      this.#window = now;
-      this.#controls = 0;
-    }
-    if (++this.#controls > this.#settings.maxPings) {
-      throw new WebSocketCloseError("Too many pings", 1008);
-    }
-  }
-}
-
-// What a session's close tells a WebSocket peer: a code (RFC 6455 section
-// 7.4) and, always, the reason. A Refusal carries its own code and reason.
-function closeFor(reason: string, error: unknown): [number, string] {
-  if (error instanceof Refusal) return [error.code, error.reason];
-  // A WebSocket error says which rule the peer broke; the session's own
-  // reason ("decode error") only says which kind.
-  const detail = (error as { closeReason?: unknown } | undefined)
-    ?.closeReason;
-  return [
-    closeCodeFor(reason, error),
-    typeof detail === "string" ? detail : reason,
-  ];
-}
-
-function closeCodeFor(reason: string, error: unknown): number {
-  const fromError = (error as { closeCode?: unknown } | undefined)?.closeCode;
-  if (typeof fromError === "number") return fromError;
-  switch (reason) {
-    case CloseReason.ServerShutdown:
-    case CloseReason.IdleTimeout:
-    case CloseReason.HeartbeatTimeout:
-    case CloseReason.FrameTimeout:
-      return 1001;
-    case CloseReason.FrameTooLarge:
-      return 1009;
-    case CloseReason.DecodeError:
-      return 1007;
-    case CloseReason.SlowConsumer:
-    case CloseReason.Flood:
-      return 1008;
-    case CloseReason.Error:
-      return 1011;
-    // HTTP 401 and 408 in the private range, as graphql-ws does: 1008 would
-    // not tell a refusal from a slow consumer.
-    case CloseReason.Unauthorized:
-      return 4401;
-    case CloseReason.AuthTimeout:
-      return 4408;
-    default:
-      return 1000;
-  }
-}
-
-function ignore(): void {}
 
 // An options fragment for a limit that may be unset (a rebuilt adapter).
 function limit(

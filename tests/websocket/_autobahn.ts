@@ -5,8 +5,17 @@
 // reserved bits, no mask, minimal length encoding) as Autobahn's own client
 // does. Like Autobahn's fuzzing client, the peer answers a server-initiated
 // close with a close of its own, then waits for the server to drop TCP.
+// With a permessage-deflate offer (families 12 and 13), the peer keeps the
+// server's answer, allows RSV1 on a message's first frame once the
+// extension is agreed, and inflates such messages with the window the
+// server agreed to.
 import assert from "node:assert/strict";
-import { type Server, webSocketMessages } from "../../mod.ts";
+import { constants, inflateRawSync } from "node:zlib";
+import {
+  type PerMessageDeflateOptions,
+  type Server,
+  webSocketMessages,
+} from "../../mod.ts";
 import { ResponseHeadParser } from "../../src/websocket/_http_head.ts";
 import { dial, testServer } from "../_server.ts";
 import { delay, writeAll } from "../_util.ts";
@@ -28,11 +37,13 @@ export const Op = {
  */
 export function autobahnServer(
   maxMessageBytes?: number,
+  perMessageDeflate?: boolean | PerMessageDeflateOptions,
 ): Server<unknown, string | Uint8Array, string | Uint8Array, Deno.NetAddr> {
   return testServer<unknown, string | Uint8Array, string | Uint8Array>({
     transport: "websocket",
     codec: webSocketMessages(),
     ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
+    ...(perMessageDeflate === undefined ? {} : { perMessageDeflate }),
     onMessage: (session, message) => void session.send(message),
     onError: () => {},
   });
@@ -126,7 +137,7 @@ export interface ServerFrame {
 
 /** What the peer saw, in order. */
 export type PeerEvent =
-  | { kind: "message"; data: string | Uint8Array }
+  | { kind: "message"; data: string | Uint8Array; compressed: boolean }
   | { kind: "ping"; payload: Uint8Array }
   | { kind: "pong"; payload: Uint8Array }
   | { kind: "close"; code: number | undefined; reason: Uint8Array }
@@ -134,9 +145,19 @@ export type PeerEvent =
 
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
+/** What the server agreed to in its permessage-deflate answer. */
+export interface AgreedDeflate {
+  /** The window the server compresses with: its server_max_window_bits. */
+  serverWindowBits: number;
+}
+
 /** A fuzzing client on one upgraded connection. */
 export class Peer {
   readonly conn: Deno.TcpConn;
+  /** The server's Sec-WebSocket-Extensions answer, if it sent one. */
+  extensions: string | undefined;
+  /** Set when the server agreed to permessage-deflate. */
+  deflate: AgreedDeflate | undefined;
   /** Every frame the server sent, in order. */
   readonly frames: ServerFrame[] = [];
   /** Messages (reassembled), control frames and framing errors, in order. */
@@ -151,17 +172,28 @@ export class Peer {
   #need = 2; // bytes the next frame needs, as far as known
   #fragments: Uint8Array[] = [];
   #fragmentOpcode = 0;
+  #fragmentCompressed = false;
   readonly #reading: Promise<void>;
 
-  private constructor(conn: Deno.TcpConn, rest: Uint8Array) {
+  private constructor(
+    conn: Deno.TcpConn,
+    rest: Uint8Array,
+    extensions: string | undefined,
+  ) {
     this.conn = conn;
+    this.extensions = extensions;
+    this.deflate = agreedDeflate(extensions);
     this.#feed(rest);
     this.#reading = this.#read();
   }
 
-  /** Connects and upgrades (within 5 s); throws unless the answer is 101. */
+  /**
+   * Connects and upgrades (within 5 s); throws unless the answer is 101.
+   * `options.extensions` is sent as the Sec-WebSocket-Extensions offer.
+   */
   static async open(
     server: { readonly addr: Deno.NetAddr },
+    options: { extensions?: string } = {},
   ): Promise<Peer> {
     const conn = await dial(server);
     // Each send goes out at once, as Autobahn's (Twisted's) do: without
@@ -169,7 +201,10 @@ export class Peer {
     conn.setNoDelay(true);
     const timer = setTimeout(() => conn.close(), 5000);
     try {
-      await writeAll(conn, upgradeRequest("/"));
+      const offer = options.extensions === undefined
+        ? ""
+        : `Sec-WebSocket-Extensions: ${options.extensions}\r\n`;
+      await writeAll(conn, upgradeRequest("/", offer));
       const head = new ResponseHeadParser();
       const buffer = new Uint8Array(4096);
       for (;;) {
@@ -180,7 +215,11 @@ export class Peer {
         if (head.head!.status !== 101) {
           throw new Error(`status ${head.head!.status}`);
         }
-        return new Peer(conn, buffer.slice(used, n));
+        return new Peer(
+          conn,
+          buffer.slice(used, n),
+          head.head!.headers.get("sec-websocket-extensions"),
+        );
       }
     } catch (error) {
       try {
@@ -340,8 +379,11 @@ export class Peer {
   }
 
   #onFrame(f: ServerFrame): void {
-    // Autobahn's client checks each frame a server sends.
-    if (f.rsv !== 0) this.#bad(`reserved bits ${f.rsv}`);
+    // Autobahn's client checks each frame a server sends: RSV1 only on the
+    // first frame of a data message, and only with the extension agreed.
+    const compressed = f.rsv === 4 && this.deflate !== undefined &&
+      (f.opcode === Op.text || f.opcode === Op.binary);
+    if (f.rsv !== 0 && !compressed) this.#bad(`reserved bits ${f.rsv}`);
     if (f.masked) this.#bad("masked server frame");
     const n = f.payload.length;
     const minimal = n < 126 ? 0 : n < 65536 ? 2 : 8;
@@ -375,6 +417,7 @@ export class Peer {
         if (f.opcode !== Op.continuation) {
           if (this.#fragmentOpcode !== 0) this.#bad("new message in a message");
           this.#fragmentOpcode = f.opcode;
+          this.#fragmentCompressed = compressed;
           this.#fragments = [];
         } else if (this.#fragmentOpcode === 0) {
           this.#bad("continuation without a message");
@@ -382,16 +425,33 @@ export class Peer {
         }
         this.#fragments.push(f.payload);
         if (!f.fin) return;
-        const bytes = concat(this.#fragments);
+        let bytes = concat(this.#fragments);
         const opcode = this.#fragmentOpcode;
+        const wasCompressed = this.#fragmentCompressed;
         this.#fragmentOpcode = 0;
         this.#fragments = [];
+        if (wasCompressed) {
+          try {
+            bytes = inflate(bytes, this.deflate!.serverWindowBits);
+          } catch (error) {
+            this.#bad(`bad compressed data: ${(error as Error).message}`);
+            return;
+          }
+        }
         if (opcode === Op.binary) {
-          this.events.push({ kind: "message", data: bytes });
+          this.events.push({
+            kind: "message",
+            data: bytes,
+            compressed: wasCompressed,
+          });
           return;
         }
         try {
-          this.events.push({ kind: "message", data: fatal.decode(bytes) });
+          this.events.push({
+            kind: "message",
+            data: fatal.decode(bytes),
+            compressed: wasCompressed,
+          });
         } catch {
           this.#bad("invalid UTF-8 from the server");
         }
@@ -445,6 +505,37 @@ function parseFrame(
     end,
   };
 }
+
+// What a Sec-WebSocket-Extensions answer agreed to, when it names
+// permessage-deflate (its validity is the tests' business).
+function agreedDeflate(answer: string | undefined): AgreedDeflate | undefined {
+  if (answer === undefined) return undefined;
+  const [name, ...params] = answer.split(";").map((p) => p.trim());
+  if (name?.toLowerCase() !== "permessage-deflate") return undefined;
+  let serverWindowBits = 15;
+  for (const param of params) {
+    const [key, value] = param.split("=").map((p) => p.trim());
+    if (key === "server_max_window_bits" && value !== undefined) {
+      serverWindowBits = Number(value.replace(/"/g, ""));
+    }
+  }
+  return { serverWindowBits };
+}
+
+// Inflates one message (RFC 7692 section 7.2.2: the tail appended). Below
+// a 32 KiB window, output comes in 64-byte chunks, so that zlib's window
+// (2^bits bytes of earlier output) is what a back-reference may reach: a
+// sender that used a larger window than agreed fails here.
+function inflate(payload: Uint8Array, windowBits: number): Uint8Array {
+  const out = inflateRawSync(concat([payload, TAIL]), {
+    windowBits,
+    finishFlush: constants.Z_SYNC_FLUSH,
+    ...(windowBits < 15 ? { chunkSize: 64 } : {}),
+  });
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+const TAIL = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
 
 /** Joins byte arrays. */
 export function concat(parts: Uint8Array[]): Uint8Array {
