@@ -4,12 +4,17 @@
 //   - Deno.serve + Deno.upgradeWebSocket relay         bench/servers/ws_native.ts
 //   - Node + npm ws relay                               bench/servers/ws_node.mjs
 //   - microsocket's own TCP fan-out (64-byte lines)     bench/servers/microsocket.ts
+//   - Bun.serve pub/sub (uWebSockets), if Bun is found  bench/servers/ws_bun.mjs
+//     (npm install -g bun, or $BUN; issue 19 §1)
 // Each server runs in its own process, the load generator (bench/ws_loadgen.ts)
 // in another. Prints deliveries per second and the ratios the issue targets:
-// ≥ 5× native, ≥ 3× Node ws, ≥ 0.8× our TCP fan-out.
+// ≥ 5× native, ≥ 3× Node ws, ≥ 0.8× our TCP fan-out, ≥ 1× Bun.
 //
 //   deno run -A bench/ws_fanout.ts [--n=100,1000] [--seconds=3] [--repeat=2]
 //                                   [--window=32] [--smoke] [--json]
+//                                   [--only=microsocket ws,Bun ws]
+
+import { findBun } from "./_bun.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 
@@ -19,6 +24,8 @@ interface Options {
   repeat: number;
   window: number;
   json: boolean;
+  /** Only these targets, by name (--only; the table then is skipped). */
+  only: string[] | undefined;
 }
 
 function parse(args: string[]): Options {
@@ -28,6 +35,7 @@ function parse(args: string[]): Options {
     repeat: 2,
     window: 32,
     json: false,
+    only: undefined,
   };
   for (const arg of args) {
     const [name, value = ""] = arg.replace(/^--/, "").split("=");
@@ -40,6 +48,7 @@ function parse(args: string[]): Options {
     else if (name === "repeat") options.repeat = Number(value);
     else if (name === "window") options.window = Number(value);
     else if (name === "json") options.json = true;
+    else if (name === "only") options.only = value.split(",");
     else throw new Error(`unknown option ${arg}`);
   }
   return options;
@@ -174,9 +183,20 @@ async function measure(
 }
 
 const options = parse(Deno.args);
+const bun = await findBun();
+if (bun === undefined) {
+  console.error("Bun ws: bun not found (npm install -g bun, or $BUN); skipped");
+} else {
+  TARGETS.push({
+    name: "Bun ws",
+    protocol: "websocket",
+    command: () => [bun, [`${here}servers/ws_bun.mjs`]],
+  });
+}
 const results: Record<string, Record<number, number>> = {};
 for (const n of options.sizes) {
   for (const target of TARGETS) {
+    if (options.only && !options.only.includes(target.name)) continue;
     let best = 0;
     for (let r = 0; r < options.repeat; r++) {
       best = Math.max(best, await measure(target, n, options));
@@ -196,20 +216,28 @@ const k = (x: number) => `${(x / 1000).toFixed(0)}k`;
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 if (options.json) {
   console.log(JSON.stringify(results));
-} else {
+} else if (!options.only) {
+  const hasBun = results["Bun ws"] !== undefined;
   console.log(
-    "\n| N | microsocket ws | Deno native ws | Node ws | microsocket tcp | vs native (≥5×) | vs Node ws (≥3×) | vs our tcp (≥0.8×) |",
+    `\n| N | microsocket ws | Deno native ws | Node ws | microsocket tcp |${
+      hasBun ? " Bun ws |" : ""
+    } vs native (≥5×) | vs Node ws (≥3×) | vs our tcp (≥0.8×) |${
+      hasBun ? " vs Bun ws (≥1×) |" : ""
+    }`,
   );
-  console.log("|---|---|---|---|---|---|---|---|");
+  console.log(`|---|---|---|---|---|---|---|---|${hasBun ? "---|---|" : ""}`);
   for (const n of options.sizes) {
     const ms = results["microsocket ws"]![n]!;
     const native = results["Deno native ws"]![n]!;
     const node = results["Node ws"]![n]!;
     const tcp = results["microsocket tcp"]![n]!;
+    const bunRate = results["Bun ws"]?.[n];
     console.log(
-      `| ${n} | ${k(ms)}/s | ${k(native)}/s | ${k(node)}/s | ${k(tcp)}/s | ${
-        ratio(ms, native)
-      } | ${ratio(ms, node)} | ${ratio(ms, tcp)} |`,
+      `| ${n} | ${k(ms)}/s | ${k(native)}/s | ${k(node)}/s | ${k(tcp)}/s |${
+        bunRate === undefined ? "" : ` ${k(bunRate)}/s |`
+      } ${ratio(ms, native)} | ${ratio(ms, node)} | ${ratio(ms, tcp)} |${
+        bunRate === undefined ? "" : ` ${ratio(ms, bunRate)} |`
+      }`,
     );
   }
 }
