@@ -389,9 +389,10 @@ export const EXTRA_BENCHES: {
     about: "From `bench/ws_fanout.ts` (method at the top of that file): 1 " +
       "sender, N receivers, 64-byte text messages relayed to everyone else, " +
       "by microsocket's WebSocket transport, a Deno.serve + " +
-      "upgradeWebSocket relay, a Node + npm ws relay, and microsocket's own " +
-      "TCP fan-out, each in its own process. Targets: ≥ 5× native, ≥ 3× " +
-      "Node ws, ≥ 0.8× our TCP.",
+      "upgradeWebSocket relay, a Node + npm ws relay, microsocket's own " +
+      "TCP fan-out and, when Bun is installed (npm install -g bun), a " +
+      "Bun.serve pub/sub relay (uWebSockets), each in its own process. " +
+      "Targets: ≥ 5× native, ≥ 3× Node ws, ≥ 0.8× our TCP, ≥ 1× Bun.",
   },
   {
     id: "deflate",

@@ -7,7 +7,8 @@
 //   - Bun.serve pub/sub (uWebSockets), if Bun is found  bench/servers/ws_bun.mjs
 //     (npm install -g bun, or $BUN; issue 19 §1)
 // Each server runs in its own process, the load generator (bench/ws_loadgen.ts)
-// in another. Prints deliveries per second and the ratios the issue targets:
+// in another. Prints deliveries per second (and the server's CPU per delivery,
+// which other load on the machine disturbs less) and the ratios the issue targets:
 // ≥ 5× native, ≥ 3× Node ws, ≥ 0.8× our TCP fan-out, ≥ 1× Bun.
 //
 //   deno run -A bench/ws_fanout.ts [--n=100,1000] [--seconds=3] [--repeat=2]
@@ -117,11 +118,28 @@ const TARGETS: Target[] = [
   },
 ];
 
+/** CPU seconds (user + system) `pid` has used; NaN off Linux. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** One run: deliveries/s, and the server's CPU per delivery (ns). */
+interface Measured {
+  rate: number;
+  cpuNs: number;
+}
+
 async function measure(
   target: Target,
   receivers: number,
   options: Options,
-): Promise<number> {
+): Promise<Measured> {
   const [cmd, args] = await target.command();
   const server = new Deno.Command(cmd, {
     args,
@@ -149,6 +167,10 @@ async function measure(
       durationMs: options.seconds * 1000,
       window: options.window,
     };
+    // The server's CPU over the load generator's whole run (connecting the
+    // receivers included): per delivery, a figure that other load on the
+    // machine disturbs less than the rate.
+    const cpuBefore = cpuSeconds(server.pid);
     const output = await new Deno.Command(deno, {
       args: [
         "run",
@@ -163,7 +185,11 @@ async function measure(
       throw new Error(`${target.name}: load generator failed`);
     }
     const result = JSON.parse(new TextDecoder().decode(output.stdout));
-    return result.perSecond as number;
+    const cpu = cpuSeconds(server.pid) - cpuBefore;
+    return {
+      rate: result.perSecond as number,
+      cpuNs: cpu / Number(result.deliveries) * 1e9,
+    };
   } finally {
     try {
       server.kill("SIGTERM");
@@ -194,19 +220,23 @@ if (bun === undefined) {
   });
 }
 const results: Record<string, Record<number, number>> = {};
+/** The best run's server CPU per delivery, in ns. */
+const cpu: Record<string, Record<number, number>> = {};
 for (const n of options.sizes) {
   for (const target of TARGETS) {
     if (options.only && !options.only.includes(target.name)) continue;
-    let best = 0;
+    let best: Measured = { rate: 0, cpuNs: NaN };
     for (let r = 0; r < options.repeat; r++) {
-      best = Math.max(best, await measure(target, n, options));
+      const run = await measure(target, n, options);
+      if (run.rate > best.rate) best = run;
     }
-    (results[target.name] ??= {})[n] = best;
+    (results[target.name] ??= {})[n] = best.rate;
+    (cpu[target.name] ??= {})[n] = best.cpuNs;
     if (!options.json) {
       console.error(
         `N=${n} ${target.name}: ${
-          Math.round(best).toLocaleString("en")
-        } deliveries/s`,
+          Math.round(best.rate).toLocaleString("en")
+        } deliveries/s, server CPU ${Math.round(best.cpuNs)} ns/delivery`,
       );
     }
   }
@@ -215,7 +245,7 @@ for (const n of options.sizes) {
 const k = (x: number) => `${(x / 1000).toFixed(0)}k`;
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 if (options.json) {
-  console.log(JSON.stringify(results));
+  console.log(JSON.stringify({ ...results, cpuNsPerDelivery: cpu }));
 } else if (!options.only) {
   const hasBun = results["Bun ws"] !== undefined;
   console.log(
