@@ -7,7 +7,8 @@
 // defaults, so the flood and slow-consumer rows compare like with like: a
 // receiver's queue above 256 KiB pauses the sender that filled it until the
 // queue drains to half that; a queue that would pass 1 MiB, or that keeps a
-// sender paused for 5 s, gets its socket cut.
+// sender paused for 5 s, gets its socket cut (ended: what the kernel holds
+// still goes out, as when microsocket cuts a slow consumer).
 //
 // Usage: bun bench/servers/bun_net.mjs fanout|chat|echo
 // (same protocols as floor.ts). Prints "listening <port>" once ready, and
@@ -96,9 +97,27 @@ function release(target) {
   t.holding = null;
 }
 
+/**
+ * Cuts a slow consumer the way microsocket does: what we queued is dropped,
+ * what the kernel holds still goes out before the FIN (`terminate()` would
+ * reset the connection and lose that too).
+ */
 function cut(target) {
   if (target.data.closed) return;
-  target.terminate();
+  closed(target);
+  target.end();
+}
+
+/** Forgets a socket: its queue, the senders it held paused, its place. */
+function closed(socket) {
+  const t = socket.data;
+  if (t.closed) return;
+  t.closed = true;
+  t.queue = [];
+  t.queued = 0;
+  release(socket);
+  sockets.delete(socket);
+  announce(socket, "left");
 }
 
 function drain(socket) {
@@ -188,16 +207,7 @@ const server = Bun.listen({
       else onLines(socket, chunk);
     },
     drain,
-    close(socket) {
-      const t = socket.data;
-      if (t.closed) return;
-      t.closed = true;
-      t.queue = [];
-      t.queued = 0;
-      release(socket);
-      sockets.delete(socket);
-      announce(socket, "left");
-    },
+    close: closed,
     error(_socket, error) {
       console.error(error);
     },
