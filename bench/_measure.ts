@@ -17,11 +17,14 @@ export const harness: {
   serverFlags: string[];
   /** The Go hub binary, built by run.ts (bench/go_hub_build.ts). */
   goHubBinary: string;
+  /** The Bun executable, found by run.ts (findBun). */
+  bunBinary: string;
   /** The load generator's command line for a JSON config. */
   loadgenArgv: (config: string) => string[];
 } = {
   serverFlags: [],
   goHubBinary: "go_hub",
+  bunBinary: "bun",
   loadgenArgv: (config) => [
     Deno.execPath(),
     "run",
@@ -219,6 +222,14 @@ export const SERVERS: Record<string, ServerSpec> = {
     name: "node",
     label: "Node net",
     argv: (mode) => ["node", `${here}servers/node_net.mjs`, mode],
+  },
+  // Issue 19 §1: Bun.listen (uSockets), what a user would pick instead of
+  // us; `bun` from the npm package (npm install -g bun), skipped without it.
+  bun: {
+    name: "bun",
+    label: "Bun",
+    argv: (mode) => [harness.bunBinary, `${here}servers/bun_net.mjs`, mode],
+    modes: ["fanout", "chat", "echo"],
   },
   // Built by main() (bench/go_hub_build.ts); the path is filled in then.
   go: {

@@ -171,12 +171,14 @@ interface Report {
 function renderSummary(report: Report): void {
   const { options, servers, results, names, get, title, rate, out } = report;
   const hasGo = names.includes("go");
+  const hasBun = names.includes("bun");
   const header = [
     "workload",
     ...servers.map((s) => s.label),
     "microsocket ÷ floor",
     "microsocket ÷ node",
     ...(hasGo ? ["microsocket ÷ Go hub"] : []),
+    ...(hasBun ? ["microsocket ÷ Bun"] : []),
     "target",
     "met",
   ];
@@ -207,6 +209,7 @@ function renderSummary(report: Report): void {
       node: number,
       r: RunResult,
       go: number,
+      bun: number,
     ) => boolean | string,
     ratios = true,
   ): void => {
@@ -231,6 +234,7 @@ function renderSummary(report: Report): void {
           ratioTo(id, value, v, "node"),
           r,
           ratioTo(id, value, v, "go"),
+          ratioTo(id, value, v, "bun"),
         );
         if (typeof outcome === "string") return outcome;
         return outcome ? "yes" : "**no**";
@@ -239,7 +243,9 @@ function renderSummary(report: Report): void {
     out.push(
       `| ${label} | ${cells.join(" | ")} | ${ratio("floor")} | ${
         ratio("node")
-      } |${hasGo ? ` ${ratio("go")} |` : ""} ${target} | ${verdict} |`,
+      } |${hasGo ? ` ${ratio("go")} |` : ""}${
+        hasBun ? ` ${ratio("bun")} |` : ""
+      } ${target} | ${verdict} |`,
     );
   };
   /** A row of words, one cell per server. */
@@ -257,8 +263,8 @@ function renderSummary(report: Report): void {
       return cell(r);
     });
     out.push(
-      `| ${label} | ${cells.join(" | ")} | | |${
-        hasGo ? " |" : ""
+      `| ${label} | ${cells.join(" | ")} | | |${hasGo ? " |" : ""}${
+        hasBun ? " |" : ""
       } ${target} | |`,
     );
   };
@@ -266,17 +272,18 @@ function renderSummary(report: Report): void {
   // the kernel holds for them (~4 MB) plus the 1 MiB budget.
   const exercised = (r: RunResult): boolean =>
     Number(r.sent) * 64 > 5 * 1024 * 1024;
-  // Issue 9 §3: ≥ 0.9× the floor, and ahead of the Go hub at N=1,000.
-  const fanTarget = "≥ 0.9× floor, ≥ 4× node";
-  const fanMet = (_: number, floor: number, node: number) =>
-    floor >= 0.9 && node >= 4;
+  // Issue 9 §3: ≥ 0.9× the floor, and ahead of the Go hub at N=1,000;
+  // issue 19 §1: ≥ 1× Bun.
+  const fanTarget = `≥ 0.9× floor, ≥ 4× node${hasBun ? ", ≥ 1× Bun" : ""}`;
+  const fanMet = (_: number, floor: number, node: number, bun: number) =>
+    floor >= 0.9 && node >= 4 && (!hasBun || bun >= 1);
   row(
     `${title("fanout100")}: deliveries/s`,
     "fanout100",
     rate,
     formatRate,
     fanTarget,
-    fanMet,
+    (ms, floor, node, _r, _go, bun) => fanMet(ms, floor, node, bun),
   );
   row(
     `${title("fanout1000")}: deliveries/s`,
@@ -284,8 +291,8 @@ function renderSummary(report: Report): void {
     rate,
     formatRate,
     hasGo ? `${fanTarget}, > Go hub` : fanTarget,
-    (ms, floor, node, _r, go) =>
-      fanMet(ms, floor, node) && (!hasGo || !(go <= 1)),
+    (ms, floor, node, _r, go, bun) =>
+      fanMet(ms, floor, node, bun) && (!hasGo || !(go <= 1)),
   );
   row(
     `${title("fanout10000")}: deliveries/s`,
@@ -441,7 +448,10 @@ function renderSummary(report: Report): void {
       "`node`: Node `net`, one `socket.write()` per message per receiver. `Go hub`: " +
       "Go standard library, reader and writer goroutine and a 256-slot channel per " +
       "connection, one hub goroutine, the writer drains the channel into one flush, a " +
-      "client whose channel is full is dropped (bench/servers/go_hub/main.go). Baselines set " +
+      "client whose channel is full is dropped (bench/servers/go_hub/main.go). `Bun`: " +
+      "`Bun.listen` (uSockets), one write per read chunk per receiver, a queue written " +
+      "on `drain`, flow control like microsocket's defaults (bench/servers/bun_net.mjs). " +
+      "Baselines set " +
       "TCP_NODELAY on every socket (Deno 2.9 leaves Nagle on); microsocket runs with its " +
       "defaults (bench/servers/microsocket.ts)." +
       ' Slow-consumer verdicts say "not exercised" when the stuck receivers were owed ' +

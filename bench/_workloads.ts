@@ -51,7 +51,13 @@ export const SWEEP_WINDOWS = [4, 256];
  * records (one every 50 ms) in time, and the 4M deliveries of the 64 B flood
  * took them 40–60 s (naive's RSS grew by 2.2 GB).
  */
-export const BIG_SERVERS = ["microsocket", "floor", "go", "floor_stream"];
+export const BIG_SERVERS = [
+  "microsocket",
+  "floor",
+  "go",
+  "bun",
+  "floor_stream",
+];
 /**
  * Servers with a chat mode for the waves. The Go hub has one, but its
  * gorilla-style policy drops a client whose 256-slot channel is full, and
@@ -59,6 +65,7 @@ export const BIG_SERVERS = ["microsocket", "floor", "go", "floor_stream"];
  */
 export const WAVE_SERVERS = [
   "microsocket",
+  "bun",
   "floor",
   "floor_stream",
   "floor_turn",
@@ -382,9 +389,10 @@ export const EXTRA_BENCHES: {
     about: "From `bench/ws_fanout.ts` (method at the top of that file): 1 " +
       "sender, N receivers, 64-byte text messages relayed to everyone else, " +
       "by microsocket's WebSocket transport, a Deno.serve + " +
-      "upgradeWebSocket relay, a Node + npm ws relay, and microsocket's own " +
-      "TCP fan-out, each in its own process. Targets: ≥ 5× native, ≥ 3× " +
-      "Node ws, ≥ 0.8× our TCP.",
+      "upgradeWebSocket relay, a Node + npm ws relay, microsocket's own " +
+      "TCP fan-out and, when Bun is installed (npm install -g bun), a " +
+      "Bun.serve pub/sub relay (uWebSockets), each in its own process. " +
+      "Targets: ≥ 5× native, ≥ 3× Node ws, ≥ 0.8× our TCP, ≥ 1× Bun.",
   },
   {
     id: "deflate",

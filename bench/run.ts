@@ -6,10 +6,11 @@
 //   deno task bench --smoke      tiny run for CI (seconds); exit 1 if broken
 //
 // Options:
-//   --servers=microsocket,microsocket_metrics,floor,naive,node,go   (microsocket_metrics:
+//   --servers=microsocket,microsocket_metrics,floor,naive,node,go,bun   (microsocket_metrics:
 //       scraped every 250 ms, fan-outs only; also floor_stream: the floor
 //       writing through conn.writable.getWriter(), a diagnostic; go: the Go
-//       standard-library hub, built with `go build`, skipped without `go`)
+//       standard-library hub, built with `go build`, skipped without `go`;
+//       bun: Bun.listen, from the npm `bun` package, skipped without it)
 //   --workloads=fanout100,fanout1000,echo,idle,slow,flood,waves,fanout10000,
 //       idle10000,sweep,capacity
 //   --repeat=N        runs per throughput cell, best kept (default 3; smoke 1)
@@ -32,6 +33,7 @@
 // - bench/_report.ts: results.md, results.svg and the progress summaries
 //   (bench/_format.ts: their number formatting).
 
+import { findBun } from "./_bun.ts";
 import { buildGoHub } from "./go_hub_build.ts";
 import { compileLoadgen } from "./loadgen_c.ts";
 import {
@@ -73,6 +75,7 @@ function parseOptions(args: string[]): Options {
       "naive",
       "node",
       "go",
+      "bun",
       "floor_turn",
     ],
     workloads: [
@@ -199,6 +202,16 @@ async function main(): Promise<number> {
     if (name === "node" && !(await hasCommand("node"))) {
       notes.push("node: not installed; skipped.");
       continue;
+    }
+    if (name === "bun") {
+      const bun = await findBun();
+      if (!bun) {
+        notes.push(
+          "bun: not installed (`npm install -g bun`, or set $BUN); skipped.",
+        );
+        continue;
+      }
+      harness.bunBinary = bun;
     }
     if (name === "go") {
       const built = await buildGoHub(here);

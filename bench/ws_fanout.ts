@@ -4,12 +4,18 @@
 //   - Deno.serve + Deno.upgradeWebSocket relay         bench/servers/ws_native.ts
 //   - Node + npm ws relay                               bench/servers/ws_node.mjs
 //   - microsocket's own TCP fan-out (64-byte lines)     bench/servers/microsocket.ts
+//   - Bun.serve pub/sub (uWebSockets), if Bun is found  bench/servers/ws_bun.mjs
+//     (npm install -g bun, or $BUN; issue 19 §1)
 // Each server runs in its own process, the load generator (bench/ws_loadgen.ts)
-// in another. Prints deliveries per second and the ratios the issue targets:
-// ≥ 5× native, ≥ 3× Node ws, ≥ 0.8× our TCP fan-out.
+// in another. Prints deliveries per second (and the server's CPU per delivery,
+// which other load on the machine disturbs less) and the ratios the issue targets:
+// ≥ 5× native, ≥ 3× Node ws, ≥ 0.8× our TCP fan-out, ≥ 1× Bun.
 //
 //   deno run -A bench/ws_fanout.ts [--n=100,1000] [--seconds=3] [--repeat=2]
 //                                   [--window=32] [--smoke] [--json]
+//                                   [--only=microsocket ws,Bun ws]
+
+import { findBun } from "./_bun.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 
@@ -19,6 +25,8 @@ interface Options {
   repeat: number;
   window: number;
   json: boolean;
+  /** Only these targets, by name (--only; the table then is skipped). */
+  only: string[] | undefined;
 }
 
 function parse(args: string[]): Options {
@@ -28,6 +36,7 @@ function parse(args: string[]): Options {
     repeat: 2,
     window: 32,
     json: false,
+    only: undefined,
   };
   for (const arg of args) {
     const [name, value = ""] = arg.replace(/^--/, "").split("=");
@@ -40,6 +49,7 @@ function parse(args: string[]): Options {
     else if (name === "repeat") options.repeat = Number(value);
     else if (name === "window") options.window = Number(value);
     else if (name === "json") options.json = true;
+    else if (name === "only") options.only = value.split(",");
     else throw new Error(`unknown option ${arg}`);
   }
   return options;
@@ -108,11 +118,28 @@ const TARGETS: Target[] = [
   },
 ];
 
+/** CPU seconds (user + system) `pid` has used; NaN off Linux. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** One run: deliveries/s, and the server's CPU per delivery (ns). */
+interface Measured {
+  rate: number;
+  cpuNs: number;
+}
+
 async function measure(
   target: Target,
   receivers: number,
   options: Options,
-): Promise<number> {
+): Promise<Measured> {
   const [cmd, args] = await target.command();
   const server = new Deno.Command(cmd, {
     args,
@@ -140,6 +167,10 @@ async function measure(
       durationMs: options.seconds * 1000,
       window: options.window,
     };
+    // The server's CPU over the load generator's whole run (connecting the
+    // receivers included): per delivery, a figure that other load on the
+    // machine disturbs less than the rate.
+    const cpuBefore = cpuSeconds(server.pid);
     const output = await new Deno.Command(deno, {
       args: [
         "run",
@@ -154,7 +185,11 @@ async function measure(
       throw new Error(`${target.name}: load generator failed`);
     }
     const result = JSON.parse(new TextDecoder().decode(output.stdout));
-    return result.perSecond as number;
+    const cpu = cpuSeconds(server.pid) - cpuBefore;
+    return {
+      rate: result.perSecond as number,
+      cpuNs: cpu / Number(result.deliveries) * 1e9,
+    };
   } finally {
     try {
       server.kill("SIGTERM");
@@ -174,19 +209,34 @@ async function measure(
 }
 
 const options = parse(Deno.args);
+const bun = await findBun();
+if (bun === undefined) {
+  console.error("Bun ws: bun not found (npm install -g bun, or $BUN); skipped");
+} else {
+  TARGETS.push({
+    name: "Bun ws",
+    protocol: "websocket",
+    command: () => [bun, [`${here}servers/ws_bun.mjs`]],
+  });
+}
 const results: Record<string, Record<number, number>> = {};
+/** The best run's server CPU per delivery, in ns. */
+const cpu: Record<string, Record<number, number>> = {};
 for (const n of options.sizes) {
   for (const target of TARGETS) {
-    let best = 0;
+    if (options.only && !options.only.includes(target.name)) continue;
+    let best: Measured = { rate: 0, cpuNs: NaN };
     for (let r = 0; r < options.repeat; r++) {
-      best = Math.max(best, await measure(target, n, options));
+      const run = await measure(target, n, options);
+      if (run.rate > best.rate) best = run;
     }
-    (results[target.name] ??= {})[n] = best;
+    (results[target.name] ??= {})[n] = best.rate;
+    (cpu[target.name] ??= {})[n] = best.cpuNs;
     if (!options.json) {
       console.error(
         `N=${n} ${target.name}: ${
-          Math.round(best).toLocaleString("en")
-        } deliveries/s`,
+          Math.round(best.rate).toLocaleString("en")
+        } deliveries/s, server CPU ${Math.round(best.cpuNs)} ns/delivery`,
       );
     }
   }
@@ -195,21 +245,29 @@ for (const n of options.sizes) {
 const k = (x: number) => `${(x / 1000).toFixed(0)}k`;
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 if (options.json) {
-  console.log(JSON.stringify(results));
-} else {
+  console.log(JSON.stringify({ ...results, cpuNsPerDelivery: cpu }));
+} else if (!options.only) {
+  const hasBun = results["Bun ws"] !== undefined;
   console.log(
-    "\n| N | microsocket ws | Deno native ws | Node ws | microsocket tcp | vs native (≥5×) | vs Node ws (≥3×) | vs our tcp (≥0.8×) |",
+    `\n| N | microsocket ws | Deno native ws | Node ws | microsocket tcp |${
+      hasBun ? " Bun ws |" : ""
+    } vs native (≥5×) | vs Node ws (≥3×) | vs our tcp (≥0.8×) |${
+      hasBun ? " vs Bun ws (≥1×) |" : ""
+    }`,
   );
-  console.log("|---|---|---|---|---|---|---|---|");
+  console.log(`|---|---|---|---|---|---|---|---|${hasBun ? "---|---|" : ""}`);
   for (const n of options.sizes) {
     const ms = results["microsocket ws"]![n]!;
     const native = results["Deno native ws"]![n]!;
     const node = results["Node ws"]![n]!;
     const tcp = results["microsocket tcp"]![n]!;
+    const bunRate = results["Bun ws"]?.[n];
     console.log(
-      `| ${n} | ${k(ms)}/s | ${k(native)}/s | ${k(node)}/s | ${k(tcp)}/s | ${
-        ratio(ms, native)
-      } | ${ratio(ms, node)} | ${ratio(ms, tcp)} |`,
+      `| ${n} | ${k(ms)}/s | ${k(native)}/s | ${k(node)}/s | ${k(tcp)}/s |${
+        bunRate === undefined ? "" : ` ${k(bunRate)}/s |`
+      } ${ratio(ms, native)} | ${ratio(ms, node)} | ${ratio(ms, tcp)} |${
+        bunRate === undefined ? "" : ` ${ratio(ms, bunRate)} |`
+      }`,
     );
   }
 }

@@ -1,34 +1,58 @@
 // Package-internal: where a broadcast's frame is encoded, once, for all its
-// receivers. Frames of one channel (a room, or the whole manager) in one
-// flush pass go one after the other into the same segment, so every receiver
-// that gets them all holds one growing view of it (see OutboundQueue's shared
-// ranges) and writes it with no copy of its own.
+// receivers. Frames of one channel (a room, or the whole manager) go one
+// after the other into the same segment, so every receiver that gets them
+// all holds one growing view of it (see OutboundQueue's shared ranges) and
+// writes it with no copy of its own.
 //
-// The segment is let go at the end of the pass: the writes still reference
-// it, nothing else does, and an idle room keeps no buffer. The next segment
-// is sized by what the channel used in its last pass.
+// A segment outlives the flush pass while its channel keeps broadcasting:
+// a receiver whose write was still in flight at the pass then finds the
+// next passes' frames right after the ones it already holds, so they still
+// leave in one range (with a segment per pass, its queue gathered them into
+// a copy of its own). The segment is let go after many passes in a row in
+// which the channel broadcast nothing (passes that only write what is
+// queued, or other rooms', come and go while it is busy): the writes still
+// reference it, nothing else does, and an idle room keeps no buffer. Those
+// are passes that run anyway: a quiet process is not kept awake to let
+// segments go, so the last ones it used (one per channel, at most 64 KiB)
+// wait for its next writes. The next segment is sized by what the last one
+// held; one that filled up is followed by one twice its size.
 import type { Codec } from "./codec/codec.ts";
-import { atPassEnd } from "./session/_flush_scheduler.ts";
+import { atNextPassEnd, atPassEnd } from "./session/_flush_scheduler.ts";
 
 /** Segments hold at least this much... */
 const SEGMENT_MIN = 1024;
 /** ...and at most this much; larger frames are shared as they are. */
 const SEGMENT_MAX = 65536;
+/** Passes in a row without a frame after which a segment is let go. */
+const IDLE_PASSES = 64;
 
 /** Encodes frames into shared segments; see the file comment. */
 export class SegmentWriter {
   #bytes: Uint8Array | undefined;
   #fill = 0;
-  #used = 0;
+  // Whether a frame went in since the last pass end, and the passes in a
+  // row without one.
+  #used = false;
+  #idle = 0;
   #size = SEGMENT_MIN;
-  readonly #release = () => {
-    this.#bytes = undefined;
-    // Size the next segment for what this pass needed (rounded up to a power
+  readonly #passEnd = () => {
+    if (this.#used) {
+      this.#used = false;
+      this.#idle = 0;
+    }
+    if (++this.#idle < IDLE_PASSES) {
+      // Keep the segment; look again at the next pass that runs anyway.
+      atNextPassEnd(this.#passEnd);
+      return;
+    }
+    this.#idle = 0;
+    // Size the next segment for what this one held (rounded up to a power
     // of two, within bounds).
     let size = SEGMENT_MIN;
-    while (size < this.#used && size < SEGMENT_MAX) size *= 2;
+    while (size < this.#fill && size < SEGMENT_MAX) size *= 2;
     this.#size = size;
-    this.#used = 0;
+    this.#bytes = undefined;
+    this.#fill = 0;
   };
 
   /** The bytes the last `write()` encoded into; valid until the next write. */
@@ -91,12 +115,14 @@ export class SegmentWriter {
     this.base = bytes;
     this.start = this.#fill;
     this.end = end;
-    this.#used += end - this.#fill;
+    this.#used = true;
     this.#fill = end;
   }
 
   #open(size: number): Uint8Array {
-    if (this.#bytes === undefined) atPassEnd(this.#release);
+    if (this.#bytes === undefined) atPassEnd(this.#passEnd);
+    // A full segment: the channel is busy, the next one is larger.
+    else this.#size = Math.min(SEGMENT_MAX, this.#size * 2);
     let length = this.#size;
     while (length < size) length *= 2;
     this.#bytes = new Uint8Array(length);

@@ -43,6 +43,14 @@ export function atPassEnd(callback: () => void): void {
   }
 }
 
+/**
+ * Runs `callback` once, at the end of the next pass that runs anyway: unlike
+ * `atPassEnd`, it schedules none, so a quiet process stays asleep.
+ */
+export function atNextPassEnd(callback: () => void): void {
+  passEnd.push(callback);
+}
+
 function runPass(): void {
   scheduled = false;
   passes++;

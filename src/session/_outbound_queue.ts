@@ -158,6 +158,15 @@ export class OutboundQueue {
    */
   nextWrite(): Uint8Array | undefined {
     if (this.#inFlight !== undefined || this.#dropped) return undefined;
+    const base = this.#sharedBase;
+    if (base !== undefined && this.#head === this.#entries.length) {
+      // A broadcast receiver's usual turn: one shared range and nothing
+      // else, written as it is, without a trip through the entry list.
+      this.#sharedBase = undefined;
+      const write = base.subarray(this.#sharedStart, this.#sharedEnd);
+      this.#inFlight = write;
+      return write;
+    }
     this.#sealOpen();
     const entries = this.#entries;
     let head = this.#head;
