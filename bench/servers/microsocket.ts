@@ -9,10 +9,13 @@
 //         onOpen, "* <id> joined" is broadcast to the room from onOpen and
 //         "* <id> left" from onClose, lines go to the room (bench waves).
 // echo:   every 4-byte big-endian length-prefixed frame is sent back.
+// A second argument "heartbeat" turns the heartbeat on in echo mode (empty
+// frames as pings every 30 s), for the idle rows.
 // Prints "listening <port>" once ready.
 import { lengthPrefixed, lines, listen } from "../../mod.ts";
 
 const mode = Deno.args[0];
+const heartbeat = Deno.args[1] === "heartbeat";
 if (mode !== "fanout" && mode !== "chat" && mode !== "echo") {
   console.error("usage: microsocket.ts fanout|chat|echo");
   Deno.exit(2);
@@ -62,7 +65,8 @@ function echo(): Deno.Addr {
   const server = listen({
     hostname: "127.0.0.1",
     port: 0,
-    codec: lengthPrefixed(),
+    codec: lengthPrefixed({ heartbeat }),
+    heartbeatInterval: heartbeat ? 30_000 : 0,
     onMessage: (session, frame): void => {
       session.send(frame);
     },
