@@ -315,11 +315,15 @@ function renderSummary(report: Report): void {
     (r) => Number(r.acceptMs) * 1000,
     formatMs,
   );
+  // Issue 19 §4 (RSS growth ÷ connections, so it includes the growth of
+  // V8's young generation, which a million sessions would amortize).
   row(
     `${title("idle10000")}: server RSS per session`,
     "idle10000",
     perSession,
     formatBytes,
+    "≤ 6 KB",
+    (ms) => ms <= 6 * 1024,
   );
   // Issue 9 §1: the unpaced flood.
   const floodTarget = "0 lost, every receiver complete";
