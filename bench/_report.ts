@@ -218,7 +218,10 @@ function renderSummary(report: Report): void {
       return format(value(r, name));
     });
     const both = (f: (variant: string) => string): string =>
-      variants.map((v, i) => (i === 0 ? f(v) : `(${f(v)})`)).join(" ");
+      // Variants that didn't run this workload (the idle-only ones) add
+      // nothing.
+      variants.filter((v, i) => i === 0 || get(id, v) !== undefined)
+        .map((v, i) => (i === 0 ? f(v) : `(${f(v)})`)).join(" ");
     const ratio = (other: string): string =>
       ratios ? both((v) => formatRatio(ratioTo(id, value, v, other))) : "";
     const verdict = met

@@ -9,8 +9,10 @@
 //   --servers=microsocket,floor,naive,node,go   (also floor_stream: the floor
 //       writing through conn.writable.getWriter(), a diagnostic; go: the Go
 //       standard-library hub, built with `go build`, skipped without `go`)
+//       (floor_small and microsocket_hb, issue 19's idle yardsticks, run only
+//       in the idle workloads unless named)
 //   --workloads=fanout100,fanout1000,echo,idle,slow,flood,waves,fanout10000,
-//       idle10000,sweep,capacity
+//       idle10000,sweep,capacity,websocket,wsidle,cluster
 //   --repeat=N        runs per throughput cell, best kept (default 3; smoke 1)
 //   --window=N        fan-out messages in flight per receiver (default 32)
 //   --batch=N         fan-out messages per sender write (default 1)
@@ -65,7 +67,16 @@ const root = new URL("..", import.meta.url).pathname;
 function parseOptions(args: string[]): Options {
   const options: Options = {
     smoke: false,
-    servers: ["microsocket", "floor", "naive", "node", "go", "floor_turn"],
+    servers: [
+      "microsocket",
+      "floor",
+      "naive",
+      "node",
+      "go",
+      "floor_turn",
+      "floor_small",
+      "microsocket_hb",
+    ],
     workloads: [
       "fanout100",
       "fanout1000",
@@ -79,6 +90,7 @@ function parseOptions(args: string[]): Options {
       "sweep",
       "capacity",
       "websocket",
+      "wsidle",
       "cluster",
     ],
     repeat: 0,
