@@ -142,14 +142,20 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
 
   /** Adds an observer; it is called at most once per event. */
   observe(observer: SessionObserver): void {
-    (this.#observers ??= []).push(observer);
+    // Copied rather than pushed: an array that grew by push keeps room for
+    // 17, and every session holds its observers for life. The loops below
+    // re-read the field, so an observer added meanwhile is still called.
+    const observers = this.#observers;
+    this.#observers = observers === undefined
+      ? [observer]
+      : observers.concat(observer);
   }
 
   /** The session is open for business: the observers hear of it. */
   opened(): void {
-    const observers = this.#observers;
-    if (observers === undefined) return;
-    for (const observer of observers) observer.opened?.(this.#session);
+    for (let i = 0; i < (this.#observers?.length ?? 0); i++) {
+      this.#observers![i]!.opened?.(this.#session);
+    }
   }
 
   /**
@@ -171,9 +177,8 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
       inbound.closing(reason);
       writer.closing();
       liveness?.stop();
-      const observers = this.#observers;
-      if (observers !== undefined) {
-        for (const observer of observers) observer.closing?.(this.#session);
+      for (let i = 0; i < (this.#observers?.length ?? 0); i++) {
+        this.#observers![i]!.closing?.(this.#session);
       }
       // Whatever context the close came from (a producer cutting a slow
       // consumer, say), onClose runs in none: a closing session produces for
@@ -234,11 +239,8 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
     await writer.writing?.catch(ignore);
     await ending;
     const reason = this.#closeReason!;
-    const observers = this.#observers;
-    if (observers !== undefined) {
-      for (const observer of observers) {
-        observer.closed?.(this.#session, reason);
-      }
+    for (let i = 0; i < (this.#observers?.length ?? 0); i++) {
+      this.#observers![i]!.closed?.(this.#session, reason);
     }
     const onClose = this.#options.onClose;
     if (onClose !== undefined) {

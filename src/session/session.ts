@@ -12,7 +12,7 @@
 import type { Codec } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
 import { SessionClosedError } from "../errors.ts";
-import { Lifecycle } from "./_lifecycle.ts";
+import { Lifecycle, type LifecycleParts } from "./_lifecycle.ts";
 import { Writer } from "./_writer.ts";
 import { Reader } from "./_reader.ts";
 import { Inbound } from "./_inbound.ts";
@@ -406,19 +406,22 @@ export class Session<Data = unknown, In = unknown, Out = In>
       liveness,
       this.connectedAt,
     );
-    life.bind({ writer, inbound, reader, liveness });
+    // One object serves as the session's parts and the lifecycle's.
+    const own: SessionParts & LifecycleParts = {
+      writer,
+      inbound,
+      reader,
+      liveness,
+      lifecycle: life,
+      connection: undefined,
+    };
+    life.bind(own);
     this.#life = life;
     this.#writer = writer;
     this.#reader = reader;
     this.#inbound = inbound;
     this.closed = life.closed;
-    this[parts] = {
-      writer,
-      reader,
-      inbound,
-      lifecycle: life,
-      connection: undefined,
-    };
+    this[parts] = own;
     reader.start();
   }
 
