@@ -100,11 +100,14 @@ export class Reader<In> implements ClosingReader {
 
   async #run(): Promise<void> {
     // Everything this session's handlers do, across awaits, is on its
-    // behalf: see _flow_control.ts.
-    producerContext.enterWith(this.#flow);
+    // behalf: see _flow_control.ts. A busy session's loop runs in that
+    // context for good; a quiet one's enters it only while it hands over
+    // what it read, because every await made inside the context pins a
+    // context frame of its own (~0.4 KB) for as long as the read is pending.
+    let inContext = false;
     const life = this.#life;
     const inbound = this.#inbound;
-    const opening = inbound.start();
+    const opening = producerContext.run(this.#flow, start, inbound);
     if (opening !== undefined) await opening;
     const idle = new Uint8Array(READ_BUFFER_IDLE);
     let buffer = idle;
@@ -144,30 +147,30 @@ export class Reader<In> implements ClosingReader {
       if (n === null) {
         // The peer half-closed: its last message (a line without "\n") or a
         // cut-off frame's error, then answer what it sent and close our side.
-        try {
-          this.decoder.end?.(inbound.emit);
-        } catch (error) {
-          this.#decodeFailed(error);
-          return;
-        }
+        const ended = inContext
+          ? this.#decode(undefined)
+          : producerContext.run(this.#flow, Reader.#decodeIn, this, undefined);
+        if (!ended) return;
         if (inbound.handlerBusy !== undefined) await inbound.handlerBusy;
         life.close(CloseReason.Eof, undefined);
         return;
       }
       const now = Date.now();
       if (now - issued >= QUICK_READ_MS) quickReads = 0;
-      else if (quickReads < QUICK_READS) quickReads++;
+      else if (quickReads < QUICK_READS && ++quickReads === QUICK_READS) {
+        if (!inContext) producerContext.enterWith(this.#flow);
+        inContext = true;
+      }
       this.bytesIn += n;
       const pause = inbound.throttleBytes(n);
       if (pause !== undefined) await pause;
       if (life.state !== "open") break;
       const frames = inbound.framesIn;
-      try {
-        this.decoder.decode(buffer.subarray(0, n), inbound.emit);
-      } catch (error) {
-        this.#decodeFailed(error);
-        break;
-      }
+      const chunk = buffer.subarray(0, n);
+      const decoded = inContext
+        ? this.#decode(chunk)
+        : producerContext.run(this.#flow, Reader.#decodeIn, this, chunk);
+      if (!decoded) break;
       if (inbound.framesIn !== frames || this.decoder.buffered === 0) {
         this.lastSeen = Date.now();
         this.#liveness?.frameEnded();
@@ -210,6 +213,28 @@ export class Reader<In> implements ClosingReader {
     }
   }
 
+  // Decodes a chunk, or ends the stream (undefined), handing the messages
+  // to the pipeline; false once decoding has failed (the session closes).
+  #decode(chunk: Uint8Array | undefined): boolean {
+    try {
+      if (chunk === undefined) this.decoder.end?.(this.#inbound.emit);
+      else this.decoder.decode(chunk, this.#inbound.emit);
+      return true;
+    } catch (error) {
+      this.#decodeFailed(error);
+      return false;
+    }
+  }
+
+  // One function for every session (no closure per read).
+  static #decodeIn(
+    // deno-lint-ignore no-explicit-any
+    reader: Reader<any>,
+    chunk: Uint8Array | undefined,
+  ): boolean {
+    return reader.#decode(chunk);
+  }
+
   #decodeFailed(error: unknown): void {
     const life = this.#life;
     if (life.state !== "open") return;
@@ -223,6 +248,12 @@ export class Reader<In> implements ClosingReader {
       error,
     );
   }
+}
+
+function start(
+  inbound: { start(): Promise<void> | undefined },
+): Promise<void> | undefined {
+  return inbound.start();
 }
 
 function readFailure(error: unknown): string {

@@ -349,8 +349,6 @@ export class Session<Data = unknown, In = unknown, Out = In>
    * from its `data` option before `onOpen` runs.
    */
   data: Data = undefined as Data;
-  /** Resolves, never rejects, with the close reason once fully closed. */
-  readonly closed: Promise<CloseReason | (string & Record<never, never>)>;
   /** @ignore Package-internal: see _internals.ts. */
   readonly [parts]: SessionParts;
 
@@ -420,9 +418,13 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.#writer = writer;
     this.#reader = reader;
     this.#inbound = inbound;
-    this.closed = life.closed;
     this[parts] = own;
     reader.start();
+  }
+
+  /** Resolves, never rejects, with the close reason once fully closed. */
+  get closed(): Promise<CloseReason | (string & Record<never, never>)> {
+    return this.#life.closed;
   }
 
   /** Where the session is in its life. */
