@@ -15,6 +15,7 @@
 //   read4k    the same with 4 KiB (the bench's floor)
 //   micro     microsocket, lengthPrefixed echo, defaults (bench "microsocket")
 //   micro_hb  the same with a 30 s heartbeat (bench "microsocket_hb")
+//   micro_nagle  micro without setNoDelay(true)
 // Each connection makes one echo round trip (a 4-byte length + 8 bytes) and
 // then stays silent, like the bench's idle rows. --snapshot writes a heap
 // snapshot of each server once its connections are idle.
@@ -48,13 +49,14 @@ function measure(): Memory {
 async function server(variant: string, snapshot: string | undefined) {
   const held: unknown[] = [];
   let port: number;
-  if (variant === "micro" || variant === "micro_hb") {
+  if (variant.startsWith("micro")) {
     const heartbeat = variant === "micro_hb";
     const s = listen({
       hostname: "127.0.0.1",
       port: 0,
       codec: lengthPrefixed({ heartbeat }),
       heartbeatInterval: heartbeat ? 30_000 : 0,
+      noDelay: variant !== "micro_nagle",
       onMessage: (session, frame): void => void session.send(frame),
     });
     port = s.addr.port;
@@ -144,7 +146,14 @@ async function driver() {
     const port = Number((await nextLine()).split(" ")[1]);
     const conns: Deno.Conn[] = [];
     const frame = new Uint8Array([0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+    const stdin = child.stdin.getWriter();
+    const third = Math.floor(n / 3);
+    let atThird: Memory | undefined;
     for (let i = 0; i < n; i += 128) {
+      if (atThird === undefined && i >= third) {
+        await stdin.write(new TextEncoder().encode("measure third\n"));
+        atThird = JSON.parse(await nextLine()).after;
+      }
       await Promise.all(
         Array.from({ length: Math.min(128, n - i) }, async () => {
           const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -160,18 +169,20 @@ async function driver() {
         }),
       );
     }
-    const stdin = child.stdin.getWriter();
     await stdin.write(new TextEncoder().encode("measure\n"));
     const { before, after } = JSON.parse(await nextLine());
     const per = (key: keyof Memory) => (after[key] - before[key]) / n / 1024;
     const rss = per("rss"), heap = per("heap"), external = per("external");
     const heapTotal = per("heapTotal");
+    // The slope over the last two thirds: what one more session costs, once
+    // V8's young generation has grown (a one-off of tens of MB).
+    const slope = (after.rss - atThird!.rss) / (n - third) / 1024;
     rows.push(
       `| ${variant} | ${rss.toFixed(2)} | ${heap.toFixed(2)} | ${
         (heapTotal - heap).toFixed(2)
       } | ${external.toFixed(2)} | ${
         (rss - heapTotal - external).toFixed(2)
-      } |`,
+      } | ${slope.toFixed(2)} |`,
     );
     console.error(rows.at(-1));
     for (const conn of conns) conn.close();
@@ -182,8 +193,8 @@ async function driver() {
   }
   console.log(
     `| variant (N=${n}) | RSS KB/conn | V8 heap used | V8 heap unused | ` +
-      `external | rest (native) |`,
+      `external | rest (native) | RSS slope, last 2/3 |`,
   );
-  console.log("|---|---:|---:|---:|---:|---:|");
+  console.log("|---|---:|---:|---:|---:|---:|---:|");
   for (const row of rows) console.log(row);
 }
