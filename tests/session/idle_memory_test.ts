@@ -5,7 +5,10 @@
 import assert from "node:assert/strict";
 import { lines, Session } from "../../mod.ts";
 import { dial } from "../_server.ts";
-import { until, utf8, within, writeAll } from "../_util.ts";
+import { delay, until, utf8, within, writeAll } from "../_util.ts";
+import { parts } from "../../src/session/_internals.ts";
+import { producerContext } from "../../src/session/_flow_control.ts";
+import type { SessionOptions } from "../../src/session/session.ts";
 import {
   QUICK_READS,
   READ_BUFFER_IDLE,
@@ -28,7 +31,10 @@ function watched(conn: Deno.Conn, sizes: number[]): Deno.Conn {
   });
 }
 
-async function watchedPair(onLine: (line: string) => void): Promise<
+async function watchedPair(
+  onLine: (line: string) => void,
+  options: Partial<SessionOptions<unknown, string, string>> = {},
+): Promise<
   {
     session: Session<unknown, string, string>;
     peer: Deno.TcpConn;
@@ -43,6 +49,7 @@ async function watchedPair(onLine: (line: string) => void): Promise<
     {
       codec: lines(),
       onMessage: (_session, line) => onLine(line),
+      ...options,
     },
   );
   return {
@@ -109,4 +116,32 @@ Deno.test("a busy session keeps its working buffer between reads", async () => {
   // One read took the whole message: no idle-buffer read before it.
   assert.equal(pair.sizes[waitingIn - 1]! >= READ_BUFFER_MIN, true);
   assert.equal(pair.sizes.length, waitingIn + 1, `${pair.sizes}`);
+});
+
+Deno.test("a quiet session's handlers act on its behalf across awaits, in onOpen, onMessage and at end of input", async () => {
+  // A quiet session's read loop waits outside its flow-control context (so
+  // the pending read pins no context frame); its handlers must still run in
+  // it, or their sends would hold back nobody.
+  const seen: string[] = [];
+  const check = async (
+    session: Session<unknown, string, string>,
+    at: string,
+  ) => {
+    const flow = session[parts].writer.flow;
+    assert.equal(producerContext.getStore(), flow, `${at}, before an await`);
+    await delay(5);
+    assert.equal(producerContext.getStore(), flow, `${at}, after an await`);
+    seen.push(at);
+  };
+  await using pair = await watchedPair(() => {}, {
+    onOpen: (session) => check(session, "open"),
+    onMessage: (session, line) => check(session, line),
+  });
+  await writeAll(pair.peer, utf8("one\n"));
+  await within(until(() => seen.includes("one")), 2000, "the first line");
+  // A last line without "\n", delivered when the peer half-closes.
+  await writeAll(pair.peer, utf8("last"));
+  await pair.peer.closeWrite();
+  await within(until(() => seen.includes("last")), 2000, "the last line");
+  assert.deepEqual(seen, ["open", "one", "last"]);
 });
