@@ -7,6 +7,7 @@
 // to microsocket with a heartbeat.
 //
 //   deno run -A bench/idle_probe.ts [N=10000] [variant,...] [--snapshot=DIR]
+//       [--v8=--max-semi-space-size=1]
 //
 // Variants (each server in its own process, started with --expose-gc):
 //   hold      accept and keep the Deno.Conn; no read pending
@@ -18,7 +19,13 @@
 //   micro_nagle  micro without setNoDelay(true)
 // Each connection makes one echo round trip (a 4-byte length + 8 bytes) and
 // then stays silent, like the bench's idle rows. --snapshot writes a heap
-// snapshot of each server once its connections are idle.
+// snapshot of each server once its connections are idle (two sizes, diffed,
+// give the objects each session holds). --v8 passes V8 flags to the servers:
+// with --max-semi-space-size=1 the young generation cannot grow, which
+// removes from the figures the tens of MB of it that an accept burst leaves
+// committed (the "heap unused" column) and that a million sessions would
+// amortize. The last column is the RSS slope over the last two thirds of
+// the connections.
 import { lengthPrefixed, listen } from "../mod.ts";
 
 // deno-lint-ignore no-explicit-any
