@@ -213,6 +213,21 @@ export const SERVERS: Record<string, ServerSpec> = {
     modes: ["fanout", "chat", "echo"],
     onlyFor: ["waves"],
   },
+  // Issue 19 §4: the idle rows' yardsticks. The floor reading into a 16-byte
+  // buffer (the cheapest idle connection on Deno), and microsocket with a
+  // heartbeat (lengthPrefixed({ heartbeat: true }), a 30 s interval).
+  floor_small: {
+    name: "floor_small",
+    label: "floor, 16 B reads",
+    argv: denoServer("floor.ts", "small"),
+    onlyFor: ["idle", "idle10000"],
+  },
+  microsocket_hb: {
+    name: "microsocket_hb",
+    label: "microsocket, heartbeat",
+    argv: denoServer("microsocket.ts", "heartbeat"),
+    onlyFor: ["idle", "idle10000"],
+  },
   naive: {
     name: "naive",
     label: "raw Deno naive",

@@ -221,7 +221,10 @@ function renderSummary(report: Report): void {
       return format(value(r, name));
     });
     const both = (f: (variant: string) => string): string =>
-      variants.map((v, i) => (i === 0 ? f(v) : `(${f(v)})`)).join(" ");
+      // Variants that didn't run this workload (the idle-only ones) add
+      // nothing.
+      variants.filter((v, i) => i === 0 || get(id, v) !== undefined)
+        .map((v, i) => (i === 0 ? f(v) : `(${f(v)})`)).join(" ");
     const ratio = (other: string): string =>
       ratios ? both((v) => formatRatio(ratioTo(id, value, v, other))) : "";
     const verdict = met
@@ -322,11 +325,15 @@ function renderSummary(report: Report): void {
     (r) => Number(r.acceptMs) * 1000,
     formatMs,
   );
+  // Issue 19 §4 (RSS growth ÷ connections, so it includes the growth of
+  // V8's young generation, which a million sessions would amortize).
   row(
     `${title("idle10000")}: server RSS per session`,
     "idle10000",
     perSession,
     formatBytes,
+    "≤ 6 KB",
+    (ms) => ms <= 6 * 1024,
   );
   // Issue 9 §1: the unpaced flood.
   const floodTarget = "0 lost, every receiver complete";

@@ -407,6 +407,17 @@ export const EXTRA_BENCHES: {
       "≤ 1/3, CPU ≤ 1.3×.",
   },
   {
+    id: "wsidle",
+    script: "ws_idle.ts",
+    title: "WebSocket idle memory",
+    about: "From `bench/ws_idle.ts` (method at the top of that file): " +
+      "10,000 WebSocket connections that complete their handshake and stay " +
+      "silent, against microsocket's WebSocket transport with a 30 s " +
+      "heartbeat, a Deno.serve + upgradeWebSocket server and a Node + npm ws " +
+      "server; server RSS growth ÷ connections, like the idle rows. Target " +
+      "(issue 19): ≤ 6 KB.",
+  },
+  {
     id: "cluster",
     script: "cluster.ts",
     title: "Cluster: one process vs 2 nodes over NATS and Redis",

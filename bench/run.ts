@@ -11,8 +11,10 @@
 //       writing through conn.writable.getWriter(), a diagnostic; go: the Go
 //       standard-library hub, built with `go build`, skipped without `go`;
 //       bun: Bun.listen, from the npm `bun` package, skipped without it)
+//       (floor_small and microsocket_hb, issue 19's idle yardsticks, run only
+//       in the idle workloads unless named)
 //   --workloads=fanout100,fanout1000,echo,idle,slow,flood,waves,fanout10000,
-//       idle10000,sweep,capacity
+//       idle10000,sweep,capacity,websocket,wsidle,cluster
 //   --repeat=N        runs per throughput cell, best kept (default 3; smoke 1)
 //   --window=N        fan-out messages in flight per receiver (default 32)
 //   --batch=N         fan-out messages per sender write (default 1)
@@ -77,6 +79,8 @@ function parseOptions(args: string[]): Options {
       "go",
       "bun",
       "floor_turn",
+      "floor_small",
+      "microsocket_hb",
     ],
     workloads: [
       "fanout100",
@@ -92,6 +96,7 @@ function parseOptions(args: string[]): Options {
       "capacity",
       "websocket",
       "deflate",
+      "wsidle",
       "cluster",
     ],
     repeat: 0,

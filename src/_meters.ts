@@ -21,8 +21,8 @@ export interface MeteredSession extends WithParts {
 export interface ServerMeterSource {
   /** "tcp", "tls", "unix" or "websocket": the `transport` label. */
   readonly transport: string;
-  /** Sessions not yet fully closed. */
-  readonly live: ReadonlySet<MeteredSession>;
+  /** Sessions not yet fully closed (the values are the server's own). */
+  readonly live: ReadonlyMap<MeteredSession, unknown>;
   /** The meters of sessions already closed, folded in once each. */
   readonly closed: SessionMeters;
 }

@@ -71,10 +71,26 @@ export const DEFAULT_MIN_BYTE_BURST = 65536;
 
 // --- Session: read buffers ---
 
-/** The size a read buffer starts at and returns to: idle sessions stay small. */
+/**
+ * What a quiet session reads into. A pending read pins its buffer for as long
+ * as the peer stays silent, so a million quiet sessions hold a million of
+ * these: small, yet big enough for a heartbeat reply or a short message in one
+ * read.
+ */
+export const READ_BUFFER_IDLE = 64;
+/** The size a busy session's read buffer starts at and returns to. */
 export const READ_BUFFER_MIN = 512;
 /** Reads that fill the buffer double it, up to this. */
 export const READ_BUFFER_MAX = 65536;
+/**
+ * A session counts as busy, and keeps its read buffer between reads, after
+ * this many reads in a row that each arrived within {@linkcode QUICK_READ_MS}
+ * of being issued; otherwise, once a read has emptied the socket, it waits
+ * for the next one in its {@linkcode READ_BUFFER_IDLE} buffer.
+ */
+export const QUICK_READS = 4;
+/** See {@linkcode QUICK_READS}. */
+export const QUICK_READ_MS = 1000;
 
 // --- Server ---
 

@@ -5,7 +5,12 @@ import { lines } from "./codec/lines.ts";
 import type { Session, SessionOptions } from "./session/session.ts";
 import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
-import { addMeters, observe, SessionMeters } from "./session/_internals.ts";
+import {
+  addMeters,
+  observe,
+  SessionMeters,
+  type SessionObserver,
+} from "./session/_internals.ts";
 import { serverMeter, type ServerMeterSource } from "./_meters.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
@@ -411,8 +416,18 @@ export class Server<
   readonly #listener: Listener;
   readonly #options: ListenOptions<Data, In, Out>;
   readonly #sessionOptions: SessionOptions<Data, In, Out>;
-  readonly #live = new Set<Session<Data, In, Out>>();
+  // Open sessions, each with the address its per-IP slot was counted under.
+  readonly #live = new Map<Session<Data, In, Out>, string | undefined>();
   readonly #perIp = new Map<string, number>();
+  readonly #observer: SessionObserver = {
+    closed: (session, reason) =>
+      this.#forget(session as Session<Data, In, Out>, reason),
+    // A session that must authenticate joins the manager (rooms, broadcasts)
+    // only once it has.
+    opened: (session) =>
+      void this.sessions.set(session as Session<Data, In, Out>),
+  };
+
   readonly #pendingAccepts = new Set<Deno.Conn>();
   readonly #errorLog = new ErrorLog();
   // Connections in their transport's opening step (WebSocket handshake).
@@ -530,7 +545,7 @@ export class Server<
    */
   stats(): ServerStats {
     const totals = { ...this.#closedTotals };
-    for (const session of this.#live) addTraffic(totals, session);
+    for (const session of this.#live.keys()) addTraffic(totals, session);
     return {
       sessionsOpen: this.#live.size,
       sessionsTotal: this.#sessionsTotal,
@@ -584,7 +599,7 @@ export class Server<
     await this.#listener.settled();
     await Promise.all(this.#opening);
     await Promise.all(
-      [...this.#live].map((session) => session.close(reason, timeout)),
+      [...this.#live.keys()].map((session) => session.close(reason, timeout)),
     );
     if (this.#abortListener !== undefined) {
       this.#options.signal?.removeEventListener("abort", this.#abortListener);
@@ -736,23 +751,16 @@ export class Server<
 
   #enrol(session: Session<Data, In, Out>, ip: string | undefined): void {
     this.#sessionsTotal++;
-    this.#live.add(session);
+    this.#live.set(session, ip);
     // Told before the session's onClose runs, so stats and per-IP slots are
-    // up to date inside it.
-    observe(session, {
-      closed: (_session, reason) => this.#forget(session, ip, reason),
-      // A session that must authenticate joins the manager (rooms,
-      // broadcasts) only once it has.
-      opened: () => void this.sessions.set(session),
-    });
+    // up to date inside it. One observer for all sessions: a quiet session
+    // carries no closures of its own.
+    observe(session, this.#observer);
     if (this.#options.authenticate === undefined) this.sessions.set(session);
   }
 
-  #forget(
-    session: Session<Data, In, Out>,
-    ip: string | undefined,
-    reason: string,
-  ): void {
+  #forget(session: Session<Data, In, Out>, reason: string): void {
+    const ip = this.#live.get(session);
     this.#live.delete(session);
     this.#release(ip);
     addTraffic(this.#closedTotals, session);

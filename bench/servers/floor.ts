@@ -4,13 +4,15 @@
 // next single write, so a read chunk's complete lines cost one write per
 // receiver (or less). No byte budget: a stuck peer's queue grows without bound.
 //
-// Usage: deno run --allow-net=127.0.0.1 bench/servers/floor.ts fanout|chat|echo [stream|turn]
+// Usage: deno run --allow-net=127.0.0.1 bench/servers/floor.ts fanout|chat|echo [stream|turn|small]
 // "stream" (the `floor_stream` diagnostic) writes through one
 // `conn.writable.getWriter()` per connection instead of `conn.write()`, to
 // price the WritableStream path on its own. "turn" (`floor_turn`) starts a
 // connection's writes from one process-wide pass per event-loop turn
 // (setImmediate) instead of at once, so everything queued for a connection
 // in a turn leaves together even when no write is in flight (issue 9 §2).
+// "small" (`floor_small`) starts each connection's read buffer at 16 bytes
+// instead of 4 KiB: the cheapest idle connection Deno allows (issue 19 §4).
 // fanout: every line from a client is delivered to every other client.
 // chat:   fanout, plus "* <id> joined" / "* <id> left" sent to every other
 //         client when a client connects / disconnects (bench waves).
@@ -39,7 +41,7 @@ function flushPass(): void {
   dirty.clear();
 }
 
-const MIN_READ = 4 * 1024;
+const MIN_READ = Deno.args[1] === "small" ? 16 : 4 * 1024;
 const MAX_READ = 64 * 1024;
 
 /** One connection with a coalescing outbound queue. */

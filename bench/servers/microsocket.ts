@@ -12,6 +12,8 @@
 // With a second argument "metrics", the Prometheus text is also built every
 // 250 ms (a scrape 60 times as often as Prometheus's default): the cost of
 // metrics "on" (issue 18), next to the same server without scrapes.
+// A second argument "heartbeat" turns the heartbeat on in echo mode (empty
+// frames as pings every 30 s), for the idle rows.
 // Prints "listening <port>" once ready.
 import {
   lengthPrefixed,
@@ -22,6 +24,7 @@ import {
 } from "../../mod.ts";
 
 const mode = Deno.args[0];
+const heartbeat = Deno.args[1] === "heartbeat";
 if (mode !== "fanout" && mode !== "chat" && mode !== "echo") {
   console.error("usage: microsocket.ts fanout|chat|echo");
   Deno.exit(2);
@@ -79,7 +82,8 @@ function echo(): Deno.Addr {
   const server = listen({
     hostname: "127.0.0.1",
     port: 0,
-    codec: lengthPrefixed(),
+    codec: lengthPrefixed({ heartbeat }),
+    heartbeatInterval: heartbeat ? 30_000 : 0,
     onMessage: (session, frame): void => {
       session.send(frame);
     },

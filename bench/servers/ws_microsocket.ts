@@ -2,7 +2,8 @@
 // everywhere: listen({ transport: "websocket" }) with the lines codec (one
 // text message per line); every message goes to every other client.
 //
-// Usage: deno run --allow-net=127.0.0.1 bench/servers/ws_microsocket.ts
+// Usage: deno run --allow-net=127.0.0.1 bench/servers/ws_microsocket.ts [heartbeat]
+// "heartbeat" pings quiet clients every 30 s (bench/ws_idle.ts).
 // Prints "listening <port>" once ready.
 import { listen } from "../../mod.ts";
 
@@ -10,6 +11,7 @@ const server = listen({
   transport: "websocket",
   hostname: "127.0.0.1",
   port: 0,
+  heartbeatInterval: Deno.args[0] === "heartbeat" ? 30_000 : 0,
   onMessage: (session, line): void => {
     server.sessions.broadcast(line, { except: session });
   },

@@ -144,7 +144,7 @@ export function collect(servers: MetricsServers): MetricsReading {
     reading.framesDropped += stats.framesDropped;
     const meters = reading.meters;
     addClosed(meters, source.closed);
-    for (const session of source.live) {
+    for (const session of source.live.keys()) {
       reading.queuedBytes += session.queuedBytes;
       addMeters(meters, session as WithParts);
     }

@@ -10,11 +10,17 @@
 // would run before the next read completes (one write per notice), and
 // setTimeout(0) costs about 2 ms per hop.
 
-/** Starts (at most) one write of what a session has queued. */
-export type Flush = () => void;
+/**
+ * A session's writer in the pass. An object with a method rather than a
+ * callback, so that a session needs no bound closure for it.
+ */
+export interface FlushItem {
+  /** Starts (at most) one write of what the session has queued. */
+  flushPass(): void;
+}
 
-let current: Flush[] = [];
-let spare: Flush[] = [];
+let current: FlushItem[] = [];
+let spare: FlushItem[] = [];
 let scheduled = false;
 let passes = 0;
 let passEnd: (() => void)[] = [];
@@ -23,7 +29,7 @@ let passEnd: (() => void)[] = [];
  * Adds `item` to the next pass. The caller keeps its own "already scheduled"
  * flag, so an item is never in the list twice.
  */
-export function scheduleFlush(item: Flush): void {
+export function scheduleFlush(item: FlushItem): void {
   current.push(item);
   if (!scheduled) {
     scheduled = true;
@@ -61,8 +67,8 @@ function runPass(): void {
   spare = items;
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
-    items[i] = undefined as unknown as Flush;
-    item();
+    items[i] = undefined as unknown as FlushItem;
+    item.flushPass();
   }
   items.length = 0;
   if (passEnd.length > 0) {

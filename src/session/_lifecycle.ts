@@ -105,17 +105,21 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
   state: SessionState = "open";
   /** The manager holding the session (rooms, broadcast from it). */
   host: SessionHost | undefined;
-  /** Resolves, never rejects, with the close reason once fully closed. */
-  readonly closed: Promise<string>;
   #closeReason: string | undefined;
   #closeError: unknown;
 
   readonly #session: S;
   readonly #conn: Deno.Conn;
   readonly #options: LifecycleOptions<S>;
-  readonly #resolveClosed: (reason: string) => void;
+  // Made on first use of `closed` (most sessions never ask): a promise and
+  // its resolvers are a few hundred bytes that a quiet session would hold
+  // for life.
+  #closed: PromiseWithResolvers<string> | undefined;
+  #closedPromise: Promise<string> | undefined;
+  #fullyClosed = false;
   #parts: LifecycleParts | undefined;
-  #observers: SessionObserver[] | undefined;
+  // One observer (the server's) is held as is; more, in an exactly sized array.
+  #observers: SessionObserver | SessionObserver[] | undefined;
   #finished: Promise<void> | undefined;
   #inOnClose = false;
 
@@ -123,9 +127,19 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
     this.#session = session;
     this.#conn = conn;
     this.#options = options;
-    const { promise, resolve } = Promise.withResolvers<string>();
-    this.closed = promise;
-    this.#resolveClosed = resolve;
+  }
+
+  /** Resolves, never rejects, with the close reason once fully closed. */
+  get closed(): Promise<string> {
+    if (this.#closedPromise === undefined) {
+      if (this.#fullyClosed) {
+        this.#closedPromise = Promise.resolve(this.#closeReason!);
+      } else {
+        this.#closed = Promise.withResolvers<string>();
+        this.#closedPromise = this.#closed.promise;
+      }
+    }
+    return this.#closedPromise;
   }
 
   /** The close reason, once closing has begun. */
@@ -145,14 +159,31 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
 
   /** Adds an observer; it is called at most once per event. */
   observe(observer: SessionObserver): void {
-    (this.#observers ??= []).push(observer);
+    // Copied rather than pushed: an array that grew by push keeps room for
+    // 17, and every session holds its observers for life. The loops below
+    // re-read the field, so an observer added meanwhile is still called.
+    const observers = this.#observers;
+    this.#observers = observers === undefined
+      ? observer
+      : Array.isArray(observers)
+      ? observers.concat(observer)
+      : [observers, observer];
+  }
+
+  #observer(i: number): SessionObserver | undefined {
+    const observers = this.#observers;
+    return Array.isArray(observers)
+      ? observers[i]
+      : i === 0
+      ? observers
+      : undefined;
   }
 
   /** The session is open for business: the observers hear of it. */
   opened(): void {
-    const observers = this.#observers;
-    if (observers === undefined) return;
-    for (const observer of observers) observer.opened?.(this.#session);
+    for (let i = 0, o; (o = this.#observer(i)) !== undefined; i++) {
+      o.opened?.(this.#session);
+    }
   }
 
   /**
@@ -174,9 +205,8 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
       inbound.closing(reason);
       writer.closing();
       liveness?.stop();
-      const observers = this.#observers;
-      if (observers !== undefined) {
-        for (const observer of observers) observer.closing?.(this.#session);
+      for (let i = 0, o; (o = this.#observer(i)) !== undefined; i++) {
+        o.closing?.(this.#session);
       }
       // Whatever context the close came from (a producer cutting a slow
       // consumer, say), onClose runs in none: a closing session produces for
@@ -237,11 +267,8 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
     await writer.writing?.catch(ignore);
     await ending;
     const reason = this.#closeReason!;
-    const observers = this.#observers;
-    if (observers !== undefined) {
-      for (const observer of observers) {
-        observer.closed?.(this.#session, reason);
-      }
+    for (let i = 0, o; (o = this.#observer(i)) !== undefined; i++) {
+      o.closed?.(this.#session, reason);
     }
     const onClose = this.#options.onClose;
     if (onClose !== undefined) {
@@ -254,7 +281,9 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
         this.#inOnClose = false;
       }
     }
-    this.#resolveClosed(reason);
+    this.#fullyClosed = true;
+    this.#closed?.resolve(reason);
+    this.#closed = undefined;
   }
 }
 

@@ -6,7 +6,11 @@ import type { Decoder, Heartbeat } from "../codec/codec.ts";
 import type { Flow } from "./_flow_control.ts";
 import type { Life } from "./_lifecycle.ts";
 import { type LivenessClock, livenessClock } from "./_liveness_clock.ts";
-import { type LivenessSignals, LivenessTracker } from "./_liveness_tracker.ts";
+import {
+  type LivenessSettings,
+  type LivenessSignals,
+  LivenessTracker,
+} from "./_liveness_tracker.ts";
 import {
   DEFAULT_FRAME_TIMEOUT,
   DEFAULT_HEARTBEAT_INTERVAL,
@@ -63,23 +67,11 @@ export class Liveness {
     decoder: Decoder<unknown>,
     heartbeat: Heartbeat<unknown> | undefined,
   ): Liveness | undefined {
-    const settings = {
-      idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
-      frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
-      heartbeatInterval: options.heartbeatInterval ??
-        DEFAULT_HEARTBEAT_INTERVAL,
-      heartbeatMaxMissed: options.heartbeatMaxMissed ??
-        DEFAULT_HEARTBEAT_MAX_MISSED,
-    };
-    const timeouts = [
-      settings.idleTimeout,
-      settings.frameTimeout,
-      settings.heartbeatInterval,
-    ].filter((ms) => ms > 0);
-    if (timeouts.length === 0) return undefined;
-    const clock = livenessClock(tickFor(Math.min(...timeouts)));
+    const shared = sharedSettings(options);
+    if (shared === undefined) return undefined;
+    const clock = livenessClock(shared.tick);
     const liveness = new Liveness(
-      new LivenessTracker(settings),
+      new LivenessTracker(shared.settings),
       clock,
       life,
       writer,
@@ -152,6 +144,45 @@ export class Liveness {
       this.#inbound.pingSent();
     }
   }
+}
+
+/** Settings and tick length, shared by every session that has them. */
+interface SharedSettings {
+  readonly settings: LivenessSettings;
+  readonly tick: number;
+}
+
+// Sessions with the same settings share one frozen settings object (a
+// WebSocket session gets options of its own, so they are keyed by value);
+// null: every timeout off. Bounded: past the cap, settings are not kept.
+const settingsCache = new Map<string, SharedSettings | null>();
+const SETTINGS_CACHE_MAX = 64;
+
+function sharedSettings(options: LivenessOptions): SharedSettings | undefined {
+  const idleTimeout = options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+  const frameTimeout = options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT;
+  const heartbeatInterval = options.heartbeatInterval ??
+    DEFAULT_HEARTBEAT_INTERVAL;
+  const heartbeatMaxMissed = options.heartbeatMaxMissed ??
+    DEFAULT_HEARTBEAT_MAX_MISSED;
+  const key =
+    `${idleTimeout} ${frameTimeout} ${heartbeatInterval} ${heartbeatMaxMissed}`;
+  const cached = settingsCache.get(key);
+  if (cached !== undefined) return cached ?? undefined;
+  const timeouts = [idleTimeout, frameTimeout, heartbeatInterval].filter((
+    ms,
+  ) => ms > 0);
+  const shared = timeouts.length === 0 ? null : {
+    settings: Object.freeze({
+      idleTimeout,
+      frameTimeout,
+      heartbeatInterval,
+      heartbeatMaxMissed,
+    }),
+    tick: tickFor(Math.min(...timeouts)),
+  };
+  if (settingsCache.size < SETTINGS_CACHE_MAX) settingsCache.set(key, shared);
+  return shared ?? undefined;
 }
 
 // Reused by every tick: ticks run one at a time.

@@ -18,10 +18,14 @@ export interface Watched {
 /** A shared ticker; see {@linkcode livenessClock}. */
 export class LivenessClock {
   readonly #interval: number;
-  // Each item with the time it last ticked (or was added): an item added
-  // just before a tick is charged only the time it has actually been
-  // watched, never a whole tick.
-  readonly #watched = new Map<Watched, number>();
+  // Items ticked at least once: they all share one elapsed time, so an idle
+  // item costs a set entry, not a time of its own (a boxed number, and a new
+  // one on every tick, for each of a million quiet sessions).
+  readonly #watched = new Set<Watched>();
+  // Items added since the last tick, with when: their first tick counts
+  // only from then.
+  readonly #added = new Map<Watched, number>();
+  #lastTick = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(interval: number) {
@@ -30,14 +34,21 @@ export class LivenessClock {
 
   /** Starts watching `item`. */
   add(item: Watched): void {
-    this.#watched.set(item, performance.now());
-    this.#timer ??= setInterval(() => this.#tick(), this.#interval);
+    const now = performance.now();
+    this.#added.set(item, now);
+    if (this.#timer === undefined) {
+      this.#lastTick = now;
+      this.#timer = setInterval(() => this.#tick(), this.#interval);
+    }
   }
 
   /** Stops watching `item`; the timer stops with the last one. */
   delete(item: Watched): void {
-    this.#watched.delete(item);
-    if (this.#watched.size === 0 && this.#timer !== undefined) {
+    if (!this.#watched.delete(item)) this.#added.delete(item);
+    if (
+      this.#watched.size === 0 && this.#added.size === 0 &&
+      this.#timer !== undefined
+    ) {
       clearInterval(this.#timer);
       this.#timer = undefined;
     }
@@ -46,9 +57,15 @@ export class LivenessClock {
   #tick(): void {
     const now = performance.now();
     const cap = this.#interval * 1.5;
-    for (const [item, last] of this.#watched) {
-      this.#watched.set(item, now);
-      item.tick(Math.min(now - last, cap));
+    const elapsed = Math.min(now - this.#lastTick, cap);
+    this.#lastTick = now;
+    for (const item of this.#watched) item.tick(elapsed);
+    // Live iteration: an item deleted by another's tick is skipped; one
+    // added meanwhile is ticked with what little time it has.
+    for (const [item, since] of this.#added) {
+      this.#added.delete(item);
+      this.#watched.add(item);
+      item.tick(Math.min(now - since, cap));
     }
   }
 }

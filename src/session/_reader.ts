@@ -1,6 +1,13 @@
-// Package-internal: a session's read loop. It reads into a buffer that
-// starts small (idle sessions stay cheap), doubles while reads fill it and
-// shrinks back once traffic is small; decodes what it reads into the
+// Package-internal: a session's read loop. A quiet session waits for its
+// peer in a tiny buffer of its own (a pending read pins its buffer, and a
+// gateway may hold a million quiet sessions); once a read fills that, the
+// session reads into a working buffer, which doubles while reads fill it and
+// shrinks back once traffic is small. A session whose reads keep arriving
+// quickly (QUICK_READS in a row, each within QUICK_READ_MS) keeps its working
+// buffer between reads, so a busy session allocates nothing per read; a
+// sparse one goes back to the tiny buffer whenever a read has emptied the
+// socket, and allocates a working buffer at most once per wake-up, only for
+// a message that doesn't fit the tiny one. It decodes what it reads into the
 // inbound pipeline; pauses while flow control, a handler or a rate limit
 // holds it back; and, once the session is closing, goes on reading and
 // discarding until the peer ends its side (see _linger.ts).
@@ -9,7 +16,13 @@ import { CloseReason } from "../close_reason.ts";
 import { FrameTooLargeError, TruncatedFrameError } from "../errors.ts";
 import { type Flow, producerContext } from "./_flow_control.ts";
 import type { ClosingReader, Life } from "./_lifecycle.ts";
-import { READ_BUFFER_MAX, READ_BUFFER_MIN } from "../defaults.ts";
+import {
+  QUICK_READ_MS,
+  QUICK_READS,
+  READ_BUFFER_IDLE,
+  READ_BUFFER_MAX,
+  READ_BUFFER_MIN,
+} from "../defaults.ts";
 
 /** What the loop feeds (the inbound pipeline, _inbound.ts). */
 export interface ReadInto<In> {
@@ -87,14 +100,21 @@ export class Reader<In> implements ClosingReader {
 
   async #run(): Promise<void> {
     // Everything this session's handlers do, across awaits, is on its
-    // behalf: see _flow_control.ts.
-    producerContext.enterWith(this.#flow);
+    // behalf: see _flow_control.ts. A busy session's loop runs in that
+    // context for good; a quiet one's enters it only while it hands over
+    // what it read, because every await made inside the context pins a
+    // context frame of its own (~0.4 KB) for as long as the read is pending.
+    let inContext = false;
     const life = this.#life;
     const inbound = this.#inbound;
-    const opening = inbound.start();
+    const opening = producerContext.run(this.#flow, start, inbound);
     if (opening !== undefined) await opening;
-    let buffer = new Uint8Array(READ_BUFFER_MIN);
+    const idle = new Uint8Array(READ_BUFFER_IDLE);
+    let buffer = idle;
     let smallReads = 0;
+    // Reads in a row that arrived within QUICK_READ_MS of being issued.
+    let quickReads = 0;
+    let issued = 0;
     while (life.state === "open") {
       // Flow control: a target we sent to is over its high-water mark.
       if (this.#flow.blocked) {
@@ -115,6 +135,7 @@ export class Reader<In> implements ClosingReader {
           buffer.set(prelude);
           n = prelude.byteLength;
         } else {
+          issued = Date.now();
           n = await (this.#reading = this.#conn.read(buffer));
         }
         this.#reading = undefined;
@@ -126,27 +147,30 @@ export class Reader<In> implements ClosingReader {
       if (n === null) {
         // The peer half-closed: its last message (a line without "\n") or a
         // cut-off frame's error, then answer what it sent and close our side.
-        try {
-          this.decoder.end?.(inbound.emit);
-        } catch (error) {
-          this.#decodeFailed(error);
-          return;
-        }
+        const ended = inContext
+          ? this.#decode(undefined)
+          : producerContext.run(this.#flow, Reader.#decodeIn, this, undefined);
+        if (!ended) return;
         if (inbound.handlerBusy !== undefined) await inbound.handlerBusy;
         life.close(CloseReason.Eof, undefined);
         return;
+      }
+      const now = Date.now();
+      if (now - issued >= QUICK_READ_MS) quickReads = 0;
+      else if (quickReads < QUICK_READS && ++quickReads === QUICK_READS) {
+        if (!inContext) producerContext.enterWith(this.#flow);
+        inContext = true;
       }
       this.bytesIn += n;
       const pause = inbound.throttleBytes(n);
       if (pause !== undefined) await pause;
       if (life.state !== "open") break;
       const frames = inbound.framesIn;
-      try {
-        this.decoder.decode(buffer.subarray(0, n), inbound.emit);
-      } catch (error) {
-        this.#decodeFailed(error);
-        break;
-      }
+      const chunk = buffer.subarray(0, n);
+      const decoded = inContext
+        ? this.#decode(chunk)
+        : producerContext.run(this.#flow, Reader.#decodeIn, this, chunk);
+      if (!decoded) break;
       if (inbound.framesIn !== frames || this.decoder.buffered === 0) {
         this.lastSeen = Date.now();
         this.#liveness?.frameEnded();
@@ -154,9 +178,14 @@ export class Reader<In> implements ClosingReader {
       if (inbound.handlerBusy !== undefined && !inbound.awaitingReplies()) {
         await inbound.handlerBusy;
       }
-      // Grow while reads fill the buffer; shrink back once traffic is small.
-      if (n === buffer.length && n < READ_BUFFER_MAX) {
-        buffer = new Uint8Array(n * 2);
+      // Grow while reads fill the buffer; wait in the tiny one unless busy;
+      // shrink back once traffic is small.
+      if (n === buffer.length) {
+        if (buffer === idle) buffer = new Uint8Array(READ_BUFFER_MIN);
+        else if (n < READ_BUFFER_MAX) buffer = new Uint8Array(n * 2);
+        smallReads = 0;
+      } else if (quickReads < QUICK_READS) {
+        buffer = idle;
         smallReads = 0;
       } else if (buffer.length > READ_BUFFER_MIN && n < READ_BUFFER_MIN) {
         if (++smallReads >= 16) {
@@ -184,6 +213,28 @@ export class Reader<In> implements ClosingReader {
     }
   }
 
+  // Decodes a chunk, or ends the stream (undefined), handing the messages
+  // to the pipeline; false once decoding has failed (the session closes).
+  #decode(chunk: Uint8Array | undefined): boolean {
+    try {
+      if (chunk === undefined) this.decoder.end?.(this.#inbound.emit);
+      else this.decoder.decode(chunk, this.#inbound.emit);
+      return true;
+    } catch (error) {
+      this.#decodeFailed(error);
+      return false;
+    }
+  }
+
+  // One function for every session (no closure per read).
+  static #decodeIn(
+    // deno-lint-ignore no-explicit-any
+    reader: Reader<any>,
+    chunk: Uint8Array | undefined,
+  ): boolean {
+    return reader.#decode(chunk);
+  }
+
   #decodeFailed(error: unknown): void {
     const life = this.#life;
     if (life.state !== "open") return;
@@ -197,6 +248,12 @@ export class Reader<In> implements ClosingReader {
       error,
     );
   }
+}
+
+function start(
+  inbound: { start(): Promise<void> | undefined },
+): Promise<void> | undefined {
+  return inbound.start();
 }
 
 function readFailure(error: unknown): string {

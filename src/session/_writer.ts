@@ -10,10 +10,11 @@
 import type { Codec } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
 import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
-import { scheduleFlush } from "./_flush_scheduler.ts";
+import { type FlushItem, scheduleFlush } from "./_flush_scheduler.ts";
 import {
   bounded,
   Flow,
+  type FlowOwner,
   producerContext,
   type WaitOptions,
 } from "./_flow_control.ts";
@@ -34,10 +35,16 @@ export interface WriterOptions<Out> {
   drainTimeout?: number;
 }
 
-/** One session's outbound side; see the file comment. */
-export class Writer<Out> implements ClosingWriter {
+/**
+ * One session's outbound side; see the file comment. It is its own Flow's
+ * owner and its own flush-pass item, so an idle session carries no closures
+ * for either.
+ */
+export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   /** This session's side of flow control. */
   readonly flow: Flow;
+  /** How long it may hold producers back, in milliseconds; 0: forever. */
+  readonly drainTimeout: number;
   readonly #conn: Deno.Conn;
   readonly #life: Life;
   readonly #codec: Codec<unknown, Out>;
@@ -48,7 +55,6 @@ export class Writer<Out> implements ClosingWriter {
   readonly #admitAnyBelow: number;
   readonly #overflow: OverflowPolicy | undefined;
   #flushScheduled = false;
-  readonly #flushBound = () => this.#flushPass();
   #framesDropped = 0;
   #writes = 0;
   #writingNow: Promise<number> | undefined;
@@ -64,11 +70,18 @@ export class Writer<Out> implements ClosingWriter {
       Math.max(1, Math.floor(this.#budget / DEFAULT_HIGH_WATER_MARK_DIVISOR));
     this.#admitAnyBelow = Math.min(this.#highWaterMark, this.#budget);
     this.#overflow = options.overflow;
-    this.flow = new Flow({
-      isOpen: () => life.state === "open",
-      drainTimeout: options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
-      cut: () => life.close(CloseReason.SlowConsumer, undefined, 0),
-    });
+    this.drainTimeout = options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
+    this.flow = new Flow(this);
+  }
+
+  /** Whether the session is still open (flow control asks). */
+  isOpen(): boolean {
+    return this.#life.state === "open";
+  }
+
+  /** Cuts the session as a slow consumer (flow control's verdict). */
+  cut(): void {
+    this.#life.close(CloseReason.SlowConsumer, undefined, 0);
   }
 
   /** Outbound bytes waiting in memory, including the write in flight. */
@@ -234,7 +247,7 @@ export class Writer<Out> implements ClosingWriter {
   #queued(): void {
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      scheduleFlush(this.#flushBound);
+      scheduleFlush(this);
     }
     if (this.#queue.queuedBytes > this.#highWaterMark) {
       const producer = producerContext.getStore();
@@ -242,10 +255,12 @@ export class Writer<Out> implements ClosingWriter {
     }
   }
 
-  // Called once per flush pass in which this session had something queued:
-  // starts one write (unless one is still in flight; its completion asks for
-  // the next pass).
-  #flushPass(): void {
+  /**
+   * Called once per flush pass in which this session had something queued:
+   * starts one write (unless one is still in flight; its completion asks for
+   * the next pass).
+   */
+  flushPass(): void {
     this.#flushScheduled = false;
     if (this.#life.state === "closed") return;
     const chunk = this.#queue.nextWrite();
@@ -279,7 +294,7 @@ export class Writer<Out> implements ClosingWriter {
     }
     if (queue.hasPending && !this.#flushScheduled) {
       this.#flushScheduled = true;
-      scheduleFlush(this.#flushBound);
+      scheduleFlush(this);
     }
     return chunk.byteLength;
   }

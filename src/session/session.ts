@@ -12,7 +12,7 @@
 import type { Codec } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
 import { SessionClosedError } from "../errors.ts";
-import { Lifecycle } from "./_lifecycle.ts";
+import { Lifecycle, type LifecycleParts } from "./_lifecycle.ts";
 import { Writer } from "./_writer.ts";
 import { Reader } from "./_reader.ts";
 import { Inbound } from "./_inbound.ts";
@@ -349,8 +349,6 @@ export class Session<Data = unknown, In = unknown, Out = In>
    * from its `data` option before `onOpen` runs.
    */
   data: Data = undefined as Data;
-  /** Resolves, never rejects, with the close reason once fully closed. */
-  readonly closed: Promise<CloseReason | (string & Record<never, never>)>;
   /** @ignore Package-internal: see _internals.ts. */
   readonly [parts]: SessionParts;
 
@@ -406,20 +404,27 @@ export class Session<Data = unknown, In = unknown, Out = In>
       liveness,
       this.connectedAt,
     );
-    life.bind({ writer, inbound, reader, liveness });
+    // One object serves as the session's parts and the lifecycle's.
+    const own: SessionParts & LifecycleParts = {
+      writer,
+      inbound,
+      reader,
+      liveness,
+      lifecycle: life,
+      connection: undefined,
+    };
+    life.bind(own);
     this.#life = life;
     this.#writer = writer;
     this.#reader = reader;
     this.#inbound = inbound;
-    this.closed = life.closed;
-    this[parts] = {
-      writer,
-      reader,
-      inbound,
-      lifecycle: life,
-      connection: undefined,
-    };
+    this[parts] = own;
     reader.start();
+  }
+
+  /** Resolves, never rejects, with the close reason once fully closed. */
+  get closed(): Promise<CloseReason | (string & Record<never, never>)> {
+    return this.#life.closed;
   }
 
   /** Where the session is in its life. */

@@ -97,7 +97,8 @@ export class WebSocketListener implements Listener {
         const { request, protocol, prelude, deflate } = accepted;
         return {
           conn,
-          prelude,
+          // Kept for the session's life: an empty one is ~0.2 KB for nothing.
+          prelude: prelude.byteLength === 0 ? undefined : prelude,
           adapt: deflate === undefined ? undefined : compressing(deflate),
           request: {
             target: request.target,

@@ -1,0 +1,147 @@
+// Issue 19 §4: a quiet session waits for its peer in a tiny read buffer (a
+// pending read pins its buffer, and a gateway may hold a million quiet
+// sessions); a busy one keeps its working buffer between reads. The
+// session's connection is a real loopback socket whose read() is watched.
+import assert from "node:assert/strict";
+import { lines, Session } from "../../mod.ts";
+import { dial } from "../_server.ts";
+import { delay, until, utf8, within, writeAll } from "../_util.ts";
+import { parts } from "../../src/session/_internals.ts";
+import { producerContext } from "../../src/session/_flow_control.ts";
+import type { SessionOptions } from "../../src/session/session.ts";
+import {
+  QUICK_READS,
+  READ_BUFFER_IDLE,
+  READ_BUFFER_MIN,
+} from "../../src/defaults.ts";
+
+/** A real connection whose read() calls report their buffer's size. */
+function watched(conn: Deno.Conn, sizes: number[]): Deno.Conn {
+  return new Proxy(conn, {
+    get(target, key) {
+      if (key === "read") {
+        return (buffer: Uint8Array) => {
+          sizes.push(buffer.length);
+          return target.read(buffer);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+async function watchedPair(
+  onLine: (line: string) => void,
+  options: Partial<SessionOptions<unknown, string, string>> = {},
+): Promise<
+  {
+    session: Session<unknown, string, string>;
+    peer: Deno.TcpConn;
+    sizes: number[];
+  } & AsyncDisposable
+> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const peer = await dial(listener.addr.port);
+  const sizes: number[] = [];
+  const session = new Session(
+    watched(await listener.accept(), sizes),
+    {
+      codec: lines(),
+      onMessage: (_session, line) => onLine(line),
+      ...options,
+    },
+  );
+  return {
+    session,
+    peer,
+    sizes,
+    async [Symbol.asyncDispose]() {
+      try {
+        peer.close();
+      } catch { /* closed by the test */ }
+      await session.close();
+    },
+  };
+}
+
+Deno.test("a new session waits for its peer in the idle read buffer", async () => {
+  await using pair = await watchedPair(() => {});
+  await within(until(() => pair.sizes.length > 0), 2000, "the first read");
+  assert.equal(pair.sizes[0], READ_BUFFER_IDLE);
+});
+
+Deno.test("a quiet session goes back to the idle buffer after a long message", async () => {
+  const got: string[] = [];
+  await using pair = await watchedPair((line) => got.push(line));
+  await within(until(() => pair.sizes.length > 0), 2000, "the first read");
+  // Longer than the idle buffer: it fills that, then a working buffer.
+  const long = "x".repeat(READ_BUFFER_IDLE * 3);
+  await writeAll(pair.peer, utf8(`${long}\n`));
+  await within(until(() => got.length === 1), 2000, "the long line");
+  assert.equal(got[0], long);
+  await within(
+    until(() =>
+      pair.sizes.at(-1) === READ_BUFFER_IDLE && pair.sizes.length > 2
+    ),
+    2000,
+    "the next read",
+  );
+  assert.ok(pair.sizes.includes(READ_BUFFER_MIN), `${pair.sizes}`);
+  // Waiting again, in the idle buffer.
+  assert.equal(pair.sizes.at(-1), READ_BUFFER_IDLE);
+});
+
+Deno.test("a busy session keeps its working buffer between reads", async () => {
+  const got: string[] = [];
+  await using pair = await watchedPair((line) => got.push(line));
+  await within(until(() => pair.sizes.length > 0), 2000, "the first read");
+  const line = "y".repeat(READ_BUFFER_IDLE * 2);
+  // Each message is read, one after the other, as soon as it is sent.
+  for (let i = 1; i <= QUICK_READS + 3; i++) {
+    await writeAll(pair.peer, utf8(`${line}\n`));
+    await within(until(() => got.length === i), 2000, `line ${i}`);
+  }
+  assert.ok(got.every((l) => l === line));
+  // Busy: waiting for the next message in the working buffer, not the
+  // idle one (no allocation per read).
+  await within(
+    until(() => pair.sizes.at(-1)! >= READ_BUFFER_MIN),
+    2000,
+    "a read into the working buffer",
+  );
+  const waitingIn = pair.sizes.length;
+  await writeAll(pair.peer, utf8(`${line}\n`));
+  await within(until(() => got.length === QUICK_READS + 4), 2000, "last line");
+  // One read took the whole message: no idle-buffer read before it.
+  assert.equal(pair.sizes[waitingIn - 1]! >= READ_BUFFER_MIN, true);
+  assert.equal(pair.sizes.length, waitingIn + 1, `${pair.sizes}`);
+});
+
+Deno.test("a quiet session's handlers act on its behalf across awaits, in onOpen, onMessage and at end of input", async () => {
+  // A quiet session's read loop waits outside its flow-control context (so
+  // the pending read pins no context frame); its handlers must still run in
+  // it, or their sends would hold back nobody.
+  const seen: string[] = [];
+  const check = async (
+    session: Session<unknown, string, string>,
+    at: string,
+  ) => {
+    const flow = session[parts].writer.flow;
+    assert.equal(producerContext.getStore(), flow, `${at}, before an await`);
+    await delay(5);
+    assert.equal(producerContext.getStore(), flow, `${at}, after an await`);
+    seen.push(at);
+  };
+  await using pair = await watchedPair(() => {}, {
+    onOpen: (session) => check(session, "open"),
+    onMessage: (session, line) => check(session, line),
+  });
+  await writeAll(pair.peer, utf8("one\n"));
+  await within(until(() => seen.includes("one")), 2000, "the first line");
+  // A last line without "\n", delivered when the peer half-closes.
+  await writeAll(pair.peer, utf8("last"));
+  await pair.peer.closeWrite();
+  await within(until(() => seen.includes("last")), 2000, "the last line");
+  assert.deepEqual(seen, ["open", "one", "last"]);
+});
