@@ -205,6 +205,7 @@ export const ENGINES: EngineKind[] = [
             window: limits.window,
             stream,
             prefix: "t",
+            timeout: 1000,
             onError: quiet,
           });
           opened.push(history);
