@@ -112,12 +112,13 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // epoch candidate, idleTtl.
 const APPEND = LIB + `
 local meta, key = KEYS[1], KEYS[2]
-local epoch = redis.call('HGET', meta, 'epoch')
+local m = redis.call('HMGET', meta, 'epoch', 'last')
+local epoch = m[1]
 if not epoch then
   epoch = ARGV[6]
-  redis.call('HSET', meta, 'epoch', epoch, 'last', '0')
+  redis.call('HSET', meta, 'epoch', epoch)
 end
-local last = tonumber(redis.call('HGET', meta, 'last') or '0')
+local last = tonumber(m[2] or '0')
 local pos = now * 1024
 if pos <= last then pos = last + 1 end
 local spos = fmt(pos)
@@ -138,30 +139,34 @@ end
 local data = ARGV[1]
 total = total + #data
 redis.call('XADD', key, spos .. '-0', 'd', data, 'c', fmt(total))
--- The first position kept: by count, then age, then bytes.
-local cut = 0
+-- Trim only when the oldest entry breaks a bound (the usual append
+-- checks one entry): by count, then age, then bytes.
 local len = redis.call('XLEN', key)
 local maxLen = tonumber(ARGV[2])
-if len > maxLen then
-  local r = redis.call('XRANGE', key, '-', '+', 'COUNT', len - maxLen + 1)
-  cut = idnum(r[#r][1])
-end
 local minpos = (now - tonumber(ARGV[4])) * 1024
-if minpos > cut then cut = minpos end
 local floor = total - tonumber(ARGV[3])
-if floor > 0 then
-  local start, keep = fmt(cut) .. '-0', nil
-  while keep == nil do
-    local batch = redis.call('XRANGE', key, start, '+', 'COUNT', 32)
-    if #batch == 0 then break end
-    for _, e in ipairs(batch) do
-      if tonumber(e[2][4]) - #e[2][2] >= floor then keep = idnum(e[1]); break end
-    end
-    if keep == nil then start = '(' .. batch[#batch][1] end
+local oldest = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
+if len > maxLen or idnum(oldest[1]) < minpos or tonumber(oldest[2][4]) - #oldest[2][2] < floor then
+  local cut = 0
+  if len > maxLen then
+    local r = redis.call('XRANGE', key, '-', '+', 'COUNT', len - maxLen + 1)
+    cut = idnum(r[#r][1])
   end
-  if keep ~= nil and keep > cut then cut = keep end
+  if minpos > cut then cut = minpos end
+  if floor > 0 then
+    local start, keep = fmt(cut) .. '-0', nil
+    while keep == nil do
+      local batch = redis.call('XRANGE', key, start, '+', 'COUNT', 32)
+      if #batch == 0 then break end
+      for _, e in ipairs(batch) do
+        if tonumber(e[2][4]) - #e[2][2] >= floor then keep = idnum(e[1]); break end
+      end
+      if keep == nil then start = '(' .. batch[#batch][1] end
+    end
+    if keep ~= nil and keep > cut then cut = keep end
+  end
+  cutbelow(key, cut, spos .. '-0')
 end
-cutbelow(key, cut, spos .. '-0')
 redis.call('PEXPIRE', key, ARGV[7])
 redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. spos .. ' ' .. fmt(previous) .. ' ' .. data)
 return {epoch, spos}
