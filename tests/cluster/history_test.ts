@@ -86,7 +86,7 @@ for (const engine of ENGINES) {
         epoch: start.epoch,
         after: start.position,
         rooms: [{ room: "one", joined: 0 }, { room: "two", joined: 0 }],
-        session: 42,
+        inbox: { session: 42, since: 0 },
       });
       const entries = entriesOf(all);
       assert.equal(entries.length, 40);
@@ -115,7 +115,7 @@ for (const engine of ENGINES) {
           epoch: start.epoch,
           after: middle,
           rooms: [{ room: "one", joined: 0 }, { room: "two", joined: 0 }],
-          session: 42,
+          inbox: { session: 42, since: 0 },
         }),
       );
       assert.deepEqual(texts(rest), sent.slice(18));
@@ -337,7 +337,7 @@ for (const engine of ENGINES) {
             epoch: start.epoch,
             after: 2 ** 52,
             rooms: [],
-            session: 3,
+            inbox: { session: 3, since: 0 },
           }),
         ),
         "future",
@@ -366,7 +366,12 @@ for (const engine of ENGINES) {
       const h = await fixture.connect();
       const start = await h.head();
       const ask = (after: number) =>
-        h.replay({ epoch: start.epoch, after, rooms: [], session: 77 });
+        h.replay({
+          epoch: start.epoch,
+          after,
+          rooms: [],
+          inbox: { session: 77, since: 0 },
+        });
       const p: number[] = [];
       for (let i = 0; i < 3; i++) {
         p.push((await h.appendDirect(77, frame(`d${i}`))).position);
@@ -378,6 +383,15 @@ for (const engine of ENGINES) {
       p.push((await h.appendDirect(77, frame("d3"))).position);
       assert.equal(gapOf(await ask(start.position)), "trimmed");
       assert.deepEqual(texts(entriesOf(await ask(p[0]!))), ["d1", "d2", "d3"]);
+      // A session that began after d1 (the same id, reused) never gets it,
+      // whatever position it claims.
+      const reused = await h.replay({
+        epoch: start.epoch,
+        after: start.position,
+        rooms: [],
+        inbox: { session: 77, since: p[1]! },
+      });
+      assert.deepEqual(texts(entriesOf(reused)), ["d2", "d3"]);
     },
   });
 
@@ -446,6 +460,7 @@ for (const engine of ENGINES) {
         id: 9,
         rooms: [{ room: "x", joined: 0 }],
         data: { n: 1 },
+        since: 0,
         tokenHash: "h",
         epoch: start.epoch,
       });
@@ -477,6 +492,7 @@ for (const engine of ENGINES) {
         rooms: [{ room: "lobby", joined: 3 }],
         data: { nick: "ann", tags: ["a"] },
         tokenHash: "t1",
+        since: 3,
         epoch,
       };
       await a.sessions.put(record);
@@ -621,7 +637,7 @@ for (const engine of ENGINES) {
           epoch,
           after: positions[0]! - 1,
           rooms: [{ room: "blue", joined: 0 }],
-          session: 7,
+          inbox: { session: 7, since: 0 },
         }),
       );
       assert.deepEqual(

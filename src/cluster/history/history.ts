@@ -19,7 +19,8 @@
 //      an atomic compare-and-replace that rotates the token, so a token
 //      works once even when two nodes race with it
 //   3. result = await history.replay({ epoch, after: p, rooms: record.rooms,
-//      session: id })      (rooms with their join positions)
+//      inbox: { session: id, since: record.since } })   (rooms with their
+//      join positions; the inbox from the session's start)
 //   4. result.ok: send result.entries (already in global order), then live
 //      entries with position > result.head, dropping those <= head (live
 //      entries arrive in position order on each node); otherwise start a
@@ -110,8 +111,20 @@ export interface ReplayRequest {
   readonly after: number;
   /** Its rooms, with their join positions. */
   readonly rooms: readonly ReplayRoom[];
-  /** Its id, for its direct messages; `undefined` for none. */
-  readonly session?: number | undefined;
+  /** Its inbox, for its direct messages; `undefined` for none. */
+  readonly inbox?: ReplayInbox | undefined;
+}
+
+/** A resuming session's inbox. */
+export interface ReplayInbox {
+  /** The session id. */
+  readonly session: number;
+  /**
+   * The head position when the session began: entries up to it were sent
+   * to an earlier session with the same id (a node with a fixed id that
+   * restarted), never to this one.
+   */
+  readonly since: number;
 }
 
 /** The answer to a {@linkcode ReplayRequest}. */
@@ -140,6 +153,8 @@ export interface SessionRecord {
   readonly id: number;
   /** Its rooms and their join positions. */
   readonly rooms: readonly ReplayRoom[];
+  /** The head position when it began (its inbox's `since`). */
+  readonly since: number;
   /** The application's session data (must survive JSON). */
   readonly data: unknown;
   /** A hash of the current resume token (never the token itself). */
@@ -274,7 +289,12 @@ export function assertRequest(request: ReplayRequest): void {
       throw new TypeError(`Invalid join position: ${joined}`);
     }
   }
-  if (request.session !== undefined) assertSessionId(request.session);
+  if (request.inbox !== undefined) {
+    assertSessionId(request.inbox.session);
+    if (!Number.isSafeInteger(request.inbox.since) || request.inbox.since < 0) {
+      throw new TypeError(`Invalid inbox position: ${request.inbox.since}`);
+    }
+  }
 }
 
 /** Merges per-channel lists (each in position order) into one. */
@@ -296,6 +316,7 @@ export function readRecord(text: string): SessionRecord | undefined {
     if (
       typeof r !== "object" || r === null || !Number.isSafeInteger(r.id) ||
       !Array.isArray(r.rooms) || typeof r.tokenHash !== "string" ||
+      !Number.isSafeInteger(r.since) ||
       typeof r.epoch !== "string"
     ) return undefined;
     return r as SessionRecord;
@@ -312,6 +333,9 @@ export function assertRecord(record: SessionRecord): void {
   }
   if (typeof record.epoch !== "string") {
     throw new TypeError("The record needs an epoch");
+  }
+  if (!Number.isSafeInteger(record.since) || record.since < 0) {
+    throw new TypeError(`Invalid start position: ${record.since}`);
   }
   for (const { room, joined } of record.rooms) {
     roomToken(room);

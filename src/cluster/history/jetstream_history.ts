@@ -425,12 +425,13 @@ export class JetStreamHistory implements RoomHistory {
           undefined,
           Math.max(request.after, joined),
         ]);
-    if (request.session !== undefined) {
+    if (request.inbox !== undefined) {
+      const { session, since } = request.inbox;
       wanted.push([
-        `${prefix}.hs.d.${request.session}`,
+        `${prefix}.hs.d.${session}`,
         undefined,
-        request.session,
-        request.after,
+        session,
+        Math.max(request.after, since),
       ]);
     }
     const check = (state: StreamState): ReplayResult | undefined => {

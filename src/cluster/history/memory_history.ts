@@ -157,8 +157,14 @@ export class MemoryHistory implements RoomHistory {
     store.trim(channel);
     this.#stats.appended++;
     const epoch = store.epoch;
+    const entry = { epoch, position, previous, room, session, bytes: copy };
     for (const handler of channel.handlers) {
-      handler({ epoch, position, previous, room, session, bytes: copy });
+      try {
+        handler(entry);
+      } catch (error) {
+        // A receiving node's fault is not the appender's.
+        console.error("microsocket history:", error);
+      }
     }
     return { epoch, position };
   }
@@ -214,8 +220,9 @@ export class MemoryHistory implements RoomHistory {
         .map((
           { room, joined },
         ) => [`r.${roomToken(room)}`, room, undefined, joined]);
-    if (request.session !== undefined) {
-      wanted.push([`d.${request.session}`, undefined, request.session, 0]);
+    if (request.inbox !== undefined) {
+      const { session, since } = request.inbox;
+      wanted.push([`d.${session}`, undefined, session, since]);
     }
     const lists: HistoryEntry[][] = [];
     for (const [key, room, session, joined] of wanted) {

@@ -503,10 +503,11 @@ export class RedisHistory implements RoomHistory {
       starts.push(String(Math.max(request.after, joined)));
       sources.push([room, undefined]);
     }
-    if (request.session !== undefined) {
-      keys.push(`${this.#prefix}:d:${request.session}`);
-      starts.push(String(request.after));
-      sources.push([undefined, request.session]);
+    if (request.inbox !== undefined) {
+      const { session, since } = request.inbox;
+      keys.push(`${this.#prefix}:d:${session}`);
+      starts.push(String(Math.max(request.after, since)));
+      sources.push([undefined, session]);
     }
     const reply = await this.#script<unknown[]>(
       true,
