@@ -647,6 +647,103 @@ for (const engine of ENGINES) {
       assert.deepEqual(texts(replay), texts(gotB));
     },
   });
+  Deno.test({
+    name: name(
+      "resume on another node while traffic goes on: the gap once, in order, then live",
+    ),
+    ignore,
+    async fn() {
+      await using fixture = await engine.start({
+        ...LIMITS,
+        maxMessages: 1000,
+      });
+      const nodeA = await fixture.connect();
+      const nodeB = await fixture.connect();
+      const sender = await fixture.connect();
+      const session = 2 ** 35 + 1;
+      const rooms = ["r1", "r2"];
+      const start = await nodeA.head();
+      // The session lives on node A: it receives its rooms and its inbox.
+      const got: LiveEntry[] = [];
+      let connected = true;
+      const onA = (e: LiveEntry) => {
+        if (connected) got.push(e);
+      };
+      const subsA = [
+        ...rooms.map((room) => nodeA.subscribeRoom(room, onA)),
+        nodeA.subscribeDirect(session, onA),
+      ];
+      await nodeA.sessions.put({
+        id: session,
+        rooms: rooms.map((room) => ({ room, joined: start.position })),
+        data: null,
+        since: start.position,
+        tokenHash: "t",
+        epoch: start.epoch,
+      });
+      await delay(200); // subscriptions settle
+      // Traffic in its rooms, its inbox and a room it's not in, throughout.
+      const sent: number[] = [];
+      let stop = false;
+      const traffic = (async () => {
+        for (let i = 0; !stop && i < 2000; i++) {
+          const k = i % 4;
+          const p = k === 3
+            ? sender.appendRoom("elsewhere", frame(`e${i}`))
+            : k === 2
+            ? sender.appendDirect(session, frame(`d${i}`))
+            : sender.appendRoom(rooms[k]!, frame(`r${i}`));
+          const { position } = await p;
+          if (k !== 3) sent.push(position);
+          if (i % 10 === 0) await delay(1);
+        }
+      })();
+      await until(() => got.length >= 30, 5000, "live traffic on A");
+      // Node A dies (its connection drops what is in flight).
+      connected = false;
+      for (const sub of subsA) sub.unsubscribe();
+      const last = got.at(-1)!.position;
+      await delay(100);
+      // Node B: read the record, claim, subscribe (buffering), replay.
+      const record = await nodeB.sessions.get(session);
+      assert.ok(record !== undefined);
+      assert.ok(
+        await nodeB.sessions.claim(session, "t", {
+          ...record,
+          tokenHash: "t2",
+        }),
+      );
+      const buffered: LiveEntry[] = [];
+      const onB = (e: LiveEntry) => buffered.push(e);
+      const subsB = [
+        ...record.rooms.map(({ room }) => nodeB.subscribeRoom(room, onB)),
+        nodeB.subscribeDirect(session, onB),
+      ];
+      await delay(200); // B's subscriptions settle before the replay
+      const result = await nodeB.replay({
+        epoch: record.epoch,
+        after: last,
+        rooms: record.rooms,
+        inbox: { session, since: record.since },
+      });
+      const replayed = entriesOf(result);
+      const head = result.ok ? result.head : 0;
+      await delay(200);
+      stop = true;
+      await traffic;
+      await delay(300);
+      for (const sub of subsB) sub.unsubscribe();
+      const delivered = [
+        ...got.map((e) => e.position),
+        ...replayed.map((e) => e.position),
+        ...buffered.filter((e) => e.position > head).map((e) => e.position),
+      ];
+      // Exactly what was sent to its rooms and inbox, once, in order.
+      assert.deepEqual(delivered, sent);
+      assert.ok(replayed.length > 0, "there was a gap to fill");
+      assert.ok(buffered.some((e) => e.position > head), "and live after it");
+    },
+  });
 }
 
 Deno.test("history jetstream: a per-room bytes bound is refused by name", async () => {
