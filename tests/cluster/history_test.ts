@@ -14,7 +14,12 @@ import type {
 } from "../../src/cluster/history/history.ts";
 import { JetStreamHistory } from "../../src/cluster/history/jetstream_history.ts";
 import { delay, until } from "../_util.ts";
-import { ENGINES, type TestLimits } from "./_history_servers.ts";
+import {
+  DataServer,
+  ENGINES,
+  quiet,
+  type TestLimits,
+} from "./_history_servers.ts";
 
 const LIMITS: TestLimits = {
   maxMessages: 100,
@@ -745,6 +750,45 @@ for (const engine of ENGINES) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "history jetstream: a node configured with another count holds replays to the stream's own limit",
+  ignore: ENGINES.find((e) => e.name === "jetstream")!.ignore,
+  async fn() {
+    await using server = await DataServer.start("nats");
+    const options = {
+      maxAge: 60_000,
+      maxStreamBytes: 1 << 20,
+      window: 60_000,
+      onError: quiet,
+    };
+    await using made = await JetStreamHistory.connect(server.url, {
+      ...options,
+      maxMessages: 5,
+    });
+    await using other = await JetStreamHistory.connect(server.url, {
+      ...options,
+      maxMessages: 100,
+    });
+    const start = await other.head();
+    const first = await other.appendRoom("x", frame("x0"));
+    for (let i = 1; i < 7; i++) await made.appendRoom("x", frame(`x${i}`));
+    const ask = (after: number) =>
+      other.replay({
+        epoch: start.epoch,
+        after,
+        rooms: [{ room: "x", joined: 0 }],
+      });
+    // x0 went with the stream's limit (6 per subject): never a partial replay.
+    assert.equal(gapOf(await ask(start.position)), "trimmed");
+    assert.equal(gapOf(await ask(first.position)), "trimmed");
+    assert.deepEqual(
+      texts(entriesOf(await ask(first.position + 1))),
+      ["x2", "x3", "x4", "x5", "x6"],
+    );
+  },
+});
 
 Deno.test("history jetstream: a per-room bytes bound is refused by name", async () => {
   await assert.rejects(

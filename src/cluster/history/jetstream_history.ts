@@ -97,6 +97,8 @@ const NANOS = 1_000_000;
 const HELD_MAX = 65_536;
 
 interface StreamState {
+  /** The per-subject bound replays hold to: the stream's limit − 1. */
+  limit: number;
   created: string;
   first: number;
   last: number;
@@ -218,7 +220,14 @@ export class JetStreamHistory implements RoomHistory {
       throw new Error(`JetStream: ${JSON.stringify(info.error)}`);
     }
     const state = info.state as { first_seq: number; last_seq: number };
+    // The stream is the truth: a node configured otherwise (or a stream
+    // made by hand) must hold replays to the stream's own per-subject limit,
+    // or the gap rule would not see the limit's removals.
+    const perSubject =
+      (info.config as { max_msgs_per_subject?: number }).max_msgs_per_subject ??
+        -1;
     return {
+      limit: perSubject > 0 ? perSubject - 1 : o.maxMessages,
       created: String(info.created),
       first: state.first_seq,
       last: state.last_seq,
@@ -452,17 +461,17 @@ export class JetStreamHistory implements RoomHistory {
     if (early !== undefined) return early;
     const lists = await Promise.all(
       wanted.map(([subject, room, session, from]) =>
-        this.#read(subject, room, session, from)
+        this.#read(subject, room, session, from, before.limit)
       ),
     );
     for (let i = 0; i < wanted.length; i++) {
-      if (lists[i]!.length > this.#o.maxMessages) {
+      if (lists[i]!.length > before.limit) {
         const [, room, session, from] = wanted[i]!;
         return gap(
           "trimmed",
           `${
             describe(room, session)
-          }: more than ${this.#o.maxMessages} entries after ${from}`,
+          }: more than ${before.limit} entries after ${from}`,
         );
       }
     }
@@ -478,16 +487,17 @@ export class JetStreamHistory implements RoomHistory {
     return { ok: true, entries, head };
   }
 
-  /** Up to maxMessages + 1 entries of a subject after `from`. */
+  /** Up to limit + 1 entries of a subject after `from`. */
   async #read(
     subject: string,
     room: string | undefined,
     session: number | undefined,
     from: number,
+    limit: number,
   ): Promise<HistoryEntry[]> {
     const out: HistoryEntry[] = [];
     let seq = from + 1;
-    while (out.length <= this.#o.maxMessages) {
+    while (out.length <= limit) {
       const msg = await this.direct({ seq, next_by_subj: subject });
       if (msg === undefined) break;
       const position = Number(msg.headers!.get("Nats-Sequence"));
