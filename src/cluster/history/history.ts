@@ -26,8 +26,20 @@
 //      entries arrive in position order on each node); otherwise start a
 //      fresh session with `recovered: false`. Nothing of a gap is sent.
 // Subscribe to the session's rooms and inbox (subscribeRoom/subscribeDirect)
-// BEFORE step 3 and buffer, so nothing between head and the first live entry
-// is lost.
+// BEFORE step 3, await each subscription's `ready`, and buffer, so nothing
+// between head and the first live entry is lost. A live entry whose
+// `previous` is above the last position seen in its room (after head) says
+// one was lost on the way (a node cut by the broker): resume it the same way.
+//
+// Positions of what a node sends itself: its local members get its own
+// broadcasts at once, without a position; the node learns it from the
+// append's answer or from its own live entry (it is subscribed to its
+// rooms), and a session's position is the last it was sent of either. A
+// session in quiet rooms keeps an old position: JetStream answers a position
+// older than the stream's first message with a Gap, Redis one older than
+// `idleTtl` for a room whose stream expired; keep positions fresh (e.g. send
+// the client the head now and then when idle, once its live entries up to
+// that head are delivered).
 //
 // Never a partial replay: replay() returns every entry after `p` for the
 // requested rooms (from each room's join position) and the inbox, or a
@@ -143,6 +155,12 @@ export type LiveHandler = (entry: LiveEntry) => void;
 
 /** A live subscription; see {@linkcode RoomHistory.subscribeRoom}. */
 export interface LiveSubscription {
+  /**
+   * Settles once the broker has the subscription: entries appended after
+   * that reach it. Await it before asking replay() for the head a resume
+   * continues from. Rejects if the broker refused it.
+   */
+  readonly ready: Promise<void>;
   /** Stops it; idempotent. */
   unsubscribe(): void;
 }

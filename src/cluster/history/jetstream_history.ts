@@ -113,7 +113,10 @@ export class JetStreamHistory implements RoomHistory {
   #epoch = "";
   #verifying: Promise<void> | undefined;
   #held: (() => void)[] = [];
-  #subs = new Map<string, { sub: Subscription; handlers: Set<LiveHandler> }>();
+  #subs = new Map<
+    string,
+    { sub: Subscription; handlers: Set<LiveHandler>; ready: Promise<void> }
+  >();
   #stats: HistoryStats = { appended: 0, received: 0, replayed: 0, gaps: 0 };
   #watching: Promise<void>;
   #advisories: Subscription;
@@ -356,12 +359,16 @@ export class JetStreamHistory implements RoomHistory {
           else this.#receive(msg, room, session, handlers);
         },
       });
-      entry = { sub, handlers };
+      // The server has it once a PING sent after the SUB is answered.
+      const ready = this.#nc.flush();
+      ready.catch(this.#o.onError);
+      entry = { sub, handlers, ready };
       this.#subs.set(subject, entry);
     }
     const handlers = entry.handlers;
     handlers.add(handler);
     return {
+      ready: entry.ready,
       unsubscribe: () => {
         if (!handlers.delete(handler) || handlers.size > 0) return;
         const current = this.#subs.get(subject);

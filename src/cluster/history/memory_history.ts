@@ -186,7 +186,10 @@ export class MemoryHistory implements RoomHistory {
       handler(entry);
     };
     handlers.add(counted);
-    return { unsubscribe: () => void handlers.delete(counted) };
+    return {
+      ready: Promise.resolve(),
+      unsubscribe: () => void handlers.delete(counted),
+    };
   }
 
   head(): Promise<HistoryPosition> {

@@ -234,7 +234,7 @@ export class RedisHistory implements RoomHistory {
   #scripts: { append: string; replay: string; claim: string };
   #listeners = new Map<
     string,
-    { listener: Listener; handlers: Set<LiveHandler> }
+    { listener: Listener; handlers: Set<LiveHandler>; ready: Promise<void> }
   >();
   #stats: HistoryStats = { appended: 0, received: 0, replayed: 0, gaps: 0 };
   #closed = false;
@@ -417,13 +417,15 @@ export class RedisHistory implements RoomHistory {
       const handlers = new Set<LiveHandler>();
       const listener: Listener = (message) =>
         this.#receive(message, room, session, handlers);
-      entry = { listener, handlers };
+      const ready = this.#sub.subscribe(channel, listener, true);
+      ready.catch(this.#options.onError);
+      entry = { listener, handlers, ready };
       this.#listeners.set(channel, entry);
-      this.#sub.subscribe(channel, listener, true).catch(this.#options.onError);
     }
     const handlers = entry.handlers;
     handlers.add(handler);
     return {
+      ready: entry.ready,
       unsubscribe: () => {
         if (!handlers.delete(handler) || handlers.size > 0) return;
         const current = this.#listeners.get(channel);
