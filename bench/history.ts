@@ -154,6 +154,8 @@ interface Row {
   perMessage: Counters;
   rate: number;
   strangerGot: number;
+  /** Milliseconds to replay the room's last 1000 entries. */
+  replayMs: number;
 }
 
 async function until(condition: () => boolean, ms: number): Promise<void> {
@@ -175,6 +177,8 @@ async function measure(
   let strangerGot = 0;
   const close: (() => Promise<void>)[] = [];
   let send: () => Promise<unknown> | unknown;
+  let replay = (): Promise<number> => Promise.resolve(NaN);
+  const positions: number[] = [];
   if (history) {
     const connect = (): Promise<RoomHistory> => {
       const limits = { maxMessages: 1000, maxAge: 600_000, window: 60_000 };
@@ -190,8 +194,23 @@ async function measure(
     const stranger = await connect();
     for (const h of [sender, ...members, stranger]) close.push(() => h.close());
     for (const m of members) m.subscribeRoom("room", () => received++);
+    members[0]!.subscribeRoom("room", (e) => positions.push(e.position));
     stranger.subscribeRoom("elsewhere", () => strangerGot++);
     send = () => sender.appendRoom("room", frame);
+    replay = async () => {
+      const { epoch } = await sender.head();
+      const after = positions[positions.length - 1001]!;
+      const started = performance.now();
+      const result = await members[1]!.replay({
+        epoch,
+        after,
+        rooms: [{ room: "room", joined: 0 }],
+      });
+      if (!result.ok || result.entries.length !== 1000) {
+        throw new Error(`Replay: ${JSON.stringify(result.ok || result.gap)}`);
+      }
+      return performance.now() - started;
+    };
   } else {
     const connect = () =>
       server.kind === "nats"
@@ -232,6 +251,7 @@ async function measure(
   const seconds = (performance.now() - started) / 1000;
   await new Promise((r) => setTimeout(r, 200));
   const after = await server.counters(sent, received);
+  const replayMs = await replay();
   for (const c of close) await c();
   const per = (key: keyof Counters) => (after[key] - before[key]) / messages;
   return {
@@ -248,6 +268,7 @@ async function measure(
       cpu: per("cpu") * 1e6,
     },
     rate: messages / seconds,
+    replayMs,
     strangerGot,
   };
 }
@@ -276,10 +297,10 @@ console.log(
   `# room history on the broker: ${messages} room messages of ${size} bytes, 2 member nodes, 1 node elsewhere\n`,
 );
 console.log(
-  "| broker | history | broker msgs in / msg | out / msg | bytes in / msg | bytes out / msg | commands executed / msg | broker CPU µs / msg | messages/s (≤256 in flight) | node elsewhere received |",
+  "| broker | history | broker msgs in / msg | out / msg | bytes in / msg | bytes out / msg | commands executed / msg | broker CPU µs / msg | messages/s (≤256 in flight) | node elsewhere received | replay of 1000 entries |",
 );
 console.log(
-  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 );
 for (const r of rows) {
   const p = r.perMessage;
@@ -288,6 +309,8 @@ for (const r of rows) {
       f(p.inBytes, 0)
     } | ${f(p.outBytes, 0)} | ${
       Number.isNaN(p.executed) ? "–" : f(p.executed, 1)
-    } | ${f(p.cpu, 1)} | ${f(r.rate, 0)} | ${r.strangerGot} |`,
+    } | ${f(p.cpu, 1)} | ${f(r.rate, 0)} | ${r.strangerGot} | ${
+      Number.isNaN(r.replayMs) ? "–" : `${f(r.replayMs, 0)} ms`
+    } |`,
   );
 }
