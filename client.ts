@@ -34,4 +34,5 @@
  * @module
  */
 export * from "./src/client.ts";
+export type { ClientRecoveryOptions } from "./src/recovery/client_recovery.ts";
 export { CloseReason } from "./src/close_reason.ts";

@@ -235,6 +235,26 @@ export class OutboundQueue {
     return promise;
   }
 
+  /**
+   * Forgets what no write has taken yet (a resumed session replays it from
+   * its log); the write in flight, if any, completes as usual.
+   */
+  discardPending(): void {
+    if (this.#dropped) return;
+    for (const buffer of this.#pooled) giveChunk(buffer);
+    this.#pooled = [];
+    this.#entries = [];
+    this.#head = 0;
+    const tail = this.#tail;
+    if (tail !== undefined) giveChunk(tail.buffer as ArrayBuffer);
+    this.#tail = undefined;
+    this.#tailFill = 0;
+    this.#sharedBase = undefined;
+    const kept = this.#inFlight?.byteLength ?? 0;
+    this.#enqueuedTotal -= this.#queued - kept;
+    this.#queued = kept;
+  }
+
   /** Forgets everything queued; waiting `flushed()` calls get `false`. */
   drop(): void {
     if (this.#dropped) return;

@@ -29,7 +29,8 @@ export interface ReadInto<In> {
 
 /** One session's read loop; see the file comment. */
 export class Reader<In> implements ClosingReader {
-  readonly decoder: Decoder<In>;
+  /** Replaced only when a resumable session resumes (issue 17). */
+  decoder: Decoder<In>;
   /**
    * Bytes read from the connection before the session existed (past a
    * WebSocket handshake): decoded before the first read.

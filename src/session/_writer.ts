@@ -19,6 +19,7 @@ import {
 } from "./_flow_control.ts";
 import type { ClosingWriter, Life } from "./_lifecycle.ts";
 import type { OverflowPolicy } from "./options.ts";
+import type { MessageLog } from "../recovery/_message_log.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HIGH_WATER_MARK_DIVISOR,
@@ -54,6 +55,12 @@ export class Writer<Out> implements ClosingWriter {
   #writingNow: Promise<number> | undefined;
   // Callers of drained() waiting for room.
   #drainWaiters: Set<(drained: boolean) => void> | undefined;
+  /**
+   * A resumable session's log of the messages it wrote (issue 17); set
+   * before anything is sent. Heartbeats and control frames (sendFrame())
+   * are not messages and stay out of it.
+   */
+  log: MessageLog | undefined;
 
   constructor(conn: Deno.Conn, options: WriterOptions<Out>, life: Life) {
     this.#conn = conn;
@@ -117,6 +124,7 @@ export class Writer<Out> implements ClosingWriter {
       const end = codec.encodeInto(message, queue.privateChunk(), start);
       if (end >= 0) {
         if (!this.admit(end - start)) return false;
+        this.log?.recordCopy(queue.privateChunk(), start, end);
         queue.commitPrivate(end);
         this.#queued();
         return true;
@@ -124,12 +132,32 @@ export class Writer<Out> implements ClosingWriter {
     }
     const frame = codec.encode(message);
     if (!this.admit(frame.byteLength)) return false;
+    // A frame encode() made is ours: the log keeps it as it is.
+    this.log?.record(frame, 0, frame.byteLength);
     queue.pushPrivate(frame);
     this.#queued();
     return true;
   }
 
-  /** Queues an encoded frame; see `Session.sendFrame`. */
+  /**
+   * Queues an encoded message frame (`Session.sendFrame`): like
+   * {@linkcode sendFrame}, and logged when the session is resumable.
+   */
+  sendMessageFrame(frame: Uint8Array): boolean {
+    const log = this.log;
+    if (log === undefined) return this.sendFrame(frame);
+    if (!this.sendFrame(frame)) return false;
+    const size = frame.byteLength;
+    // The caller may reuse a small frame's bytes (see pushPrivate).
+    if (size < COPY_BELOW) log.recordCopy(frame, 0, size);
+    else log.record(frame, 0, size);
+    return true;
+  }
+
+  /**
+   * Queues an encoded frame that is not a message of its own (a heartbeat,
+   * a WebSocket control frame), or one `sendMessageFrame()` logs.
+   */
   sendFrame(frame: Uint8Array): boolean {
     if (this.#life.state !== "open") return false;
     const size = frame.byteLength;
@@ -153,7 +181,32 @@ export class Writer<Out> implements ClosingWriter {
     if (this.#life.state !== "open") return false;
     if (!this.admit(end - start, frames)) return false;
     this.#queue.pushShared(base, start, end, frames);
+    this.log?.record(base, start, end, frames);
     this.#queued();
+    return true;
+  }
+
+  /**
+   * A resumed connection (issue 17): forgets what is queued and not yet
+   * handed to a write (the log holds it), and queues the log from message
+   * `from` on instead, by reference. The replay bypasses the budget (the
+   * log's own bounds hold it) and leaves through the usual flush passes, one
+   * write at a time: it is paced, never a reason to cut the peer.
+   *
+   * @returns `false` when the log can't replay from `from` (nothing changed).
+   */
+  replay(from: number): boolean {
+    const log = this.log;
+    if (log === undefined || !log.canReplayFrom(from)) return false;
+    const queue = this.#queue;
+    queue.discardPending();
+    log.replay(from, (base, start, end, frames) => {
+      queue.pushShared(base, start, end, frames);
+    });
+    if (queue.hasPending && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      scheduleFlush(this.#flushBound);
+    }
     return true;
   }
 

@@ -1,0 +1,198 @@
+// Package-internal: the bounded log of the messages one resumable session
+// wrote (issue 17), counted in messages, so that after a dropped connection
+// the peer says how many whole messages it took and the rest go out again.
+//
+// It holds references, never copies, of shared bytes: a broadcast's frame
+// sits once in a shared segment (_shared_segment.ts) and every member's log
+// points at the same `Uint8Array`, as its outbound queue does. Only private
+// frames (`send()` encodes into a pooled chunk that is reused once written)
+// are copied, into blocks of BLOCK bytes (one allocation per block, not per
+// message). Entries are kept in a ring of parallel arrays: recording a
+// message allocates nothing once the ring has grown.
+//
+// An entry may hold several frames back to back (frames that arrived from
+// another cluster node): a position inside one can't be served, so resuming
+// there is refused like a trimmed log (never a partial replay).
+
+/** Private frames are copied into blocks of this many bytes. */
+const BLOCK = 16384;
+/** The ring starts this small and doubles up to the message bound. */
+const RING_MIN = 16;
+
+/** What a log is bounded by. */
+export interface MessageLogLimits {
+  /** The most messages kept. */
+  readonly maxMessages: number;
+  /** The most bytes kept (what the entries reference). */
+  readonly maxBytes: number;
+}
+
+/** One session's written messages; see the file comment. */
+export class MessageLog {
+  readonly #maxMessages: number;
+  readonly #maxBytes: number;
+  // The ring: entry i (0 = oldest) is at (#head + i) & #mask.
+  #bases: (Uint8Array | undefined)[] = new Array(RING_MIN);
+  #starts = new Int32Array(RING_MIN);
+  #ends = new Int32Array(RING_MIN);
+  #frames = new Int32Array(RING_MIN);
+  #mask = RING_MIN - 1;
+  #head = 0;
+  #entries = 0;
+  // Messages logged so far (the position after the newest), and in the ring.
+  #total = 0;
+  #held = 0;
+  #bytes = 0;
+  #block: Uint8Array | undefined;
+  #blockFill = 0;
+
+  constructor(limits: MessageLogLimits) {
+    this.#maxMessages = limits.maxMessages;
+    this.#maxBytes = limits.maxBytes;
+  }
+
+  /** Messages written so far: the position after the newest. */
+  get total(): number {
+    return this.#total;
+  }
+
+  /** The oldest position the log can still replay from. */
+  get first(): number {
+    return this.#total - this.#held;
+  }
+
+  /** Bytes the log references. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Logs `base[start, end)` (`frames` messages) by reference: the bytes
+   * must never change afterwards.
+   */
+  record(base: Uint8Array, start: number, end: number, frames = 1): void {
+    if (this.#entries > this.#mask) this.#grow();
+    const at = (this.#head + this.#entries) & this.#mask;
+    this.#bases[at] = base;
+    this.#starts[at] = start;
+    this.#ends[at] = end;
+    this.#frames[at] = frames;
+    this.#entries++;
+    this.#total += frames;
+    this.#held += frames;
+    this.#bytes += end - start;
+    if (this.#held > this.#maxMessages || this.#bytes > this.#maxBytes) {
+      this.#trim();
+    }
+  }
+
+  /** Logs a copy of `bytes[start, end)`, one message the caller may reuse. */
+  recordCopy(bytes: Uint8Array, start: number, end: number): void {
+    const size = end - start;
+    if (size > BLOCK / 4) {
+      this.record(bytes.slice(start, end), 0, size);
+      return;
+    }
+    let block = this.#block;
+    if (block === undefined || block.length - this.#blockFill < size) {
+      block = this.#block = new Uint8Array(BLOCK);
+      this.#blockFill = 0;
+    }
+    const at = this.#blockFill;
+    block.set(bytes.subarray(start, end), at);
+    this.#blockFill = at + size;
+    this.record(block, at, at + size);
+  }
+
+  /**
+   * Whether everything from position `from` on can be replayed: not
+   * trimmed, not from the future, not inside a multi-frame entry.
+   */
+  canReplayFrom(from: number): boolean {
+    if (!Number.isSafeInteger(from) || from < this.first) return false;
+    if (from > this.#total) return false;
+    return this.#indexOf(from) !== -1;
+  }
+
+  /**
+   * Hands every entry from position `from` on to `push`, oldest first.
+   *
+   * @returns `false` (and pushes nothing) when `canReplayFrom(from)` isn't.
+   */
+  replay(
+    from: number,
+    push: (base: Uint8Array, start: number, end: number, frames: number) => void,
+  ): boolean {
+    if (!this.canReplayFrom(from)) return false;
+    const mask = this.#mask;
+    for (let i = this.#indexOf(from); i < this.#entries; i++) {
+      const at = (this.#head + i) & mask;
+      push(this.#bases[at]!, this.#starts[at]!, this.#ends[at]!, this.#frames[at]!);
+    }
+    return true;
+  }
+
+  /** Forgets everything (the session ended). */
+  clear(): void {
+    this.#bases = new Array(RING_MIN);
+    this.#starts = new Int32Array(RING_MIN);
+    this.#ends = new Int32Array(RING_MIN);
+    this.#frames = new Int32Array(RING_MIN);
+    this.#mask = RING_MIN - 1;
+    this.#head = 0;
+    this.#entries = 0;
+    this.#held = 0;
+    this.#bytes = 0;
+    this.#block = undefined;
+  }
+
+  // The ring index (0 = oldest) of the entry that starts at `position`, or
+  // -1 when it falls inside one. Replays start near the newest end.
+  #indexOf(position: number): number {
+    let at = this.#total;
+    const mask = this.#mask;
+    for (let i = this.#entries; i > 0; i--) {
+      if (at === position) return i;
+      at -= this.#frames[(this.#head + i - 1) & mask]!;
+      if (at < position) return -1;
+    }
+    return at === position ? 0 : -1;
+  }
+
+  #trim(): void {
+    const mask = this.#mask;
+    while (
+      this.#entries > 1 &&
+      (this.#held > this.#maxMessages || this.#bytes > this.#maxBytes)
+    ) {
+      const at = this.#head;
+      this.#held -= this.#frames[at]!;
+      this.#bytes -= this.#ends[at]! - this.#starts[at]!;
+      this.#bases[at] = undefined;
+      this.#head = (at + 1) & mask;
+      this.#entries--;
+    }
+  }
+
+  #grow(): void {
+    const size = this.#mask + 1;
+    const next = size * 2;
+    const bases: (Uint8Array | undefined)[] = new Array(next);
+    const starts = new Int32Array(next);
+    const ends = new Int32Array(next);
+    const frames = new Int32Array(next);
+    for (let i = 0; i < this.#entries; i++) {
+      const at = (this.#head + i) & this.#mask;
+      bases[i] = this.#bases[at];
+      starts[i] = this.#starts[at]!;
+      ends[i] = this.#ends[at]!;
+      frames[i] = this.#frames[at]!;
+    }
+    this.#bases = bases;
+    this.#starts = starts;
+    this.#ends = ends;
+    this.#frames = frames;
+    this.#mask = next - 1;
+    this.#head = 0;
+  }
+}
