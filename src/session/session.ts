@@ -382,6 +382,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     // What the decoder sends (pongs, close frames) are control frames, not
     // messages: a resumable session's log leaves them out (issue 17).
     const link = {
+      owner: this,
       sendFrame: (frame: Uint8Array) => writer.sendFrame(frame),
       close: (reason?: string) => this.close(reason),
     };

@@ -313,8 +313,9 @@ class NativeDecoder<In> implements Decoder<In> {
     // The connection is recorded after the decoder is made, before the
     // first read.
     const conn = this.#conn ??=
-      (connectionOf(this.#link as unknown as WithParts) as NativeConnection)
-        .native;
+      (connectionOf(
+        (this.#link?.owner ?? this.#link) as unknown as WithParts,
+      ) as NativeConnection).native;
     const inner = this.#inner;
     for (;;) {
       const message = conn.take();

@@ -797,7 +797,7 @@ function unsupported(kind: string, codec: string): WebSocketCloseError {
 
 // Each session's decoder, for closeWebSocket() and peerCloseCode().
 // deno-lint-ignore no-explicit-any
-const decoders = new WeakMap<DecoderLink, WebSocketDecoder<any, any>>();
+const decoders = new WeakMap<object, WebSocketDecoder<any, any>>();
 
 interface DecoderSettings<In, Out> {
   role: "server" | "client";
@@ -860,7 +860,9 @@ class WebSocketDecoder<In, Out> implements Decoder<In> {
   ) {
     this.#link = link;
     this.#settings = settings;
-    if (link !== undefined) decoders.set(link, this);
+    // Looked up by the session (peerCloseCode(), closeWebSocket()), which
+    // the link speaks for; a resumed session's new decoder replaces the old.
+    if (link !== undefined) decoders.set(link.owner ?? link, this);
     const framesOf = (settings.mapping as Partial<FramesMapping<In, Out>>)
       .frames;
     this.#frames = framesOf?.decoder();
