@@ -168,7 +168,7 @@ export class ServerRecovery<Data, In, Out> {
       get detached(): number {
         let n = 0;
         for (const entry of entries.values()) {
-          if (!entry.conn.attached) n++;
+          if (!entry.conn.attached && entry.session?.state === "open") n++;
         }
         return n;
       },
