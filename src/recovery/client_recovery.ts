@@ -8,6 +8,7 @@
 // closes with reason "recovery failed", and the client's `reconnect`
 // policy, if any, opens a fresh one: `recovered` is `false` then.
 import type { Session } from "../session/session.ts";
+import { CloseReason } from "../close_reason.ts";
 import {
   messagesIn,
   resume,
@@ -234,7 +235,7 @@ export class ClientRecovery {
         if (real !== undefined) closeQuietly(real);
       }
     }
-    if (session.state === "open") void session.close("recovery failed");
+    if (session.state === "open") void session.close(CloseReason.RecoveryFailed);
     else resumable.close();
   }
 

@@ -14,6 +14,7 @@
 // first (nc and a welcome line) gets its first bytes at most that much
 // later. The README gives the measurement behind the default.
 import type { Session } from "../session/session.ts";
+import { CloseReason } from "../close_reason.ts";
 import {
   messagesIn,
   observe,
@@ -308,13 +309,13 @@ export class ServerRecovery<Data, In, Out> {
       entry.webSocket !== webSocket ||
       entry.compressed !== (connection.adapt !== undefined)
     ) {
-      void session.close("recovery failed");
+      void session.close(CloseReason.RecoveryFailed);
       return await this.#refuse(conn, webSocket, "transport_changed");
     }
     if (!entry.log.canReplayFrom(hello.received)) {
       // The gap can't be filled: never a partial replay. The session is of
       // no use to anyone now.
-      void session.close("recovery failed");
+      void session.close(CloseReason.RecoveryFailed);
       return await this.#refuse(conn, webSocket, "trimmed");
     }
     // From here nothing read from the old connection counts.
@@ -336,7 +337,7 @@ export class ServerRecovery<Data, In, Out> {
     if (session.state !== "open" || !resume(session, hello.received)) {
       // Closed, or trimmed while the answer was being written.
       closeQuietly(conn);
-      if (session.state === "open") void session.close("recovery failed");
+      if (session.state === "open") void session.close(CloseReason.RecoveryFailed);
       return undefined;
     }
     entry.conn.attach(conn, rest);
@@ -369,7 +370,7 @@ export class ServerRecovery<Data, In, Out> {
       entry.timer = undefined;
       if (session.state !== "open") return;
       this.meter.expired++;
-      void session.close("recovery expired");
+      void session.close(CloseReason.RecoveryExpired);
     }, this.#window);
     this.#call(this.#options.onDetach, session);
   }
