@@ -30,6 +30,8 @@
 // carries a room message's global sequence ahead of it. Local recovery
 // needs neither: positions are counted per session.
 
+import { inflateMessage } from "../websocket/_deflate.ts";
+
 /** The 8 bytes that open both preambles. */
 export const MAGIC: Uint8Array = new Uint8Array([
   0xff,
@@ -296,17 +298,20 @@ export async function readWebSocketLine(
   const buffer = new Uint8Array(4096);
   for (;;) {
     if (got.length >= 2) {
-      if (got[0] !== 0x81 || (got[1]! & 0x7f) > 125) {
+      // A text frame, FIN; RSV1 when a browser compressed it (deflate).
+      const compressed = got[0] === 0xc1;
+      if ((got[0] !== 0x81 && !compressed) || (got[1]! & 0x7f) > 125) {
         throw new RangeError("The recovery message is not a short text frame");
       }
       const masked = (got[1]! & 0x80) !== 0;
       const length = got[1]! & 0x7f;
       const head = masked ? 6 : 2;
       if (got.length >= head + length) {
-        const text = got.slice(head, head + length);
+        let text: Uint8Array = got.slice(head, head + length);
         if (masked) {
           for (let i = 0; i < length; i++) text[i]! ^= got[2 + (i & 3)]!;
         }
+        if (compressed) text = inflateMessage(text, MAX_LINE, "recovery");
         const message = decoder.decode(text);
         return {
           line: message.startsWith(WEBSOCKET_PREFIX)
