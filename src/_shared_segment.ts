@@ -15,12 +15,22 @@ const SEGMENT_MIN = 1024;
 /** ...and at most this much; larger frames are shared as they are. */
 const SEGMENT_MAX = 65536;
 
+/**
+ * Where each frame written into a segment ends, by segment: a resumable
+ * session's log (src/recovery/_message_log.ts) keeps one range per segment
+ * for a pass's broadcasts, not one entry per message, and finds a message
+ * inside it here, on a resume. One array per segment, one push per frame
+ * (per broadcast, not per receiver).
+ */
+export const frameEnds: WeakMap<Uint8Array, number[]> = new WeakMap();
+
 /** Encodes frames into shared segments; see the file comment. */
 export class SegmentWriter {
   #bytes: Uint8Array | undefined;
   #fill = 0;
   #used = 0;
   #size = SEGMENT_MIN;
+  #ends: number[] = [];
   readonly #release = () => {
     this.#bytes = undefined;
     // Size the next segment for what this pass needed (rounded up to a power
@@ -88,6 +98,7 @@ export class SegmentWriter {
   }
 
   #took(bytes: Uint8Array, end: number): void {
+    this.#ends.push(end);
     this.base = bytes;
     this.start = this.#fill;
     this.end = end;
@@ -101,6 +112,8 @@ export class SegmentWriter {
     while (length < size) length *= 2;
     this.#bytes = new Uint8Array(length);
     this.#fill = 0;
+    this.#ends = [];
+    frameEnds.set(this.#bytes, this.#ends);
     return this.#bytes;
   }
 }

@@ -10,9 +10,17 @@
 // message). Entries are kept in a ring of parallel arrays: recording a
 // message allocates nothing once the ring has grown.
 //
-// An entry may hold several frames back to back (frames that arrived from
-// another cluster node): a position inside one can't be served, so resuming
-// there is refused like a trimmed log (never a partial replay).
+// Like the outbound queue, a broadcast that continues the previous one in
+// the same segment extends its entry (two numbers updated, no reference
+// stored: the hot path of a fan-out to many resumable members). Where each
+// message of such a range starts is found, on a resume only, in the
+// segment's frame ends (`frameEnds`). Trimming drops whole entries, so the
+// log keeps at most maxMessages (maxBytes), sometimes fewer.
+//
+// An entry of several frames recorded at once (frames that arrived from
+// another cluster node) can't be split: a position inside one is refused
+// like a trimmed log (never a partial replay).
+import { frameEnds } from "../_shared_segment.ts";
 
 /** Private frames are copied into blocks of this many bytes. */
 const BLOCK = 16384;
@@ -36,6 +44,8 @@ export class MessageLog {
   #starts = new Int32Array(RING_MIN);
   #ends = new Int32Array(RING_MIN);
   #frames = new Int32Array(RING_MIN);
+  // 1: the entry's messages can be found in frameEnds (it may grow).
+  #split = new Uint8Array(RING_MIN);
   #mask = RING_MIN - 1;
   #head = 0;
   #entries = 0;
@@ -71,12 +81,47 @@ export class MessageLog {
    * must never change afterwards.
    */
   record(base: Uint8Array, start: number, end: number, frames = 1): void {
+    const entries = this.#entries;
+    if (entries > 0 && frames === 1) {
+      const last = (this.#head + entries - 1) & this.#mask;
+      if (
+        this.#split[last] === 1 && this.#ends[last] === start &&
+        this.#bases[last] === base
+      ) {
+        this.#ends[last] = end;
+        this.#frames[last] = this.#frames[last]! + 1;
+        this.#total++;
+        this.#held++;
+        this.#bytes += end - start;
+        if (this.#held > this.#maxMessages || this.#bytes > this.#maxBytes) {
+          this.#trim();
+        }
+        return;
+      }
+    }
+    this.#add(
+      base,
+      start,
+      end,
+      frames,
+      frames === 1 && frameEnds.has(base) ? 1 : 0,
+    );
+  }
+
+  #add(
+    base: Uint8Array,
+    start: number,
+    end: number,
+    frames: number,
+    split: number,
+  ): void {
     if (this.#entries > this.#mask) this.#grow();
     const at = (this.#head + this.#entries) & this.#mask;
     this.#bases[at] = base;
     this.#starts[at] = start;
     this.#ends[at] = end;
     this.#frames[at] = frames;
+    this.#split[at] = split;
     this.#entries++;
     this.#total += frames;
     this.#held += frames;
@@ -90,7 +135,7 @@ export class MessageLog {
   recordCopy(bytes: Uint8Array, start: number, end: number): void {
     const size = end - start;
     if (size > BLOCK / 4) {
-      this.record(bytes.slice(start, end), 0, size);
+      this.#add(bytes.slice(start, end), 0, size, 1, 0);
       return;
     }
     let block = this.#block;
@@ -101,7 +146,7 @@ export class MessageLog {
     const at = this.#blockFill;
     block.set(bytes.subarray(start, end), at);
     this.#blockFill = at + size;
-    this.record(block, at, at + size);
+    this.#add(block, at, at + size, 1, 0);
   }
 
   /**
@@ -111,7 +156,7 @@ export class MessageLog {
   canReplayFrom(from: number): boolean {
     if (!Number.isSafeInteger(from) || from < this.first) return false;
     if (from > this.#total) return false;
-    return this.#indexOf(from) !== -1;
+    return this.#find(from);
   }
 
   /**
@@ -125,9 +170,26 @@ export class MessageLog {
   ): boolean {
     if (!this.canReplayFrom(from)) return false;
     const mask = this.#mask;
-    for (let i = this.#indexOf(from); i < this.#entries; i++) {
+    let i = this.#foundIndex;
+    if (i < this.#entries && this.#foundSkip > 0) {
+      // Resuming inside a range: from the message's first byte on.
       const at = (this.#head + i) & mask;
-      push(this.#bases[at]!, this.#starts[at]!, this.#ends[at]!, this.#frames[at]!);
+      push(
+        this.#bases[at]!,
+        this.#foundOffset,
+        this.#ends[at]!,
+        this.#frames[at]! - this.#foundSkip,
+      );
+      i++;
+    }
+    for (; i < this.#entries; i++) {
+      const at = (this.#head + i) & mask;
+      push(
+        this.#bases[at]!,
+        this.#starts[at]!,
+        this.#ends[at]!,
+        this.#frames[at]!,
+      );
     }
     return true;
   }
@@ -138,6 +200,7 @@ export class MessageLog {
     this.#starts = new Int32Array(RING_MIN);
     this.#ends = new Int32Array(RING_MIN);
     this.#frames = new Int32Array(RING_MIN);
+    this.#split = new Uint8Array(RING_MIN);
     this.#mask = RING_MIN - 1;
     this.#head = 0;
     this.#entries = 0;
@@ -146,23 +209,56 @@ export class MessageLog {
     this.#block = undefined;
   }
 
-  // The ring index (0 = oldest) of the entry that starts at `position`, or
-  // -1 when it falls inside one. Replays start near the newest end.
-  #indexOf(position: number): number {
+  // Set by #find(): the entry (0 = oldest) `position` falls in, how many of
+  // its messages come before it, and where it starts in the entry's bytes.
+  #foundIndex = 0;
+  #foundSkip = 0;
+  #foundOffset = 0;
+
+  // Finds `position` (see the fields above); `false` when it falls inside
+  // an entry that can't be split. Replays start near the newest end.
+  #find(position: number): boolean {
     let at = this.#total;
     const mask = this.#mask;
+    this.#foundSkip = 0;
     for (let i = this.#entries; i > 0; i--) {
-      if (at === position) return i;
-      at -= this.#frames[(this.#head + i - 1) & mask]!;
-      if (at < position) return -1;
+      if (at === position) {
+        this.#foundIndex = i;
+        return true;
+      }
+      const entry = (this.#head + i - 1) & mask;
+      const frames = this.#frames[entry]!;
+      at -= frames;
+      if (at < position) {
+        if (this.#split[entry] !== 1) return false;
+        const skip = position - at;
+        const ends = frameEnds.get(this.#bases[entry]!);
+        if (ends === undefined) return false;
+        // The first frame end after the entry's start ends its first message.
+        const start = this.#starts[entry]!;
+        let lo = 0;
+        let hi = ends.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (ends[mid]! <= start) lo = mid + 1;
+          else hi = mid;
+        }
+        const offset = ends[lo + skip - 1];
+        if (offset === undefined) return false;
+        this.#foundIndex = i - 1;
+        this.#foundSkip = skip;
+        this.#foundOffset = offset;
+        return true;
+      }
     }
-    return at === position ? 0 : -1;
+    this.#foundIndex = 0;
+    return at === position;
   }
 
   #trim(): void {
     const mask = this.#mask;
     while (
-      this.#entries > 1 &&
+      this.#entries > 0 &&
       (this.#held > this.#maxMessages || this.#bytes > this.#maxBytes)
     ) {
       const at = this.#head;
@@ -181,17 +277,20 @@ export class MessageLog {
     const starts = new Int32Array(next);
     const ends = new Int32Array(next);
     const frames = new Int32Array(next);
+    const split = new Uint8Array(next);
     for (let i = 0; i < this.#entries; i++) {
       const at = (this.#head + i) & this.#mask;
       bases[i] = this.#bases[at];
       starts[i] = this.#starts[at]!;
       ends[i] = this.#ends[at]!;
       frames[i] = this.#frames[at]!;
+      split[i] = this.#split[at]!;
     }
     this.#bases = bases;
     this.#starts = starts;
     this.#ends = ends;
     this.#frames = frames;
+    this.#split = split;
     this.#mask = next - 1;
     this.#head = 0;
   }
