@@ -8,6 +8,7 @@
 // on/off, and their median and spread (target ≥ 0.9).
 //
 //   deno run -A bench/recovery.ts [--n=1000] [--messages=2000] [--repeat=3]
+//                                 [--only=on|off]
 import { listen } from "../mod.ts";
 import { MAGIC } from "../src/recovery/_preamble.ts";
 
@@ -83,9 +84,10 @@ async function run(recovery: boolean): Promise<number> {
 
 const off: number[] = [];
 const on: number[] = [];
+// --only=on (or off): one side, e.g. under --cpu-prof.
 for (let i = 0; i < REPEAT; i++) {
-  off.push(await run(false));
-  on.push(await run(true));
+  if (args.only !== "on") off.push(await run(false));
+  if (args.only !== "off") on.push(await run(true));
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const fmt = (x: number) => `${(x / 1e6).toFixed(2)} M/s`;
@@ -98,6 +100,7 @@ console.log(
 console.log(
   `recovery on:  ${on.map(fmt).join(", ")} (median ${fmt(median(on))})`,
 );
+if (args.only !== undefined) Deno.exit(0);
 const ratios = on.map((x, i) => x / off[i]!);
 console.log(
   `on/off per pair: ${ratios.map((r) => r.toFixed(2)).join(", ")} (median ${

@@ -78,9 +78,10 @@ export class SegmentWriter {
    * Copies an already-encoded frame in (one from another cluster node, or a
    * codec's without `encodeInto`), so that a pass's frames sit side by side
    * and each receiver writes them as one range; the frame is then
-   * `base[start, end)`.
+   * `base[start, end)`. When `frames` (the messages it holds) is more than
+   * one, the segment's messages can no longer be told apart (frameEnds).
    */
-  copy(frame: Uint8Array): void {
+  copy(frame: Uint8Array, frames = 1): void {
     const size = frame.byteLength;
     if (size > SEGMENT_MAX / 2) {
       // Shared as it is: copying it into a segment buys nothing.
@@ -95,6 +96,7 @@ export class SegmentWriter {
     }
     bytes.set(frame, this.#fill);
     this.#took(bytes, this.#fill + size);
+    if (frames > 1) frameEnds.delete(bytes);
   }
 
   #took(bytes: Uint8Array, end: number): void {

@@ -10,12 +10,13 @@
 // message). Entries are kept in a ring of parallel arrays: recording a
 // message allocates nothing once the ring has grown.
 //
-// Like the outbound queue, a broadcast that continues the previous one in
-// the same segment extends its entry (two numbers updated, no reference
-// stored: the hot path of a fan-out to many resumable members). Where each
-// message of such a range starts is found, on a resume only, in the
-// segment's frame ends (`frameEnds`). Trimming drops whole entries, so the
-// log keeps at most maxMessages (maxBytes), sometimes fewer.
+// It is fed by the outbound queue once per shared range, not once per
+// message: a pass's broadcasts to one member are one range of one segment
+// (the queue coalesces them anyway), so a fan-out to many resumable members
+// costs each one entry per pass. Where each message of such a range starts
+// is found, on a resume only, in the segment's frame ends (`frameEnds`).
+// Trimming drops whole entries, so the log keeps at most maxMessages (and
+// maxBytes), sometimes fewer.
 //
 // An entry of several frames recorded at once (frames that arrived from
 // another cluster node) can't be split: a position inside one is refused
@@ -81,31 +82,9 @@ export class MessageLog {
    * must never change afterwards.
    */
   record(base: Uint8Array, start: number, end: number, frames = 1): void {
-    const entries = this.#entries;
-    if (entries > 0 && frames === 1) {
-      const last = (this.#head + entries - 1) & this.#mask;
-      if (
-        this.#split[last] === 1 && this.#ends[last] === start &&
-        this.#bases[last] === base
-      ) {
-        this.#ends[last] = end;
-        this.#frames[last] = this.#frames[last]! + 1;
-        this.#total++;
-        this.#held++;
-        this.#bytes += end - start;
-        if (this.#held > this.#maxMessages || this.#bytes > this.#maxBytes) {
-          this.#trim();
-        }
-        return;
-      }
-    }
-    this.#add(
-      base,
-      start,
-      end,
-      frames,
-      frames === 1 && frameEnds.has(base) ? 1 : 0,
-    );
+    // A range of a segment's frames can be split at any message (see
+    // frameEnds); other bytes only as a whole.
+    this.#add(base, start, end, frames, frameEnds.has(base) ? 1 : 0);
   }
 
   #add(
@@ -268,6 +247,7 @@ export class MessageLog {
       this.#head = (at + 1) & mask;
       this.#entries--;
     }
+
   }
 
   #grow(): void {

@@ -136,19 +136,18 @@ export class ResumableConn {
     }
   }
 
-  async write(chunk: Uint8Array): Promise<number> {
-    if (this.#closed) throw new Deno.errors.BrokenPipe("Closed");
-    const real = this.#real;
-    if (real === undefined) return chunk.length;
-    try {
-      let offset = 0;
-      while (offset < chunk.length) {
-        offset += await real.write(chunk.subarray(offset));
-      }
-    } catch {
-      this.#drop(real);
+  write(chunk: Uint8Array): Promise<number> {
+    if (this.#closed) {
+      return Promise.reject(new Deno.errors.BrokenPipe("Closed"));
     }
-    return chunk.length;
+    const real = this.#real;
+    if (real === undefined) return Promise.resolve(chunk.length);
+    // Straight through (the writer writes the rest of a partial write); a
+    // failure is a drop, and the bytes count as written: the log has them.
+    return real.write(chunk).catch(() => {
+      this.#drop(real);
+      return chunk.length;
+    });
   }
 
   closeWrite(): Promise<void> {

@@ -60,7 +60,16 @@ export class Writer<Out> implements ClosingWriter {
    * before anything is sent. Heartbeats and control frames (sendFrame())
    * are not messages and stay out of it.
    */
-  log: MessageLog | undefined;
+  get log(): MessageLog | undefined {
+    return this.#log;
+  }
+
+  set log(log: MessageLog | undefined) {
+    this.#log = log;
+    this.#queue.log = log;
+  }
+
+  #log: MessageLog | undefined;
 
   constructor(conn: Deno.Conn, options: WriterOptions<Out>, life: Life) {
     this.#conn = conn;
@@ -124,7 +133,7 @@ export class Writer<Out> implements ClosingWriter {
       const end = codec.encodeInto(message, queue.privateChunk(), start);
       if (end >= 0) {
         if (!this.admit(end - start)) return false;
-        this.log?.recordCopy(queue.privateChunk(), start, end);
+        this.#log?.recordCopy(queue.privateChunk(), start, end);
         queue.commitPrivate(end);
         this.#queued();
         return true;
@@ -133,7 +142,7 @@ export class Writer<Out> implements ClosingWriter {
     const frame = codec.encode(message);
     if (!this.admit(frame.byteLength)) return false;
     // A frame encode() made is ours: the log keeps it as it is.
-    this.log?.record(frame, 0, frame.byteLength);
+    this.#log?.record(frame, 0, frame.byteLength);
     queue.pushPrivate(frame);
     this.#queued();
     return true;
@@ -144,7 +153,7 @@ export class Writer<Out> implements ClosingWriter {
    * {@linkcode sendFrame}, and logged when the session is resumable.
    */
   sendMessageFrame(frame: Uint8Array): boolean {
-    const log = this.log;
+    const log = this.#log;
     if (log === undefined) return this.sendFrame(frame);
     if (!this.sendFrame(frame)) return false;
     const size = frame.byteLength;
@@ -180,8 +189,8 @@ export class Writer<Out> implements ClosingWriter {
   ): boolean {
     if (this.#life.state !== "open") return false;
     if (!this.admit(end - start, frames)) return false;
-    this.#queue.pushShared(base, start, end, frames);
-    this.log?.record(base, start, end, frames);
+    // Logged by the queue, once per range (see OutboundQueue.log).
+    this.#queue.pushShared(base, start, end, frames, true);
     this.#queued();
     return true;
   }
@@ -196,9 +205,11 @@ export class Writer<Out> implements ClosingWriter {
    * @returns `false` when the log can't replay from `from` (nothing changed).
    */
   replay(from: number): boolean {
-    const log = this.log;
-    if (log === undefined || !log.canReplayFrom(from)) return false;
+    const log = this.#log;
+    if (log === undefined) return false;
     const queue = this.#queue;
+    queue.sealForLog();
+    if (!log.canReplayFrom(from)) return false;
     queue.discardPending();
     log.replay(from, (base, start, end, frames) => {
       queue.pushShared(base, start, end, frames);

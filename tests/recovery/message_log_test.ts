@@ -25,19 +25,23 @@ async function inPass(fn: () => void): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-Deno.test("MessageLog: a pass's broadcasts share one range; replay from every position", async () => {
+Deno.test("MessageLog: a pass's broadcasts are one range; replay from every position", async () => {
   const codec = lines();
   const writer = new SegmentWriter();
   const log = new MessageLog({ maxMessages: 100, maxBytes: 1 << 20 });
   const bases = new Set<Uint8Array>();
+  let first = -1;
   await inPass(() => {
     for (let n = 1; n <= 10; n++) {
       writer.write(codec, String(n));
       bases.add(writer.base);
-      log.record(writer.base, writer.start, writer.end);
+      if (first === -1) first = writer.start;
     }
   });
   assert.equal(bases.size, 1, "one segment");
+  // As the outbound queue records it: one range of 10 messages, by
+  // reference.
+  log.record(writer.base, first, writer.end, 10);
   // A private message, copied, between passes.
   const own = new TextEncoder().encode("own\n");
   log.recordCopy(own, 0, own.length);
@@ -63,10 +67,12 @@ Deno.test("MessageLog: bounds drop whole entries; a trimmed position is refused"
   const log = new MessageLog({ maxMessages: 5, maxBytes: 1 << 20 });
   for (let pass = 0; pass < 4; pass++) {
     await inPass(() => {
+      let first = -1;
       for (let n = 1; n <= 3; n++) {
         writer.write(codec, `${pass}.${n}`);
-        log.record(writer.base, writer.start, writer.end);
+        if (first === -1) first = writer.start;
       }
+      log.record(writer.base, first, writer.end, 3);
     });
   }
   assert.equal(log.total, 12);
@@ -80,11 +86,21 @@ Deno.test("MessageLog: bounds drop whole entries; a trimmed position is refused"
   assert.equal(bytes.first, 3);
 });
 
-Deno.test("MessageLog: frames recorded together can't be split: a position inside is refused", () => {
+Deno.test("MessageLog: frames that aren't a segment's can't be split: a position inside is refused", (): Promise<void> => {
   const log = new MessageLog({ maxMessages: 100, maxBytes: 1 << 20 });
+  // E.g. a cluster node's frames, copied into a segment as one chunk.
   const frames = new TextEncoder().encode("a\nb\nc\n");
   log.record(frames, 0, frames.length, 3);
   assert.deepEqual(replayed(log, 0), ["a\nb\nc\n", 3]);
   assert.equal(replayed(log, 1), false);
   assert.deepEqual(replayed(log, 3), ["", 0]);
+  // Copied into a segment as several frames at once: the segment's frame
+  // ends no longer tell its messages apart.
+  const writer = new SegmentWriter();
+  const copied = new MessageLog({ maxMessages: 100, maxBytes: 1 << 20 });
+  writer.copy(frames, 3);
+  copied.record(writer.base, writer.start, writer.end, 3);
+  assert.equal(replayed(copied, 1), false);
+  assert.deepEqual(replayed(copied, 0), ["a\nb\nc\n", 3]);
+  return new Promise<void>((resolve) => setTimeout(resolve, 0));
 });
