@@ -14,7 +14,7 @@ class Sequence {
   duplicates = 0;
   readonly seen: number[] = [];
   check(line: string): void {
-    const n = Number(line);
+    const n = Number(line.split(" ", 1)[0]);
     this.seen.push(n);
     if (n === this.next) this.next++;
     else if (n < this.next) this.duplicates++;
@@ -226,6 +226,40 @@ Deno.test("a gap larger than maxBytes: recovered false, nothing of the gap", asy
     await until(() => seq.seen.includes(701), 2000, "message 701");
     assert.deepEqual(seq.seen, [1, 701]);
     assert.equal(client.recovered, false);
+  } finally {
+    await client.close();
+  }
+});
+
+Deno.test("a large replay is paced through a small budget, and the peer is not cut", async () => {
+  const reasons: string[] = [];
+  await using server = testServer({
+    // 400 KB to replay through a 16 KiB budget.
+    outboundBudget: 16_384,
+    recovery: { window: 10_000, maxBytes: 1 << 20, maxMessages: 10_000 },
+    onOpen: (session) => void session.join("feed"),
+    onClose: (_session, reason) => void reasons.push(reason),
+  });
+  await using proxy = new Proxy(server.addr.port);
+  const seq = new Sequence();
+  const client = await connectVia(proxy, seq);
+  try {
+    await until(() => server.sessions.size === 1, 2000, "the session");
+    proxy.blocked = true;
+    proxy.cut([...proxy.pairs][0]!);
+    await until(() => proxy.pairs.size === 0, 2000, "the cut");
+    const pad = "x".repeat(90);
+    for (let n = 1; n <= 4000; n++) {
+      server.sessions.broadcast(`${n} ${pad}`, { room: "feed" });
+      if (n % 100 === 0) await delay(1);
+    }
+    proxy.blocked = false;
+    await until(() => seq.next > 4000, 10_000, "the whole replay");
+    assert.deepEqual(
+      { gaps: seq.gaps, duplicates: seq.duplicates, resumes: client.resumes },
+      { gaps: 0, duplicates: 0, resumes: 1 },
+    );
+    assert.deepEqual(reasons, []);
   } finally {
     await client.close();
   }
