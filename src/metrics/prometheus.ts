@@ -195,9 +195,13 @@ export function prometheusMetrics(servers: MetricsServers): string {
       "Resumes refused, by reason (the client starts fresh: recovered: false).",
     );
     for (const reason of RECOVERY_REFUSALS) {
-      out.sample("microsocket_recovery_refused_total", recovery.refused[reason], {
-        reason,
-      });
+      out.sample(
+        "microsocket_recovery_refused_total",
+        recovery.refused[reason],
+        {
+          reason,
+        },
+      );
     }
     counter(
       "microsocket_recovery_expired_total",

@@ -145,7 +145,12 @@ export class MessageLog {
    */
   replay(
     from: number,
-    push: (base: Uint8Array, start: number, end: number, frames: number) => void,
+    push: (
+      base: Uint8Array,
+      start: number,
+      end: number,
+      frames: number,
+    ) => void,
   ): boolean {
     if (!this.canReplayFrom(from)) return false;
     const mask = this.#mask;
@@ -247,7 +252,6 @@ export class MessageLog {
       this.#head = (at + 1) & mask;
       this.#entries--;
     }
-
   }
 
   #grow(): void {

@@ -235,8 +235,9 @@ export class ClientRecovery {
         if (real !== undefined) closeQuietly(real);
       }
     }
-    if (session.state === "open") void session.close(CloseReason.RecoveryFailed);
-    else resumable.close();
+    if (session.state === "open") {
+      void session.close(CloseReason.RecoveryFailed);
+    } else resumable.close();
   }
 
   #sleep(ms: number): Promise<void> {

@@ -43,10 +43,7 @@ import {
 } from "./_preamble.ts";
 import { ResumableConn } from "./resumable_conn.ts";
 import { MessageLog } from "./_message_log.ts";
-import type {
-  RecoveryMeter,
-  RecoveryRefusal,
-} from "../_meters.ts";
+import type { RecoveryMeter, RecoveryRefusal } from "../_meters.ts";
 
 /**
  * The `recovery` option of `listen()` (TCP, TLS, Unix and WebSocket): a
@@ -337,7 +334,9 @@ export class ServerRecovery<Data, In, Out> {
     if (session.state !== "open" || !resume(session, hello.received)) {
       // Closed, or trimmed while the answer was being written.
       closeQuietly(conn);
-      if (session.state === "open") void session.close(CloseReason.RecoveryFailed);
+      if (session.state === "open") {
+        void session.close(CloseReason.RecoveryFailed);
+      }
       return undefined;
     }
     entry.conn.attach(conn, rest);

@@ -157,7 +157,9 @@ export function suspend(session: WithParts): void {
  * @returns `false` (nothing changed) when the log can't replay from `from`.
  */
 export function resume(
-  session: WithParts & { readonly codec: { decoder(link: DecoderLink): Decoder<unknown> } },
+  session: WithParts & {
+    readonly codec: { decoder(link: DecoderLink): Decoder<unknown> };
+  },
   from: number,
 ): boolean {
   const own = session[parts];

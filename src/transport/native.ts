@@ -312,10 +312,9 @@ class NativeDecoder<In> implements Decoder<In> {
   decode(_chunk: Uint8Array, emit: (message: In) => void): void {
     // The connection is recorded after the decoder is made, before the
     // first read.
-    const conn = this.#conn ??=
-      (connectionOf(
-        (this.#link?.owner ?? this.#link) as unknown as WithParts,
-      ) as NativeConnection).native;
+    const conn = this.#conn ??= (connectionOf(
+      (this.#link?.owner ?? this.#link) as unknown as WithParts,
+    ) as NativeConnection).native;
     const inner = this.#inner;
     for (;;) {
       const message = conn.take();

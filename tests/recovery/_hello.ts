@@ -47,4 +47,3 @@ export function ok(answer: string): Ok {
   assert.equal(word, "ok", answer);
   return { id: Number(id), token: token!, recovered: recovered === "1" };
 }
-

@@ -98,7 +98,10 @@ Deno.test({
       const got = log.filter((line) => line.startsWith(`${nc!.nick}: missed`));
       assert.deepEqual(got, missed, "every missed line, once, in order");
       // The session went on: no second welcome, the nick kept.
-      assert.equal(log.filter((line) => line.startsWith("* welcome")).length, 1);
+      assert.equal(
+        log.filter((line) => line.startsWith("* welcome")).length,
+        1,
+      );
       assert.ok(log.includes("* reconnected: nothing missed"));
       assert.equal(await page.$eval("#nick", (el) => el.textContent), "alice");
       await until(() => tcp.sessions.size === 2, 2000, "two sessions");

@@ -21,7 +21,10 @@ Deno.test("recovery metrics: fresh, resumed, refused by reason, expired, detache
   a.conn.close();
   await until(
     () =>
-      sample(prometheusMetrics(server), "microsocket_recovery_detached_sessions") === 1,
+      sample(
+        prometheusMetrics(server),
+        "microsocket_recovery_detached_sessions",
+      ) === 1,
     2000,
     "a detached session",
   );
@@ -33,13 +36,16 @@ Deno.test("recovery metrics: fresh, resumed, refused by reason, expired, detache
   assert.equal(sb.recovered, true);
   b.conn.close();
   await until(
-    () => sample(prometheusMetrics(server), "microsocket_recovery_expired_total") === 1,
+    () =>
+      sample(
+        prometheusMetrics(server),
+        "microsocket_recovery_expired_total",
+      ) === 1,
     2000,
     "the window's end",
   );
   await until(
-    () =>
-      /reason="recovery expired"\} 1$/m.test(prometheusMetrics(server)),
+    () => /reason="recovery expired"\} 1$/m.test(prometheusMetrics(server)),
     2000,
     "the session's close",
   );

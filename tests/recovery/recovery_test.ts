@@ -134,9 +134,20 @@ Deno.test(`${CLIENTS} clients, 1,000 messages/s, a random cut every 100 ms: 0 ga
       15_000,
       "every client's last message",
     ).catch((error) => {
-      const late = seqs.map((seq, i) => ({ i, next: seq.next, gaps: seq.gaps, dups: seq.duplicates, state: clients[i]!.session?.state, resumes: clients[i]!.resumes }))
+      // Which clients are behind, and how: the first ten.
+      const late = seqs.map((seq, i) => ({
+        i,
+        next: seq.next,
+        gaps: seq.gaps,
+        dups: seq.duplicates,
+        state: clients[i]!.session?.state,
+        resumes: clients[i]!.resumes,
+      }))
         .filter((x) => x.next <= total);
-      console.log(JSON.stringify(late.slice(0, 10)), late.length, server.sessions.size);
+      console.log(
+        `${late.length} clients behind, ${server.sessions.size} sessions:`,
+        JSON.stringify(late.slice(0, 10)),
+      );
       throw error;
     });
     const gaps = seqs.reduce((sum, seq) => sum + seq.gaps, 0);
