@@ -24,13 +24,20 @@ const SEGMENT_MAX = 65536;
  */
 export const frameEnds: WeakMap<Uint8Array, number[]> = new WeakMap();
 
+/**
+ * How many resumable sessions are open in this process: frame ends are kept
+ * only while there are some (nothing changes for a server without
+ * recovery).
+ */
+export const resumableSessions = { count: 0 };
+
 /** Encodes frames into shared segments; see the file comment. */
 export class SegmentWriter {
   #bytes: Uint8Array | undefined;
   #fill = 0;
   #used = 0;
   #size = SEGMENT_MIN;
-  #ends: number[] = [];
+  #ends: number[] | undefined;
   readonly #release = () => {
     this.#bytes = undefined;
     // Size the next segment for what this pass needed (rounded up to a power
@@ -100,7 +107,7 @@ export class SegmentWriter {
   }
 
   #took(bytes: Uint8Array, end: number): void {
-    this.#ends.push(end);
+    this.#ends?.push(end);
     this.base = bytes;
     this.start = this.#fill;
     this.end = end;
@@ -114,8 +121,12 @@ export class SegmentWriter {
     while (length < size) length *= 2;
     this.#bytes = new Uint8Array(length);
     this.#fill = 0;
-    this.#ends = [];
-    frameEnds.set(this.#bytes, this.#ends);
+    if (resumableSessions.count > 0) {
+      this.#ends = [];
+      frameEnds.set(this.#bytes, this.#ends);
+    } else {
+      this.#ends = undefined;
+    }
     return this.#bytes;
   }
 }

@@ -15,6 +15,7 @@
 import type { SessionHost, SessionObserver } from "./_lifecycle.ts";
 import type { Decoder, DecoderLink } from "../codec/codec.ts";
 import type { MessageLog } from "../recovery/_message_log.ts";
+import { resumableSessions } from "../_shared_segment.ts";
 import { LatencyHistogram } from "./_latency_histogram.ts";
 
 /** The key of a session's parts; see the file comment. */
@@ -128,6 +129,10 @@ export function adopt(session: WithParts, connection: OpenedConnection): void {
   const resumable = connection.resumable;
   if (resumable !== undefined) {
     own.writer.log = resumable.log;
+    resumableSessions.count++;
+    own.lifecycle.observe({
+      closed: () => void resumableSessions.count--,
+    });
     resumable.bind(session);
   }
 }

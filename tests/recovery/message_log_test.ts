@@ -5,7 +5,10 @@
 import assert from "node:assert/strict";
 import { lines } from "../../mod.ts";
 import { MessageLog } from "../../src/recovery/_message_log.ts";
-import { SegmentWriter } from "../../src/_shared_segment.ts";
+import {
+  resumableSessions,
+  SegmentWriter,
+} from "../../src/_shared_segment.ts";
 
 const text = new TextDecoder();
 
@@ -19,9 +22,15 @@ function replayed(log: MessageLog, from: number): [string, number] | false {
   return ok && [out, frames];
 }
 
-// Runs `fn` and lets the pass end (the segment writer schedules it).
+// Runs `fn` and lets the pass end (the segment writer schedules it), as if
+// a resumable session were open (segments keep their frame ends then).
 async function inPass(fn: () => void): Promise<void> {
-  fn();
+  resumableSessions.count++;
+  try {
+    fn();
+  } finally {
+    resumableSessions.count--;
+  }
   await new Promise((resolve) => setTimeout(resolve, 0));
 }
 
