@@ -5,10 +5,7 @@
 import assert from "node:assert/strict";
 import { lines } from "../../mod.ts";
 import { MessageLog } from "../../src/recovery/_message_log.ts";
-import {
-  resumableSessions,
-  SegmentWriter,
-} from "../../src/_shared_segment.ts";
+import { resumableSessions, SegmentWriter } from "../../src/_shared_segment.ts";
 
 const text = new TextDecoder();
 
