@@ -9,6 +9,7 @@
 //
 //   deno run -A bench/recovery.ts [--n=1000] [--messages=2000] [--repeat=3]
 //                                 [--only=on|off]
+import process from "node:process";
 import { listen } from "../mod.ts";
 import { MAGIC } from "../src/recovery/_preamble.ts";
 
@@ -19,6 +20,10 @@ const N = Number(args.n ?? 1000);
 const MESSAGES = Number(args.messages ?? 2000);
 const REPEAT = Number(args.repeat ?? 3);
 const LINE = "x".repeat(63);
+
+// CPU time (user + system, ms) of the timed parts, per side: steadier than
+// throughput on a machine shared with other work.
+const cpu = { on: [] as number[], off: [] as number[] };
 
 async function run(recovery: boolean): Promise<number> {
   let joined = 0;
@@ -68,6 +73,7 @@ async function run(recovery: boolean): Promise<number> {
     done++;
   });
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   for (let sent = 0; sent < MESSAGES;) {
     for (let i = 0; i < 32 && sent < MESSAGES; i++, sent++) {
       server.sessions.broadcast(LINE, { room: "room" });
@@ -76,6 +82,11 @@ async function run(recovery: boolean): Promise<number> {
   }
   await Promise.all(readers);
   const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpuBefore);
+  // Per million deliveries.
+  cpu[recovery ? "on" : "off"].push(
+    (used.user + used.system) / 1000 / (MESSAGES * N / 1e6),
+  );
   for (const conn of conns) conn.close();
   await server.shutdown();
   if (done !== N) throw new Error(`${done} of ${N} receivers done`);
@@ -100,6 +111,12 @@ console.log(
 console.log(
   `recovery on:  ${on.map(fmt).join(", ")} (median ${fmt(median(on))})`,
 );
+const ms = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ");
+console.log(
+  `CPU ms per million deliveries (server and receivers, one process): off ${
+    ms(cpu.off)
+  }; on ${ms(cpu.on)}`,
+);
 if (args.only !== undefined) Deno.exit(0);
 const ratios = on.map((x, i) => x / off[i]!);
 console.log(
@@ -108,4 +125,9 @@ console.log(
   }, min ${Math.min(...ratios).toFixed(2)}, max ${
     Math.max(...ratios).toFixed(2)
   }); ratio of medians ${(median(on) / median(off)).toFixed(2)}`,
+);
+console.log(
+  `CPU off/on (higher is better for on): ${
+    (median(cpu.off) / median(cpu.on)).toFixed(2)
+  }`,
 );

@@ -139,7 +139,14 @@ export class Reader<In> implements ClosingReader {
       }
       this.bytesIn += n;
       const pause = inbound.throttleBytes(n);
-      if (pause !== undefined) await pause;
+      if (pause !== undefined) {
+        const decoder = this.decoder;
+        await pause;
+        // A resumable session resumed meanwhile (issue 17): these bytes came
+        // from the old connection, after the count the peer was given, so
+        // the peer sends their messages again.
+        if (this.decoder !== decoder) continue;
+      }
       if (life.state !== "open") break;
       const frames = inbound.framesIn;
       try {
