@@ -6,7 +6,8 @@
 // session's writer (src/recovery/_message_log.ts). While no connection is
 // attached, reads wait and writes resolve at once (the bytes are dropped:
 // the log holds their messages, and the writer's queue does not grow). A
-// write in flight on a connection that drops resolves as written too. On
+// write that fails on a connection that drops counts as written too (the
+// session's writer asks writeFailed()). On
 // a resume the recovery code tells the session where to replay from, then
 // attaches the new connection: the session never sees an error or an EOF.
 import { closeQuietly } from "../transport/connection.ts";
@@ -32,6 +33,8 @@ export class ResumableConn {
   #closed = false;
   #wake: (() => void) | undefined;
   #noDelay = false;
+  // The connection of the latest write (see writeFailed()).
+  #writingOn: Deno.Conn | undefined;
 
   constructor(
     real: Deno.Conn,
@@ -142,12 +145,24 @@ export class ResumableConn {
     }
     const real = this.#real;
     if (real === undefined) return Promise.resolve(chunk.length);
-    // Straight through (the writer writes the rest of a partial write); a
-    // failure is a drop, and the bytes count as written: the log has them.
-    return real.write(chunk).catch(() => {
-      this.#drop(real);
-      return chunk.length;
-    });
+    // Straight through, no wrapper per write: a failure comes back to the
+    // session's writer, which calls writeFailed().
+    this.#writingOn = real;
+    return real.write(chunk);
+  }
+
+  /**
+   * The latest write failed: its connection dropped. The session's writer
+   * (one write at a time) calls it and counts the bytes as written: the
+   * log has their messages.
+   *
+   * @returns `false` once closed for good (the failure is the session's).
+   */
+  writeFailed(): boolean {
+    if (this.#closed) return false;
+    const real = this.#writingOn;
+    if (real !== undefined) this.#drop(real);
+    return true;
   }
 
   closeWrite(): Promise<void> {

@@ -326,7 +326,12 @@ export class Writer<Out> implements ClosingWriter {
       }
       this.#writes++;
     } catch (error) {
-      failure = error ?? new Error("write failed");
+      // A resumable session's connection dropped (issue 17): what was being
+      // written counts as written (its messages are in the log) and the
+      // session waits for its peer instead of closing.
+      const resumable = this.#log !== undefined &&
+        (this.#conn as { writeFailed?(): boolean }).writeFailed?.() === true;
+      if (!resumable) failure = error ?? new Error("write failed");
     }
     queue.completed();
     this.#writingNow = undefined;
