@@ -24,6 +24,8 @@ const LINE = "x".repeat(63);
 // CPU time (user + system, ms) of the timed parts, per side: steadier than
 // throughput on a machine shared with other work.
 const cpu = { on: [] as number[], off: [] as number[] };
+// Writes per receiver per run (fewer: more messages coalesced per write).
+const writes = { on: [] as number[], off: [] as number[] };
 
 async function run(recovery: boolean): Promise<number> {
   let joined = 0;
@@ -87,6 +89,7 @@ async function run(recovery: boolean): Promise<number> {
   cpu[recovery ? "on" : "off"].push(
     (used.user + used.system) / 1000 / (MESSAGES * N / 1e6),
   );
+  writes[recovery ? "on" : "off"].push(server.stats().writes / N);
   for (const conn of conns) conn.close();
   await server.shutdown();
   if (done !== N) throw new Error(`${done} of ${N} receivers done`);
@@ -116,6 +119,9 @@ console.log(
   `CPU ms per million deliveries (server and receivers, one process): off ${
     ms(cpu.off)
   }; on ${ms(cpu.on)}`,
+);
+console.log(
+  `writes per receiver: off ${ms(writes.off)}; on ${ms(writes.on)}`,
 );
 if (args.only !== undefined) Deno.exit(0);
 const ratios = on.map((x, i) => x / off[i]!);
