@@ -25,8 +25,15 @@ import { frameEnds } from "../_shared_segment.ts";
 
 /** Private frames are copied into blocks of this many bytes. */
 const BLOCK = 16384;
-/** The ring starts this small and doubles up to the message bound. */
-const RING_MIN = 16;
+/**
+ * The ring is allocated with the first message, this large, and doubles up
+ * to the message bound (a busy member's log rarely grows past it: one
+ * entry per flush pass).
+ */
+const RING_MIN = 64;
+
+const EMPTY_INT = new Int32Array(0);
+const EMPTY_BYTES = new Uint8Array(0);
 
 /** What a log is bounded by. */
 export interface MessageLogLimits {
@@ -41,13 +48,14 @@ export class MessageLog {
   readonly #maxMessages: number;
   readonly #maxBytes: number;
   // The ring: entry i (0 = oldest) is at (#head + i) & #mask.
-  #bases: (Uint8Array | undefined)[] = new Array(RING_MIN);
-  #starts = new Int32Array(RING_MIN);
-  #ends = new Int32Array(RING_MIN);
-  #frames = new Int32Array(RING_MIN);
-  // 1: the entry's messages can be found in frameEnds (it may grow).
-  #split = new Uint8Array(RING_MIN);
-  #mask = RING_MIN - 1;
+  #bases: (Uint8Array | undefined)[] = [];
+  #starts = EMPTY_INT;
+  #ends = EMPTY_INT;
+  #frames = EMPTY_INT;
+  // 1: the entry's messages can be found in frameEnds.
+  #split = EMPTY_BYTES;
+  // -1: nothing allocated yet.
+  #mask = -1;
   #head = 0;
   #entries = 0;
   // Messages logged so far (the position after the newest), and in the ring.
@@ -180,12 +188,12 @@ export class MessageLog {
 
   /** Forgets everything (the session ended). */
   clear(): void {
-    this.#bases = new Array(RING_MIN);
-    this.#starts = new Int32Array(RING_MIN);
-    this.#ends = new Int32Array(RING_MIN);
-    this.#frames = new Int32Array(RING_MIN);
-    this.#split = new Uint8Array(RING_MIN);
-    this.#mask = RING_MIN - 1;
+    this.#bases = [];
+    this.#starts = EMPTY_INT;
+    this.#ends = EMPTY_INT;
+    this.#frames = EMPTY_INT;
+    this.#split = EMPTY_BYTES;
+    this.#mask = -1;
     this.#head = 0;
     this.#entries = 0;
     this.#held = 0;
@@ -256,7 +264,7 @@ export class MessageLog {
 
   #grow(): void {
     const size = this.#mask + 1;
-    const next = size * 2;
+    const next = Math.max(RING_MIN, size * 2);
     const bases: (Uint8Array | undefined)[] = new Array(next);
     const starts = new Int32Array(next);
     const ends = new Int32Array(next);
