@@ -35,4 +35,5 @@
  */
 export * from "./src/client/options.ts";
 export * from "./src/client/client.ts";
+export type { ClientRecoveryOptions } from "./src/recovery/client_recovery.ts";
 export { CloseReason } from "./src/close_reason.ts";

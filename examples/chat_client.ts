@@ -3,6 +3,7 @@
 // lines: connect() with the same lines codec, handlers like the server's.
 //
 //   deno task chat:client [--hostname 127.0.0.1] [--port 9000] [--reconnect]
+//                         [--recovery]
 //
 // End of input (Ctrl-D, or the end of a piped file) sends `/quit` and exits
 // once the server has answered everything and hung up, so
@@ -14,23 +15,36 @@
 // backoff (the library's `reconnect` option), and the last `/nick` and
 // `/join` typed are replayed on the new connection; only end of input or
 // Ctrl-C ends the client then.
+//
+// With `--recovery` (implies `--reconnect`) a lost connection is first
+// resumed: within the server's `--recovery-window` the session goes on, and
+// every line sent meanwhile is printed, once, in order; past it, a fresh
+// session as with `--reconnect`.
 import { type Client, connect, lines, type Session } from "../mod.ts";
 
 const USAGE =
   `usage: chat_client.ts [--hostname HOST] [--port PORT] [--reconnect]
   --hostname HOST   the server's address (default 127.0.0.1)
   --port PORT       the server's port (default 9000)
-  --reconnect       reconnect with backoff when the connection is lost`;
+  --reconnect       reconnect with backoff when the connection is lost
+  --recovery        resume the session after a drop, missing nothing
+                    (needs the server's --recovery-window; implies --reconnect)`;
 
 interface Flags {
   hostname: string;
   port: number;
   reconnect: boolean;
+  recovery: boolean;
 }
 
 // Parses `--name value` and `--name=value`; exits with status 2 on misuse.
 function parseFlags(args: string[]): Flags {
-  const flags: Flags = { hostname: "127.0.0.1", port: 9000, reconnect: false };
+  const flags: Flags = {
+    hostname: "127.0.0.1",
+    port: 9000,
+    reconnect: false,
+    recovery: false,
+  };
   const fail = (message: string): never => {
     console.error(`chat_client: ${message}\n${USAGE}`);
     Deno.exit(2);
@@ -43,6 +57,10 @@ function parseFlags(args: string[]): Flags {
     }
     if (arg === "--reconnect") {
       flags.reconnect = true;
+      continue;
+    }
+    if (arg === "--recovery") {
+      flags.recovery = flags.reconnect = true;
       continue;
     }
     const match = /^--(hostname|port)(?:=(.*))?$/.exec(arg);
@@ -94,7 +112,7 @@ async function* typedLines(): AsyncGenerator<string> {
 }
 
 async function main(): Promise<void> {
-  const { hostname, port, reconnect } = parseFlags(Deno.args);
+  const { hostname, port, reconnect, recovery } = parseFlags(Deno.args);
   // Commands to replay on a new connection, so a reconnect keeps who and
   // where we were.
   const replay = new Map<string, string>();
@@ -109,6 +127,7 @@ async function main(): Promise<void> {
       // Generous: the server limits what it accepts, not what it sends.
       codec: lines({ maxLineBytes: 1024 * 1024 }),
       reconnect: reconnect ? { initialDelay: 250, maxDelay: 10000 } : false,
+      recovery,
       onOpen: (session: Session<unknown, string>) => {
         if (connections++ > 0) {
           console.error("chat_client: reconnected");

@@ -9,6 +9,7 @@
 //                  [--frame-timeout 10] [--drain-timeout 2] [--web-port 9001]
 //                  [--cluster nats://127.0.0.1:4222 | redis://127.0.0.1:6379]
 //                  [--node-timeout 5] [--reuse-port] [--metrics-port 9090]
+//                  [--recovery-window 120]
 //
 // `--metrics-port PORT` (0 for any free one) serves Prometheus metrics at
 // http://127.0.0.1:PORT/metrics and a live stats page drawing them at
@@ -113,6 +114,10 @@ export interface Member {
 /** A chat connection. */
 export type ChatSession = Session<Member, string>;
 
+// Two minutes (as Ably's): a lift, a tunnel, a laptop lid, a switch from
+// Wi-Fi to LTE. Meanwhile the member stays in /who and keeps its nick.
+const DEFAULT_RECOVERY_WINDOW = 120_000;
+
 /** Options of {@linkcode chatServer}. */
 export interface ChatOptions {
   /** The address to bind. @default {"127.0.0.1"} */
@@ -139,6 +144,12 @@ export interface ChatOptions {
   cluster?: ChatCluster;
   /** Also serve the web page and its WebSocket on this port; unset: no web. */
   webPort?: number;
+  /**
+   * Keep a client's session this many milliseconds after its connection
+   * drops (`chat_client.ts --recovery`, and the web page); 0: off.
+   * @default {120000}
+   */
+  recoveryWindow?: number;
 }
 
 /**
@@ -323,6 +334,13 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
     maxConnections: options.maxClients ?? 10_000,
     maxConnectionsPerIp: options.maxPerIp ?? 32,
     ...rateLimit(options.rate ?? 10),
+    // Recovery (issue 17): a client that drops comes back to its session.
+    ...((options.recoveryWindow ?? DEFAULT_RECOVERY_WINDOW) > 0 &&
+      {
+        recovery: {
+          window: options.recoveryWindow ?? DEFAULT_RECOVERY_WINDOW,
+        },
+      }),
     // A departing member's last lines ("* bye", "! line too long") are
     // short: a second is plenty, and its nick is free again sooner.
     closeTimeout: 1000,
@@ -423,7 +441,11 @@ const USAGE = `usage: chat_server.ts [--hostname HOST] [--port PORT] [options]
                            with --cluster: only when given)
   --metrics-port PORT      serve Prometheus metrics at /metrics, and a live
                            stats page at /, on 127.0.0.1:PORT, 0 for any
-                           free one (default: off)`;
+                           free one (default: off)
+  --recovery-window SECONDS  a client that loses its connection (the web
+                           page, or chat_client.ts --recovery) gets its
+                           session back, nick and room, and every line it
+                           missed, within this; 0 off (default 120)`;
 
 interface Flags {
   hostname: string;
@@ -439,6 +461,7 @@ interface Flags {
   "reuse-port": boolean;
   "web-port": number;
   "metrics-port": number;
+  "recovery-window": number;
 }
 
 const COUNTS = new Set([
@@ -465,6 +488,7 @@ function parseFlags(args: string[]): Flags {
     "reuse-port": false,
     "web-port": -1, // unset: see below
     "metrics-port": -1, // unset: no metrics
+    "recovery-window": DEFAULT_RECOVERY_WINDOW / 1000,
   };
   const fail = (message: string): never => {
     console.error(`chat_server: ${message}\n${USAGE}`);
@@ -481,7 +505,7 @@ function parseFlags(args: string[]): Flags {
       continue;
     }
     const match =
-      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|cluster|node-timeout|web-port|metrics-port)(?:=(.*))?$/
+      /^--(hostname|port|idle|rate|max-clients|max-per-ip|frame-timeout|drain-timeout|cluster|node-timeout|web-port|metrics-port|recovery-window)(?:=(.*))?$/
         .exec(arg);
     if (match === null) fail(`unknown argument ${arg}`);
     const name = match![1] as keyof Flags;
@@ -551,6 +575,7 @@ async function main(): Promise<void> {
       ...(flags["reuse-port"] && { reusePort: true }),
       ...(cluster && { cluster }),
       ...(flags["web-port"] >= 0 && { webPort: flags["web-port"] }),
+      recoveryWindow: Math.round(flags["recovery-window"] * 1000),
     });
   } catch (error) {
     console.error(

@@ -7,6 +7,10 @@ import { listen, type Server, type WebSocketListenOptions } from "../mod.ts";
 import type { ChatSettings, Member } from "./chat_server.ts";
 // A text import: bundled with the module, no read permission needed.
 import page from "./chat_page.html" with { type: "text" };
+// The browser client module, served as it is (no build step).
+import browserModule from "../src/browser/microsocket.js" with {
+  type: "text",
+};
 
 /** Where the web page and its WebSocket listen. */
 export interface ChatWebOptions {
@@ -47,16 +51,29 @@ export function startChatWeb(
     perMessageDeflate: true,
     serve: (request) => {
       const { pathname } = new URL(request.url);
+      if (pathname === "/microsocket.js") {
+        return new Response(browserModule, {
+          headers: {
+            "content-type": "text/javascript; charset=utf-8",
+            "x-content-type-options": "nosniff",
+          },
+        });
+      }
       if (pathname !== "/" && pathname !== "/index.html") {
         return new Response("Not found\n", { status: 404 });
       }
-      return new Response(page, {
+      // The page resumes its session when the server keeps them.
+      const body = page.replace(
+        'data-recovery="off"',
+        `data-recovery="${settings.recovery === undefined ? "off" : "on"}"`,
+      );
+      return new Response(body, {
         headers: {
           "content-type": "text/html; charset=utf-8",
-          // The page runs only its own inline script and talks only to
-          // its own origin.
+          // The page runs only its own scripts and talks only to its own
+          // origin.
           "content-security-policy":
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
           "x-content-type-options": "nosniff",
         },
       });
@@ -66,6 +83,8 @@ export function startChatWeb(
   // both servers share, so web sessions get cluster-wide ids and their room
   // traffic crosses nodes too (frames from other nodes are re-encoded as
   // WebSocket messages for them).
+  // Recovery, when on, is shared too: the page resumes its session with
+  // src/browser/microsocket.js.
   const { cluster: _cluster, ...shared } = settings;
   const web = listen<Member, string, string>({
     ...shared,

@@ -76,7 +76,7 @@ export function fanOutFrames<Data, In, Out>(
   exceptId: number,
   count: number,
 ): number {
-  writer.copy(frames);
+  writer.copy(frames, count);
   const { base, start, end } = writer;
   let accepted = 0;
   let others: Map<Codec<In, Out>, Uint8Array | undefined> | undefined;

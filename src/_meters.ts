@@ -25,6 +25,39 @@ export interface ServerMeterSource {
   readonly live: ReadonlyMap<MeteredSession, unknown>;
   /** The meters of sessions already closed, folded in once each. */
   readonly closed: SessionMeters;
+  /** Recovery's counters, when the server has `recovery` (issue 17). */
+  readonly recovery?: RecoveryMeter | undefined;
+}
+
+/** Why a resume was refused (the client then starts a fresh session). */
+export const RECOVERY_REFUSALS = [
+  /** No such session: never was, or its window passed and it closed. */
+  "unknown_session",
+  /** The session exists and the token isn't its current one. */
+  "bad_token",
+  /** The log no longer holds (or never held) what the client missed. */
+  "trimmed",
+  /** A malformed hello. */
+  "bad_hello",
+  /** The resumed connection differs (WebSocket compression on vs off). */
+  "transport_changed",
+] as const;
+
+/** A refused resume's `reason` label. */
+export type RecoveryRefusal = (typeof RECOVERY_REFUSALS)[number];
+
+/** A server's recovery counters (issue 17). */
+export interface RecoveryMeter {
+  /** Sessions that went on over a new connection. */
+  resumed: number;
+  /** Resumable sessions opened fresh (a `new` hello). */
+  fresh: number;
+  /** Resumes refused, by reason. */
+  refused: Record<RecoveryRefusal, number>;
+  /** Detached sessions closed because their window passed. */
+  expired: number;
+  /** Sessions waiting for their client now. */
+  readonly detached: number;
 }
 
 /** A session manager's broadcast counters. */

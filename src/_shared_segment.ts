@@ -26,6 +26,22 @@ const SEGMENT_MAX = 65536;
 /** Passes in a row without a frame after which a segment is let go. */
 const IDLE_PASSES = 64;
 
+/**
+ * Where each frame written into a segment ends, by segment: a resumable
+ * session's log (src/recovery/_message_log.ts) keeps one range per segment
+ * for a pass's broadcasts, not one entry per message, and finds a message
+ * inside it here, on a resume. One array per segment, one push per frame
+ * (per broadcast, not per receiver).
+ */
+export const frameEnds: WeakMap<Uint8Array, number[]> = new WeakMap();
+
+/**
+ * How many resumable sessions are open in this process: frame ends are kept
+ * only while there are some (nothing changes for a server without
+ * recovery).
+ */
+export const resumableSessions = { count: 0 };
+
 /** Encodes frames into shared segments; see the file comment. */
 export class SegmentWriter {
   #bytes: Uint8Array | undefined;
@@ -35,6 +51,7 @@ export class SegmentWriter {
   #used = false;
   #idle = 0;
   #size = SEGMENT_MIN;
+  #ends: number[] | undefined;
   readonly #passEnd = () => {
     if (this.#used) {
       this.#used = false;
@@ -52,6 +69,7 @@ export class SegmentWriter {
     while (size < this.#fill && size < SEGMENT_MAX) size *= 2;
     this.#size = size;
     this.#bytes = undefined;
+    this.#ends = undefined;
     this.#fill = 0;
   };
 
@@ -78,7 +96,7 @@ export class SegmentWriter {
   write<Out>(codec: Codec<unknown, Out>, message: Out): void {
     this.codec = codec;
     if (codec.encodeInto !== undefined) {
-      const bytes = this.#bytes ?? this.#open(0);
+      const bytes = this.#current() ?? this.#open(0);
       const end = codec.encodeInto(message, bytes, this.#fill);
       if (end >= 0) {
         this.#took(bytes, end);
@@ -92,9 +110,10 @@ export class SegmentWriter {
    * Copies an already-encoded frame in (one from another cluster node, or a
    * codec's without `encodeInto`), so that a pass's frames sit side by side
    * and each receiver writes them as one range; the frame is then
-   * `base[start, end)`.
+   * `base[start, end)`. When `frames` (the messages it holds) is more than
+   * one, the segment's messages can no longer be told apart (frameEnds).
    */
-  copy(frame: Uint8Array): void {
+  copy(frame: Uint8Array, frames = 1): void {
     const size = frame.byteLength;
     if (size > SEGMENT_MAX / 2) {
       // Shared as it is: copying it into a segment buys nothing.
@@ -103,15 +122,27 @@ export class SegmentWriter {
       this.end = size;
       return;
     }
-    let bytes = this.#bytes;
+    let bytes = this.#current();
     if (bytes === undefined || bytes.length - this.#fill < size) {
       bytes = this.#open(size);
     }
     bytes.set(frame, this.#fill);
     this.#took(bytes, this.#fill + size);
+    if (frames > 1) frameEnds.delete(bytes);
+  }
+
+  // The open segment, unless a resumable session appeared since it was
+  // opened without frame ends: then the next frame starts a new one, so
+  // that every frame a resumable session logs can be found again.
+  #current(): Uint8Array | undefined {
+    if (this.#ends === undefined && resumableSessions.count > 0) {
+      return undefined;
+    }
+    return this.#bytes;
   }
 
   #took(bytes: Uint8Array, end: number): void {
+    this.#ends?.push(end);
     this.base = bytes;
     this.start = this.#fill;
     this.end = end;
@@ -127,6 +158,12 @@ export class SegmentWriter {
     while (length < size) length *= 2;
     this.#bytes = new Uint8Array(length);
     this.#fill = 0;
+    if (resumableSessions.count > 0) {
+      this.#ends = [];
+      frameEnds.set(this.#bytes, this.#ends);
+    } else {
+      this.#ends = undefined;
+    }
     return this.#bytes;
   }
 }

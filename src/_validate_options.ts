@@ -119,6 +119,8 @@ export const LISTEN_OPTIONS = {
   maxConnectionsPerIp: { transports: NET, check: (o, key) => limit(o, key) },
   cluster: { transports: ALL, check: any },
   sessions: { transports: ALL, check: any },
+  // Recovery (issue 17).
+  recovery: { transports: ALL, check: recovery },
   ...SESSION_OPTIONS,
 } as const satisfies Record<string, OptionRule>;
 
@@ -143,6 +145,7 @@ export const CONNECT_OPTIONS = {
   refusalOf: handler,
   reconnect: { transports: ALL, check: reconnect },
   sendBuffer: { transports: ALL, check: sendBuffer },
+  recovery: { transports: ALL, check: clientRecovery },
   ...SESSION_OPTIONS,
 } as const satisfies Record<string, OptionRule>;
 
@@ -506,6 +509,44 @@ function reconnect(o: Options, key: string, where: string): void {
   number(r, "jitter", 0, 1, "reconnect.jitter");
   limit(r, "maxAttempts", "reconnect.maxAttempts");
   number(r, "stableAfter", 0, Infinity, "reconnect.stableAfter");
+}
+
+const RECOVERY_OPTIONS = [
+  "window",
+  "maxMessages",
+  "maxBytes",
+  "helloTimeout",
+  "onResume",
+  "onDetach",
+] as const;
+
+function recovery(o: Options, key: string, where: string): void {
+  const r = record(o[key], key);
+  known(r, RECOVERY_OPTIONS, key, where);
+  number(r, "window", 1, 2_147_483_647, "recovery.window");
+  integer(r, "maxMessages", 1, 2 ** 30, "recovery.maxMessages");
+  integer(r, "maxBytes", 1, Number.MAX_SAFE_INTEGER, "recovery.maxBytes");
+  number(r, "helloTimeout", 1, 2_147_483_647, "recovery.helloTimeout");
+  for (const name of ["onResume", "onDetach"] as const) {
+    const value = r[name];
+    if (value !== undefined && typeof value !== "function") {
+      throw new TypeError(
+        `recovery.${name} must be a function, got ${show(value)}`,
+      );
+    }
+  }
+}
+
+const CLIENT_RECOVERY_OPTIONS = ["maxMessages", "maxBytes"] as const;
+
+// connect(): `true`, or the bounds of the client's own send log.
+function clientRecovery(o: Options, key: string, where: string): void {
+  const value = o[key];
+  if (typeof value === "boolean") return;
+  const r = record(value, key);
+  known(r, CLIENT_RECOVERY_OPTIONS, key, where);
+  integer(r, "maxMessages", 1, 2 ** 30, "recovery.maxMessages");
+  integer(r, "maxBytes", 1, Number.MAX_SAFE_INTEGER, "recovery.maxBytes");
 }
 
 function sendBuffer(o: Options, key: string, where: string): void {

@@ -87,6 +87,13 @@ export const CloseReason = {
   ServerShutdown: "server shutdown",
   /** The `signal` given to `connect()` aborted. */
   Aborted: "aborted",
+  /** A resumable session's client did not come back within the window. */
+  RecoveryExpired: "recovery expired",
+  /**
+   * A resumable session could not go on (the gap could not be filled, or
+   * the client gave up resuming): a fresh session follows.
+   */
+  RecoveryFailed: "recovery failed",
 } as const;
 
 /**

@@ -147,3 +147,19 @@ export const DEFAULT_MAX_BUFFERED_AMOUNT = 65536;
 export const DEFAULT_DEFLATE_THRESHOLD = 128;
 /** permessage-deflate: the zlib compression level. */
 export const DEFAULT_DEFLATE_LEVEL = 6;
+
+// Recovery (issue 17): see src/recovery/server_recovery.ts.
+/** How long a detached session waits for its client, in milliseconds. */
+export const DEFAULT_RECOVERY_WINDOW = 30_000;
+/** How many messages a resumable session keeps of what it sent. */
+export const DEFAULT_RECOVERY_MAX_MESSAGES = 1000;
+/** How many bytes those messages may hold. */
+export const DEFAULT_RECOVERY_MAX_BYTES = 1_048_576;
+/**
+ * TCP, TLS, Unix: how long a new connection may stay silent before it is
+ * taken for a plain client, in milliseconds (a recovery client's hello
+ * arrives right behind the handshake; see the README's Recovery section).
+ */
+export const DEFAULT_RECOVERY_HELLO_TIMEOUT = 20;
+/** WebSocket: how long a client that asked for recovery has to say hello. */
+export const DEFAULT_RECOVERY_WS_HELLO_TIMEOUT = 10_000;

@@ -27,6 +27,11 @@ import {
 import { openSession } from "./transport/open_session.ts";
 import type { WebSocketServerStats } from "./transport/stats.ts";
 import { DEFAULT_SHUTDOWN_TIMEOUT } from "./defaults.ts";
+// Recovery (issue 17): opt-in, see src/recovery/.
+import {
+  type RecoveryOptions,
+  ServerRecovery,
+} from "./recovery/server_recovery.ts";
 
 /**
  * Where a TCP (or TLS) server listens.
@@ -243,6 +248,12 @@ export interface ServerOptions<Data, In, Out>
    */
   onError?: (error: unknown, session?: Session<Data, In, Out>) => void;
   /**
+   * Keeps a session across a dropped connection for clients that ask
+   * (`connect({ recovery: true })`), on every transport. See the README's
+   * Recovery section.
+   */
+  recovery?: RecoveryOptions<Data, In, Out>;
+  /**
    * The most sessions open at once; further connections are closed at once
    * and counted in `stats().rejected.maxConnections`.
    *
@@ -432,6 +443,7 @@ export class Server<
   readonly #errorLog = new ErrorLog();
   // Connections in their transport's opening step (WebSocket handshake).
   readonly #opening = new Set<Promise<void>>();
+  readonly #recovery: ServerRecovery<Data, In, Out> | undefined;
   readonly #resolveFinished: () => void;
   readonly #abortListener: (() => void) | undefined;
   #acceptLoop: Promise<void>;
@@ -469,11 +481,19 @@ export class Server<
   constructor(options: ListenOptions<Data, In, Out>) {
     validateListenOptions(options);
     this.#options = options;
+    this.#recovery = options.recovery === undefined
+      ? undefined
+      : new ServerRecovery(
+        options.recovery,
+        () => this.sessions.nextId(),
+        (error, session) => this.#report(error, session),
+      );
     this[serverMeter] = {
       transport: options.transport ??
         ("tls" in options && options.tls !== undefined ? "tls" : "tcp"),
       live: this.#live,
       closed: this.#closedMeters,
+      recovery: this.#recovery?.meter,
     };
     const transport = transportOf(options);
     // Decided before binding: a WebSocket codec of the wrong role throws.
@@ -712,6 +732,10 @@ export class Server<
 
   #open(conn: Deno.Conn, ip: string | undefined): void {
     const opened = this.#listener.open(conn);
+    if (this.#recovery !== undefined) {
+      this.#openRecovering(conn, opened, ip);
+      return;
+    }
     if (!isThenable(opened)) {
       this.#start(opened, ip);
       return;
@@ -732,20 +756,63 @@ export class Server<
     this.#opening.add(opening);
   }
 
-  #start(connection: Connection, ip: string | undefined): void {
+  // Recovery (issue 17): the connection's first bytes say whether it
+  // resumes a session, opens a resumable one, or is a plain client.
+  #openRecovering(
+    conn: Deno.Conn,
+    opened: Connection | Promise<Connection | undefined>,
+    ip: string | undefined,
+  ): void {
+    this.#pendingAccepts.add(conn);
+    const recovery = this.#recovery!;
+    const opening = Promise.resolve(opened).then(async (connection) => {
+      const outcome = connection === undefined
+        ? undefined
+        : await recovery.open(connection);
+      this.#pendingAccepts.delete(conn);
+      if (outcome === undefined || this.#stopping !== undefined) {
+        this.#release(ip);
+        if (outcome !== undefined && outcome.kind !== "resumed") {
+          closeQuietly(outcome.connection.conn);
+        }
+        closeQuietly(conn);
+        return;
+      }
+      if (outcome.kind === "resumed") {
+        // The session holds its slot from its first connection.
+        this.#release(ip);
+        return;
+      }
+      if (outcome.kind === "plain") {
+        this.#start(outcome.connection, ip);
+        return;
+      }
+      this.#start(outcome.connection, ip, outcome.id);
+    }).catch((error) => this.#report(error, undefined)).finally(() =>
+      this.#opening.delete(opening)
+    );
+    this.#opening.add(opening);
+  }
+
+  #start(
+    connection: Connection,
+    ip: string | undefined,
+    id?: number,
+  ): Session<Data, In, Out> | undefined {
     try {
-      openSession(connection, this.#sessionOptions, {
+      return openSession(connection, this.#sessionOptions, {
         // Unique in the manager, and across the cluster it may be in (this
         // server's, or one another server sharing the manager joined).
-        id: this.sessions.nextId(),
+        id: id ?? this.sessions.nextId(),
         enrol: (session) => this.#enrol(session, ip),
         data: this.#options.data,
-      });
+      }).session;
     } catch (error) {
       // The codec's decoder() (user code) threw.
       this.#report(error, undefined);
       this.#release(ip);
       closeQuietly(connection.conn);
+      return undefined;
     }
   }
 

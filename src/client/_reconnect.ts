@@ -43,6 +43,11 @@ export class Backoff {
     this.#delay = this.#policy.initialDelay;
   }
 
+  // The resolved policy (recovery's quick redials reuse its delays).
+  get policy(): Readonly<Required<ReconnectOptions>> {
+    return this.#policy;
+  }
+
   // The wait before the next attempt; the one after it is longer.
   next(): number {
     const policy = this.#policy;

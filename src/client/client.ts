@@ -17,6 +17,9 @@ import type { Attempt, Transport } from "../transport/transport.ts";
 import { closeQuietly, type Connection } from "../transport/connection.ts";
 import { transportOf, withTransport } from "../transport/transports.ts";
 import { openSession } from "../transport/open_session.ts";
+// Recovery (issue 17): opt-in, see src/recovery/.
+import { ClientRecovery } from "../recovery/client_recovery.ts";
+import { WEBSOCKET_PARAM } from "../recovery/_preamble.ts";
 import { validateConnectOptions } from "../_validate_options.ts";
 import { DEFAULT_CONNECT_TIMEOUT } from "../defaults.ts";
 import type { ClientCloseReason, ConnectOptions } from "./options.ts";
@@ -114,6 +117,9 @@ export class Client<Data = unknown, In = string, Out = In>
   // connection that stayed up.
   #openedAt = 0;
   #refused: RefusedError | undefined;
+  readonly #recovery: ClientRecovery | undefined;
+  #recovered = false;
+  #resumes = 0;
 
   /**
    * Prepares a client; {@linkcode connect} creates and starts one.
@@ -125,6 +131,13 @@ export class Client<Data = unknown, In = string, Out = In>
   constructor(options: ConnectOptions<Data, In, Out>) {
     options = withTransport(options);
     validateConnectOptions(options);
+    // Recovery over WebSocket is asked for in the URL (see _preamble.ts).
+    const recovery = options.recovery;
+    if (recovery && options.transport === "websocket") {
+      const url = new URL(String(options.url));
+      url.searchParams.set(WEBSOCKET_PARAM, "1");
+      options = { ...options, url };
+    }
     this.#options = options;
     this.#transport = transportOf(options);
     const codec = this.#transport.codec(
@@ -174,6 +187,44 @@ export class Client<Data = unknown, In = string, Out = In>
     this.closed = promise;
     this.#resolveClosed = resolve;
     this.#abortListener = () => void this.close(CloseReason.Aborted);
+    this.#recovery = recovery === undefined || recovery === false
+      ? undefined
+      : new ClientRecovery(() => this.#dialOnce(), {
+        timeout: options.connectTimeout || DEFAULT_CONNECT_TIMEOUT,
+        webSocket: options.transport === "websocket",
+        limits: recovery,
+        delays: {
+          initial: Math.min(this.#reconnect?.policy.initialDelay ?? 100, 100),
+          max: this.#reconnect?.policy.maxDelay ?? 2000,
+        },
+      }, {
+        opened: (recovered) => {
+          this.#recovered = recovered;
+          if (recovered) this.#resumes++;
+        },
+      });
+  }
+
+  /**
+   * With `recovery`: whether the latest connection continued the session
+   * (`false` for the first one, and for a fresh session after a gap that
+   * could not be filled: the app should reload its state then).
+   *
+   * @example
+   * ```ts ignore
+   * import { connect } from "@x/microsocket";
+   *
+   * const client = await connect({ hostname: "127.0.0.1", port: 7000, recovery: true });
+   * console.log(client.recovered); // false: the first connection
+   * ```
+   */
+  get recovered(): boolean {
+    return this.#recovered;
+  }
+
+  /** With `recovery`: how many times the session resumed. */
+  get resumes(): number {
+    return this.#resumes;
   }
 
   /** The current session, while connected. */
@@ -402,6 +453,13 @@ export class Client<Data = unknown, In = string, Out = In>
   // TLS handshake, so that an untrusted certificate fails the attempt
   // instead of a session that seemed open.
   async #dial(): Promise<Connection> {
+    const connection = await this.#dialOnce();
+    return this.#recovery === undefined
+      ? connection
+      : await this.#recovery.open(connection);
+  }
+
+  async #dialOnce(): Promise<Connection> {
     const timeout = this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
     const attempt: Attempt = { conn: undefined, abandoned: false };
     const connecting = this.#transport.dial(this.#options, attempt);

@@ -5,6 +5,7 @@ import type { Codec } from "../codec/codec.ts";
 import type { PerMessageDeflateOptions } from "../websocket/_deflate.ts";
 import type { Session, SessionOptions } from "../session/session.ts";
 import type { CloseReason } from "../close_reason.ts";
+import type { ClientRecoveryOptions } from "../recovery/client_recovery.ts";
 
 /**
  * What `Client.closed` resolves with: a {@linkcode CloseReason} (e.g.
@@ -384,4 +385,18 @@ export interface ClientOptions<Data, In, Out>
    * `"unauthorized"`) are recognised without it.
    */
   refusalOf?: (message: In) => string | undefined;
+  /**
+   * Keep the session across a dropped connection (every transport; the
+   * server needs its `recovery` option): the client redials at once, then
+   * with backoff and jitter, within the server's window, and the session
+   * goes on: same id, rooms and data, every message in both directions
+   * delivered once and in order. When it can't (window passed, too much
+   * missed), the session closes with reason `"recovery failed"` and
+   * `reconnect`, if on, opens a fresh one: `Client.recovered` is
+   * then `false` (reload your state in `onOpen`). `true`, or the bounds of
+   * the client's own log of what it sent.
+   *
+   * @default {false}
+   */
+  recovery?: boolean | ClientRecoveryOptions;
 }

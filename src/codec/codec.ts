@@ -96,6 +96,12 @@ export interface Decoder<In> {
  */
 export interface DecoderLink {
   /**
+   * The object this link speaks for (the session), when the link is not
+   * that object itself: a codec that keeps state per session keys it by
+   * this.
+   */
+  readonly owner?: object;
+  /**
    * Queues an encoded frame for the peer, after what is already queued.
    *
    * @param frame The frame's bytes; not copied when large, so never modify

@@ -9,7 +9,23 @@ import {
   SessionMeters,
   type WithParts,
 } from "../session/_internals.ts";
-import { broadcastMeter, serverMeter } from "../_meters.ts";
+import {
+  broadcastMeter,
+  RECOVERY_REFUSALS,
+  type RecoveryRefusal,
+  serverMeter,
+} from "../_meters.ts";
+
+export { RECOVERY_REFUSALS };
+
+/** Recovery's counters summed over servers (issue 17). */
+export interface RecoveryReading {
+  resumed: number;
+  fresh: number;
+  refused: Record<RecoveryRefusal, number>;
+  expired: number;
+  detached: number;
+}
 
 /** Connections refused before becoming sessions, by `reason` label. */
 export const REFUSAL_REASONS = [
@@ -51,6 +67,8 @@ export interface MetricsReading {
   queuedBytes: number;
   /** Everything else sessions count, summed over open and closed ones. */
   meters: SessionMeters;
+  /** Set when at least one server has `recovery`. */
+  recovery: RecoveryReading | undefined;
 }
 
 /**
@@ -113,6 +131,7 @@ export function collect(servers: MetricsServers): MetricsReading {
     broadcastDeliveries: 0,
     queuedBytes: 0,
     meters: new SessionMeters(),
+    recovery: undefined,
   };
   const managers = new Set<object>();
   for (const server of list) {
@@ -142,6 +161,25 @@ export function collect(servers: MetricsServers): MetricsReading {
     reading.bytesOut += stats.bytesOut;
     reading.writes += stats.writes;
     reading.framesDropped += stats.framesDropped;
+    const recovery = source.recovery;
+    if (recovery !== undefined) {
+      const into = reading.recovery ??= {
+        resumed: 0,
+        fresh: 0,
+        refused: Object.fromEntries(
+          RECOVERY_REFUSALS.map((reason) => [reason, 0]),
+        ) as Record<RecoveryRefusal, number>,
+        expired: 0,
+        detached: 0,
+      };
+      into.resumed += recovery.resumed;
+      into.fresh += recovery.fresh;
+      into.expired += recovery.expired;
+      into.detached += recovery.detached;
+      for (const reason of RECOVERY_REFUSALS) {
+        into.refused[reason] += recovery.refused[reason];
+      }
+    }
     const meters = reading.meters;
     addClosed(meters, source.closed);
     for (const session of source.live.keys()) {

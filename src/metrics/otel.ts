@@ -18,7 +18,12 @@ import type {
   BatchObservableCallback,
   Observable,
 } from "npm:@opentelemetry/api@^1.9.0";
-import { collect, type MetricsServers, REFUSAL_REASONS } from "./_collect.ts";
+import {
+  collect,
+  type MetricsServers,
+  RECOVERY_REFUSALS,
+  REFUSAL_REASONS,
+} from "./_collect.ts";
 import { meterOf } from "./_otel_meter.ts";
 import {
   LATENCY_BOUNDS,
@@ -200,6 +205,31 @@ export function instrumentMetrics(
       "Requests that timed out.",
       "{request}",
     ),
+    recoveryResumed: counter(
+      "microsocket.recovery.resumed",
+      "Sessions that went on over a new connection.",
+      "{session}",
+    ),
+    recoveryFresh: counter(
+      "microsocket.recovery.fresh",
+      "Resumable sessions opened fresh.",
+      "{session}",
+    ),
+    recoveryRefused: counter(
+      "microsocket.recovery.refused",
+      "Resumes refused, by reason.",
+      "{session}",
+    ),
+    recoveryExpired: counter(
+      "microsocket.recovery.expired",
+      "Detached sessions closed because their window passed.",
+      "{session}",
+    ),
+    recoveryDetached: gauge(
+      "microsocket.recovery.detached",
+      "Sessions waiting for their client now.",
+      "{session}",
+    ),
   };
   const callback: BatchObservableCallback = (observe) => {
     const r = collect(servers);
@@ -235,6 +265,16 @@ export function instrumentMetrics(
     put(i.paused, r.meters.flowPausedMs / 1000);
     put(i.rateLimitHits, r.meters.rateLimitHits);
     put(i.timeouts, r.meters.requestTimeouts);
+    const recovery = r.recovery;
+    if (recovery !== undefined) {
+      put(i.recoveryResumed, recovery.resumed);
+      put(i.recoveryFresh, recovery.fresh);
+      for (const reason of RECOVERY_REFUSALS) {
+        put(i.recoveryRefused, recovery.refused[reason], { reason });
+      }
+      put(i.recoveryExpired, recovery.expired);
+      put(i.recoveryDetached, recovery.detached);
+    }
   };
   const observables = Object.values(i);
   meter.addBatchObservableCallback(callback, observables);

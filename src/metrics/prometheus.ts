@@ -4,7 +4,12 @@
 // cover several servers that share a session manager (the chat's TCP and
 // WebSocket servers), and the OpenTelemetry entry point renders the same
 // reading (see _collect.ts) its own way.
-import { collect, type MetricsServers, REFUSAL_REASONS } from "./_collect.ts";
+import {
+  collect,
+  type MetricsServers,
+  RECOVERY_REFUSALS,
+  REFUSAL_REASONS,
+} from "./_collect.ts";
 import { Exposition } from "../_exposition.ts";
 import { LATENCY_BOUNDS } from "../session/_latency_histogram.ts";
 
@@ -172,6 +177,43 @@ export function prometheusMetrics(servers: MetricsServers): string {
     "Requests (session.request()) that timed out.",
     m.requestTimeouts,
   );
+  const recovery = r.recovery;
+  if (recovery !== undefined) {
+    counter(
+      "microsocket_recovery_resumed_total",
+      "Sessions that went on over a new connection (recovered: true).",
+      recovery.resumed,
+    );
+    counter(
+      "microsocket_recovery_fresh_total",
+      "Resumable sessions opened fresh.",
+      recovery.fresh,
+    );
+    out.family(
+      "microsocket_recovery_refused_total",
+      "counter",
+      "Resumes refused, by reason (the client starts fresh: recovered: false).",
+    );
+    for (const reason of RECOVERY_REFUSALS) {
+      out.sample(
+        "microsocket_recovery_refused_total",
+        recovery.refused[reason],
+        {
+          reason,
+        },
+      );
+    }
+    counter(
+      "microsocket_recovery_expired_total",
+      "Detached sessions closed because their recovery window passed.",
+      recovery.expired,
+    );
+    out.family(
+      "microsocket_recovery_detached_sessions",
+      "gauge",
+      "Sessions waiting for their client to come back now.",
+    ).sample("microsocket_recovery_detached_sessions", recovery.detached);
+  }
   const latency = m.requestLatency;
   const name = "microsocket_request_duration_seconds";
   out.family(name, "histogram", "How long answered requests took.");

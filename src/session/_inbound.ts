@@ -57,6 +57,8 @@ export class Inbound<
 > implements ClosingInbound {
   /** Messages decoded from the peer. */
   framesIn = 0;
+  /** Heartbeats among them (not messages: see messagesIn). */
+  heartbeatsIn = 0;
   /** Messages or reads a rate limit held back or refused (metrics). */
   rateLimitHits = 0;
   /**
@@ -151,6 +153,7 @@ export class Inbound<
     this.framesIn++;
     const heartbeat = this.#heartbeat;
     if (heartbeat !== undefined && this.#isHeartbeat(heartbeat, message)) {
+      this.heartbeatsIn++;
       return;
     }
     this.#pinged = false;

@@ -10,7 +10,12 @@
 //               (bytes it read before the session existed, what it learned)
 //   connectionOf  that connection, read back (e.g. a WebSocket's request)
 //   addMeters   the inbound part and the writer's flow: metrics counters
+//   messagesIn, suspend, resume  a resumable session (issue 17): counts,
+//               the writer's log and replay, the reader's decoder
 import type { SessionHost, SessionObserver } from "./_lifecycle.ts";
+import type { Decoder, DecoderLink } from "../codec/codec.ts";
+import type { MessageLog } from "../recovery/_message_log.ts";
+import { resumableSessions } from "../_shared_segment.ts";
 import { LatencyHistogram } from "./_latency_histogram.ts";
 
 /** The key of a session's parts; see the file comment. */
@@ -20,6 +25,8 @@ export const parts: unique symbol = Symbol("microsocket.session.parts");
 export interface SessionParts {
   readonly writer: {
     readonly flow: { readonly pauses: number; readonly pausedMs: number };
+    log: MessageLog | undefined;
+    replay(from: number): boolean;
     sendShared(
       base: Uint8Array,
       start: number,
@@ -27,8 +34,13 @@ export interface SessionParts {
       frames: number,
     ): boolean;
   };
-  readonly reader: { prelude: Uint8Array | undefined };
+  readonly reader: {
+    prelude: Uint8Array | undefined;
+    decoder: Decoder<unknown>;
+  };
   readonly inbound: {
+    readonly framesIn: number;
+    readonly heartbeatsIn: number;
     readonly rateLimitHits: number;
     readonly madeRequests:
       | { readonly timeouts: number; readonly latency: LatencyHistogram }
@@ -40,6 +52,11 @@ export interface SessionParts {
   };
   /** The connection a transport opened the session on; see {@linkcode adopt}. */
   connection: OpenedConnection | undefined;
+  /** What the session's decoder sends through (control frames). */
+  readonly link: DecoderLink;
+  readonly liveness:
+    | { suspended: boolean; resumed(decoder: Decoder<unknown>): void }
+    | undefined;
 }
 
 /**
@@ -50,6 +67,14 @@ export interface SessionParts {
 export interface OpenedConnection {
   /** Bytes read before the session existed, decoded first. */
   readonly prelude: Uint8Array | undefined;
+  /**
+   * Set when the session is resumable (issue 17): the log its writer keeps
+   * from the first message on, and who to tell about the session.
+   */
+  readonly resumable?: {
+    readonly log: MessageLog;
+    bind(session: WithParts): void;
+  } | undefined;
 }
 
 /** A Session, as these functions see it. */
@@ -101,6 +126,54 @@ export function adopt(session: WithParts, connection: OpenedConnection): void {
   if (prelude !== undefined && prelude.byteLength > 0) {
     own.reader.prelude = prelude;
   }
+  const resumable = connection.resumable;
+  if (resumable !== undefined) {
+    own.writer.log = resumable.log;
+    resumableSessions.count++;
+    own.lifecycle.observe({
+      closed: () => void resumableSessions.count--,
+    });
+    resumable.bind(session);
+  }
+}
+
+/**
+ * Messages decoded from the peer, heartbeats left out: what a resumable
+ * session tells its peer it took (issue 17).
+ */
+export function messagesIn(session: WithParts): number {
+  const inbound = session[parts].inbound;
+  return inbound.framesIn - inbound.heartbeatsIn;
+}
+
+/** A resumable session lost its connection: liveness waits (issue 17). */
+export function suspend(session: WithParts): void {
+  const liveness = session[parts].liveness;
+  if (liveness !== undefined) liveness.suspended = true;
+}
+
+/**
+ * A resumable session goes on over a new connection (issue 17): its writer
+ * replays its log from message `from` on (what is queued is dropped: the
+ * log holds it), and its reader starts a new decoder, so that nothing of a
+ * frame cut off on the old connection counts. Call while the reader waits
+ * for the connection.
+ *
+ * @returns `false` (nothing changed) when the log can't replay from `from`.
+ */
+export function resume(
+  session: WithParts & {
+    readonly codec: { decoder(link: DecoderLink): Decoder<unknown> };
+  },
+  from: number,
+): boolean {
+  const own = session[parts];
+  if (!own.writer.replay(from)) return false;
+  const decoder = session.codec.decoder(own.link);
+  own.reader.decoder = decoder;
+  own.reader.prelude = undefined;
+  own.liveness?.resumed(decoder);
+  return true;
 }
 
 /** The connection recorded by {@linkcode adopt}, if any. */

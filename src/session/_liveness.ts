@@ -47,7 +47,12 @@ export class Liveness {
   readonly #life: Life;
   readonly #writer: WatchedWriter;
   readonly #inbound: WatchedInbound;
-  readonly #decoder: Decoder<unknown>;
+  #decoder: Decoder<unknown>;
+  /**
+   * Set while a resumable session has no connection (issue 17): the peer's
+   * silence is then the recovery window's business, not a timeout's.
+   */
+  suspended = false;
   readonly #ping: Uint8Array | undefined;
   // Reads that completed at least one frame, including frames the codec
   // swallows (a blank JSON line): the peer's signs of life.
@@ -107,6 +112,13 @@ export class Liveness {
     this.#framesEnded++;
   }
 
+  /** A resumed session reads with a new decoder, and starts afresh. */
+  resumed(decoder: Decoder<unknown>): void {
+    this.#decoder = decoder;
+    this.suspended = false;
+    this.frameEnded();
+  }
+
   /** The session is closing: no more ticks. */
   stop(): void {
     this.#clock.delete(this);
@@ -119,6 +131,11 @@ export class Liveness {
   tick(elapsed: number): void {
     if (this.#life.state !== "open") return;
     const writer = this.#writer;
+    if (this.suspended) {
+      this.#seenWritten = writer.bytesOut;
+      this.#pingBytes = 0;
+      return;
+    }
     const signals = scratchSignals;
     const written = writer.bytesOut;
     signals.framesArrived = this.#framesEnded !== this.#seenEnded;

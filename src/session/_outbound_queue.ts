@@ -13,6 +13,7 @@
 // copy), or several small ones gathered into one pooled chunk, so a session
 // makes at most one write per flush pass.
 import { giveChunk, takeChunk } from "./_chunk_pool.ts";
+import type { MessageLog } from "../recovery/_message_log.ts";
 
 /**
  * Frames smaller than this are copied into the private chunk; larger ones
@@ -49,6 +50,15 @@ export class OutboundQueue {
   #sharedBase: Uint8Array | undefined;
   #sharedStart = 0;
   #sharedEnd = 0;
+  // Messages in the open shared range, and whether they go to the log.
+  #sharedFrames = 0;
+  #sharedLogged = false;
+  /**
+   * A resumable session's message log (issue 17): each shared range of
+   * logged messages is recorded once, when it is sealed (not once per
+   * message: a pass's broadcasts to this connection are one range).
+   */
+  log: MessageLog | undefined;
   // The write handed out by nextWrite() and not yet completed, and the
   // pooled buffer behind it (a gathered or private chunk), if any.
   #inFlight: Uint8Array | undefined;
@@ -138,18 +148,33 @@ export class OutboundQueue {
    * bytes must never change afterwards. A range that starts where the open
    * one ends, in the same `base`, extends it.
    */
-  pushShared(base: Uint8Array, start: number, end: number, frames = 1): void {
+  pushShared(
+    base: Uint8Array,
+    start: number,
+    end: number,
+    frames = 1,
+    logged = false,
+  ): void {
     if (
-      this.#sharedBase === base && this.#sharedEnd === start
+      this.#sharedBase === base && this.#sharedEnd === start &&
+      this.#sharedLogged === logged
     ) {
       this.#sharedEnd = end;
+      this.#sharedFrames += frames;
     } else {
       this.#sealOpen();
       this.#sharedBase = base;
       this.#sharedStart = start;
       this.#sharedEnd = end;
+      this.#sharedFrames = frames;
+      this.#sharedLogged = logged;
     }
     this.#count(end - start, frames);
+  }
+
+  /** Records the open shared range in the log now (before a replay). */
+  sealForLog(): void {
+    if (this.#sharedBase !== undefined) this.#sealShared();
   }
 
   /**
@@ -244,6 +269,27 @@ export class OutboundQueue {
     return promise;
   }
 
+  /**
+   * Forgets what no write has taken yet (a resumed session replays it from
+   * its log); the write in flight, if any, completes as usual.
+   */
+  discardPending(): void {
+    if (this.#dropped) return;
+    this.sealForLog();
+    for (const buffer of this.#pooled) giveChunk(buffer);
+    this.#pooled = [];
+    this.#entries = [];
+    this.#head = 0;
+    const tail = this.#tail;
+    if (tail !== undefined) giveChunk(tail.buffer as ArrayBuffer);
+    this.#tail = undefined;
+    this.#tailFill = 0;
+    this.#sharedBase = undefined;
+    const kept = this.#inFlight?.byteLength ?? 0;
+    this.#enqueuedTotal -= this.#queued - kept;
+    this.#queued = kept;
+  }
+
   /** Forgets everything queued; waiting `flushed()` calls get `false`. */
   drop(): void {
     if (this.#dropped) return;
@@ -315,6 +361,14 @@ export class OutboundQueue {
     const base = this.#sharedBase!;
     this.#sharedBase = undefined;
     this.#entries.push(base.subarray(this.#sharedStart, this.#sharedEnd));
+    if (this.#sharedLogged) {
+      this.log?.record(
+        base,
+        this.#sharedStart,
+        this.#sharedEnd,
+        this.#sharedFrames,
+      );
+    }
   }
 
   #sealTail(): void {

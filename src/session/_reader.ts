@@ -42,7 +42,8 @@ export interface ReadInto<In> {
 
 /** One session's read loop; see the file comment. */
 export class Reader<In> implements ClosingReader {
-  readonly decoder: Decoder<In>;
+  /** Replaced only when a resumable session resumes (issue 17). */
+  decoder: Decoder<In>;
   /**
    * Bytes read from the connection before the session existed (past a
    * WebSocket handshake): decoded before the first read.
@@ -163,7 +164,14 @@ export class Reader<In> implements ClosingReader {
       }
       this.bytesIn += n;
       const pause = inbound.throttleBytes(n);
-      if (pause !== undefined) await pause;
+      if (pause !== undefined) {
+        const decoder = this.decoder;
+        await pause;
+        // A resumable session resumed meanwhile (issue 17): these bytes came
+        // from the old connection, after the count the peer was given, so
+        // the peer sends their messages again.
+        if (this.decoder !== decoder) continue;
+      }
       if (life.state !== "open") break;
       const frames = inbound.framesIn;
       const chunk = buffer.subarray(0, n);

@@ -20,6 +20,7 @@ import {
 } from "./_flow_control.ts";
 import type { ClosingWriter, Life } from "./_lifecycle.ts";
 import type { OverflowPolicy } from "./options.ts";
+import type { MessageLog } from "../recovery/_message_log.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HIGH_WATER_MARK_DIVISOR,
@@ -60,6 +61,21 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   #writingNow: Promise<number> | undefined;
   // Callers of drained() waiting for room.
   #drainWaiters: Set<(drained: boolean) => void> | undefined;
+  /**
+   * A resumable session's log of the messages it wrote (issue 17); set
+   * before anything is sent. Heartbeats and control frames (sendFrame())
+   * are not messages and stay out of it.
+   */
+  get log(): MessageLog | undefined {
+    return this.#log;
+  }
+
+  set log(log: MessageLog | undefined) {
+    this.#log = log;
+    this.#queue.log = log;
+  }
+
+  #log: MessageLog | undefined;
 
   constructor(conn: Deno.Conn, options: WriterOptions<Out>, life: Life) {
     this.#conn = conn;
@@ -130,6 +146,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
       const end = codec.encodeInto(message, queue.privateChunk(), start);
       if (end >= 0) {
         if (!this.admit(end - start)) return false;
+        this.#log?.recordCopy(queue.privateChunk(), start, end);
         queue.commitPrivate(end);
         this.#queued();
         return true;
@@ -137,12 +154,32 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
     }
     const frame = codec.encode(message);
     if (!this.admit(frame.byteLength)) return false;
+    // A frame encode() made is ours: the log keeps it as it is.
+    this.#log?.record(frame, 0, frame.byteLength);
     queue.pushPrivate(frame);
     this.#queued();
     return true;
   }
 
-  /** Queues an encoded frame; see `Session.sendFrame`. */
+  /**
+   * Queues an encoded message frame (`Session.sendFrame`): like
+   * {@linkcode sendFrame}, and logged when the session is resumable.
+   */
+  sendMessageFrame(frame: Uint8Array): boolean {
+    const log = this.#log;
+    if (log === undefined) return this.sendFrame(frame);
+    if (!this.sendFrame(frame)) return false;
+    const size = frame.byteLength;
+    // The caller may reuse a small frame's bytes (see pushPrivate).
+    if (size < COPY_BELOW) log.recordCopy(frame, 0, size);
+    else log.record(frame, 0, size);
+    return true;
+  }
+
+  /**
+   * Queues an encoded frame that is not a message of its own (a heartbeat,
+   * a WebSocket control frame), or one `sendMessageFrame()` logs.
+   */
   sendFrame(frame: Uint8Array): boolean {
     if (this.#life.state !== "open") return false;
     const size = frame.byteLength;
@@ -165,8 +202,35 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   ): boolean {
     if (this.#life.state !== "open") return false;
     if (!this.admit(end - start, frames)) return false;
-    this.#queue.pushShared(base, start, end, frames);
+    // Logged by the queue, once per range (see OutboundQueue.log).
+    this.#queue.pushShared(base, start, end, frames, true);
     this.#queued();
+    return true;
+  }
+
+  /**
+   * A resumed connection (issue 17): forgets what is queued and not yet
+   * handed to a write (the log holds it), and queues the log from message
+   * `from` on instead, by reference. The replay bypasses the budget (the
+   * log's own bounds hold it) and leaves through the usual flush passes, one
+   * write at a time: it is paced, never a reason to cut the peer.
+   *
+   * @returns `false` when the log can't replay from `from` (nothing changed).
+   */
+  replay(from: number): boolean {
+    const log = this.#log;
+    if (log === undefined) return false;
+    const queue = this.#queue;
+    queue.sealForLog();
+    if (!log.canReplayFrom(from)) return false;
+    queue.discardPending();
+    log.replay(from, (base, start, end, frames) => {
+      queue.pushShared(base, start, end, frames);
+    });
+    if (queue.hasPending && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      scheduleFlush(this);
+    }
     return true;
   }
 
@@ -277,7 +341,12 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
       }
       this.#writes++;
     } catch (error) {
-      failure = error ?? new Error("write failed");
+      // A resumable session's connection dropped (issue 17): what was being
+      // written counts as written (its messages are in the log) and the
+      // session waits for its peer instead of closing.
+      const resumable = this.#log !== undefined &&
+        (this.#conn as { writeFailed?(): boolean }).writeFailed?.() === true;
+      if (!resumable) failure = error ?? new Error("write failed");
     }
     queue.completed();
     this.#writingNow = undefined;

@@ -375,10 +375,17 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.remoteAddr = conn.remoteAddr;
     this.connectedAt = Date.now();
     this.codec = options.codec;
-    // Runs the codec's decoder(): user code that may throw, so first.
-    const decoder = options.codec.decoder(this);
     const life = new Lifecycle(this, conn, options);
     const writer = new Writer(conn, options, life);
+    // What the decoder sends (pongs, close frames) are control frames, not
+    // messages: a resumable session's log leaves them out (issue 17).
+    const link = {
+      owner: this,
+      sendFrame: (frame: Uint8Array) => writer.sendFrame(frame),
+      close: (reason?: string) => this.close(reason),
+    };
+    // Runs the codec's decoder(): user code that may throw.
+    const decoder = options.codec.decoder(link);
     const inbound = new Inbound(this, options, life, writer);
     if ((options.noDelay ?? DEFAULT_NO_DELAY) && "setNoDelay" in conn) {
       try {
@@ -412,6 +419,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
       liveness,
       lifecycle: life,
       connection: undefined,
+      link,
     };
     life.bind(own);
     this.#life = life;
@@ -526,7 +534,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
    * closed, or its queue had no room (see `outboundBudget`).
    */
   sendFrame(frame: Uint8Array): boolean {
-    return this.#writer.sendFrame(frame);
+    return this.#writer.sendMessageFrame(frame);
   }
 
   /**

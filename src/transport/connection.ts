@@ -6,6 +6,7 @@
 // transport learned while opening it lives here, not in a side table.
 
 import type { Codec } from "../codec/codec.ts";
+import type { OpenedConnection } from "../session/_internals.ts";
 
 /**
  * A connection a transport accepted, dialed or adopted, ready to become a
@@ -26,6 +27,8 @@ export interface Connection {
    */
   // deno-lint-ignore no-explicit-any
   readonly adapt?: (<C extends Codec<any, any>>(codec: C) => C) | undefined;
+  /** Set when the session is resumable (issue 17); see src/recovery/. */
+  readonly resumable?: OpenedConnection["resumable"];
 }
 
 /** Wraps a connection that needs no opening step (TCP, TLS, Unix). */

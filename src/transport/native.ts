@@ -332,9 +332,10 @@ class NativeDecoder<In> implements Decoder<In> {
   // The connection is recorded after the decoder is made, before the first
   // read.
   #native(): NativeConn {
-    return this.#conn ??=
-      (connectionOf(this.#link as unknown as WithParts) as NativeConnection)
-        .native;
+    return this.#conn ??= (connectionOf(
+      (this.#link?.owner ?? this.#link) as unknown as WithParts,
+    ) as NativeConnection)
+      .native;
   }
 
   closeFrame(reason: string, error: unknown): Uint8Array | undefined {

@@ -19,7 +19,7 @@ import { closeFor } from "./_close_codes.ts";
 
 // Each session's decoder, for closeWebSocket() and peerCloseCode().
 // deno-lint-ignore no-explicit-any
-const decoders = new WeakMap<DecoderLink, WebSocketDecoder<any, any>>();
+const decoders = new WeakMap<object, WebSocketDecoder<any, any>>();
 
 /** What a connection's decoder is made with, once per adapter. */
 export interface DecoderSettings<In, Out> {
@@ -89,7 +89,9 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
   ) {
     this.#link = link;
     this.#settings = settings;
-    if (link !== undefined) decoders.set(link, this);
+    // Looked up by the session (peerCloseCode(), closeWebSocket()), which
+    // the link speaks for; a resumed session's new decoder replaces the old.
+    if (link !== undefined) decoders.set(link.owner ?? link, this);
     const framesOf = (settings.mapping as Partial<FramesMapping<In, Out>>)
       .frames;
     this.#frames = framesOf?.decoder();

@@ -46,7 +46,7 @@ Deno.test("SegmentWriter lets a quiet channel's segment go", async () => {
   const first = writer.base;
   // Passes that run anyway (other sessions' writes) count the quiet ones.
   for (let i = 0; i < 80; i++) {
-    scheduleFlush(() => {});
+    scheduleFlush({ flushPass() {} });
     await pass();
   }
   writer.write(codec, "two");

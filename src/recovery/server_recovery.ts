@@ -1,0 +1,511 @@
+// The server's side of recovery (issue 17): tells a recovery client from a
+// plain one, opens a resumable session for the first, resumes a detached
+// one, and closes a detached session for good once its window passes. One
+// instance per server with `recovery` set.
+//
+// Telling them apart: over WebSocket the client asks in the upgrade URL, so
+// a plain WebSocket client is never sniffed; over TCP, TLS and Unix the
+// first byte decides (see _preamble.ts). A recovery client sends its hello
+// the moment it connects: it rides right behind the handshake's last packet
+// (TLS: right after the TLS handshake, which is waited for first), so the
+// server waits for a first byte only `helloTimeout` (default 20 ms) before
+// taking a silent connection for a plain client. A plain client that
+// speaks first is never delayed; one that waits for the server to speak
+// first (nc and a welcome line) gets its first bytes at most that much
+// later. The README gives the measurement behind the default.
+import type { Session } from "../session/session.ts";
+import { CloseReason } from "../close_reason.ts";
+import {
+  messagesIn,
+  observe,
+  resume,
+  suspend,
+  type WithParts,
+} from "../session/_internals.ts";
+import { closeQuietly, type Connection } from "../transport/connection.ts";
+import {
+  DEFAULT_RECOVERY_HELLO_TIMEOUT,
+  DEFAULT_RECOVERY_MAX_BYTES,
+  DEFAULT_RECOVERY_MAX_MESSAGES,
+  DEFAULT_RECOVERY_WINDOW,
+  DEFAULT_RECOVERY_WS_HELLO_TIMEOUT,
+} from "../defaults.ts";
+import {
+  type Hello,
+  MAGIC,
+  parseHello,
+  preamble,
+  readPreamble,
+  readWebSocketLine,
+  WEBSOCKET_PARAM,
+  webSocketLine,
+  writeAll,
+} from "./_preamble.ts";
+import { ResumableConn } from "./resumable_conn.ts";
+import { MessageLog } from "./_message_log.ts";
+import type { RecoveryMeter, RecoveryRefusal } from "../_meters.ts";
+
+/**
+ * The `recovery` option of `listen()` (TCP, TLS, Unix and WebSocket): a
+ * client that asks for it (`connect({ recovery: true })`, or the browser
+ * module `microsocket_browser.js`) keeps its session across a dropped
+ * connection for `window` ms: same id, rooms and data, and every message
+ * sent to it meanwhile arrives once and in order, before new ones. When
+ * the gap can't be filled the client is refused and starts a fresh session
+ * (`recovered: false`). Clients that don't ask see no change.
+ *
+ * @typeParam Data The type of `Session.data`.
+ * @typeParam In The type of decoded messages.
+ * @typeParam Out The type of messages sessions send.
+ *
+ * @example
+ * ```ts
+ * import { listen, type RecoveryOptions } from "@x/microsocket";
+ *
+ * const recovery: RecoveryOptions<unknown, string, string> = {
+ *   window: 30_000,
+ *   onResume: (session) => console.log(`session ${session.id} is back`),
+ * };
+ * await using server = listen({ hostname: "127.0.0.1", port: 0, recovery });
+ * ```
+ */
+export interface RecoveryOptions<Data, In, Out> {
+  /**
+   * How long a session whose connection dropped waits for its client, in
+   * milliseconds; then it closes with reason `"recovery expired"`.
+   *
+   * @default {30000}
+   */
+  window?: number;
+  /**
+   * The most messages a session keeps of what it sent, to send again after
+   * a drop; a client that missed more starts a fresh session.
+   *
+   * @default {1000}
+   */
+  maxMessages?: number;
+  /**
+   * The most bytes those messages may hold (a broadcast's bytes are shared
+   * by every member's log, not copied).
+   *
+   * @default {1048576}
+   */
+  maxBytes?: number;
+  /**
+   * TCP, TLS and Unix: how long a new connection may stay silent before
+   * it is taken for a plain client (one that waits for the server to speak
+   * first gets its first bytes up to this much later).
+   *
+   * @default {20}
+   */
+  helloTimeout?: number;
+  /** Called when a session's client came back and the session goes on. */
+  onResume?: (session: Session<Data, In, Out>) => void;
+  /** Called when a session's connection dropped and it waits for its client. */
+  onDetach?: (session: Session<Data, In, Out>) => void;
+}
+
+/** What {@linkcode ServerRecovery.open} made of a connection. */
+export type RecoveryOpened =
+  | { readonly kind: "plain"; readonly connection: Connection }
+  | {
+    readonly kind: "new";
+    readonly connection: Connection;
+    readonly id: number;
+  }
+  | { readonly kind: "resumed" };
+
+interface Entry<Data, In, Out> {
+  readonly conn: ResumableConn;
+  readonly log: MessageLog;
+  readonly webSocket: boolean;
+  readonly compressed: boolean;
+  token: string;
+  session: Session<Data, In, Out> | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Package-internal: the server's recovery state; see the file comment. */
+export class ServerRecovery<Data, In, Out> {
+  readonly #window: number;
+  readonly #maxMessages: number;
+  readonly #maxBytes: number;
+  readonly #helloTimeout: number;
+  readonly #options: RecoveryOptions<Data, In, Out>;
+  readonly #nextId: () => number;
+  readonly #report: (error: unknown, session?: Session<Data, In, Out>) => void;
+  readonly #entries = new Map<number, Entry<Data, In, Out>>();
+  /** The counters the metrics read (issue 18). */
+  readonly meter: RecoveryMeter;
+
+  constructor(
+    options: RecoveryOptions<Data, In, Out>,
+    nextId: () => number,
+    report: (error: unknown, session?: Session<Data, In, Out>) => void,
+  ) {
+    this.#options = options;
+    this.#window = options.window ?? DEFAULT_RECOVERY_WINDOW;
+    this.#maxMessages = options.maxMessages ?? DEFAULT_RECOVERY_MAX_MESSAGES;
+    this.#maxBytes = options.maxBytes ?? DEFAULT_RECOVERY_MAX_BYTES;
+    this.#helloTimeout = options.helloTimeout ??
+      DEFAULT_RECOVERY_HELLO_TIMEOUT;
+    this.#nextId = nextId;
+    this.#report = report;
+    const entries = this.#entries;
+    this.meter = {
+      resumed: 0,
+      fresh: 0,
+      refused: {
+        unknown_session: 0,
+        bad_token: 0,
+        trimmed: 0,
+        bad_hello: 0,
+        transport_changed: 0,
+      },
+      expired: 0,
+      get detached(): number {
+        let n = 0;
+        for (const entry of entries.values()) {
+          if (!entry.conn.attached && entry.session?.state === "open") n++;
+        }
+        return n;
+      },
+    };
+  }
+
+  /** Sessions waiting for their client. */
+  get detached(): number {
+    return this.meter.detached;
+  }
+
+  /**
+   * Reads the connection's hello, if any, and decides; `undefined` when the
+   * connection was refused (or failed) and is closed.
+   */
+  async open(connection: Connection): Promise<RecoveryOpened | undefined> {
+    const conn = connection.conn;
+    // A WebSocket client asks in its URL; one that didn't is not sniffed.
+    const request = (connection as { request?: { target: string } }).request;
+    const webSocket = request !== undefined;
+    if (webSocket && !asksForRecovery(request.target)) {
+      return { kind: "plain", connection };
+    }
+    let line: string | undefined;
+    let rest: Uint8Array;
+    try {
+      if (webSocket) {
+        const read = await readWebSocketLine(
+          conn,
+          performance.now() + DEFAULT_RECOVERY_WS_HELLO_TIMEOUT,
+          connection.prelude,
+        );
+        line = read.line;
+        rest = read.rest;
+      } else {
+        // TLS: the hello follows the TLS handshake; time it from there.
+        if ("handshake" in conn) {
+          await (conn as Deno.TlsConn).handshake();
+        }
+        const read = await readPreamble(
+          conn,
+          performance.now() + this.#helloTimeout,
+          false,
+          connection.prelude,
+        );
+        if (read.line === undefined) {
+          const plain = read.pending === undefined ? conn : new PendingConn(
+            conn,
+            read.pending,
+            read.buffer,
+          ) as unknown as Deno.Conn;
+          return {
+            kind: "plain",
+            connection: {
+              ...connection,
+              conn: plain,
+              prelude: read.rest.length > 0 ? read.rest : undefined,
+            },
+          };
+        }
+        line = read.line;
+        rest = read.rest;
+      }
+    } catch {
+      closeQuietly(conn);
+      return undefined;
+    }
+    const hello = line === undefined ? undefined : parseHello(line);
+    if (hello === undefined) {
+      return await this.#refuse(conn, webSocket, "bad_hello");
+    }
+    if (hello.kind === "resume") {
+      return await this.#resume(connection, webSocket, hello, rest);
+    }
+    const id = this.#nextId();
+    const token = newToken();
+    const log = new MessageLog({
+      maxMessages: this.#maxMessages,
+      maxBytes: this.#maxBytes,
+    });
+    const entry: Entry<Data, In, Out> = {
+      conn: new ResumableConn(conn, rest, {
+        detached: () => this.#detached(entry),
+      }),
+      log,
+      webSocket,
+      compressed: connection.adapt !== undefined,
+      token,
+      session: undefined,
+      timer: undefined,
+    };
+    try {
+      await this.#answer(
+        conn,
+        webSocket,
+        `ok 0 ${id} ${token} 0 ${this.#window}`,
+      );
+    } catch {
+      closeQuietly(conn);
+      return undefined;
+    }
+    this.meter.fresh++;
+    return {
+      kind: "new",
+      connection: {
+        ...connection,
+        conn: entry.conn as unknown as Deno.Conn,
+        prelude: undefined,
+        resumable: {
+          log,
+          bind: (session: WithParts) => this.#bind(entry, id, session),
+        },
+      } as Connection,
+      id,
+    };
+  }
+
+  async #resume(
+    connection: Connection,
+    webSocket: boolean,
+    hello: Extract<Hello, { kind: "resume" }>,
+    rest: Uint8Array,
+  ): Promise<RecoveryOpened | undefined> {
+    const conn = connection.conn;
+    const entry = this.#entries.get(hello.id);
+    const session = entry?.session;
+    if (entry === undefined || session === undefined || entry.conn.closed) {
+      return await this.#refuse(conn, webSocket, "unknown_session");
+    }
+    if (!sameToken(entry.token, hello.token)) {
+      return await this.#refuse(conn, webSocket, "bad_token");
+    }
+    // The token was right: whatever happens next, it is spent, so that a
+    // second resume with it (a replay, or a race) is refused.
+    entry.token = newToken();
+    if (
+      entry.webSocket !== webSocket ||
+      entry.compressed !== (connection.adapt !== undefined)
+    ) {
+      void session.close(CloseReason.RecoveryFailed);
+      return await this.#refuse(conn, webSocket, "transport_changed");
+    }
+    if (!entry.log.canReplayFrom(hello.received)) {
+      // The gap can't be filled: never a partial replay. The session is of
+      // no use to anyone now.
+      void session.close(CloseReason.RecoveryFailed);
+      return await this.#refuse(conn, webSocket, "trimmed");
+    }
+    // From here nothing read from the old connection counts.
+    entry.conn.release();
+    clearTimeout(entry.timer);
+    entry.timer = undefined;
+    const took = messagesIn(session);
+    try {
+      await this.#answer(
+        conn,
+        webSocket,
+        `ok 1 ${hello.id} ${entry.token} ${took} ${this.#window}`,
+      );
+    } catch {
+      closeQuietly(conn);
+      this.#detached(entry);
+      return undefined;
+    }
+    if (session.state !== "open" || !resume(session, hello.received)) {
+      // Closed, or trimmed while the answer was being written.
+      closeQuietly(conn);
+      if (session.state === "open") {
+        void session.close(CloseReason.RecoveryFailed);
+      }
+      return undefined;
+    }
+    entry.conn.attach(conn, rest);
+    this.meter.resumed++;
+    this.#call(this.#options.onResume, session);
+    return { kind: "resumed" };
+  }
+
+  #bind(entry: Entry<Data, In, Out>, id: number, bound: WithParts): void {
+    const session = bound as Session<Data, In, Out>;
+    entry.session = session;
+    this.#entries.set(id, entry);
+    observe(session, {
+      closed: () => {
+        clearTimeout(entry.timer);
+        entry.timer = undefined;
+        entry.log.clear();
+        this.#entries.delete(id);
+      },
+    });
+  }
+
+  #detached(entry: Entry<Data, In, Out>): void {
+    const session = entry.session;
+    if (session === undefined || entry.conn.closed) return;
+    if (session.state !== "open") return;
+    suspend(session);
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (session.state !== "open") return;
+      this.meter.expired++;
+      void session.close(CloseReason.RecoveryExpired);
+    }, this.#window);
+    this.#call(this.#options.onDetach, session);
+  }
+
+  async #answer(
+    conn: Deno.Conn,
+    webSocket: boolean,
+    line: string,
+  ): Promise<void> {
+    await writeAll(
+      conn,
+      webSocket ? webSocketLine(line, false) : preamble(line),
+    );
+  }
+
+  async #refuse(
+    conn: Deno.Conn,
+    webSocket: boolean,
+    reason: RecoveryRefusal,
+  ): Promise<undefined> {
+    this.meter.refused[reason]++;
+    try {
+      await this.#answer(conn, webSocket, `fail ${reason}`);
+    } catch {
+      // The client is gone: nothing to tell.
+    }
+    closeQuietly(conn);
+    return undefined;
+  }
+
+  #call(
+    handler: ((session: Session<Data, In, Out>) => void) | undefined,
+    session: Session<Data, In, Out>,
+  ): void {
+    if (handler === undefined) return;
+    try {
+      handler(session);
+    } catch (error) {
+      this.#report(error, session);
+    }
+  }
+}
+
+function startsLikeMagic(bytes: Uint8Array): boolean {
+  const n = Math.min(bytes.length, MAGIC.length);
+  for (let i = 0; i < n; i++) if (bytes[i] !== MAGIC[i]) return false;
+  return n > 0;
+}
+
+function asksForRecovery(target: string): boolean {
+  const query = target.indexOf("?");
+  return query !== -1 &&
+    new URLSearchParams(target.slice(query + 1)).get(WEBSOCKET_PARAM) === "1";
+}
+
+/** 144 random bits, base64url (24 characters). */
+export function newToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(18));
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return btoa(text).replaceAll("+", "-").replaceAll("/", "_");
+}
+
+// Compares in time independent of where the first difference is.
+function sameToken(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+// A connection whose first read was started by the sniffing and is still
+// pending: its result is the first thing read().
+class PendingConn {
+  readonly #conn: Deno.Conn;
+  #pending: Promise<number | null> | undefined;
+  readonly #buffer: Uint8Array;
+  #left: Uint8Array | undefined;
+
+  constructor(
+    conn: Deno.Conn,
+    pending: Promise<number | null>,
+    buffer: Uint8Array,
+  ) {
+    this.#conn = conn;
+    this.#pending = pending;
+    this.#buffer = buffer;
+  }
+
+  get remoteAddr(): Deno.Addr {
+    return this.#conn.remoteAddr;
+  }
+
+  get localAddr(): Deno.Addr {
+    return this.#conn.localAddr;
+  }
+
+  setNoDelay(noDelay = true): void {
+    if ("setNoDelay" in this.#conn) {
+      (this.#conn as Deno.TcpConn).setNoDelay(noDelay);
+    }
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    const pending = this.#pending;
+    if (pending !== undefined) {
+      this.#pending = undefined;
+      const n = await pending;
+      if (n === null) return null;
+      this.#left = this.#buffer.subarray(0, n);
+      // A recovery client's hello that came after helloTimeout (a loaded
+      // client or network): never let the codec take it for a message. The
+      // client is refused and dials again.
+      if (startsLikeMagic(this.#left)) {
+        throw new Deno.errors.InvalidData("A late recovery hello");
+      }
+    }
+    const left = this.#left;
+    if (left !== undefined) {
+      const n = Math.min(buffer.length, left.length);
+      buffer.set(left.subarray(0, n));
+      this.#left = n === left.length ? undefined : left.subarray(n);
+      return n;
+    }
+    return await this.#conn.read(buffer);
+  }
+
+  write(chunk: Uint8Array): Promise<number> {
+    return this.#conn.write(chunk);
+  }
+
+  closeWrite(): Promise<void> {
+    return this.#conn.closeWrite();
+  }
+
+  close(): void {
+    this.#conn.close();
+  }
+}
