@@ -188,6 +188,15 @@ export class OutboundQueue {
       // A broadcast receiver's usual turn: one shared range and nothing
       // else, written as it is, without a trip through the entry list.
       this.#sharedBase = undefined;
+      if (this.#sharedLogged) {
+        // Recorded as #sealShared() would (a resumable session's log).
+        this.log?.record(
+          base,
+          this.#sharedStart,
+          this.#sharedEnd,
+          this.#sharedFrames,
+        );
+      }
       const write = base.subarray(this.#sharedStart, this.#sharedEnd);
       this.#inFlight = write;
       return write;
