@@ -18,6 +18,7 @@
 // held; one that filled up is followed by one twice its size.
 import type { Codec } from "./codec/codec.ts";
 import { atNextPassEnd, atPassEnd } from "./session/_flush_scheduler.ts";
+import { resumableSessions } from "./session/_outbound_log.ts";
 
 /** Segments hold at least this much... */
 const SEGMENT_MIN = 1024;
@@ -34,13 +35,6 @@ const IDLE_PASSES = 64;
  * (per broadcast, not per receiver).
  */
 export const frameEnds: WeakMap<Uint8Array, number[]> = new WeakMap();
-
-/**
- * How many resumable sessions are open in this process: frame ends are kept
- * only while there are some (nothing changes for a server without
- * recovery).
- */
-export const resumableSessions = { count: 0 };
 
 /** Encodes frames into shared segments; see the file comment. */
 export class SegmentWriter {

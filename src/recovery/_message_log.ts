@@ -22,6 +22,7 @@
 // another cluster node) can't be split: a position inside one is refused
 // like a trimmed log (never a partial replay).
 import { frameEnds } from "../_shared_segment.ts";
+import type { OutboundLog } from "../session/_outbound_log.ts";
 
 /** Private frames are copied into blocks of this many bytes. */
 const BLOCK = 16384;
@@ -44,7 +45,7 @@ export interface MessageLogLimits {
 }
 
 /** One session's written messages; see the file comment. */
-export class MessageLog {
+export class MessageLog implements OutboundLog {
   readonly #maxMessages: number;
   readonly #maxBytes: number;
   // The ring: entry i (0 = oldest) is at (#head + i) & #mask.

@@ -14,8 +14,7 @@
 //               the writer's log and replay, the reader's decoder
 import type { SessionHost, SessionObserver } from "./_lifecycle.ts";
 import type { Decoder, DecoderLink } from "../codec/codec.ts";
-import type { MessageLog } from "../recovery/_message_log.ts";
-import { resumableSessions } from "../_shared_segment.ts";
+import { type OutboundLog, resumableSessions } from "./_outbound_log.ts";
 import { LatencyHistogram } from "./_latency_histogram.ts";
 
 /** The key of a session's parts; see the file comment. */
@@ -25,7 +24,7 @@ export const parts: unique symbol = Symbol("microsocket.session.parts");
 export interface SessionParts {
   readonly writer: {
     readonly flow: { readonly pauses: number; readonly pausedMs: number };
-    log: MessageLog | undefined;
+    log: OutboundLog | undefined;
     replay(from: number): boolean;
     sendShared(
       base: Uint8Array,
@@ -72,7 +71,7 @@ export interface OpenedConnection {
    * from the first message on, and who to tell about the session.
    */
   readonly resumable?: {
-    readonly log: MessageLog;
+    readonly log: OutboundLog;
     bind(session: WithParts): void;
   } | undefined;
 }

@@ -13,7 +13,7 @@
 // copy), or several small ones gathered into one pooled chunk, so a session
 // makes at most one write per flush pass.
 import { giveChunk, takeChunk } from "./_chunk_pool.ts";
-import type { MessageLog } from "../recovery/_message_log.ts";
+import type { OutboundLog } from "./_outbound_log.ts";
 
 /**
  * Frames smaller than this are copied into the private chunk; larger ones
@@ -58,7 +58,7 @@ export class OutboundQueue {
    * logged messages is recorded once, when it is sealed (not once per
    * message: a pass's broadcasts to this connection are one range).
    */
-  log: MessageLog | undefined;
+  log: OutboundLog | undefined;
   // The write handed out by nextWrite() and not yet completed, and the
   // pooled buffer behind it (a gathered or private chunk), if any.
   #inFlight: Uint8Array | undefined;

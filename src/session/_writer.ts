@@ -20,7 +20,7 @@ import {
 } from "./_flow_control.ts";
 import type { ClosingWriter, Life } from "./_lifecycle.ts";
 import type { OverflowPolicy } from "./options.ts";
-import type { MessageLog } from "../recovery/_message_log.ts";
+import type { OutboundLog } from "./_outbound_log.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HIGH_WATER_MARK_DIVISOR,
@@ -66,16 +66,16 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
    * before anything is sent. Heartbeats and control frames (sendFrame())
    * are not messages and stay out of it.
    */
-  get log(): MessageLog | undefined {
+  get log(): OutboundLog | undefined {
     return this.#log;
   }
 
-  set log(log: MessageLog | undefined) {
+  set log(log: OutboundLog | undefined) {
     this.#log = log;
     this.#queue.log = log;
   }
 
-  #log: MessageLog | undefined;
+  #log: OutboundLog | undefined;
 
   constructor(conn: Deno.Conn, options: WriterOptions<Out>, life: Life) {
     this.#conn = conn;

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { lines } from "../../mod.ts";
 import { MessageLog } from "../../src/recovery/_message_log.ts";
-import { resumableSessions, SegmentWriter } from "../../src/_shared_segment.ts";
+import { SegmentWriter } from "../../src/_shared_segment.ts";
+import { resumableSessions } from "../../src/session/_outbound_log.ts";
 
 const text = new TextDecoder();
 
