@@ -205,6 +205,28 @@ export class Inbound<
       this.#backlog.length < MAX_BACKLOG_WHILE_AWAITING;
   }
 
+  /** Whether the codec correlates requests and replies. */
+  get correlated(): boolean {
+    return this.#options.codec.correlation !== undefined;
+  }
+
+  /**
+   * Waits for `busy` (onOpen, or a handler) to settle, unless it asks this
+   * peer something meanwhile (`session.request()`, even after other awaits):
+   * then it returns, and the reader reads on so that the reply can arrive.
+   */
+  async waitFor(busy: Promise<unknown>): Promise<void> {
+    let settled = false;
+    const done = busy.then(
+      () => void (settled = true),
+      () => void (settled = true),
+    );
+    while (!settled && !this.awaitingReplies()) {
+      const requests = this.#requests ??= new PendingRequests(this.#life);
+      await Promise.race([done, requests.added()]);
+    }
+  }
+
   closing(reason: string): void {
     this.#phase = "closed";
     this.#backlog.length = 0;

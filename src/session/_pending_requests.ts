@@ -24,6 +24,8 @@ export class PendingRequests<In> {
   readonly latency: LatencyHistogram = new LatencyHistogram();
   // The session's host, asked at each answer (it may change) for taps.
   readonly #life: { readonly host: LatencyTapped | undefined };
+  // Someone waiting for the next request to start (see added()).
+  #added: PromiseWithResolvers<void> | undefined;
 
   constructor(life: { readonly host: LatencyTapped | undefined }) {
     this.#life = life;
@@ -32,6 +34,11 @@ export class PendingRequests<In> {
   /** How many requests wait. */
   get size(): number {
     return this.#pending.size;
+  }
+
+  /** Resolves when the next request starts. */
+  added(): Promise<void> {
+    return (this.#added ??= Promise.withResolvers()).promise;
   }
 
   /**
@@ -76,6 +83,11 @@ export class PendingRequests<In> {
       },
       forget: settle,
     });
+    const added = this.#added;
+    if (added !== undefined) {
+      this.#added = undefined;
+      added.resolve();
+    }
     return { id, reply: promise };
   }
 

@@ -38,6 +38,13 @@ export interface ReadInto<In> {
   throttleBytes(n: number): Promise<void> | undefined;
   /** Whether to read on while a handler awaits a reply from the peer. */
   awaitingReplies(): boolean;
+  /** Whether the codec correlates requests and replies. */
+  readonly correlated: boolean;
+  /**
+   * Waits for `busy` to settle, or until it asks the peer something (then
+   * reading goes on).
+   */
+  waitFor(busy: Promise<unknown>): Promise<void>;
 }
 
 /** One session's read loop; see the file comment. */
@@ -109,7 +116,11 @@ export class Reader<In> implements ClosingReader {
     const life = this.#life;
     const inbound = this.#inbound;
     const opening = producerContext.run(this.#flow, start, inbound);
-    if (opening !== undefined) await opening;
+    // onOpen may ask the peer something first (session.request()): reading
+    // starts once it does, so that the reply can arrive.
+    if (opening !== undefined) {
+      await (inbound.correlated ? inbound.waitFor(opening) : opening);
+    }
     const idle = new Uint8Array(READ_BUFFER_IDLE);
     let buffer = idle;
     let smallReads = 0;
@@ -183,8 +194,11 @@ export class Reader<In> implements ClosingReader {
         this.lastSeen = Date.now();
         this.#liveness?.frameEnded();
       }
-      if (inbound.handlerBusy !== undefined && !inbound.awaitingReplies()) {
-        await inbound.handlerBusy;
+      const busy = inbound.handlerBusy;
+      if (busy !== undefined && !inbound.awaitingReplies()) {
+        // A handler that asks the peer something later, after other awaits,
+        // lets reading go on from then (see Inbound.waitFor).
+        await (inbound.correlated ? inbound.waitFor(busy) : busy);
       }
       // Grow while reads fill the buffer; wait in the tiny one unless busy;
       // shrink back once traffic is small.

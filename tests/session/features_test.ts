@@ -172,3 +172,43 @@ Deno.test("authenticate: a peer that never authenticates is closed after authTim
   );
   assert.equal(server.sessions.size, 0);
 });
+
+Deno.test("request() from onOpen, or from a handler after another await, gets the peer's reply", async () => {
+  const answers: string[] = [];
+  await using server = testServer<unknown, Ask, Answer>({
+    codec: json<Ask, Answer>(),
+    onOpen: async (session) => {
+      // The session's first exchange: ask the client before anything else.
+      const answer = await session.request({ type: "ok" }, { timeout: 3000 });
+      answers.push(`open ${answer.type}`);
+    },
+    onMessage: async (session, message) => {
+      if (message.type !== "ask") return;
+      await delay(20); // some other work first, then ask the peer
+      const answer = await session.request({ type: "ok" }, { timeout: 3000 });
+      answers.push(`message ${answer.type}`);
+      session.reply(message, { type: "ok" });
+    },
+  });
+  const client = await connect<unknown, Answer, Ask>({
+    hostname: "127.0.0.1",
+    port: portOf(server.addr),
+    codec: json<Answer, Ask>(),
+    onMessage: (session, message) => {
+      if ((message as { $id?: number }).$id !== undefined) {
+        session.reply(message, { type: "ask" });
+      }
+    },
+  });
+  try {
+    await until(() => answers.length === 1, 4000, "onOpen's answer");
+    assert.deepEqual(answers, ["open ask"]);
+    const reply = await client.session!.request({ type: "ask" }, {
+      timeout: 4000,
+    });
+    assert.equal(reply.type, "ok");
+    assert.deepEqual(answers, ["open ask", "message ask"]);
+  } finally {
+    await client.close();
+  }
+});
