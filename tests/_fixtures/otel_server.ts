@@ -1,4 +1,4 @@
-// Fixture for tests/metrics_otel_test.ts: a broadcasting lines() server
+// Fixture for tests/metrics/otel_test.ts: a broadcasting lines() server
 // instrumented with the ./otel entry point, run with OTEL_DENO=true so that
 // Deno's own MeterProvider exports its metrics over OTLP.
 // A second, json() server asks each client that opens two requests (the
