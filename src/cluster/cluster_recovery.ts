@@ -45,8 +45,10 @@ export interface ClusterHistoryOptions {
   /** The engine (its bounds: count, bytes, age, are the engine's own). */
   engine: RoomHistory;
   /**
-   * How long a session record outlives its last write (the engine's
-   * `window` should be the same), in milliseconds.
+   * How long a session whose node died can resume elsewhere: records of
+   * attached sessions are rewritten every third of it, so one outlives its
+   * node by at least two thirds of the window. Give the engine the same
+   * `window` (its record lifetime), in milliseconds.
    *
    * @default {30000}
    */
@@ -160,15 +162,27 @@ interface Room {
 export class ClusterRecovery {
   readonly #engine: RoomHistory;
   readonly #onError: (error: unknown) => void;
+  readonly #onLost: (id: number) => void;
   readonly #members = new Map<number, Member>();
   readonly #rooms = new Map<string, Room>();
+  readonly #window: number;
+  #refresher: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
+  /**
+   * @param onLost Called when a session of this node was resumed by
+   * another (its record's token was rotated there: a connection this node
+   * still took for alive was not); it is forgotten here, and its server
+   * should close it.
+   */
   constructor(
     options: ClusterHistoryOptions,
     onError: (error: unknown) => void,
+    onLost: (id: number) => void = () => {},
   ) {
+    this.#onLost = onLost;
     this.#engine = checkHistoryOptions(options).engine;
+    this.#window = options.window ?? 30_000;
     this.#onError = onError;
   }
 
@@ -187,7 +201,11 @@ export class ClusterRecovery {
    *
    * @param sink Where its entries go, in position order.
    */
-  async open(id: number, data: unknown, sink: EntrySink): Promise<OpenedSession> {
+  async open(
+    id: number,
+    data: unknown,
+    sink: EntrySink,
+  ): Promise<OpenedSession> {
     assertSessionId(id);
     if (this.#members.has(id)) throw new TypeError(`Session ${id} is open`);
     const token = newToken();
@@ -205,7 +223,7 @@ export class ClusterRecovery {
       writes: Promise.resolve(),
       gone: false,
     };
-    this.#members.set(id, member);
+    this.#register(member);
     try {
       member.inbox = this.#engine.subscribeDirect(
         id,
@@ -215,7 +233,7 @@ export class ClusterRecovery {
       const head = await this.#engine.head();
       member.since = member.last = head.position;
       member.epoch = head.epoch;
-      await this.#write(member);
+      await this.#write(member, true);
       return { token, epoch: head.epoch, position: head.position };
     } catch (error) {
       this.#forget(member);
@@ -274,7 +292,10 @@ export class ClusterRecovery {
 
   /** A session ended for good: forget it and delete its record. */
   async end(id: number): Promise<void> {
-    this.detach(id);
+    const member = this.#members.get(id);
+    if (member !== undefined) this.#forget(member);
+    // After its last write, so a late one can't bring it back.
+    await member?.writes;
     await this.#engine.sessions.delete(id);
   }
 
@@ -299,7 +320,10 @@ export class ClusterRecovery {
       return { recovered: false, reason: "bad_token" };
     }
     const token = newToken();
-    const next: SessionRecord = { ...record, tokenHash: await hashToken(token) };
+    const next: SessionRecord = {
+      ...record,
+      tokenHash: await hashToken(token),
+    };
     const claimed = await sessions.claim(request.id, presented, next);
     if (claimed === undefined) {
       return { recovered: false, reason: "bad_token" };
@@ -326,7 +350,7 @@ export class ClusterRecovery {
       writes: Promise.resolve(),
       gone: false,
     };
-    this.#members.set(member.id, member);
+    this.#register(member);
     try {
       member.inbox = this.#engine.subscribeDirect(
         member.id,
@@ -377,6 +401,20 @@ export class ClusterRecovery {
     if (this.#closed) return;
     this.#closed = true;
     for (const member of [...this.#members.values()]) this.#forget(member);
+  }
+
+  #register(member: Member): void {
+    if (this.#closed) throw new TypeError("The cluster recovery is closed");
+    this.#members.set(member.id, member);
+    // Records expire `window` after their last write: keep the attached
+    // sessions' alive, so that they outlive a node that dies.
+    this.#refresher ??= setInterval(() => {
+      for (const m of this.#members.values()) {
+        if (m.buffer === undefined && m.epoch !== "") {
+          this.#write(m).catch(this.#onError);
+        }
+      }
+    }, Math.max(1, Math.floor(this.#window / 3)));
   }
 
   #member(id: number): Member {
@@ -436,17 +474,44 @@ export class ClusterRecovery {
     if (this.#members.get(member.id) === member) {
       this.#members.delete(member.id);
     }
+    if (this.#members.size === 0) {
+      clearInterval(this.#refresher);
+      this.#refresher = undefined;
+    }
     member.inbox?.unsubscribe();
     for (const room of member.rooms.keys()) this.#unsubscribe(member, room);
   }
 
-  // Writes the member's record, after its earlier writes.
-  #write(member: Member): Promise<void> {
+  // Writes the member's record, after its earlier writes. Only the first
+  // is a plain put: later ones replace it only if it still has this node's
+  // token, so a node that missed that its client resumed elsewhere can't
+  // bring an old token back; it learns it lost the session instead.
+  #write(member: Member, first = false): Promise<void> {
+    const sessions = this.#engine.sessions;
+    const write = member.writes.then(async () => {
+      if (member.gone) return;
+      const record = this.#record(member);
+      if (first) return await sessions.put(record);
+      const replaced = await sessions.claim(
+        member.id,
+        member.tokenHash,
+        record,
+      );
+      if (replaced === undefined && !member.gone) {
+        this.#forget(member);
+        this.#onLost(member.id);
+      }
+    });
+    member.writes = write.catch(() => {});
+    return write;
+  }
+
+  #record(member: Member): SessionRecord {
     const rooms: ReplayRoom[] = [];
     for (const [room, joined] of member.rooms) {
       if (joined !== Number.MAX_SAFE_INTEGER) rooms.push({ room, joined });
     }
-    const record: SessionRecord = {
+    return {
       id: member.id,
       rooms,
       since: member.since,
@@ -454,12 +519,6 @@ export class ClusterRecovery {
       tokenHash: member.tokenHash,
       epoch: member.epoch,
     };
-    const sessions = this.#engine.sessions;
-    const write = member.writes.then(() =>
-      member.gone ? undefined : sessions.put(record)
-    );
-    member.writes = write.catch(() => {});
-    return write;
   }
 }
 
