@@ -148,7 +148,11 @@ interface Member {
   last: number;
   // Live entries held back while a replay runs.
   buffer: LiveEntry[] | undefined;
+  // A live entry was missed while a replay ran: replay again after it.
+  again: boolean;
   inbox: LiveSubscription | undefined;
+  // The last inbox position seen live (0: not known yet).
+  inboxLast: number;
   writes: Promise<void>;
   gone: boolean;
 }
@@ -156,6 +160,8 @@ interface Member {
 interface Room {
   readonly subscription: LiveSubscription;
   readonly members: Set<Member>;
+  // The last position of the room seen live here (0: not known yet).
+  last: number;
 }
 
 /** Package-internal: one node's cluster recovery; see the file comment. */
@@ -167,6 +173,7 @@ export class ClusterRecovery {
   readonly #rooms = new Map<string, Room>();
   readonly #window: number;
   #refresher: ReturnType<typeof setInterval> | undefined;
+  #repairs = 0;
   #closed = false;
 
   /**
@@ -219,7 +226,9 @@ export class ClusterRecovery {
       epoch: "",
       last: 0,
       buffer: undefined,
+      again: false,
       inbox: undefined,
+      inboxLast: 0,
       writes: Promise.resolve(),
       gone: false,
     };
@@ -227,11 +236,12 @@ export class ClusterRecovery {
     try {
       member.inbox = this.#engine.subscribeDirect(
         id,
-        (entry) => this.#offer(member, entry, undefined),
+        (entry) => this.#direct(member, entry),
       );
       await member.inbox.ready;
       const head = await this.#engine.head();
       member.since = member.last = head.position;
+      member.inboxLast = Math.max(member.inboxLast, head.position);
       member.epoch = head.epoch;
       await this.#write(member, true);
       return { token, epoch: head.epoch, position: head.position };
@@ -253,6 +263,8 @@ export class ClusterRecovery {
     const head = await this.#engine.head();
     if (member.gone || !member.rooms.has(room)) return;
     member.rooms.set(room, Math.max(head.position, member.last));
+    const live = this.#rooms.get(room);
+    if (live !== undefined) live.last = Math.max(live.last, head.position);
     await this.#write(member);
   }
 
@@ -346,7 +358,9 @@ export class ClusterRecovery {
       epoch: claimed.epoch,
       last: request.position,
       buffer: [],
+      again: false,
       inbox: undefined,
+      inboxLast: 0,
       writes: Promise.resolve(),
       gone: false,
     };
@@ -354,7 +368,7 @@ export class ClusterRecovery {
     try {
       member.inbox = this.#engine.subscribeDirect(
         member.id,
-        (entry) => this.#offer(member, entry, undefined),
+        (entry) => this.#direct(member, entry),
       );
       const ready = [member.inbox.ready];
       for (const room of member.rooms.keys()) {
@@ -374,10 +388,8 @@ export class ClusterRecovery {
       }
       if (member.gone) return { recovered: false, reason: "unknown_session" };
       for (const entry of result.entries) this.#give(member, entry);
-      const buffered = member.buffer!;
-      member.buffer = undefined;
-      buffered.sort((a, b) => a.position - b.position);
-      for (const entry of buffered) this.#give(member, entry);
+      member.inboxLast = Math.max(member.inboxLast, result.head);
+      this.#flush(member);
       return {
         recovered: true,
         token,
@@ -389,6 +401,11 @@ export class ClusterRecovery {
       this.#forget(member);
       throw error;
     }
+  }
+
+  /** Replays run because a live entry was missed here. */
+  get repairs(): number {
+    return this.#repairs;
   }
 
   /** The last position given to a session of this node. */
@@ -428,10 +445,21 @@ export class ClusterRecovery {
     let room = this.#rooms.get(name);
     if (room === undefined) {
       const members = new Set<Member>();
-      const subscription = this.#engine.subscribeRoom(name, (entry) => {
-        for (const m of members) this.#offer(m, entry, name);
-      });
-      room = { subscription, members };
+      const live: Room = {
+        subscription: this.#engine.subscribeRoom(name, (entry) => {
+          // One of the room's entries never arrived here (a node cut by the
+          // broker): its members replay from where they are.
+          const missed = live.last !== 0 && entry.previous > live.last;
+          if (entry.position > live.last) live.last = entry.position;
+          for (const m of members) {
+            if (missed) this.#repair(m);
+            this.#offer(m, entry, name);
+          }
+        }),
+        members,
+        last: 0,
+      };
+      room = live;
       this.#rooms.set(name, room);
     }
     room.members.add(member);
@@ -455,6 +483,61 @@ export class ClusterRecovery {
     }
     if (member.buffer !== undefined) member.buffer.push(entry);
     else this.#give(member, entry);
+  }
+
+  #direct(member: Member, entry: LiveEntry): void {
+    if (member.gone) return;
+    if (member.inboxLast !== 0 && entry.previous > member.inboxLast) {
+      this.#repair(member);
+    }
+    if (entry.position > member.inboxLast) member.inboxLast = entry.position;
+    this.#offer(member, entry, undefined);
+  }
+
+  // Replays what a member missed live, holding its live entries meanwhile.
+  #repair(member: Member): void {
+    if (member.gone) return;
+    if (member.buffer !== undefined) {
+      member.again = true;
+      return;
+    }
+    member.buffer = [];
+    this.#repairs++;
+    this.#engine.replay({
+      epoch: member.epoch,
+      after: member.last,
+      rooms: this.#record(member).rooms,
+      inbox: { session: member.id, since: member.since },
+    }).then((result) => {
+      if (member.gone) return;
+      if (!result.ok) {
+        // Never a partial replay: the session can't go on.
+        this.#forget(member);
+        this.#onLost(member.id);
+        return;
+      }
+      for (const entry of result.entries) this.#give(member, entry);
+      this.#flush(member);
+    }, (error) => {
+      this.#onError(error);
+      if (member.gone) return;
+      this.#forget(member);
+      this.#onLost(member.id);
+    });
+  }
+
+  // Ends a replay: the live entries held meanwhile, then live again (or
+  // another replay, when one was missed meanwhile).
+  #flush(member: Member): void {
+    const buffered = member.buffer;
+    if (buffered === undefined) return;
+    member.buffer = undefined;
+    buffered.sort((a, b) => a.position - b.position);
+    for (const entry of buffered) this.#give(member, entry);
+    if (member.again) {
+      member.again = false;
+      this.#repair(member);
+    }
   }
 
   #give(member: Member, entry: HistoryEntry): void {
