@@ -263,8 +263,9 @@ export class ClusterRecovery {
     const head = await this.#engine.head();
     if (member.gone || !member.rooms.has(room)) return;
     member.rooms.set(room, Math.max(head.position, member.last));
+    // A new subscription: its first entry after the head is checked too.
     const live = this.#rooms.get(room);
-    if (live !== undefined) live.last = Math.max(live.last, head.position);
+    if (live !== undefined && live.last === 0) live.last = head.position;
     await this.#write(member);
   }
 
