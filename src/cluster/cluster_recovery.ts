@@ -146,6 +146,9 @@ interface Member {
   epoch: string;
   // The last position given to the sink.
   last: number;
+  // Everything up to this position was given (a replay's or the open's
+  // head): a live entry missed at or below it is no loss.
+  complete: number;
   // Live entries held back while a replay runs.
   buffer: LiveEntry[] | undefined;
   // A live entry was missed while a replay ran: replay again after it.
@@ -225,6 +228,7 @@ export class ClusterRecovery {
       tokenHash: await hashToken(token),
       epoch: "",
       last: 0,
+      complete: 0,
       buffer: undefined,
       again: false,
       inbox: undefined,
@@ -240,7 +244,7 @@ export class ClusterRecovery {
       );
       await member.inbox.ready;
       const head = await this.#engine.head();
-      member.since = member.last = head.position;
+      member.since = member.last = member.complete = head.position;
       member.inboxLast = Math.max(member.inboxLast, head.position);
       member.epoch = head.epoch;
       await this.#write(member, true);
@@ -358,6 +362,7 @@ export class ClusterRecovery {
       tokenHash: next.tokenHash,
       epoch: claimed.epoch,
       last: request.position,
+      complete: 0,
       buffer: [],
       again: false,
       inbox: undefined,
@@ -390,6 +395,7 @@ export class ClusterRecovery {
       if (member.gone) return { recovered: false, reason: "unknown_session" };
       for (const entry of result.entries) this.#give(member, entry);
       member.inboxLast = Math.max(member.inboxLast, result.head);
+      member.complete = result.head;
       this.#flush(member);
       return {
         recovered: true,
@@ -450,10 +456,14 @@ export class ClusterRecovery {
         subscription: this.#engine.subscribeRoom(name, (entry) => {
           // One of the room's entries never arrived here (a node cut by the
           // broker): its members replay from where they are.
-          const missed = live.last !== 0 && entry.previous > live.last;
-          if (entry.position > live.last) live.last = entry.position;
+          const seen = live.last;
+          const missed = seen !== 0 && entry.previous > seen;
+          if (entry.position > seen) live.last = entry.position;
           for (const m of members) {
-            if (missed) this.#repair(m);
+            // A member that joined after the missed entries needs none.
+            if (missed && entry.previous > m.rooms.get(name)!) {
+              this.#missed(m, seen, entry.previous);
+            }
             this.#offer(m, entry, name);
           }
         }),
@@ -488,20 +498,37 @@ export class ClusterRecovery {
 
   #direct(member: Member, entry: LiveEntry): void {
     if (member.gone) return;
-    if (member.inboxLast !== 0 && entry.previous > member.inboxLast) {
-      this.#repair(member);
+    const seen = member.inboxLast;
+    if (seen !== 0 && entry.previous > seen) {
+      this.#missed(member, seen, entry.previous);
     }
     if (entry.position > member.inboxLast) member.inboxLast = entry.position;
     this.#offer(member, entry, undefined);
   }
 
+  // Entries of one channel in (seen, previous] were missed here. The member
+  // has them if a replay gave it everything up to `previous`. While a
+  // replay runs, it replays again once it ends (the replay may have been
+  // read before the missed entries were stored). Otherwise it can replay
+  // them, in order, if it was given nothing beyond `seen` (of another
+  // channel); else its order is broken: its record is deleted, so that no
+  // node resumes it past the missed entries, and it is lost.
+  #missed(member: Member, seen: number, previous: number): void {
+    if (member.gone || previous <= member.complete) return;
+    if (member.buffer !== undefined) member.again = true;
+    else if (member.last <= seen) this.#repair(member);
+    else this.#lose(member);
+  }
+
+  #lose(member: Member): void {
+    this.#forget(member);
+    this.#engine.sessions.delete(member.id).catch(this.#onError);
+    this.#onLost(member.id);
+  }
+
   // Replays what a member missed live, holding its live entries meanwhile.
   #repair(member: Member): void {
-    if (member.gone) return;
-    if (member.buffer !== undefined) {
-      member.again = true;
-      return;
-    }
+    member.again = false;
     member.buffer = [];
     this.#repairs++;
     this.#engine.replay({
@@ -513,32 +540,31 @@ export class ClusterRecovery {
       if (member.gone) return;
       if (!result.ok) {
         // Never a partial replay: the session can't go on.
-        this.#forget(member);
-        this.#onLost(member.id);
+        this.#lose(member);
         return;
       }
       for (const entry of result.entries) this.#give(member, entry);
+      member.complete = Math.max(member.complete, result.head);
       this.#flush(member);
     }, (error) => {
       this.#onError(error);
-      if (member.gone) return;
-      this.#forget(member);
-      this.#onLost(member.id);
+      if (!member.gone) this.#lose(member);
     });
   }
 
-  // Ends a replay: the live entries held meanwhile, then live again (or
-  // another replay, when one was missed meanwhile).
+  // Ends a replay: the live entries held meanwhile, then live again; or,
+  // when one was missed meanwhile, another replay (from after the last
+  // entry given: it covers everything held so far).
   #flush(member: Member): void {
     const buffered = member.buffer;
     if (buffered === undefined) return;
+    if (member.again) {
+      this.#repair(member);
+      return;
+    }
     member.buffer = undefined;
     buffered.sort((a, b) => a.position - b.position);
     for (const entry of buffered) this.#give(member, entry);
-    if (member.again) {
-      member.again = false;
-      this.#repair(member);
-    }
   }
 
   #give(member: Member, entry: HistoryEntry): void {

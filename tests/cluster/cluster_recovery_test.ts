@@ -89,6 +89,7 @@ for (const engine of ENGINES) {
         );
       }
       try {
+        await warm(nodes[1]!);
         const clients: Client[][] = [[], [], []];
         for (let n = 0; n < 3; n++) {
           for (let i = 0; i < 6; i++) {
@@ -210,6 +211,7 @@ for (const engine of ENGINES) {
       const a = new ClusterRecovery({ engine: await fixture.connect() }, quiet);
       const b = new ClusterRecovery({ engine: await fixture.connect() }, quiet);
       try {
+        await warm(b);
         const checker = new Checker();
         const opened = await a.open(7, null, checker.sink);
         checker.position = opened.position;
@@ -249,6 +251,9 @@ for (const engine of ENGINES) {
         b.detach(8);
         b.close();
         await fixture.lose();
+        // The old connections come back (their reconnect timers end).
+        await eventually(() => a.engine.head());
+        await eventually(() => b.engine.head());
         const d = new ClusterRecovery(
           { engine: await fixture.connect() },
           quiet,
@@ -288,6 +293,7 @@ for (const engine of ENGINES) {
       const b = new ClusterRecovery({ engine: await fixture.connect() }, quiet);
       const c = new ClusterRecovery({ engine: await fixture.connect() }, quiet);
       try {
+        await warm(b);
         const checker = new Checker();
         const opened = await a.open(9, "secret", checker.sink);
         checker.position = opened.position;
@@ -314,7 +320,11 @@ for (const engine of ENGINES) {
           b.resume(request, new Checker().sink),
           c.resume(request, new Checker().sink),
         ]);
-        assert.equal(race.filter((r) => r.recovered).length, 1);
+        assert.equal(
+          race.filter((r) => r.recovered).length,
+          1,
+          JSON.stringify(race),
+        );
         const winner = race[0]!.recovered ? b : c;
         const next = race.find((r) => r.recovered)!;
         assert.ok(next.recovered);
@@ -353,6 +363,7 @@ for (const engine of ENGINES) {
       );
       const b = new ClusterRecovery({ engine: await fixture.connect() }, quiet);
       try {
+        await warm(b);
         const old = new Checker();
         const opened = await a.open(5, { n: 1 }, old.sink);
         await a.join(5, "room");
@@ -387,35 +398,84 @@ for (const engine of ENGINES) {
     async fn() {
       await using fixture = await engine.start(LIMITS);
       let seen = 0;
-      // Node A's broker connection loses the 3rd live entry of each kind.
+      // Node A's broker connection loses every 3rd live entry.
       const a = new ClusterRecovery(
         { engine: lossy(await fixture.connect(), () => ++seen % 3 === 0) },
         quiet,
       );
       const b = new ClusterRecovery({ engine: await fixture.connect() }, quiet);
       try {
+        await warm(b);
         const checker = new Checker();
         const opened = await a.open(3, null, checker.sink);
         checker.position = opened.position;
         await a.join(3, "room");
         for (let seq = 1; seq <= 10; seq++) {
           await b.broadcast("room", utf8.encode(`room|${seq}`));
-          await b.send(3, utf8.encode(`direct|${seq}`));
         }
-        await until(
-          () => checker.has("room", 10) && checker.has("direct", 10),
-          5000,
-          "the messages",
-        );
+        await until(() => checker.has("room", 10), 5000, "the messages");
         await delay(50);
         assert.deepEqual(checker.errors, []);
-        assert.ok(a.repairs >= 1, "repaired");
+        assert.equal(checker.received, 10);
+        // One per loss, fewer when a loss came during a replay.
+        assert.ok(a.repairs >= 1 && a.repairs <= 3, `${a.repairs} repairs`);
       } finally {
         a.close();
         b.close();
       }
     },
   });
+
+  Deno.test({
+    name: name(
+      "a live entry lost behind another channel's: the session is lost, never resumed past it",
+    ),
+    ignore,
+    async fn() {
+      await using fixture = await engine.start(LIMITS);
+      let seen = 0;
+      const lost: number[] = [];
+      // Loses the room's 2nd entry; the inbox's next one arrives first.
+      const a = new ClusterRecovery(
+        { engine: lossy(await fixture.connect(), () => ++seen === 3) },
+        quiet,
+        (id) => lost.push(id),
+      );
+      const b = new ClusterRecovery({ engine: await fixture.connect() }, quiet);
+      try {
+        await warm(b);
+        const checker = new Checker();
+        const opened = await a.open(4, null, checker.sink);
+        checker.position = opened.position;
+        await a.join(4, "room");
+        for (let seq = 1; seq <= 3; seq++) {
+          await b.broadcast("room", utf8.encode(`room|${seq}`));
+          await b.send(4, utf8.encode(`direct|${seq}`));
+        }
+        await until(() => lost.length === 1, 5000, "the loss");
+        assert.deepEqual(lost, [4]);
+        assert.deepEqual(checker.errors, [], "nothing out of order");
+        // Its client can't resume past the lost entry anywhere.
+        await delay(50);
+        const result = await b.resume({
+          id: 4,
+          token: opened.token,
+          epoch: opened.epoch,
+          position: checker.position,
+        }, new Checker().sink);
+        assert.equal(result.recovered, false);
+      } finally {
+        a.close();
+        b.close();
+      }
+    },
+  });
+}
+
+/** A first append: a Redis history that never had one has head 0, and a
+ * position that old is a gap for a room whose stream never existed. */
+async function warm(node: ClusterRecovery): Promise<void> {
+  await node.broadcast("warm-up", utf8.encode("x"));
 }
 
 /** An engine whose live entries are dropped where `drop` says. */
