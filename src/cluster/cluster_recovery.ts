@@ -167,7 +167,38 @@ interface Room {
   last: number;
 }
 
-/** Package-internal: one node's cluster recovery; see the file comment. */
+/**
+ * Package-internal: one node's cluster recovery; see the file comment.
+ *
+ * @example A session opened on one node resumes on another
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClusterRecovery } from "./cluster_recovery.ts";
+ * import { MemoryHistoryStore } from "./history/memory_history.ts";
+ *
+ * const store = new MemoryHistoryStore({
+ *   maxMessages: 100,
+ *   maxBytes: 1 << 20,
+ *   maxAge: 60_000,
+ *   window: 60_000,
+ * });
+ * const a = new ClusterRecovery({ engine: store.connect() }, console.error);
+ * const b = new ClusterRecovery({ engine: store.connect() }, console.error);
+ * let last = 0;
+ * const opened = await a.open(1, { nick: "ann" }, (e) => (last = e.position));
+ * await a.join(1, "lobby");
+ * a.close(); // node A dies
+ * await b.broadcast("lobby", new TextEncoder().encode("missed"));
+ * const got: string[] = [];
+ * const result = await b.resume(
+ *   { id: 1, token: opened.token, epoch: opened.epoch, position: last },
+ *   (entry) => got.push(new TextDecoder().decode(entry.bytes)),
+ * );
+ * assert.equal(result.recovered, true);
+ * assert.deepEqual(got, ["missed"]);
+ * b.close();
+ * ```
+ */
 export class ClusterRecovery {
   readonly #engine: RoomHistory;
   readonly #onError: (error: unknown) => void;
