@@ -385,6 +385,10 @@ for (const engine of ENGINES) {
         await until(() => moved.received === 1, 5000, "live on B");
         await delay(30);
         assert.equal(old.received, 0, "nothing on A");
+        // The session ends for good: its record goes.
+        await b.end(5);
+        assert.equal(await b.engine.sessions.get(5), undefined);
+        assert.equal(b.rooms, 0, "unsubscribed");
       } finally {
         a.close();
         b.close();
