@@ -23,12 +23,13 @@
 // Extension point (a cluster's per-message positions, later): a line is
 // words separated by spaces; words after the ones above are `key=value`
 // extensions that a version-1 peer ignores, and the first word is a record
-// kind: kinds other than the ones above are reserved. A cluster adds e.g.
-// `rooms=<room>:<epoch>:<seq>,...` to `resume` (the last global sequence
-// and the stream's epoch per room, so that room history is replayed from
-// JetStream or Redis Streams on any node), and a `pos` record kind that
-// carries a room message's global sequence ahead of it. Local recovery
-// needs neither: positions are counted per session.
+// kind: kinds other than the ones above are reserved. A cluster adds
+// `pos=<position> epoch=<epoch>` to `resume` and to `ok` (one position on
+// the history engine's global sequence covers all of a session's rooms and
+// its direct messages, so that they are replayed from JetStream or Redis
+// Streams on any node), and a `pos` record kind that carries an entry's
+// position ahead of it: see _cluster_wire.ts. Local recovery needs
+// neither: positions are counted per session.
 
 import { inflateMessage } from "../websocket/_deflate.ts";
 
