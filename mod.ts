@@ -38,6 +38,7 @@ export * from "./src/session_manager.ts";
 export * from "./src/rooms.ts";
 export * from "./src/server.ts";
 export type { RecoveryOptions } from "./src/recovery/server_recovery.ts";
+export type { ClientRecoveryOptions } from "./src/recovery/client_recovery.ts";
 export * from "./src/metrics/prometheus.ts";
 export * from "./src/metrics/handler.ts";
 export type { MetricsServers } from "./src/metrics/_collect.ts";
