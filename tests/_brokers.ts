@@ -48,7 +48,11 @@ export function skipMessage(kind: BrokerKind): boolean {
   return true;
 }
 
-async function waitAccepting(port: number, ms: number): Promise<void> {
+/** Waits until something accepts connections on 127.0.0.1:`port`. */
+export async function waitAccepting(
+  port: number,
+  ms: number,
+): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
@@ -72,6 +76,10 @@ export class BrokerServer implements AsyncDisposable {
   readonly port: number;
   #child: Deno.ChildProcess | undefined;
   #config: string | undefined;
+  // With `data`: the server's own data directory (JetStream's store, Redis's
+  // dir), and whether Redis keeps an append-only file in it.
+  #dir: string | undefined;
+  #persist = false;
 
   private constructor(kind: BrokerKind, port: number) {
     this.kind = kind;
@@ -80,13 +88,20 @@ export class BrokerServer implements AsyncDisposable {
 
   /**
    * Starts a server of `kind` on a free port and waits until it accepts.
-   * `natsConfig` is the text of a nats-server configuration file.
+   * `natsConfig` is the text of a nats-server configuration file. `data`
+   * gives the server a data directory of its own (nats-server runs with
+   * JetStream there; `persist` turns on Redis's append-only file, fsynced
+   * on every write), which `restart()` can keep or wipe.
    */
   static async start(
     kind: BrokerKind,
-    options: { natsConfig?: string } = {},
+    options: { natsConfig?: string; data?: { persist?: boolean } } = {},
   ): Promise<BrokerServer> {
     const server = new BrokerServer(kind, freePort());
+    if (options.data !== undefined) {
+      server.#dir = await Deno.makeTempDir();
+      server.#persist = options.data.persist ?? false;
+    }
     if (options.natsConfig !== undefined) {
       server.#config = await Deno.makeTempFile({ suffix: ".conf" });
       await Deno.writeTextFile(server.#config, options.natsConfig);
@@ -94,16 +109,21 @@ export class BrokerServer implements AsyncDisposable {
     try {
       await server.#spawn();
     } catch (error) {
-      await server.#removeConfig();
+      await server.#removeFiles();
       throw error;
     }
     return server;
   }
 
-  async #removeConfig(): Promise<void> {
-    if (this.#config === undefined) return;
-    await Deno.remove(this.#config).catch(() => {});
-    this.#config = undefined;
+  async #removeFiles(): Promise<void> {
+    if (this.#config !== undefined) {
+      await Deno.remove(this.#config).catch(() => {});
+      this.#config = undefined;
+    }
+    if (this.#dir !== undefined) {
+      await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+      this.#dir = undefined;
+    }
   }
 
   /** The URL clients connect to. */
@@ -113,16 +133,28 @@ export class BrokerServer implements AsyncDisposable {
 
   async #spawn(): Promise<void> {
     const port = String(this.port);
-    const args = this.kind === "nats" ? ["-a", "127.0.0.1", "-p", port] : [
-      "--port",
-      port,
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ];
+    const dir = this.#dir;
+    const args = this.kind === "nats"
+      ? [
+        "-a",
+        "127.0.0.1",
+        "-p",
+        port,
+        ...(this.#config === undefined ? [] : ["-c", this.#config]),
+        ...(dir === undefined ? [] : ["-js", "-sd", dir]),
+      ]
+      : [
+        "--port",
+        port,
+        "--bind",
+        "127.0.0.1",
+        ...(dir === undefined ? [] : ["--dir", dir]),
+        "--save",
+        "",
+        "--appendonly",
+        this.#persist ? "yes" : "no",
+        ...(this.#persist ? ["--appendfsync", "always"] : []),
+      ];
     this.#child = new Deno.Command(BINARY[this.kind], {
       args,
       stdin: "null",
@@ -150,15 +182,23 @@ export class BrokerServer implements AsyncDisposable {
     await child.status;
   }
 
-  /** Restarts the server on the same port. */
-  async restart(downMs = 0): Promise<void> {
+  /**
+   * Restarts the server on the same port, after `downMs`; with a data
+   * directory, `keepData: false` wipes it first (the broker comes back
+   * without its data).
+   */
+  async restart(downMs = 0, keepData = true): Promise<void> {
     await this.stop();
     if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+    if (!keepData && this.#dir !== undefined) {
+      await Deno.remove(this.#dir, { recursive: true });
+      await Deno.mkdir(this.#dir);
+    }
     await this.#spawn();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
-    await this.#removeConfig();
+    await this.#removeFiles();
   }
 }

@@ -1,8 +1,8 @@
-// History engines for the contract tests: nats-server -js with a temporary
-// store directory, redis-server with a temporary dir (AOF on or off), both
-// on free 127.0.0.1 ports, killed with SIGKILL and awaited; and the
-// in-memory engine. Each can be restarted with its data or without it.
-import { freePort, hasServer } from "../_brokers.ts";
+// History engines for the contract tests: nats-server -js and redis-server
+// (with AOF) from tests/_brokers.ts, each with a data directory of its own
+// so it can be restarted with its data or without it; and the in-memory
+// engine.
+import { BrokerServer, hasServer } from "../_brokers.ts";
 import type { RoomHistory } from "../../src/cluster/history/history.ts";
 import { MemoryHistoryStore } from "../../src/cluster/history/memory_history.ts";
 import { RedisHistory } from "../../src/cluster/history/redis_history.ts";
@@ -17,113 +17,6 @@ export interface TestLimits {
 }
 
 export const quiet = (): void => {};
-
-async function waitAccepting(port: number, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.close();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) {
-        throw new Error(`Server on port ${port} did not start`, {
-          cause: error,
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-}
-
-/** A nats-server or redis-server child with its own data directory. */
-export class DataServer implements AsyncDisposable {
-  readonly kind: "nats" | "redis";
-  readonly port = freePort();
-  readonly persist: boolean;
-  #dir: string;
-  #child: Deno.ChildProcess | undefined;
-
-  private constructor(kind: "nats" | "redis", dir: string, persist: boolean) {
-    this.kind = kind;
-    this.#dir = dir;
-    this.persist = persist;
-  }
-
-  /** `persist`: Redis with AOF (appendfsync always); JetStream always files. */
-  static async start(
-    kind: "nats" | "redis",
-    persist = false,
-  ): Promise<DataServer> {
-    const server = new DataServer(kind, await Deno.makeTempDir(), persist);
-    await server.#spawn();
-    return server;
-  }
-
-  get url(): string {
-    return `${this.kind}://127.0.0.1:${this.port}`;
-  }
-
-  async #spawn(): Promise<void> {
-    const port = String(this.port);
-    const args = this.kind === "nats"
-      ? ["-a", "127.0.0.1", "-p", port, "-js", "-sd", this.#dir]
-      : [
-        "--port",
-        port,
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        this.#dir,
-        "--save",
-        "",
-        "--appendonly",
-        this.persist ? "yes" : "no",
-        "--appendfsync",
-        "always",
-      ];
-    this.#child = new Deno.Command(`${this.kind}-server`, {
-      args,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    try {
-      await waitAccepting(this.port, 5000);
-    } catch (error) {
-      await this.stop();
-      throw error;
-    }
-  }
-
-  /** SIGKILL, awaited. */
-  async stop(): Promise<void> {
-    const child = this.#child;
-    if (child === undefined) return;
-    this.#child = undefined;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-    await child.status;
-  }
-
-  /** Restarts on the same port, keeping the data directory or wiping it. */
-  async restart(keepData: boolean): Promise<void> {
-    await this.stop();
-    if (!keepData) {
-      await Deno.remove(this.#dir, { recursive: true });
-      await Deno.mkdir(this.#dir);
-    }
-    await this.#spawn();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-    await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
-  }
-}
 
 /** One engine for a test: connect nodes, lose or keep the data. */
 export interface Fixture extends AsyncDisposable {
@@ -168,7 +61,9 @@ export const ENGINES: EngineKind[] = [
     name: "redis",
     ignore: !hasServer("redis"),
     async start(limits) {
-      const server = await DataServer.start("redis", true);
+      const server = await BrokerServer.start("redis", {
+        data: { persist: true },
+      });
       const opened: RoomHistory[] = [];
       return {
         async connect() {
@@ -180,8 +75,8 @@ export const ENGINES: EngineKind[] = [
           opened.push(history);
           return history;
         },
-        lose: () => server.restart(false),
-        keep: () => server.restart(true),
+        lose: () => server.restart(0, false),
+        keep: () => server.restart(0, true),
         async [Symbol.asyncDispose]() {
           for (const history of opened) await history.close();
           await server[Symbol.asyncDispose]();
@@ -193,7 +88,7 @@ export const ENGINES: EngineKind[] = [
     name: "jetstream",
     ignore: !hasServer("nats"),
     async start(limits) {
-      const server = await DataServer.start("nats");
+      const server = await BrokerServer.start("nats", { data: {} });
       const opened: RoomHistory[] = [];
       const stream = `T${++streams}`;
       return {
@@ -211,8 +106,8 @@ export const ENGINES: EngineKind[] = [
           opened.push(history);
           return history;
         },
-        lose: () => server.restart(false),
-        keep: () => server.restart(true),
+        lose: () => server.restart(0, false),
+        keep: () => server.restart(0, true),
         async [Symbol.asyncDispose]() {
           for (const history of opened) await history.close();
           await server[Symbol.asyncDispose]();

@@ -227,7 +227,8 @@ Deno.test({
   ignore: skipMessage("nats"),
   async fn() {
     await using server = await BrokerServer.start("nats", {
-      natsConfig: 'max_pending: 262144\nwrite_deadline: "500ms"\n',
+      natsConfig:
+        'max_payload: 65536\nmax_pending: 262144\nwrite_deadline: "500ms"\n',
     });
     await using a = await NatsBroker.connect(server.url, {
       onError: quiet,

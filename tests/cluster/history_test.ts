@@ -14,12 +14,8 @@ import type {
 } from "../../src/cluster/history/history.ts";
 import { JetStreamHistory } from "../../src/cluster/history/jetstream_history.ts";
 import { delay, until } from "../_util.ts";
-import {
-  DataServer,
-  ENGINES,
-  quiet,
-  type TestLimits,
-} from "./_history_servers.ts";
+import { BrokerServer } from "../_brokers.ts";
+import { ENGINES, quiet, type TestLimits } from "./_history_servers.ts";
 
 const LIMITS: TestLimits = {
   maxMessages: 100,
@@ -782,7 +778,7 @@ Deno.test({
     "history jetstream: a node configured with another count holds replays to the stream's own limit",
   ignore: ENGINES.find((e) => e.name === "jetstream")!.ignore,
   async fn() {
-    await using server = await DataServer.start("nats");
+    await using server = await BrokerServer.start("nats", { data: {} });
     const options = {
       maxAge: 60_000,
       maxStreamBytes: 1 << 20,
