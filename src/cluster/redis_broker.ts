@@ -7,7 +7,6 @@
 // timer (uncaught, kills the process), so payloads are wrapped as Buffers
 // over the same memory, never copied.
 import { Buffer } from "node:buffer";
-import { createClient } from "npm:redis@^5.12.1";
 import type {
   Broker,
   BrokerHandler,
@@ -17,8 +16,12 @@ import type {
   BrokerSubscription,
 } from "./broker.ts";
 import { BrokerCore } from "./_broker_core.ts";
+import {
+  closeRedisPair,
+  connectRedisPair,
+  type RedisClient,
+} from "./_redis_pair.ts";
 
-type RedisClient = ReturnType<typeof createClient>;
 type Listener = (message: Buffer, channel: Buffer) => void;
 
 /**
@@ -100,27 +103,15 @@ export class RedisBroker implements Broker {
   ): Promise<RedisBroker> {
     const wait = options.reconnectWait ?? 250;
     const timeout = options.timeout ?? 5000;
-    let connected = false;
-    const pub = createClient({
-      url,
-      disableOfflineQueue: true,
-      pingInterval: options.pingInterval ?? 5000,
-      socket: {
-        connectTimeout: timeout,
-        // The first connection fails fast; later ones retry forever.
-        reconnectStrategy: (_retries: number, error: Error) =>
-          connected ? wait : error,
-      },
-    });
-    // Without an error listener node-redis throws from its socket events;
-    // until the broker exists, connect() reports failures by rejecting.
+    // Until the broker exists, connect() reports failures by rejecting.
     let onError: (error: unknown) => void = () => {};
-    pub.on("error", (error: unknown) => onError(error));
-    const sub = pub.duplicate({ disableOfflineQueue: false });
-    sub.on("error", (error: unknown) => onError(error));
+    const { pub, sub, ready } = await connectRedisPair(url, {
+      timeout,
+      reconnectWait: wait,
+      failWhileOffline: true,
+      pingInterval: options.pingInterval ?? 5000,
+    }, (error) => onError(error));
     try {
-      await pub.connect();
-      await sub.connect();
       let sharded = options.sharded;
       if (sharded === undefined) {
         // An ACL may forbid INFO: then plain pub/sub, which every server has.
@@ -128,7 +119,7 @@ export class RedisBroker implements Broker {
         const major = Number(/redis_version:(\d+)/.exec(info)?.[1] ?? 0);
         sharded = major >= 7;
       }
-      connected = true;
+      ready();
       const broker = new RedisBroker(pub, sub, sharded, options);
       onError = (error) => broker.#onClientError(error);
       return broker;
@@ -286,14 +277,7 @@ export class RedisBroker implements Broker {
     if (this.#core.closed) return;
     this.#core.shut();
     this.#listeners.clear();
-    for (const client of [this.#sub, this.#pub]) {
-      try {
-        if (client.isReady) await client.close();
-        else client.destroy();
-      } catch {
-        client.destroy();
-      }
-    }
+    await closeRedisPair([this.#sub, this.#pub]);
   }
 
   /** Same as {@linkcode RedisBroker.close}. */

@@ -34,7 +34,12 @@
 // older than idleTtl is a gap, younger ones may miss it), so run the
 // history's Redis with maxmemory-policy noeviction.
 import { Buffer } from "node:buffer";
-import { createClient, RESP_TYPES } from "npm:redis@^5.12.1";
+import { RESP_TYPES } from "npm:redis@^5.12.1";
+import {
+  closeRedisPair,
+  connectRedisPair,
+  type RedisClient,
+} from "../_redis_pair.ts";
 import {
   assertLimit,
   assertRecord,
@@ -57,7 +62,6 @@ import {
   type SessionRecords,
 } from "./history.ts";
 
-type RedisClient = ReturnType<typeof createClient>;
 type Listener = (message: Buffer, channel: Buffer) => void;
 
 /** Options of {@linkcode RedisHistory.connect}. */
@@ -261,29 +265,21 @@ export class RedisHistory implements RoomHistory {
       idleTtl,
     };
     let connected = false;
-    const pub = createClient({
+    const { pub, sub, ready } = await connectRedisPair(
       url,
-      socket: {
-        connectTimeout: 5000,
-        reconnectStrategy: (_retries: number, error: Error) =>
-          connected ? 250 : error,
+      { timeout: 5000, reconnectWait: 250 },
+      (error) => {
+        if (connected) full.onError(error);
       },
-    });
-    const onError = (error: unknown) => {
-      if (connected) full.onError(error);
-    };
-    pub.on("error", onError);
-    const sub = pub.duplicate();
-    sub.on("error", onError);
+    );
     try {
-      await pub.connect();
-      await sub.connect();
       const scripts = {
         append: await pub.scriptLoad(APPEND),
         replay: await pub.scriptLoad(REPLAY),
         claim: await pub.scriptLoad(CLAIM),
       };
       connected = true;
+      ready();
       return new RedisHistory(pub, sub, full, scripts);
     } catch (error) {
       pub.destroy();
@@ -550,14 +546,7 @@ export class RedisHistory implements RoomHistory {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
-    for (const client of [this.#sub, this.#pub]) {
-      try {
-        if (client.isReady) await client.close();
-        else client.destroy();
-      } catch {
-        client.destroy();
-      }
-    }
+    await closeRedisPair([this.#sub, this.#pub]);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
