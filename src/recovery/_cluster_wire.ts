@@ -1,13 +1,22 @@
 // Package-internal: the cluster's words on the recovery wire (issue 17),
 // in the extension hook _preamble.ts documents, so a version-1 peer reads
-// the same lines as before. Not used by the server or client yet: the
-// cluster wiring that sends and reads them is the next step (see
-// src/cluster/cluster_recovery.ts).
+// the same lines as before.
 //
 //   server answer, new session:  ok 0 <id> <token> 0 <window> pos=<p> epoch=<e>
-//   client hello, resume:        resume <id> <token> <received> pos=<p> epoch=<e>
+//   client hello, resume:        resume <id> <token> <received> pos=<p> epoch=<e> sent=<n>
+//   server answer, resumed:      ok 1 <id> <token> <took> <window> pos=<p> epoch=<e>
 //   server record before a room broadcast or direct message:
-//                                MAGIC "pos <p>\n"
+//                                MAGIC "pos <p>\n"   (TCP, TLS, Unix: at a frame start)
+//                                text message "msrec1 pos <p>" (WebSocket)
+//
+// A record is not a message: it isn't counted in <received>, and a client
+// takes its <p> as the last position it has only once the message after it
+// has been decoded whole (a connection cut between the two replays both).
+// <n> (sent=) is how many messages the client has sent in the session: a
+// node that resumes a session whose node died doesn't know what that node
+// took, so it answers <took> = <n> and counts on from there (what the dead
+// node read but never handled is lost: inbound is at most once across a
+// node's death, exactly once across a dropped connection).
 //
 // <p> is the entry's position on the engine's global sequence and <e> the
 // epoch naming it (history/history.ts); a client keeps the last <p> it
@@ -15,7 +24,7 @@
 // record is the same for every member: build it once per entry
 // (positionRecord) and queue the same bytes to each, never a copy per
 // receiver.
-import { MAGIC } from "./_preamble.ts";
+import { MAGIC, webSocketLine } from "./_preamble.ts";
 
 /** A global position and its epoch, as the extension words carry them. */
 export interface WirePosition {
@@ -83,4 +92,36 @@ export function parsePositionRecord(line: string): number | undefined {
   }
   const n = Number(words[1]);
   return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** The `sent=` word (with its leading space) of a cluster client's resume. */
+export function sentWord(sent: number): string {
+  if (!Number.isSafeInteger(sent) || sent < 0) {
+    throw new RangeError(`Invalid count: ${sent}`);
+  }
+  return ` sent=${sent}`;
+}
+
+/** The `sent=` count in a hello line; `undefined` when absent or malformed. */
+export function readSent(line: string): number | undefined {
+  for (const word of line.split(" ")) {
+    if (!word.startsWith("sent=")) continue;
+    const value = word.slice(5);
+    if (!COUNT.test(value)) return undefined;
+    const n = Number(value);
+    return Number.isSafeInteger(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The WebSocket form of {@linkcode positionRecord}: an unmasked text frame
+ * "msrec1 pos <position>" (never compressed, so one frame serves members
+ * with and without permessage-deflate).
+ */
+export function webSocketPositionRecord(position: number): Uint8Array {
+  if (!Number.isSafeInteger(position) || position < 0) {
+    throw new RangeError(`Invalid position: ${position}`);
+  }
+  return webSocketLine(`pos ${position}`, false);
 }
