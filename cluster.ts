@@ -71,3 +71,24 @@ export * from "./src/cluster/presence.ts";
 export * from "./src/cluster/cluster_node.ts";
 export * from "./src/cluster/cluster.ts";
 export * from "./src/cluster/cluster_metrics.ts";
+export * from "./src/cluster/connect_history.ts";
+export type {
+  Gap,
+  GapReason,
+  HistoryEntry,
+  HistoryLimits,
+  HistoryPosition,
+  HistoryStats,
+  LiveEntry,
+  LiveHandler,
+  LiveSubscription,
+  ReplayInbox,
+  ReplayRequest,
+  ReplayResult,
+  ReplayRoom,
+  RoomHistory,
+  SessionRecord,
+  SessionRecords,
+} from "./src/cluster/history/history.ts";
+export type { JetStreamHistoryOptions } from "./src/cluster/history/jetstream_history.ts";
+export type { RedisHistoryOptions } from "./src/cluster/history/redis_history.ts";

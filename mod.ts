@@ -43,6 +43,7 @@ export * from "./src/metrics/prometheus.ts";
 export * from "./src/metrics/handler.ts";
 export type { MetricsServers } from "./src/metrics/_collect.ts";
 export * from "./src/cluster_bridge.ts";
+export * from "./src/recovery/backplane.ts";
 export * from "./src/codec/json.ts";
 export * from "./src/codec/microsocket.ts";
 export * from "./src/router.ts";

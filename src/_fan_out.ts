@@ -60,7 +60,7 @@ export function fanOut<Data, In, Out>(
 
 /**
  * Queues `frames` (`count` frames back to back, encoded with `codec`) on
- * every target but `exceptId`. They are copied into `writer` first: a
+ * every target but `exceptId` that `filter` (if any) accepts. They are copied into `writer` first: a
  * turn's frames then sit side by side and leave each member in one range,
  * as a local broadcast's do. Targets with another codec get them
  * re-encoded, once per codec (not at all when it can't take them).
@@ -75,6 +75,7 @@ export function fanOutFrames<Data, In, Out>(
   frames: Uint8Array,
   exceptId: number,
   count: number,
+  filter?: (session: Session<Data, In, Out>) => boolean,
 ): number {
   writer.copy(frames, count);
   const { base, start, end } = writer;
@@ -82,6 +83,7 @@ export function fanOutFrames<Data, In, Out>(
   let others: Map<Codec<In, Out>, Uint8Array | undefined> | undefined;
   for (const session of targets) {
     if (session.id === exceptId) continue;
+    if (filter !== undefined && !filter(session)) continue;
     if (session.codec === codec) {
       if (sendShared(session, base, start, end, count)) accepted++;
       continue;

@@ -41,6 +41,10 @@ export const RECOVERY_REFUSALS = [
   "bad_hello",
   /** The resumed connection differs (WebSocket compression on vs off). */
   "transport_changed",
+  /** A cluster's history engine lost its stream since (a new epoch). */
+  "epoch",
+  /** The client's position is beyond anything the engine gave out. */
+  "future",
 ] as const;
 
 /** A refused resume's `reason` label. */

@@ -6,6 +6,7 @@
 // clustered.
 import type { Codec } from "./codec/codec.ts";
 import type { LocalRooms, Rooms } from "./rooms.ts";
+import type { RecoveryBackplane } from "./recovery/backplane.ts";
 
 /**
  * What a server gives its {@linkcode ClusterBridge}: the codec every frame
@@ -107,4 +108,11 @@ export interface ClusterBridge {
   attach(link: ClusterLink): Rooms<any, any, any>;
   /** Called once, when the server has shut down. */
   detach(): void;
+  /**
+   * Recovery across the cluster, if the bridge offers it: a server with
+   * the `recovery` option keeps its resumable sessions there too, so that
+   * they resume on any node (without it, only on their own). A bridge that
+   * offers it to a server without `recovery` is refused by `listen()`.
+   */
+  readonly recovery?: RecoveryBackplane | undefined;
 }

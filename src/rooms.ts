@@ -145,6 +145,15 @@ export interface Rooms<Data, In, Out> {
    * `false` when nobody else can have this id.
    */
   send(id: number, message: Out): boolean;
+  /**
+   * Whether direct messages to a session open here must go through
+   * {@linkcode Rooms.send} too (a cluster that keeps them for recovery);
+   * absent means never.
+   *
+   * @param id The session id.
+   * @returns `true` to route them through `send`.
+   */
+  relays?(id: number): boolean;
 }
 
 /**
@@ -322,6 +331,7 @@ export class LocalRooms<Data = unknown, In = unknown, Out = In>
    * @param frames `count` frames back to back; not modified.
    * @param exceptId A session id to leave out; -1 for none.
    * @param count How many frames `frames` holds (for the counters).
+   * @param filter Only the members it accepts.
    * @returns How many sessions accepted them.
    */
   deliver(
@@ -331,11 +341,20 @@ export class LocalRooms<Data = unknown, In = unknown, Out = In>
     frames: Uint8Array,
     exceptId: number,
     count: number,
+    filter?: (session: Session<Data, In, Out>) => boolean,
   ): number {
     const entry = this.#rooms.get(room);
     if (entry === undefined) return 0;
     const writer = entry.writer ??= new SegmentWriter();
-    return fanOutFrames(entry.members, writer, codec, frames, exceptId, count);
+    return fanOutFrames(
+      entry.members,
+      writer,
+      codec,
+      frames,
+      exceptId,
+      count,
+      filter,
+    );
   }
 
   /**

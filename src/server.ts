@@ -7,6 +7,7 @@ import { SessionManager } from "./session_manager.ts";
 import { CloseReason } from "./close_reason.ts";
 import {
   addMeters,
+  continueSession,
   observe,
   SessionMeters,
   type SessionObserver,
@@ -26,9 +27,13 @@ import {
 } from "./transport/connection.ts";
 import { openSession } from "./transport/open_session.ts";
 import type { WebSocketServerStats } from "./transport/stats.ts";
-import { DEFAULT_SHUTDOWN_TIMEOUT } from "./defaults.ts";
+import {
+  DEFAULT_RECOVERY_WINDOW,
+  DEFAULT_SHUTDOWN_TIMEOUT,
+} from "./defaults.ts";
 // Recovery (issue 17): opt-in, see src/recovery/.
 import {
+  type RecoveryOpened,
   type RecoveryOptions,
   ServerRecovery,
 } from "./recovery/server_recovery.ts";
@@ -481,20 +486,6 @@ export class Server<
   constructor(options: ListenOptions<Data, In, Out>) {
     validateListenOptions(options);
     this.#options = options;
-    this.#recovery = options.recovery === undefined
-      ? undefined
-      : new ServerRecovery(
-        options.recovery,
-        () => this.sessions.nextId(),
-        (error, session) => this.#report(error, session),
-      );
-    this[serverMeter] = {
-      transport: options.transport ??
-        ("tls" in options && options.tls !== undefined ? "tls" : "tcp"),
-      live: this.#live,
-      closed: this.#closedMeters,
-      recovery: this.#recovery?.meter,
-    };
     const transport = transportOf(options);
     // Decided before binding: a WebSocket codec of the wrong role throws.
     const codec = transport.codec(
@@ -503,6 +494,8 @@ export class Server<
       options.maxMessageBytes,
       "listen()",
     );
+    // Checked before binding: a recovery option that can't apply throws.
+    this.#recovery = this.#makeRecovery(codec);
     this.#listener = transport.listen(
       options,
       (error) => this.#report(error, undefined),
@@ -539,6 +532,13 @@ export class Server<
         throw error;
       }
     }
+    this[serverMeter] = {
+      transport: options.transport ??
+        ("tls" in options && options.tls !== undefined ? "tls" : "tcp"),
+      live: this.#live,
+      closed: this.#closedMeters,
+      recovery: this.#recovery?.meter,
+    };
     // One options object shared by every session.
     this.#sessionOptions = {
       ...options,
@@ -730,6 +730,35 @@ export class Server<
     closeQuietly(conn);
   }
 
+  // Recovery (issue 17): local, or across the cluster when the cluster
+  // offers it (its engine's record window must cover the server's).
+  #makeRecovery(
+    codec: Codec<In, Out>,
+  ): ServerRecovery<Data, In, Out> | undefined {
+    const options = this.#options;
+    const backplane = options.cluster?.recovery;
+    if (options.recovery === undefined) {
+      if (backplane !== undefined) {
+        throw new TypeError(
+          "cluster has history, which needs the recovery option (recovery: {}) to mean anything",
+        );
+      }
+      return undefined;
+    }
+    const window = options.recovery.window ?? DEFAULT_RECOVERY_WINDOW;
+    if (backplane !== undefined && window > backplane.window) {
+      throw new RangeError(
+        `recovery.window (${window} ms) is longer than the cluster history's record window (${backplane.window} ms)`,
+      );
+    }
+    return new ServerRecovery(
+      options.recovery,
+      () => this.sessions.nextId(),
+      (error, session) => this.#report(error, session),
+      backplane === undefined ? undefined : { backplane, codec },
+    );
+  }
+
   #open(conn: Deno.Conn, ip: string | undefined): void {
     const opened = this.#listener.open(conn);
     if (this.#recovery !== undefined) {
@@ -787,7 +816,13 @@ export class Server<
         this.#start(outcome.connection, ip);
         return;
       }
-      this.#start(outcome.connection, ip, outcome.id);
+      if (outcome.kind === "adopted") {
+        this.#adopt(outcome, ip);
+        return;
+      }
+      if (this.#start(outcome.connection, ip, outcome.id) === undefined) {
+        recovery.abandon(outcome.id);
+      }
     }).catch((error) => this.#report(error, undefined)).finally(() =>
       this.#opening.delete(opening)
     );
@@ -814,6 +849,33 @@ export class Server<
       closeQuietly(connection.conn);
       return undefined;
     }
+  }
+
+  // A session whose node died, made again here as it was: same id, data
+  // and rooms, no onOpen (nor authentication: the token was its proof).
+  #adopt(
+    adopted: Extract<RecoveryOpened, { kind: "adopted" }>,
+    ip: string | undefined,
+  ): void {
+    const recovery = this.#recovery!;
+    let session: Session<Data, In, Out> | undefined;
+    try {
+      session = openSession(adopted.connection, this.#sessionOptions, {
+        id: adopted.id,
+        enrol: (opened) => this.#enrol(opened, ip),
+      }).session;
+    } catch (error) {
+      this.#report(error, undefined);
+      this.#release(ip);
+      closeQuietly(adopted.connection.conn);
+      recovery.abandon(adopted.id);
+      return;
+    }
+    session.data = adopted.data as Data;
+    continueSession(session);
+    this.sessions.set(session);
+    for (const room of adopted.rooms) this.sessions.join(session, room);
+    recovery.adopted(session);
   }
 
   #enrol(session: Session<Data, In, Out>, ip: string | undefined): void {

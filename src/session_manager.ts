@@ -268,8 +268,11 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
    */
   send(id: number, message: Out): boolean {
     const session = this.#sessions.get(id);
-    if (session !== undefined) return session.send(message);
-    // Not here: another node of a cluster may own it.
+    if (session !== undefined && this.#rooms.relays?.(id) !== true) {
+      return session.send(message);
+    }
+    // Not here (another node of a cluster may own it), or a cluster keeps
+    // its direct messages for recovery.
     return this.#rooms.send(id, message);
   }
 

@@ -17,6 +17,9 @@ import {
 import { connectBroker, type ConnectBrokerOptions } from "./connect_broker.ts";
 import { ClusterRooms } from "./cluster_rooms.ts";
 import type { Presence, PresenceEntry } from "./presence.ts";
+import type { RecoveryBackplane } from "../recovery/backplane.ts";
+import type { RoomHistory } from "./history/history.ts";
+import { ClusterBackplane } from "./cluster_backplane.ts";
 
 /**
  * Options for {@linkcode Cluster}.
@@ -62,6 +65,15 @@ export interface ClusterOptions<Meta, Data = any> {
   prefix?: string;
   /** Presence timing and events (join, leave, update; any node). */
   presence?: ClusterPresenceOptions<Meta>;
+  /**
+   * Room history and session records for recovery across the cluster
+   * (closed with the cluster): a server with the `recovery` option then
+   * resumes a session whose node died on any node, with every room
+   * broadcast and direct message it missed, from this engine
+   * ({@linkcode connectHistory}). Its record `window` must be at least the
+   * server's recovery window.
+   */
+  history?: RoomHistory;
   /**
    * Errors nobody can catch: a `meta` or event callback that threw, a
    * malformed message.
@@ -195,6 +207,7 @@ export class Cluster<Meta = unknown, Data = any>
   // The server's rooms while attached (the membership is theirs).
   #rooms: ClusterRooms<Meta> | undefined;
   #link: ClusterLink | undefined;
+  readonly #backplane: ClusterBackplane | undefined;
 
   /**
    * Joins the cluster over an open broker connection.
@@ -217,12 +230,31 @@ export class Cluster<Meta = unknown, Data = any>
         // nowhere left to report it
       }
     };
+    const history = options.history;
+    if (history !== undefined) {
+      const engine = history as Partial<RoomHistory> | null;
+      if (
+        typeof engine !== "object" || engine === null ||
+        typeof engine.appendRoom !== "function" ||
+        typeof engine.replay !== "function" ||
+        typeof engine.sessions !== "object" ||
+        typeof engine.window !== "number"
+      ) {
+        throw new TypeError(
+          "history must be a RoomHistory (see connectHistory())",
+        );
+      }
+      this.#backplane = new ClusterBackplane(history, this.#onError);
+    }
+    const backplane = this.#backplane;
     this.node = new ClusterNode<Meta>({
       broker: options.broker,
       deliverToRoom: (room, frames, exceptId, count) =>
         this.#rooms?.deliver(room, frames, exceptId, count),
+      // A session the engine feeds gets its direct messages from its inbox.
       deliverToSession: (id, frames, count) =>
-        this.#link?.deliverToSession(id, frames, count) ?? false,
+        backplane?.has(id) !== true &&
+        (this.#link?.deliverToSession(id, frames, count) ?? false),
       onError: this.#onError,
       ...(options.nodeId !== undefined && { nodeId: options.nodeId }),
       ...(options.prefix !== undefined && { prefix: options.prefix }),
@@ -272,8 +304,18 @@ export class Cluster<Meta = unknown, Data = any>
    * node's members at once) and closes the broker. Close the server first.
    * Idempotent.
    */
-  close(): Promise<void> {
-    return this.node.close();
+  async close(): Promise<void> {
+    this.#backplane?.close();
+    await this.node.close();
+    await this.#backplane?.engine.close();
+  }
+
+  /**
+   * With `history`: recovery across the cluster, for `listen()` (see
+   * {@linkcode ClusterBridge}); `undefined` without.
+   */
+  get recovery(): RecoveryBackplane | undefined {
+    return this.#backplane;
   }
 
   /** Same as {@linkcode Cluster.close}. */
@@ -299,6 +341,7 @@ export class Cluster<Meta = unknown, Data = any>
       codec: link.codec,
       meta: this.#meta,
       onError: this.#onError,
+      ...(this.#backplane !== undefined && { backplane: this.#backplane }),
     });
     this.#link = link;
     return this.#rooms;

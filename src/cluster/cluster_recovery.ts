@@ -142,6 +142,8 @@ interface Member {
   readonly rooms: Map<string, number>;
   since: number;
   data: unknown;
+  // Reads the session's data whenever its record is written (see watch()).
+  read: (() => unknown) | undefined;
   tokenHash: string;
   epoch: string;
   // The last position given to the sink.
@@ -256,6 +258,7 @@ export class ClusterRecovery {
       rooms: new Map(),
       since: 0,
       data,
+      read: undefined,
       tokenHash: await hashToken(token),
       epoch: "",
       last: 0,
@@ -317,6 +320,59 @@ export class ClusterRecovery {
     const member = this.#member(id);
     member.data = data;
     await this.#write(member);
+  }
+
+  /**
+   * From now on a session's record takes its data from `read` each time it
+   * is written (joins, leaves, the periodic rewrite), so that a node that
+   * resumes it gets the data as it was at most a third of the window ago.
+   */
+  watch(id: number, read: () => unknown): void {
+    this.#member(id).read = read;
+  }
+
+  /** Whether a session of this node is registered here. */
+  has(id: number): boolean {
+    return this.#members.has(id);
+  }
+
+  /**
+   * A session of this node resumes on this node (its connection dropped,
+   * its client came back): checks `token` and rotates it in the record, so
+   * that the spent one resumes nowhere. After the session's pending record
+   * writes, so they can't bring the old token back.
+   *
+   * @returns The next token, or `undefined` when `token` is not the
+   * session's (or another node resumed it meanwhile: it is lost here).
+   */
+  async renew(id: number, token: string): Promise<string | undefined> {
+    const member = this.#members.get(id);
+    if (member === undefined) return undefined;
+    const presented = await hashToken(token);
+    const next = newToken();
+    const nextHash = await hashToken(next);
+    const renewal = member.writes.then(async () => {
+      if (member.gone || !sameText(presented, member.tokenHash)) {
+        return undefined;
+      }
+      const record = { ...this.#record(member), tokenHash: nextHash };
+      const replaced = await this.#engine.sessions.claim(
+        id,
+        member.tokenHash,
+        record,
+      );
+      if (replaced === undefined) {
+        if (!member.gone) {
+          this.#forget(member);
+          this.#onLost(id);
+        }
+        return undefined;
+      }
+      member.tokenHash = nextHash;
+      return next;
+    });
+    member.writes = renewal.then(() => {}, () => {});
+    return await renewal;
   }
 
   /** Appends a room broadcast; it reaches the room's members on every node. */
@@ -390,6 +446,7 @@ export class ClusterRecovery {
       rooms: new Map(claimed.rooms.map((r) => [r.room, r.joined])),
       since: claimed.since,
       data: claimed.data,
+      read: undefined,
       tokenHash: next.tokenHash,
       epoch: claimed.epoch,
       last: request.position,
@@ -656,7 +713,7 @@ export class ClusterRecovery {
       id: member.id,
       rooms,
       since: member.since,
-      data: member.data,
+      data: member.read !== undefined ? member.read() : member.data,
       tokenHash: member.tokenHash,
       epoch: member.epoch,
     };

@@ -8,6 +8,7 @@ import type { Codec } from "../codec/codec.ts";
 import type { Session } from "../session/session.ts";
 import type { LocalRoom, LocalRooms, Rooms } from "../rooms.ts";
 import { ClusterNode } from "./cluster_node.ts";
+import type { ClusterBackplane } from "./cluster_backplane.ts";
 
 // deno-lint-ignore no-explicit-any
 type AnySession = Session<any, any, any>;
@@ -26,6 +27,12 @@ export interface ClusterRoomsOptions<Meta> {
   meta: ((session: AnySession, room: string) => Meta) | undefined;
   /** Where errors nobody can catch go. */
   onError: (error: unknown) => void;
+  /**
+   * With `history`: the resumable sessions fed from the engine (room
+   * broadcasts and direct messages reach them through it, with positions,
+   * and never through the broker).
+   */
+  backplane?: ClusterBackplane;
 }
 
 /**
@@ -54,6 +61,10 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
   readonly #codec: Codec<any, any>;
   readonly #meta: ((session: AnySession, room: string) => Meta) | undefined;
   readonly #onError: (error: unknown) => void;
+  readonly #backplane: ClusterBackplane | undefined;
+  // Leaves out the sessions the engine feeds (only while there are some).
+  readonly #unfed = (session: AnySession): boolean =>
+    !this.#backplane!.has(session.id);
 
   /**
    * Wraps a server's local rooms; rooms that already have members are
@@ -67,6 +78,7 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
     this.#codec = options.codec;
     this.#meta = options.meta;
     this.#onError = options.onError;
+    this.#backplane = options.backplane;
     for (const room of this.#local.names()) {
       for (const session of this.#local.get(room)!.members) {
         this.#joined(session, room);
@@ -123,6 +135,8 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
   join(session: AnySession, room: string): boolean {
     if (!this.#local.join(session, room)) return false;
     this.#joined(session, room);
+    const backplane = this.#backplane;
+    if (backplane?.has(session.id)) backplane.join(session.id, room);
     return true;
   }
 
@@ -137,6 +151,8 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
   leave(session: AnySession, room: string): boolean {
     if (!this.#local.leave(session, room)) return false;
     this.#left(session, room);
+    const backplane = this.#backplane;
+    if (backplane?.has(session.id)) backplane.leave(session.id, room);
     return true;
   }
 
@@ -148,7 +164,9 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
   leaveAll(session: AnySession): void {
     const rooms = this.#local.roomsOf(session);
     if (rooms === undefined) return;
-    // The set outlives leaveAll (let go, not emptied).
+    // A closing session's record keeps its rooms (the server's recovery
+    // ends or keeps the record, as the reason says). The set outlives
+    // leaveAll (let go, not emptied).
     this.#local.leaveAll(session);
     for (const room of rooms) this.#left(session, room);
   }
@@ -156,7 +174,9 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
   /**
    * Delivers to the local members, then (unless `local` or a `filter`)
    * publishes once: the bytes the local members got when they are in the
-   * cluster's codec, else the message encoded once with it.
+   * cluster's codec, else the message encoded once with it. With history,
+   * it is also appended to the engine, which feeds the resumable members
+   * on every node (this one too: they are left out here).
    *
    * @param room The room.
    * @param message The message.
@@ -172,8 +192,18 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
     filter: ((session: AnySession) => boolean) | undefined,
     local?: boolean,
   ): number {
-    const accepted = this.#local.broadcast(room, message, exceptId, filter);
-    if (local === true || filter !== undefined) return accepted;
+    if (local === true || filter !== undefined) {
+      // It can't run elsewhere: every member here gets it directly.
+      return this.#local.broadcast(room, message, exceptId, filter);
+    }
+    const backplane = this.#backplane;
+    const fed = backplane !== undefined && backplane.size > 0;
+    const accepted = this.#local.broadcast(
+      room,
+      message,
+      exceptId,
+      fed ? this.#unfed : undefined,
+    );
     const frame = this.#local.encoded(this.#codec) ??
       this.#codec.encode(message);
     try {
@@ -181,6 +211,7 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
     } catch (error) {
       this.#onError(error);
     }
+    backplane?.broadcast(room, frame, exceptId);
     return accepted;
   }
 
@@ -192,8 +223,31 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
    * @returns Whether it was published (`false` for this node's own ids).
    */
   send(id: number, message: unknown): boolean {
-    if (ClusterNode.nodeOf(id) === this.#node.nodeId) return false;
-    return this.#node.sendTo(id, this.#codec.encode(message));
+    const backplane = this.#backplane;
+    const here = ClusterNode.nodeOf(id) === this.#node.nodeId;
+    if (backplane === undefined) {
+      if (here) return false;
+      return this.#node.sendTo(id, this.#codec.encode(message));
+    }
+    // With history, a direct message goes to the session's inbox in the
+    // engine (whichever node serves it gets it from there, and a session
+    // whose node died gets it when it resumes), and through the broker to
+    // the node that made the id, for a session that isn't resumable.
+    const frame = this.#codec.encode(message);
+    backplane.send(id, frame);
+    if (!here) this.#node.sendTo(id, frame);
+    return true;
+  }
+
+  /**
+   * Whether direct messages to a session open here go through these rooms
+   * (the engine feeds it) rather than straight to it.
+   *
+   * @param id The session id.
+   * @returns `true` for a resumable session fed from the engine.
+   */
+  relays(id: number): boolean {
+    return this.#backplane?.has(id) === true;
   }
 
   /**
@@ -210,7 +264,15 @@ export class ClusterRooms<Meta> implements Rooms<any, any, any> {
     exceptId: number | undefined,
     count: number,
   ): void {
-    this.#local.deliver(room, this.#codec, frames, exceptId ?? -1, count);
+    const backplane = this.#backplane;
+    this.#local.deliver(
+      room,
+      this.#codec,
+      frames,
+      exceptId ?? -1,
+      count,
+      backplane !== undefined && backplane.size > 0 ? this.#unfed : undefined,
+    );
   }
 
   /**

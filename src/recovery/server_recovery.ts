@@ -19,9 +19,21 @@ import {
   messagesIn,
   observe,
   resume,
+  sendShared,
   suspend,
   type WithParts,
 } from "../session/_internals.ts";
+import type { Codec } from "../codec/codec.ts";
+import { transcode } from "../_transcode.ts";
+import type { BackplaneSession, RecoveryBackplane } from "./backplane.ts";
+import {
+  positionRecord,
+  positionWords,
+  readPosition,
+  readSent,
+  webSocketPositionRecord,
+  type WirePosition,
+} from "./_cluster_wire.ts";
 import { closeQuietly, type Connection } from "../transport/connection.ts";
 import {
   DEFAULT_RECOVERY_HELLO_TIMEOUT,
@@ -113,7 +125,26 @@ export type RecoveryOpened =
     readonly connection: Connection;
     readonly id: number;
   }
-  | { readonly kind: "resumed" };
+  | { readonly kind: "resumed" }
+  | {
+    // A session whose node died (or let it go), resumed here from the
+    // cluster's backplane: the server makes it again with this id, data
+    // and rooms, without onOpen, then calls adopted().
+    readonly kind: "adopted";
+    readonly connection: Connection;
+    readonly id: number;
+    readonly data: unknown;
+    readonly rooms: readonly string[];
+  };
+
+/** The cluster part of a server's recovery: see backplane.ts. */
+export interface ClusterRecoveryLink {
+  /** The cluster's backplane. */
+  readonly backplane: RecoveryBackplane;
+  /** The codec the backplane's frames are in (the server's). */
+  // deno-lint-ignore no-explicit-any
+  readonly codec: Codec<any, any>;
+}
 
 interface Entry<Data, In, Out> {
   readonly conn: ResumableConn;
@@ -123,6 +154,16 @@ interface Entry<Data, In, Out> {
   token: string;
   session: Session<Data, In, Out> | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
+  // Kept in the cluster's backplane too.
+  clustered: boolean;
+  // Another node resumed it: its record is that node's now.
+  lost: boolean;
+  // A session adopted from a dead node counts on from its client's counts:
+  // messages it took before (inBase) and was sent before (outBase).
+  inBase: number;
+  outBase: number;
+  // Entries the backplane gave before the session existed.
+  early: [number, Uint8Array][] | undefined;
 }
 
 /** Package-internal: the server's recovery state; see the file comment. */
@@ -135,6 +176,12 @@ export class ServerRecovery<Data, In, Out> {
   readonly #nextId: () => number;
   readonly #report: (error: unknown, session?: Session<Data, In, Out>) => void;
   readonly #entries = new Map<number, Entry<Data, In, Out>>();
+  readonly #cluster: ClusterRecoveryLink | undefined;
+  // The latest entry's bytes as sent (its position record, then its frame
+  // in each codec met): built once per entry, shared by every member.
+  #framedPosition = -1;
+  // deno-lint-ignore no-explicit-any
+  readonly #framed = new Map<Codec<any, any>, Uint8Array | undefined>();
   /** The counters the metrics read (issue 18). */
   readonly meter: RecoveryMeter;
 
@@ -142,7 +189,9 @@ export class ServerRecovery<Data, In, Out> {
     options: RecoveryOptions<Data, In, Out>,
     nextId: () => number,
     report: (error: unknown, session?: Session<Data, In, Out>) => void,
+    cluster?: ClusterRecoveryLink,
   ) {
+    this.#cluster = cluster;
     this.#options = options;
     this.#window = options.window ?? DEFAULT_RECOVERY_WINDOW;
     this.#maxMessages = options.maxMessages ?? DEFAULT_RECOVERY_MAX_MESSAGES;
@@ -161,6 +210,8 @@ export class ServerRecovery<Data, In, Out> {
         trimmed: 0,
         bad_hello: 0,
         transport_changed: 0,
+        epoch: 0,
+        future: 0,
       },
       expired: 0,
       get detached(): number {
@@ -239,60 +290,183 @@ export class ServerRecovery<Data, In, Out> {
       return await this.#refuse(conn, webSocket, "bad_hello");
     }
     if (hello.kind === "resume") {
-      return await this.#resume(connection, webSocket, hello, rest);
+      return await this.#resume(connection, webSocket, hello, line!, rest);
     }
     const id = this.#nextId();
-    const token = newToken();
-    const log = new MessageLog({
-      maxMessages: this.#maxMessages,
-      maxBytes: this.#maxBytes,
-    });
-    const entry: Entry<Data, In, Out> = {
-      conn: new ResumableConn(conn, rest, {
-        detached: () => this.#detached(entry),
-      }),
-      log,
-      webSocket,
-      compressed: connection.adapt !== undefined,
-      token,
-      session: undefined,
-      timer: undefined,
-    };
+    const entry = this.#entry(connection, webSocket, rest, 0, 0);
+    let words = "";
+    const backplane = this.#cluster?.backplane;
+    if (backplane !== undefined) {
+      try {
+        const opened = await backplane.open(id, this.#hooks(entry));
+        entry.clustered = true;
+        entry.token = opened.token;
+        words = positionWords(opened);
+      } catch (error) {
+        // The engine can't be reached: the session resumes on this node
+        // only (its client learns so: no position words).
+        this.#report(error);
+      }
+    }
     try {
       await this.#answer(
         conn,
         webSocket,
-        `ok 0 ${id} ${token} 0 ${this.#window}`,
+        `ok 0 ${id} ${entry.token} 0 ${this.#window}${words}`,
       );
     } catch {
       closeQuietly(conn);
+      if (entry.clustered) this.#end(id, entry);
       return undefined;
     }
     this.meter.fresh++;
     return {
       kind: "new",
-      connection: {
-        ...connection,
-        conn: entry.conn as unknown as Deno.Conn,
-        prelude: undefined,
-        resumable: {
-          log,
-          bind: (session: WithParts) => this.#bind(entry, id, session),
-        },
-      } as Connection,
+      connection: this.#resumable(connection, entry, id),
       id,
     };
+  }
+
+  /**
+   * An adopted session (see {@linkcode RecoveryOpened}) was made again
+   * with its data and rooms: what the backplane gave meanwhile goes out,
+   * after its replay, and `onResume` runs.
+   */
+  adopted(session: Session<Data, In, Out>): void {
+    const entry = this.#entries.get(session.id);
+    if (entry === undefined || entry.session !== session) return;
+    const early = entry.early;
+    entry.early = undefined;
+    if (early !== undefined) {
+      for (const [position, frame] of early) {
+        this.#deliver(entry, position, frame);
+      }
+    }
+    this.meter.resumed++;
+    this.#call(this.#options.onResume, session);
+  }
+
+  /** The server could not make the session `open()` answered for. */
+  abandon(id: number): void {
+    const entry = this.#entries.get(id);
+    if (entry !== undefined && entry.session !== undefined) return;
+    this.#entries.delete(id);
+  }
+
+  #entry(
+    connection: Connection,
+    webSocket: boolean,
+    rest: Uint8Array,
+    inBase: number,
+    outBase: number,
+  ): Entry<Data, In, Out> {
+    const entry: Entry<Data, In, Out> = {
+      conn: new ResumableConn(connection.conn, rest, {
+        detached: () => this.#detached(entry),
+      }),
+      log: new MessageLog({
+        maxMessages: this.#maxMessages,
+        maxBytes: this.#maxBytes,
+      }),
+      webSocket,
+      compressed: connection.adapt !== undefined,
+      token: newToken(),
+      session: undefined,
+      timer: undefined,
+      clustered: false,
+      lost: false,
+      inBase,
+      outBase,
+      early: undefined,
+    };
+    return entry;
+  }
+
+  #resumable(
+    connection: Connection,
+    entry: Entry<Data, In, Out>,
+    id: number,
+  ): Connection {
+    return {
+      ...connection,
+      conn: entry.conn as unknown as Deno.Conn,
+      prelude: undefined,
+      resumable: {
+        log: entry.log,
+        bind: (session: WithParts) => this.#bind(entry, id, session),
+      },
+    } as Connection;
+  }
+
+  // What the backplane calls for one session.
+  #hooks(entry: Entry<Data, In, Out>): BackplaneSession {
+    return {
+      deliver: (position, frame) => this.#deliver(entry, position, frame),
+      data: () => entry.session?.data,
+      lost: () => {
+        entry.lost = true;
+        const session = entry.session;
+        if (session?.state === "open") {
+          void session.close(CloseReason.RecoveryFailed);
+        }
+      },
+    };
+  }
+
+  // An entry from the backplane: its position record and its frame, queued
+  // as one message (so a replay from the log sends both again, and the
+  // client takes the position only with the message).
+  #deliver(entry: Entry<Data, In, Out>, position: number, frame: Uint8Array) {
+    const session = entry.session;
+    if (session === undefined) {
+      (entry.early ??= []).push([position, frame]);
+      return;
+    }
+    if (session.state !== "open") return;
+    if (position !== this.#framedPosition) {
+      this.#framedPosition = position;
+      this.#framed.clear();
+    }
+    const codec = session.codec;
+    let bytes = this.#framed.get(codec);
+    if (bytes === undefined && !this.#framed.has(codec)) {
+      const own = this.#cluster!.codec;
+      const body = codec === own ? frame : transcode(own, codec, frame);
+      if (body !== undefined) {
+        const record = entry.webSocket
+          ? webSocketPositionRecord(position)
+          : positionRecord(position);
+        bytes = new Uint8Array(record.length + body.length);
+        bytes.set(record);
+        bytes.set(body, record.length);
+      }
+      this.#framed.set(codec, bytes);
+    }
+    if (bytes !== undefined) sendShared(session, bytes, 0, bytes.length, 1);
+  }
+
+  #end(id: number, entry: Entry<Data, In, Out>): void {
+    const backplane = this.#cluster!.backplane;
+    if (entry.lost) {
+      backplane.release(id);
+      return;
+    }
+    backplane.end(id).catch((error) => this.#report(error));
   }
 
   async #resume(
     connection: Connection,
     webSocket: boolean,
     hello: Extract<Hello, { kind: "resume" }>,
+    line: string,
     rest: Uint8Array,
   ): Promise<RecoveryOpened | undefined> {
     const conn = connection.conn;
     const entry = this.#entries.get(hello.id);
     const session = entry?.session;
+    if (entry === undefined && this.#cluster !== undefined) {
+      return await this.#adopt(connection, webSocket, hello, line, rest);
+    }
     if (entry === undefined || session === undefined || entry.conn.closed) {
       return await this.#refuse(conn, webSocket, "unknown_session");
     }
@@ -302,6 +476,14 @@ export class ServerRecovery<Data, In, Out> {
     // The token was right: whatever happens next, it is spent, so that a
     // second resume with it (a replay, or a race) is refused.
     entry.token = newToken();
+    if (entry.clustered) {
+      // Spent in the cluster too, so no other node resumes it with it.
+      const next = await this.#cluster!.backplane.renew(hello.id, hello.token);
+      if (next === undefined) {
+        return await this.#refuse(conn, webSocket, "unknown_session");
+      }
+      entry.token = next;
+    }
     if (
       entry.webSocket !== webSocket ||
       entry.compressed !== (connection.adapt !== undefined)
@@ -309,7 +491,8 @@ export class ServerRecovery<Data, In, Out> {
       void session.close(CloseReason.RecoveryFailed);
       return await this.#refuse(conn, webSocket, "transport_changed");
     }
-    if (!entry.log.canReplayFrom(hello.received)) {
+    const from = hello.received - entry.outBase;
+    if (from < 0 || !entry.log.canReplayFrom(from)) {
       // The gap can't be filled: never a partial replay. The session is of
       // no use to anyone now.
       void session.close(CloseReason.RecoveryFailed);
@@ -319,19 +502,22 @@ export class ServerRecovery<Data, In, Out> {
     entry.conn.release();
     clearTimeout(entry.timer);
     entry.timer = undefined;
-    const took = messagesIn(session);
+    const took = messagesIn(session) + entry.inBase;
+    // A cluster client keeps its own position: it is said back unchanged.
+    const at = entry.clustered ? readPosition(line) : undefined;
+    const words = at === undefined ? "" : positionWords(at);
     try {
       await this.#answer(
         conn,
         webSocket,
-        `ok 1 ${hello.id} ${entry.token} ${took} ${this.#window}`,
+        `ok 1 ${hello.id} ${entry.token} ${took} ${this.#window}${words}`,
       );
     } catch {
       closeQuietly(conn);
       this.#detached(entry);
       return undefined;
     }
-    if (session.state !== "open" || !resume(session, hello.received)) {
+    if (session.state !== "open" || !resume(session, from)) {
       // Closed, or trimmed while the answer was being written.
       closeQuietly(conn);
       if (session.state === "open") {
@@ -345,16 +531,90 @@ export class ServerRecovery<Data, In, Out> {
     return { kind: "resumed" };
   }
 
+  // A resume for a session this node doesn't hold: its node died (or let
+  // it go). The backplane checks the token, claims the record and replays
+  // what the client missed after its position; the client's counts carry
+  // on (what the dead node took is not known: see _cluster_wire.ts).
+  async #adopt(
+    connection: Connection,
+    webSocket: boolean,
+    hello: Extract<Hello, { kind: "resume" }>,
+    line: string,
+    rest: Uint8Array,
+  ): Promise<RecoveryOpened | undefined> {
+    const conn = connection.conn;
+    const at: WirePosition | undefined = readPosition(line);
+    const sent = readSent(line);
+    if (at === undefined || sent === undefined) {
+      return await this.#refuse(conn, webSocket, "unknown_session");
+    }
+    const backplane = this.#cluster!.backplane;
+    const entry = this.#entry(
+      connection,
+      webSocket,
+      rest,
+      sent,
+      hello.received,
+    );
+    entry.early = [];
+    let result;
+    try {
+      result = await backplane.resume(
+        { id: hello.id, token: hello.token, ...at },
+        this.#hooks(entry),
+      );
+    } catch (error) {
+      this.#report(error);
+      return await this.#refuse(conn, webSocket, "unknown_session");
+    }
+    if (!result.recovered) {
+      const reason = result.reason as RecoveryRefusal;
+      return await this.#refuse(
+        conn,
+        webSocket,
+        reason in this.meter.refused ? reason : "unknown_session",
+      );
+    }
+    entry.clustered = true;
+    entry.token = result.token;
+    try {
+      await this.#answer(
+        conn,
+        webSocket,
+        `ok 1 ${hello.id} ${entry.token} ${sent} ${this.#window}${
+          positionWords(at)
+        }`,
+      );
+    } catch {
+      closeQuietly(conn);
+      // The client never got the next token: nobody can resume it now.
+      this.#end(hello.id, entry);
+      return undefined;
+    }
+    return {
+      kind: "adopted",
+      connection: this.#resumable(connection, entry, hello.id),
+      id: hello.id,
+      data: result.data,
+      rooms: result.rooms,
+    };
+  }
+
   #bind(entry: Entry<Data, In, Out>, id: number, bound: WithParts): void {
     const session = bound as Session<Data, In, Out>;
     entry.session = session;
     this.#entries.set(id, entry);
     observe(session, {
-      closed: () => {
+      closed: (_session, reason) => {
         clearTimeout(entry.timer);
         entry.timer = undefined;
         entry.log.clear();
+        entry.early = undefined;
         this.#entries.delete(id);
+        if (!entry.clustered) return;
+        // A server shutting down lets its sessions resume on other nodes.
+        if (reason === CloseReason.ServerShutdown) entry.lost = true;
+        this.#end(id, entry);
       },
     });
   }

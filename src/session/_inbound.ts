@@ -23,6 +23,7 @@ import { DEFAULT_AUTH_TIMEOUT, DEFAULT_MIN_BYTE_BURST } from "../defaults.ts";
 
 /** Where the inbound pipeline is; see the file comment. */
 export type Phase =
+  | "continued"
   | "authenticating"
   | "opening"
   | "ready"
@@ -126,6 +127,11 @@ export class Inbound<
     return this.#requests ??= new PendingRequests(this.#life);
   }
 
+  /** See continueSession() in _internals.ts. */
+  continueSession(): void {
+    this.#phase = "continued";
+  }
+
   /** Our ping went out (see the heartbeat step). */
   pingSent(): void {
     this.#pinged = true;
@@ -136,6 +142,11 @@ export class Inbound<
    * deadline, or runs onOpen (the returned promise; reading waits for it).
    */
   start(): Promise<void> | undefined {
+    if (this.#phase === "continued") {
+      this.#phase = "ready";
+      if (this.#life.state === "open") this.#life.opened();
+      return undefined;
+    }
     if (this.#phase !== "authenticating") return this.#open("ready");
     // onOpen waits for the peer's first message; see #authenticate.
     const timeout = this.#options.authTimeout ?? DEFAULT_AUTH_TIMEOUT;

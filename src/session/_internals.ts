@@ -44,6 +44,7 @@ export interface SessionParts {
     readonly madeRequests:
       | { readonly timeouts: number; readonly latency: LatencyHistogram }
       | undefined;
+    continueSession(): void;
   };
   readonly lifecycle: {
     host: SessionHost | undefined;
@@ -143,6 +144,16 @@ export function adopt(session: WithParts, connection: OpenedConnection): void {
 export function messagesIn(session: WithParts): number {
   const inbound = session[parts].inbound;
   return inbound.framesIn - inbound.heartbeatsIn;
+}
+
+/**
+ * A session made again on this server for a client that resumed it here
+ * after its first server died (issue 17): it opens without authentication
+ * and without onOpen (it ran where the session began). Call right after
+ * construction, before its first read.
+ */
+export function continueSession(session: WithParts): void {
+  session[parts].inbound.continueSession();
 }
 
 /** A resumable session lost its connection: liveness waits (issue 17). */

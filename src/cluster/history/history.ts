@@ -225,6 +225,8 @@ export interface HistoryStats {
 export interface RoomHistory extends AsyncDisposable {
   /** `"jetstream"`, `"redis"` or `"memory"`. */
   readonly kind: string;
+  /** Milliseconds a session record lives after its last write. */
+  readonly window: number;
   /** Session records in the same engine. */
   readonly sessions: SessionRecords;
   /**

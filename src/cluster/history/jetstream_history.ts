@@ -107,6 +107,10 @@ interface StreamState {
 /** A {@linkcode RoomHistory} on NATS JetStream; see the file comment. */
 export class JetStreamHistory implements RoomHistory {
   readonly kind = "jetstream";
+  /** Milliseconds a session record lives after its last write. */
+  get window(): number {
+    return this.#o.window;
+  }
   readonly sessions: SessionRecords;
   #nc: NatsConnection;
   #o: Required<JetStreamHistoryOptions>;

@@ -111,6 +111,10 @@ export class MemoryHistoryStore {
 /** A node's {@linkcode RoomHistory} on a {@linkcode MemoryHistoryStore}. */
 export class MemoryHistory implements RoomHistory {
   readonly kind = "memory";
+  /** Milliseconds a session record lives after its last write. */
+  get window(): number {
+    return this.#store.options.window;
+  }
   readonly sessions: SessionRecords;
   #store: MemoryHistoryStore;
   #closed = false;

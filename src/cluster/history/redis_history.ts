@@ -230,6 +230,10 @@ const decoder = new TextDecoder();
 /** A {@linkcode RoomHistory} on Redis Streams; see the file comment. */
 export class RedisHistory implements RoomHistory {
   readonly kind = "redis";
+  /** Milliseconds a session record lives after its last write. */
+  get window(): number {
+    return this.#options.window;
+  }
   readonly sessions: SessionRecords;
   #pub: RedisClient;
   #sub: RedisClient;
