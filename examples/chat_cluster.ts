@@ -32,7 +32,9 @@ import {
   Cluster,
   type ClusterOptions,
   connectCluster,
+  connectHistory,
   type PresenceEntry,
+  type RoomHistory,
 } from "../cluster.ts";
 import type { Server } from "../mod.ts";
 import type { ChatCluster, ChatSession, Member } from "./chat_server.ts";
@@ -53,6 +55,14 @@ export interface ChatClusterOptions {
   broker?: Broker;
   /** Milliseconds of silence after which a node's users leave. @default {5000} */
   nodeTimeout?: number;
+  /**
+   * The server's recovery window (ms; 0: off). With `url`, room history is
+   * kept on the same broker (NATS needs JetStream: nats-server -js) so that
+   * a client whose node died resumes on any other node; without
+   * JetStream, sessions resume on their own node only (a line says so).
+   * @default {0}
+   */
+  recoveryWindow?: number;
 }
 
 /** A chat node's cluster: what chatServer() takes, and close(). */
@@ -66,6 +76,34 @@ export interface ChatClusterNode extends ChatCluster {
 }
 
 type Entry = PresenceEntry<ChatPresence>;
+
+// Room history on the cluster's broker, for recovery across nodes: as long
+// as the recovery window, 1000 lines a room.
+async function chatHistory(
+  options: ChatClusterOptions,
+): Promise<RoomHistory | undefined> {
+  const window = options.recoveryWindow ?? 0;
+  const url = options.url;
+  if (window <= 0 || url === undefined || options.broker !== undefined) {
+    return undefined;
+  }
+  const bounds = { maxMessages: 1000, maxAge: window, window };
+  try {
+    return await connectHistory(
+      url,
+      url.startsWith("redis")
+        ? { ...bounds, maxBytes: 1 << 20 }
+        : { ...bounds, maxStreamBytes: 64 << 20 },
+    );
+  } catch (error) {
+    console.error(
+      `chat cluster: no room history on ${url} (${
+        error instanceof Error ? error.message : error
+      }): a client resumes on its own node only`,
+    );
+    return undefined;
+  }
+}
 
 /**
  * Connects to the broker and returns the cluster side of a chat node.
@@ -164,11 +202,13 @@ export async function chatCluster(
         `chat cluster: ${error instanceof Error ? error.message : error}`,
       ),
   };
+  const history = await chatHistory(options);
   const cluster = options.broker !== undefined
     ? new Cluster<ChatPresence, Member>({ ...settings, broker: options.broker })
     : await connectCluster<ChatPresence, Member>({
       ...settings,
       url: options.url ?? "",
+      ...(history !== undefined && { history }),
     });
 
   // `kill -USR2 <pid>` prints the node's counters (tests read them to show

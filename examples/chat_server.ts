@@ -339,6 +339,13 @@ export function chatServer(options: ChatOptions = {}): Server<Member, string> {
       {
         recovery: {
           window: options.recoveryWindow ?? DEFAULT_RECOVERY_WINDOW,
+          // A session whose node died, resumed here (a cluster with room
+          // history): it is known here from now on; no second welcome.
+          onResume: (session: ChatSession) => {
+            if (greeted.has(session)) return;
+            greeted.add(session);
+            byNick.set(session.data.nick.toLowerCase(), session);
+          },
         },
       }),
     // A departing member's last lines ("* bye", "! line too long") are
@@ -558,6 +565,7 @@ async function main(): Promise<void> {
     : await (await import("./chat_cluster.ts")).chatCluster({
       url: flags.cluster,
       nodeTimeout: Math.round(flags["node-timeout"] * 1000),
+      recoveryWindow: Math.round(flags["recovery-window"] * 1000),
     }).catch((error) => {
       console.error(`chat_server: cannot join ${flags.cluster}: ${error}`);
       Deno.exit(1);

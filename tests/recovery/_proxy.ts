@@ -13,7 +13,8 @@ export interface ProxiedPair {
 /** A relay; dispose it to stop it and close every pair. */
 export class Proxy {
   readonly #listener: Deno.TcpListener;
-  readonly #target: number;
+  readonly #targets: () => readonly number[];
+  #next = 0;
   readonly pairs: Set<ProxiedPair> = new Set();
   readonly #loop: Promise<void>;
   /** Connections relayed so far. */
@@ -21,8 +22,12 @@ export class Proxy {
   /** While set, new connections are closed at once (the network is down). */
   blocked = false;
 
-  constructor(targetPort: number) {
-    this.#target = targetPort;
+  /**
+   * @param target The server's port, or the live servers' ports (a front
+   * door: each connection goes to the next one that accepts it).
+   */
+  constructor(target: number | (() => readonly number[])) {
+    this.#targets = typeof target === "number" ? () => [target] : target;
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.#loop = this.#accept();
   }
@@ -45,13 +50,17 @@ export class Proxy {
         client.close();
         continue;
       }
-      let server: Deno.TcpConn;
-      try {
-        server = await Deno.connect({
-          hostname: "127.0.0.1",
-          port: this.#target,
-        });
-      } catch {
+      let server: Deno.TcpConn | undefined;
+      const ports = this.#targets();
+      for (let i = 0; i < ports.length && server === undefined; i++) {
+        const port = ports[this.#next++ % ports.length]!;
+        try {
+          server = await Deno.connect({ hostname: "127.0.0.1", port });
+        } catch {
+          // Down: the next one.
+        }
+      }
+      if (server === undefined) {
         client.close();
         continue;
       }
