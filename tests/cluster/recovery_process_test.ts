@@ -1,5 +1,5 @@
 // Issue 17, proof 2: recovery across a cluster of three node PROCESSES
-// (tests/_fixtures/recovery_node.ts), on NATS JetStream and on Redis
+// (bench/servers/recovery_node.ts), on NATS JetStream and on Redis
 // Streams (the real servers, started here). Recovery clients (connect()
 // with `recovery`) reach the nodes through a front door that sends each new
 // connection to the next live node. A sender streams numbered messages to
@@ -13,8 +13,10 @@ import { type BrokerKind, BrokerServer, hasServer } from "../_brokers.ts";
 import { delay, until } from "../_util.ts";
 import { Proxy } from "../recovery/_proxy.ts";
 
-const FIXTURE = new URL("../_fixtures/recovery_node.ts", import.meta.url)
-  .pathname;
+const FIXTURE = new URL(
+  "../../bench/servers/recovery_node.ts",
+  import.meta.url,
+).pathname;
 const RECEIVERS = 24;
 const MESSAGES = 1500;
 

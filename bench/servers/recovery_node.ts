@@ -1,16 +1,18 @@
-// Fixture for tests/cluster/recovery_process_test.ts: one node of a
-// cluster with recovery across it, in its own process (so a test can
-// kill -9 it). Usage: deno run -A recovery_node.ts <broker URL> <node id>
+// One node of a cluster with recovery across it, in its own process (so a
+// test or bench can kill -9 it): for tests/cluster/recovery_process_test.ts
+// and bench/cluster_recovery.ts.
+// Usage: deno run -A recovery_node.ts <broker URL> <node id> [nohistory]
 // The broker (nats-server -js, or redis-server 7) carries both the cluster
-// and its history. Prints {"port": n} on its first stdout line. Lines:
+// and its history ("nohistory": no history, sessions resume on their own
+// node only). Prints {"port": n} on its first stdout line. Lines:
 // "join R" joins room R; "say R text" broadcasts text to R (not back to the
 // sender); anything else is ignored. SIGTERM shuts down.
 import { lines, listen } from "../../mod.ts";
 import { connectCluster, connectHistory } from "../../cluster.ts";
 
-const [url, nodeId] = Deno.args as [string, string];
+const [url, nodeId, mode] = Deno.args as [string, string, string?];
 const quiet = (): void => {};
-const history = await connectHistory(
+const history = mode === "nohistory" ? undefined : await connectHistory(
   url,
   url.startsWith("nats")
     ? {
@@ -31,7 +33,7 @@ const history = await connectHistory(
 );
 const cluster = await connectCluster({
   url,
-  history,
+  ...(history !== undefined && { history }),
   nodeId: Number(nodeId),
   onError: quiet,
 });
