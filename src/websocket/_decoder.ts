@@ -42,7 +42,7 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
   readonly #settings: DecoderSettings<In, Out>;
   readonly #frames: Decoder<In> | undefined;
   #emit: (message: In) => void = ignore;
-  readonly #onMessage = (message: WebSocketMessage): void => {
+  readonly #onPlain = (message: WebSocketMessage): void => {
     const frames = this.#frames;
     if (frames === undefined) {
       this.#settings.mapping.decode(message, this.#onInner);
@@ -57,6 +57,15 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
         { closeReason: "partial frame in binary message" },
       );
     }
+  };
+  // What each whole message goes to: #onPlain, or #onIntercepted once
+  // interceptMessages() is called (a field, so that a decoder without an
+  // interceptor runs no check of its own per message).
+  #onMessage: (message: WebSocketMessage) => void = this.#onPlain;
+  #intercept: ((message: WebSocketMessage) => boolean) | undefined;
+  readonly #onIntercepted = (message: WebSocketMessage): void => {
+    if (this.#intercept!(message)) return;
+    this.#onPlain(message);
   };
   readonly #onInner = (message: In): void => {
     const beat = this.#settings.innerBeat;
@@ -135,6 +144,17 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
   /** The close reason the peer sent, once it has. */
   get peerCloseReason(): string | undefined {
     return this.#peerCode === undefined ? undefined : this.#peerReason;
+  }
+
+  /**
+   * Shows every whole message to `intercept` first; a message it returns
+   * `true` for is consumed there (not mapped, not emitted). A cluster
+   * client's position records travel as messages of their own (issue 17,
+   * src/recovery/_positions.ts).
+   */
+  interceptMessages(intercept: (message: WebSocketMessage) => boolean): void {
+    this.#intercept = intercept;
+    this.#onMessage = this.#onIntercepted;
   }
 
   decode(chunk: Uint8Array, emit: (message: In) => void): void {
