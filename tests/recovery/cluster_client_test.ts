@@ -8,46 +8,59 @@
 // very end of a connection, and a record's bytes inside a binary payload
 // (not at a frame start: data, not a record).
 import assert from "node:assert/strict";
-import { connect, lengthPrefixed } from "../../mod.ts";
+import { connect, DecodeError, lengthPrefixed, lines } from "../../mod.ts";
 import { connect as connectBrowser } from "../../src/browser/microsocket.js";
 import {
   positionRecord,
   webSocketPositionRecord,
 } from "../../src/recovery/_cluster_wire.ts";
 import {
+  MAGIC,
+  MAX_LINE,
   preamble,
   readPreamble,
   readWebSocketLine,
   webSocketLine,
 } from "../../src/recovery/_preamble.ts";
+import {
+  type Committed,
+  PositionDecoder,
+} from "../../src/recovery/_positions.ts";
 import { acceptKey } from "../../src/websocket/_handshake.ts";
 import { delay, until, utf8, within } from "../_util.ts";
+import { testCertificates } from "../_tls_certs.ts";
 
 const TOKEN = "abcdefghijklmnopqrstuv";
 const TOKEN2 = "ABCDEFGHIJKLMNOPQRSTUV";
 const TOKEN3 = "zyxwvutsrqponmlkjihgfe";
 
-// A listener on 127.0.0.1, port 0, whose accepts are bounded.
-class RawServer implements AsyncDisposable {
-  readonly listener: Deno.TcpListener = Deno.listen({
-    hostname: "127.0.0.1",
-    port: 0,
-  });
-  readonly conns = new Set<Deno.TcpConn>();
+const { ca, ...pair } = await testCertificates();
 
-  get port(): number {
-    return this.listener.addr.port;
+// A listener (on 127.0.0.1, port 0, unless given one) whose accepts are
+// bounded.
+class RawServer implements AsyncDisposable {
+  readonly listener: Deno.Listener;
+  readonly conns = new Set<Deno.Conn>();
+
+  constructor(
+    listener: Deno.Listener = Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  ) {
+    this.listener = listener;
   }
 
-  async accept(): Promise<Deno.TcpConn> {
+  get port(): number {
+    return (this.listener.addr as Deno.NetAddr).port;
+  }
+
+  async accept(): Promise<Deno.Conn> {
     const conn = await within(this.listener.accept(), 5000, "a connection");
-    conn.setNoDelay(true);
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     this.conns.add(conn);
     return conn;
   }
 
   cut(conn: Deno.Conn): void {
-    this.conns.delete(conn as Deno.TcpConn);
+    this.conns.delete(conn);
     try {
       conn.close();
     } catch {
@@ -136,8 +149,20 @@ function firstStream(
   return { pieces, messages, last: 2004 };
 }
 
-Deno.test("connect() in cluster mode strips pos records, commits each on the next message, and resumes with pos, epoch and sent", async () => {
-  await using server = new RawServer();
+// The byte-stream case over TCP, TLS or a Unix socket: the same client
+// code (a ResumableConn and the decoder wrap) under each.
+async function streamCase(transport: "tcp" | "tls" | "unix"): Promise<void> {
+  const dir = transport === "unix"
+    ? await Deno.makeTempDir({ prefix: "microsocket_cluster_" })
+    : undefined;
+  const path = `${dir}/s.sock`;
+  await using server = new RawServer(
+    transport === "tls"
+      ? Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...pair })
+      : transport === "unix"
+      ? Deno.listen({ transport: "unix", path })
+      : undefined,
+  );
   const got: string[] = [];
   const opened = (async () => {
     const conn = await server.accept();
@@ -145,11 +170,14 @@ Deno.test("connect() in cluster mode strips pos records, commits each on the nex
     await conn.write(preamble(`ok 0 7 ${TOKEN} 0 5000 pos=10 epoch=e1`));
     return conn;
   })();
-  const client = await connect({
-    port: server.port,
-    recovery: true,
-    onMessage: (_session, line) => void got.push(line),
-  });
+  const onMessage = (_session: unknown, line: string) => void got.push(line);
+  const client = await connect(
+    transport === "unix"
+      ? { transport: "unix", path, recovery: true, onMessage }
+      : transport === "tls"
+      ? { port: server.port, tls: { caCerts: [ca] }, recovery: true, onMessage }
+      : { port: server.port, recovery: true, onMessage },
+  );
   try {
     const conn = await opened;
     assert.ok(client.send("a"));
@@ -196,7 +224,20 @@ Deno.test("connect() in cluster mode strips pos records, commits each on the nex
     );
   } finally {
     await client.close();
+    if (dir !== undefined) await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("connect() in cluster mode strips pos records, commits each on the next message, and resumes with pos, epoch and sent", async () => {
+  await streamCase("tcp");
+});
+
+Deno.test("connect() in cluster mode over TLS: the same", async () => {
+  await streamCase("tls");
+});
+
+Deno.test("connect() in cluster mode over a Unix socket: the same", async () => {
+  await streamCase("unix");
 });
 
 Deno.test("connect() in cluster mode: a record's bytes inside a binary frame are data, not a record", async () => {
@@ -473,4 +514,87 @@ Deno.test("browser module without cluster words: the resume hello is unchanged",
     for (const conn of [...server.conns]) server.cut(conn);
     await delay(50);
   }
+});
+
+// The byte-stream wrap on its own, fed every split of a whole stream: the
+// socket tests above split where writes land; this one splits everywhere.
+Deno.test("PositionDecoder: every split of a stream gives the same messages and position", () => {
+  const stream = concat(
+    "m0\n",
+    positionRecord(11),
+    "m1\n",
+    positionRecord(12),
+    positionRecord(13),
+    "m2\nm3\n",
+    MAGIC,
+    "other kind, reserved x=1\n",
+    "m4\n",
+    positionRecord(14),
+  );
+  const expected = ["m0", "m1", "m2", "m3", "m4"];
+  for (let a = 0; a <= stream.length; a++) {
+    for (let b = a; b <= stream.length; b++) {
+      const at: Committed = { position: 10, epoch: "e1" };
+      const decoder = new PositionDecoder(lines().decoder(), at);
+      const got: string[] = [];
+      const positions: number[] = [];
+      const emit = (line: string) => {
+        got.push(line);
+        positions.push(at.position);
+      };
+      for (const [from, to] of [[0, a], [a, b], [b, stream.length]]) {
+        if (to! > from!) decoder.decode(stream.slice(from, to), emit);
+      }
+      assert.deepEqual(got, expected, `split at ${a}, ${b}`);
+      // Each position is taken with the message after its record, not
+      // before; the last record has no message yet.
+      assert.deepEqual(positions, [10, 11, 13, 13, 13], `split at ${a}, ${b}`);
+      assert.equal(decoder.buffered, 0);
+    }
+  }
+});
+
+Deno.test("PositionDecoder: a malformed pos record is a decode error; a long line too", () => {
+  for (const line of ["pos x", "pos 01", "pos ", "pos -1", "pos 1x"]) {
+    const decoder = new PositionDecoder(lines().decoder(), {
+      position: 0,
+      epoch: "e",
+    });
+    assert.throws(
+      () => decoder.decode(concat(MAGIC, line + "\n"), () => {}),
+      DecodeError,
+      line,
+    );
+  }
+  const decoder = new PositionDecoder(lines().decoder(), {
+    position: 0,
+    epoch: "e",
+  });
+  assert.throws(
+    () => decoder.decode(concat(MAGIC, "x".repeat(MAX_LINE + 1)), () => {}),
+    DecodeError,
+  );
+});
+
+Deno.test("PositionDecoder: 0xFF that doesn't open MAGIC at a frame start goes to the codec", () => {
+  // A codec of single bytes, whose frames may start with 0xFF.
+  const bytes = {
+    buffered: 0,
+    decode(chunk: Uint8Array, emit: (byte: number) => void) {
+      for (const byte of chunk) emit(byte);
+    },
+  };
+  const at: Committed = { position: 0, epoch: "e" };
+  const decoder = new PositionDecoder(bytes, at);
+  const got: number[] = [];
+  const input = concat(
+    new Uint8Array([0xff, 0x00, 0x6d, 7]),
+    positionRecord(5),
+  );
+  for (let i = 0; i < input.length; i++) {
+    decoder.decode(input.slice(i, i + 1), (byte) => got.push(byte));
+  }
+  decoder.decode(new Uint8Array([9]), (byte) => got.push(byte));
+  assert.deepEqual(got, [0xff, 0x00, 0x6d, 7, 9]);
+  assert.equal(at.position, 5);
 });
