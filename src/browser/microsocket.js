@@ -20,8 +20,9 @@
 // "pos=<p> epoch=<e>", and the server sends a text message "msrec1 pos
 // <p>" before some messages: such a record is neither delivered nor
 // counted; its <p> becomes the page's position once the next message has
-// arrived, and a resume adds " pos=<p> epoch=<e> sent=<messages sent>", so
-// that any node of the cluster can take the session over.
+// arrived, and a resume adds " pos=<p> epoch=<e> sent=<n>" (<n>: messages
+// sent before the drop), so that any node of the cluster can take the
+// session over.
 
 const PREFIX = "msrec1 ";
 const PARAM = "microsocket-recovery";
@@ -64,6 +65,10 @@ class RecoveringSocket {
   // Messages sent in this session, and the newest of them (a bounded log:
   // #sentLog[i] is message #sent - #sentLog.length + i).
   #sent = 0;
+  // #sent when the connection dropped: a cluster's `sent=` (no node read
+  // more; what the page sends while away goes out on the next connection,
+  // whichever node answers).
+  #sentAtDrop = 0;
   /** @type {(string | ArrayBufferLike | Blob | ArrayBufferView)[]} */
   #sentLog = [];
   #attempt = 0;
@@ -165,7 +170,7 @@ class RecoveringSocket {
         const cluster = this.#cluster;
         const words = cluster === undefined
           ? ""
-          : ` pos=${cluster.position} epoch=${cluster.epoch} sent=${this.#sent}`;
+          : ` pos=${cluster.position} epoch=${cluster.epoch} sent=${this.#sentAtDrop}`;
         socket.send(
           `${PREFIX}resume ${session.id} ${session.token} ${this.#received}${words}`,
         );
@@ -202,7 +207,10 @@ class RecoveringSocket {
     socket.onclose = () => {
       if (socket !== this.#socket) return;
       this.#socket = undefined;
-      if (this.#answered) this.#droppedAt = performance.now();
+      if (this.#answered) {
+        this.#droppedAt = performance.now();
+        this.#sentAtDrop = this.#sent;
+      }
       this.#answered = false;
       if (this.#closed) return;
       // Backoff with jitter: 0.5–1 × initialDelay · 2^attempt, capped.

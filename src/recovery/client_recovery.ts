@@ -87,7 +87,7 @@ interface State {
   id: number;
   token: string;
   session: Session<unknown, unknown, unknown> | undefined;
-  /** What the client sent: its total is the resume's `sent=`. */
+  /** What the client sent (its total at a drop is the resume's `sent=`). */
   log: MessageLog;
   /** Set in a cluster: the last position taken, and its epoch. */
   cluster: Committed | undefined;
@@ -231,6 +231,12 @@ export class ClientRecovery {
       return;
     }
     suspend(session);
+    // A cluster's `sent=`: the messages sent up to the drop (this runs as
+    // the connection drops). No node read more than these; what the app
+    // sends while the client is away goes out again on the next connection,
+    // whichever node answers (one that took the session over answers
+    // took=sent).
+    const sent = state.log.total;
     const deadline = performance.now() + window;
     let delay = this.#delays.initial;
     // The first attempt at once: most drops are a moment's.
@@ -256,7 +262,7 @@ export class ClientRecovery {
         const cluster = state.cluster;
         const words = cluster === undefined
           ? ""
-          : positionWords(cluster) + sentWord(state.log.total);
+          : positionWords(cluster) + sentWord(sent);
         const { answer, rest, position } = await this.#hello(
           real,
           `resume ${state.id} ${state.token} ${received}${words}`,

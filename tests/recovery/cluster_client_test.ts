@@ -27,7 +27,7 @@ import {
   PositionDecoder,
 } from "../../src/recovery/_positions.ts";
 import { acceptKey } from "../../src/websocket/_handshake.ts";
-import { delay, until, utf8, within } from "../_util.ts";
+import { delay, readBytes, until, utf8, within } from "../_util.ts";
 import { testCertificates } from "../_tls_certs.ts";
 
 const TOKEN = "abcdefghijklmnopqrstuv";
@@ -80,6 +80,19 @@ async function readHello(conn: Deno.Conn): Promise<string> {
   const read = await readPreamble(conn, performance.now() + 5000, true);
   assert.ok(read.line !== undefined, "a preamble");
   return read.line;
+}
+
+// Reads `count` bytes (after `initial`) as text.
+async function readText(
+  conn: Deno.Conn,
+  initial: Uint8Array,
+  count: number,
+): Promise<string> {
+  const bytes = concat(
+    initial,
+    await readBytes(conn, Math.max(0, count - initial.length)),
+  );
+  return new TextDecoder().decode(bytes);
 }
 
 // Writes each piece on its own, with a pause between, so that the client
@@ -191,21 +204,27 @@ async function streamCase(transport: "tcp" | "tls" | "unix"): Promise<void> {
     // The cut: the client comes back with its last committed position.
     server.cut(conn);
     const second = await server.accept();
+    // Redialing, so detached: what is sent now isn't in `sent=`, and goes
+    // out again once resumed.
+    assert.ok(client.send("d"));
+    const hello = await readPreamble(second, performance.now() + 5000, true);
     assert.equal(
-      await readHello(second),
+      hello.line,
       `resume 7 ${TOKEN} ${messages.length} pos=${last} epoch=e1 sent=2`,
     );
     // Resumed: the answer's position is the client's from now on.
     await second.write(preamble(`ok 1 7 ${TOKEN2} 2 5000 pos=2100 epoch=e1`));
     await until(() => client.resumes === 1, 5000, "the resume");
+    assert.equal(await readText(second, hello.rest, 2), "d\n");
     assert.ok(client.send("c"));
+    assert.equal(await readText(second, new Uint8Array(0), 2), "c\n");
     server.cut(second);
     const third = await server.accept();
     assert.equal(
       await readHello(third),
-      `resume 7 ${TOKEN2} ${messages.length} pos=2100 epoch=e1 sent=3`,
+      `resume 7 ${TOKEN2} ${messages.length} pos=2100 epoch=e1 sent=4`,
     );
-    await third.write(preamble(`ok 1 7 ${TOKEN3} 3 5000 pos=2100 epoch=e1`));
+    await third.write(preamble(`ok 1 7 ${TOKEN3} 4 5000 pos=2100 epoch=e1`));
     await until(() => client.resumes === 2, 5000, "the second resume");
     await writePieces(third, [concat(positionRecord(5000), line("m8"))]);
     await until(() => got.length === messages.length + 1, 5000, "m8");
@@ -214,7 +233,7 @@ async function streamCase(transport: "tcp" | "tls" | "unix"): Promise<void> {
     const fourth = await server.accept();
     assert.equal(
       await readHello(fourth),
-      `resume 7 ${TOKEN3} ${messages.length + 1} pos=5000 epoch=e1 sent=3`,
+      `resume 7 ${TOKEN3} ${messages.length + 1} pos=5000 epoch=e1 sent=4`,
     );
     await fourth.write(preamble("fail gone"));
     server.cut(fourth);
@@ -356,10 +375,34 @@ async function upgrade(conn: Deno.Conn): Promise<Uint8Array> {
 }
 
 async function readWebSocketHello(conn: Deno.Conn): Promise<string> {
+  return (await readWebSocketHelloAndRest(conn)).line;
+}
+
+async function readWebSocketHelloAndRest(
+  conn: Deno.Conn,
+): Promise<{ line: string; rest: Uint8Array }> {
   const rest = await upgrade(conn);
   const read = await readWebSocketLine(conn, performance.now() + 5000, rest);
   assert.ok(read.line !== undefined, "a hello");
-  return read.line;
+  return { line: read.line, rest: read.rest };
+}
+
+// Reads a client's (masked) text frame of under 126 bytes, after `initial`.
+async function readClientText(
+  conn: Deno.Conn,
+  initial: Uint8Array,
+): Promise<string> {
+  let got = initial;
+  if (got.length < 2) got = concat(got, await readBytes(conn, 2 - got.length));
+  const length = got[1]! & 0x7f;
+  assert.equal(got[0], 0x81);
+  assert.ok(length < 126 && (got[1]! & 0x80) !== 0);
+  const size = 6 + length;
+  if (got.length < size) {
+    got = concat(got, await readBytes(conn, size - got.length));
+  }
+  const text = got.slice(6, size).map((byte, i) => byte ^ got[2 + (i & 3)]!);
+  return new TextDecoder().decode(text);
 }
 
 // An unmasked text frame (payload under 126 bytes).
@@ -453,8 +496,11 @@ Deno.test("browser module in cluster mode strips pos records and resumes with po
     assert.deepEqual(got, messages);
     server.cut(conn);
     const second = await server.accept();
+    // Away: not in `sent=`, sent again once resumed.
+    assert.ok(socket.send("d"));
+    const hello = await readWebSocketHelloAndRest(second);
     assert.equal(
-      await readWebSocketHello(second),
+      hello.line,
       `resume 4 ${TOKEN} ${messages.length} pos=${last} epoch=e1 sent=2`,
     );
     await second.write(
@@ -462,6 +508,7 @@ Deno.test("browser module in cluster mode strips pos records and resumes with po
     );
     await until(() => opens.length === 2, 5000, "the resume");
     assert.deepEqual(opens, [false, true]);
+    assert.equal(await readClientText(second, hello.rest), "d");
     await writePieces(second, [
       concat(webSocketPositionRecord(5000), textFrame("m8")),
       webSocketPositionRecord(5001),
@@ -471,10 +518,10 @@ Deno.test("browser module in cluster mode strips pos records and resumes with po
     const third = await server.accept();
     assert.equal(
       await readWebSocketHello(third),
-      `resume 4 ${TOKEN2} ${messages.length + 1} pos=5000 epoch=e1 sent=2`,
+      `resume 4 ${TOKEN2} ${messages.length + 1} pos=5000 epoch=e1 sent=3`,
     );
     await third.write(
-      webSocketLine(`ok 1 4 ${TOKEN3} 2 5000 pos=5000 epoch=e1`, false),
+      webSocketLine(`ok 1 4 ${TOKEN3} 3 5000 pos=5000 epoch=e1`, false),
     );
     await until(() => opens.length === 3, 5000, "the second resume");
     assert.deepEqual(got.slice(messages.length), ["m8"]);
