@@ -194,7 +194,9 @@ const decoderWraps = new WeakMap<
  * session without a wrap, i.e. every server session and every client that
  * isn't in a cluster, runs exactly the code it ran before, and a wrapped
  * one pays what the wrap adds (src/recovery/_positions.ts). Call before the
- * reader starts (right after adopt()).
+ * reader starts (right after adopt()). The liveness watch keeps the
+ * decoder it was made with until a resume: it misses only the bytes of a
+ * record not yet whole (a few dozen at most) as a frame in progress.
  */
 export function wrapDecoders(
   session: WithParts,

@@ -58,15 +58,10 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
       );
     }
   };
-  // What each whole message goes to: #onPlain, or #onIntercepted once
-  // interceptMessages() is called (a field, so that a decoder without an
-  // interceptor runs no check of its own per message).
+  // What each whole message goes to: #onPlain, unless interceptMessages()
+  // put a function in front of it (made then: a decoder without an
+  // interceptor holds nothing more and runs no check of its own).
   #onMessage: (message: WebSocketMessage) => void = this.#onPlain;
-  #intercept: ((message: WebSocketMessage) => boolean) | undefined;
-  readonly #onIntercepted = (message: WebSocketMessage): void => {
-    if (this.#intercept!(message)) return;
-    this.#onPlain(message);
-  };
   readonly #onInner = (message: In): void => {
     const beat = this.#settings.innerBeat;
     if (beat !== undefined) {
@@ -153,8 +148,10 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
    * src/recovery/_positions.ts).
    */
   interceptMessages(intercept: (message: WebSocketMessage) => boolean): void {
-    this.#intercept = intercept;
-    this.#onMessage = this.#onIntercepted;
+    const plain = this.#onPlain;
+    this.#onMessage = (message) => {
+      if (!intercept(message)) plain(message);
+    };
   }
 
   decode(chunk: Uint8Array, emit: (message: In) => void): void {
