@@ -15,9 +15,19 @@
 // first message the answer ("msrec1 ok <0|1> <id> <token> <received>
 // <window>" or "msrec1 fail <reason>"). Each later WebSocket message counts
 // as one, both ways: <received> is how many the sender of the line took.
+//
+// In a cluster (src/recovery/_cluster_wire.ts) the answer ends with
+// "pos=<p> epoch=<e>", and the server sends a text message "msrec1 pos
+// <p>" before some messages: such a record is neither delivered nor
+// counted; its <p> becomes the page's position once the next message has
+// arrived, and a resume adds " pos=<p> epoch=<e> sent=<n>" (<n>: messages
+// sent before the drop), so that any node of the cluster can take the
+// session over.
 
 const PREFIX = "msrec1 ";
 const PARAM = "microsocket-recovery";
+const COUNT = /^(0|[1-9][0-9]{0,15})$/;
+const EPOCH = /^[\x21-\x7e]{1,64}$/;
 
 /**
  * Connects to `url` and keeps connected; see the file comment and
@@ -55,9 +65,18 @@ class RecoveringSocket {
   // Messages sent in this session, and the newest of them (a bounded log:
   // #sentLog[i] is message #sent - #sentLog.length + i).
   #sent = 0;
+  // #sent when the connection dropped: a cluster's `sent=` (no node read
+  // more; what the page sends while away goes out on the next connection,
+  // whichever node answers).
+  #sentAtDrop = 0;
   /** @type {(string | ArrayBufferLike | Blob | ArrayBufferView)[]} */
   #sentLog = [];
   #attempt = 0;
+  // In a cluster: the last position taken and its epoch, and the position
+  // of a record whose message has not arrived yet (-1: none; per socket).
+  /** @type {{ position: number, epoch: string } | undefined} */
+  #cluster;
+  #pending = -1;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #timer;
   #closed = false;
@@ -132,6 +151,7 @@ class RecoveringSocket {
     const socket = new WebSocket(this.#url, this.#options.protocols);
     this.#socket = socket;
     this.#answered = false;
+    this.#pending = -1;
     socket.binaryType = "arraybuffer";
     socket.onopen = () => {
       if (!this.#recovering) {
@@ -147,8 +167,12 @@ class RecoveringSocket {
         session !== undefined &&
         performance.now() - this.#droppedAt < session.window
       ) {
+        const cluster = this.#cluster;
+        const words = cluster === undefined
+          ? ""
+          : ` pos=${cluster.position} epoch=${cluster.epoch} sent=${this.#sentAtDrop}`;
         socket.send(
-          `${PREFIX}resume ${session.id} ${session.token} ${this.#received}`,
+          `${PREFIX}resume ${session.id} ${session.token} ${this.#received}${words}`,
         );
       } else {
         this.#session = undefined;
@@ -158,6 +182,22 @@ class RecoveringSocket {
     socket.onmessage = (event) => {
       if (socket !== this.#socket) return;
       if (this.#answered) {
+        const cluster = this.#cluster;
+        if (cluster !== undefined) {
+          const data = event.data;
+          if (typeof data === "string" && data.startsWith(PREFIX)) {
+            // A record, not a message; kinds other than pos are reserved.
+            const words = data.slice(PREFIX.length).split(" ");
+            if (words[0] === "pos" && COUNT.test(words[1] ?? "")) {
+              this.#pending = Number(words[1]);
+            }
+            return;
+          }
+          if (this.#pending >= 0) {
+            cluster.position = this.#pending;
+            this.#pending = -1;
+          }
+        }
         this.#received++;
         this.#options.onMessage?.(event.data);
         return;
@@ -167,7 +207,10 @@ class RecoveringSocket {
     socket.onclose = () => {
       if (socket !== this.#socket) return;
       this.#socket = undefined;
-      if (this.#answered) this.#droppedAt = performance.now();
+      if (this.#answered) {
+        this.#droppedAt = performance.now();
+        this.#sentAtDrop = this.#sent;
+      }
       this.#answered = false;
       if (this.#closed) return;
       // Backoff with jitter: 0.5–1 × initialDelay · 2^attempt, capped.
@@ -194,6 +237,7 @@ class RecoveringSocket {
       const token = String(words[3]);
       const took = Number(words[4]);
       const window = Number(words[5]);
+      const position = positionIn(words);
       if (recovered) {
         // Send again what the server did not take, if the log still has it.
         const first = this.#sent - this.#sentLog.length;
@@ -205,12 +249,17 @@ class RecoveringSocket {
         }
         this.#session = { id, token, window };
         this.#answered = true;
+        // Where the node that answered takes the session up.
+        if (this.#cluster !== undefined && position !== undefined) {
+          this.#cluster = position;
+        }
         for (const data of this.#sentLog.slice(took - first)) socket.send(data);
       } else {
         this.#session = { id, token, window };
         this.#received = 0;
         this.#sent = 0;
         this.#sentLog = [];
+        this.#cluster = position;
         this.#answered = true;
       }
       this.#attempt = 0;
@@ -232,4 +281,27 @@ class RecoveringSocket {
   #status(status, retryIn) {
     this.#options.onStatus?.(status, retryIn);
   }
+}
+
+/**
+ * The cluster's `pos=` and `epoch=` words of an answer, if it has both.
+ *
+ * @param {string[]} words
+ * @returns {{ position: number, epoch: string } | undefined}
+ */
+function positionIn(words) {
+  /** @type {number | undefined} */
+  let position;
+  /** @type {string | undefined} */
+  let epoch;
+  for (const word of words.slice(6)) {
+    const at = word.indexOf("=");
+    const value = word.slice(at + 1);
+    if (word.startsWith("pos=") && COUNT.test(value)) position = Number(value);
+    else if (word.startsWith("epoch=") && EPOCH.test(value)) epoch = value;
+  }
+  return position === undefined || !Number.isSafeInteger(position) ||
+      epoch === undefined
+    ? undefined
+    : { position, epoch };
 }

@@ -12,11 +12,12 @@
 // A record is not a message: it isn't counted in <received>, and a client
 // takes its <p> as the last position it has only once the message after it
 // has been decoded whole (a connection cut between the two replays both).
-// <n> (sent=) is how many messages the client has sent in the session: a
-// node that resumes a session whose node died doesn't know what that node
-// took, so it answers <took> = <n> and counts on from there (what the dead
-// node read but never handled is lost: inbound is at most once across a
-// node's death, exactly once across a dropped connection).
+// <n> (sent=) is how many messages the client has sent in the session up
+// to the drop (what it sends while away goes out again on the new
+// connection): a node that resumes a session whose node died doesn't know
+// what that node took, so it answers <took> = <n> and counts on from there
+// (what the dead node read but never handled is lost: inbound is at most
+// once across a node's death, exactly once across a dropped connection).
 //
 // <p> is the entry's position on the engine's global sequence and <e> the
 // epoch naming it (history/history.ts); a client keeps the last <p> it

@@ -7,6 +7,12 @@
 // can't resume it (window passed, log trimmed, token refused), the session
 // closes with reason "recovery failed", and the client's `reconnect`
 // policy, if any, opens a fresh one: `recovered` is `false` then.
+//
+// In a cluster (the server's answer carries `pos= epoch=`, see
+// _cluster_wire.ts), the session also keeps the last global position it
+// took (src/recovery/_positions.ts strips the server's position records),
+// and a resume says it, with how many messages it sent, so that any node
+// can take the session over.
 import type { Session } from "../session/session.ts";
 import { CloseReason } from "../close_reason.ts";
 import {
@@ -14,6 +20,7 @@ import {
   resume,
   suspend,
   type WithParts,
+  wrapDecoders,
 } from "../session/_internals.ts";
 import { closeQuietly, type Connection } from "../transport/connection.ts";
 import {
@@ -31,6 +38,17 @@ import {
 } from "./_preamble.ts";
 import { ResumableConn } from "./resumable_conn.ts";
 import { MessageLog } from "./_message_log.ts";
+import {
+  positionWords,
+  readPosition,
+  sentWord,
+  type WirePosition,
+} from "./_cluster_wire.ts";
+import {
+  type Committed,
+  streamPositions,
+  webSocketPositions,
+} from "./_positions.ts";
 
 /**
  * The `recovery` option of `connect()`: `true`, or the bounds of the
@@ -69,6 +87,10 @@ interface State {
   id: number;
   token: string;
   session: Session<unknown, unknown, unknown> | undefined;
+  /** What the client sent (its total at a drop is the resume's `sent=`). */
+  log: MessageLog;
+  /** Set in a cluster: the last position taken, and its epoch. */
+  cluster: Committed | undefined;
 }
 
 /** Package-internal: one client's recovery; see the file comment. */
@@ -112,7 +134,11 @@ export class ClientRecovery {
   async open(connection: Connection): Promise<Connection> {
     const real = connection.conn;
     try {
-      const { answer, rest } = await this.#hello(real, "new", connection);
+      const { answer, rest, position } = await this.#hello(
+        real,
+        "new",
+        connection,
+      );
       if (answer?.kind !== "ok") {
         throw new Deno.errors.ConnectionRefused(
           answer?.kind === "fail"
@@ -124,6 +150,8 @@ export class ClientRecovery {
         id: answer.id,
         token: answer.token,
         session: undefined,
+        log: new MessageLog(this.#limits),
+        cluster: position === undefined ? undefined : { ...position },
       };
       const resumable: ResumableConn = new ResumableConn(real, rest, {
         detached: () => void this.#resume(resumable, state, answer.window),
@@ -135,9 +163,20 @@ export class ClientRecovery {
         conn: resumable as unknown as Deno.Conn,
         prelude: undefined,
         resumable: {
-          log: new MessageLog(this.#limits),
+          log: state.log,
           bind: (session: WithParts) => {
             state.session = session as Session<unknown, unknown, unknown>;
+            // Before the first read (adopt() binds right after
+            // construction): records may follow the answer at once.
+            const cluster = state.cluster;
+            if (cluster !== undefined) {
+              wrapDecoders(
+                session,
+                this.#webSocket
+                  ? webSocketPositions(cluster)
+                  : streamPositions(cluster),
+              );
+            }
           },
         },
       };
@@ -152,25 +191,32 @@ export class ClientRecovery {
     real: Deno.Conn,
     line: string,
     dialed: Connection,
-  ): Promise<{ answer: Answer | undefined; rest: Uint8Array }> {
+  ): Promise<{
+    answer: Answer | undefined;
+    rest: Uint8Array;
+    position: WirePosition | undefined;
+  }> {
     const deadline = performance.now() + this.#timeout;
+    let read: { line: string | undefined; rest: Uint8Array } | undefined;
     if (this.#webSocket) {
       await writeAll(real, webSocketLine(line, true));
-      const read = await readWebSocketLine(real, deadline, dialed.prelude)
+      read = await readWebSocketLine(real, deadline, dialed.prelude)
         .catch(() => undefined);
-      return {
-        answer: read?.line === undefined ? undefined : parseAnswer(read.line),
-        rest: read?.rest ?? new Uint8Array(0),
-      };
+    } else {
+      await writeAll(real, preamble(line));
+      // A server without recovery closes on the preamble (a decode error),
+      // or says nothing a preamble could be.
+      read = await readPreamble(real, deadline, true, dialed.prelude)
+        .catch(() => undefined);
     }
-    await writeAll(real, preamble(line));
-    // A server without recovery closes on the preamble (a decode error), or
-    // says nothing a preamble could be.
-    const read = await readPreamble(real, deadline, true, dialed.prelude)
-      .catch(() => undefined);
+    const answer = read?.line === undefined
+      ? undefined
+      : parseAnswer(read.line);
     return {
-      answer: read?.line === undefined ? undefined : parseAnswer(read.line),
+      answer,
       rest: read?.rest ?? new Uint8Array(0),
+      // A cluster's words ride on an `ok` only.
+      position: answer?.kind === "ok" ? readPosition(read!.line!) : undefined,
     };
   }
 
@@ -185,6 +231,12 @@ export class ClientRecovery {
       return;
     }
     suspend(session);
+    // A cluster's `sent=`: the messages sent up to the drop (this runs as
+    // the connection drops). No node read more than these; what the app
+    // sends while the client is away goes out again on the next connection,
+    // whichever node answers (one that took the session over answers
+    // took=sent).
+    const sent = state.log.total;
     const deadline = performance.now() + window;
     let delay = this.#delays.initial;
     // The first attempt at once: most drops are a moment's.
@@ -204,11 +256,16 @@ export class ClientRecovery {
           closeQuietly(real);
           return;
         }
-        // Nothing is read while detached: this count is final.
+        // Nothing is read while detached: this count (and the position
+        // taken) is final.
         const received = messagesIn(session);
-        const { answer, rest } = await this.#hello(
+        const cluster = state.cluster;
+        const words = cluster === undefined
+          ? ""
+          : positionWords(cluster) + sentWord(sent);
+        const { answer, rest, position } = await this.#hello(
           real,
-          `resume ${state.id} ${state.token} ${received}`,
+          `resume ${state.id} ${state.token} ${received}${words}`,
           dialed,
         );
         if (answer === undefined) {
@@ -228,6 +285,11 @@ export class ClientRecovery {
           break;
         }
         state.token = answer.token;
+        if (cluster !== undefined && position !== undefined) {
+          // Where the node that answered takes the session up.
+          cluster.position = position.position;
+          cluster.epoch = position.epoch;
+        }
         resumable.attach(real, rest);
         this.#events.opened(true);
         return;

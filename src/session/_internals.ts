@@ -12,6 +12,7 @@
 //   addMeters   the inbound part and the writer's flow: metrics counters
 //   messagesIn, suspend, resume  a resumable session (issue 17): counts,
 //               the writer's log and replay, the reader's decoder
+//   wrapDecoders  the reader: a cluster client's decoder wrap (issue 17)
 import type { SessionHost, SessionObserver } from "./_lifecycle.ts";
 import type { Decoder, DecoderLink } from "../codec/codec.ts";
 import { type OutboundLog, resumableSessions } from "./_outbound_log.ts";
@@ -179,11 +180,42 @@ export function resume(
 ): boolean {
   const own = session[parts];
   if (!own.writer.replay(from)) return false;
-  const decoder = session.codec.decoder(own.link);
+  const made = session.codec.decoder(own.link);
+  const wrap = decoderWraps.get(session);
+  const decoder = wrap === undefined ? made : wrap(made);
   own.reader.decoder = decoder;
   own.reader.prelude = undefined;
   own.liveness?.resumed(decoder);
   return true;
+}
+
+// Each session's decoder wrap, if any (see wrapDecoders()): a WeakMap, not
+// a field, so that the reader and every other session stay as they are.
+const decoderWraps = new WeakMap<
+  WithParts,
+  (decoder: Decoder<unknown>) => Decoder<unknown>
+>();
+
+/**
+ * Routes what a session reads through `wrap` (issue 17's cluster client):
+ * its decoder now, and each new decoder a {@linkcode resume} makes, is
+ * replaced by `wrap(decoder)`. A cluster server puts position records
+ * between messages, which only a decoder can see (they sit at frame
+ * starts); wrapping the decoder keeps the hook out of the read loop: a
+ * session without a wrap, i.e. every server session and every client that
+ * isn't in a cluster, runs exactly the code it ran before, and a wrapped
+ * one pays what the wrap adds (src/recovery/_positions.ts). Call before the
+ * reader starts (right after adopt()). The liveness watch keeps the
+ * decoder it was made with until a resume: it misses only the bytes of a
+ * record not yet whole (a few dozen at most) as a frame in progress.
+ */
+export function wrapDecoders(
+  session: WithParts,
+  wrap: (decoder: Decoder<unknown>) => Decoder<unknown>,
+): void {
+  decoderWraps.set(session, wrap);
+  const reader = session[parts].reader;
+  reader.decoder = wrap(reader.decoder);
 }
 
 /** The connection recorded by {@linkcode adopt}, if any. */

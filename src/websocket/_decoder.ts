@@ -42,7 +42,7 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
   readonly #settings: DecoderSettings<In, Out>;
   readonly #frames: Decoder<In> | undefined;
   #emit: (message: In) => void = ignore;
-  readonly #onMessage = (message: WebSocketMessage): void => {
+  readonly #onPlain = (message: WebSocketMessage): void => {
     const frames = this.#frames;
     if (frames === undefined) {
       this.#settings.mapping.decode(message, this.#onInner);
@@ -58,6 +58,10 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
       );
     }
   };
+  // What each whole message goes to: #onPlain, unless interceptMessages()
+  // put a function in front of it (made then: a decoder without an
+  // interceptor holds nothing more and runs no check of its own).
+  #onMessage: (message: WebSocketMessage) => void = this.#onPlain;
   readonly #onInner = (message: In): void => {
     const beat = this.#settings.innerBeat;
     if (beat !== undefined) {
@@ -135,6 +139,19 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
   /** The close reason the peer sent, once it has. */
   get peerCloseReason(): string | undefined {
     return this.#peerCode === undefined ? undefined : this.#peerReason;
+  }
+
+  /**
+   * Shows every whole message to `intercept` first; a message it returns
+   * `true` for is consumed there (not mapped, not emitted). A cluster
+   * client's position records travel as messages of their own (issue 17,
+   * src/recovery/_positions.ts).
+   */
+  interceptMessages(intercept: (message: WebSocketMessage) => boolean): void {
+    const plain = this.#onPlain;
+    this.#onMessage = (message) => {
+      if (!intercept(message)) plain(message);
+    };
   }
 
   decode(chunk: Uint8Array, emit: (message: In) => void): void {
