@@ -132,4 +132,3 @@ export class BrokerProcess {
     await Deno.remove(this.dir, { recursive: true });
   }
 }
-

@@ -134,7 +134,10 @@ for (const kind of ["nats", "redis"] as BrokerKind[]) {
             victim.child.kill("SIGKILL");
             await victim.child.status;
           }
-          if (n === Math.floor((2 * MESSAGES) / 3)) {
+          if (
+            n === Math.floor((2 * MESSAGES) / 3) &&
+            Deno.env.get("NO_BROKER_RESTART") === undefined
+          ) {
             await broker.restart(300, true);
           }
         }
@@ -148,6 +151,9 @@ for (const kind of ["nats", "redis"] as BrokerKind[]) {
           gaps: c.gaps,
           duplicates: c.duplicates,
         }));
+        if (Deno.env.get("DEBUG_PROOF2")) {
+          console.log(JSON.stringify(summary), clients.map((c) => c.resumes));
+        }
         for (const [i, c] of summary.entries()) {
           assert.deepEqual(
             { ...c, i },
@@ -160,7 +166,10 @@ for (const kind of ["nats", "redis"] as BrokerKind[]) {
           moved >= RECEIVERS / 3,
           `${moved} clients resumed (node 3 had ${RECEIVERS / 3})`,
         );
-        assert.ok(clients.every((client) => client.recovered));
+        // (A client that never dropped is on its first connection.)
+        assert.ok(
+          clients.every((client) => client.resumes === 0 || client.recovered),
+        );
       } finally {
         sender?.close();
         for (const client of clients) await client.close();
