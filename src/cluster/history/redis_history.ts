@@ -64,6 +64,12 @@ import {
 
 type Listener = (message: Buffer, channel: Buffer) => void;
 
+// Appends waiting for the append script to be loaded again (#appendScript).
+interface Reload {
+  readonly waiting: { seq: number; go: () => void }[];
+  loaded: boolean;
+}
+
 /** Options of {@linkcode RedisHistory.connect}. */
 export interface RedisHistoryOptions extends HistoryLimits {
   /** Bytes kept per room and per inbox (frames only). */
@@ -239,6 +245,9 @@ export class RedisHistory implements RoomHistory {
   #sub: RedisClient;
   #prefix: string;
   #options: Required<RedisHistoryOptions>;
+  #appendSeq = 0;
+  readonly #inFlight = new Set<number>();
+  #reload: Reload | undefined;
   #scripts: { append: string; replay: string; claim: string };
   #listeners = new Map<
     string,
@@ -335,6 +344,87 @@ export class RedisHistory implements RoomHistory {
     }
   }
 
+  // Appends keep the order they were made in, also when a restarted
+  // server forgot the script: the appends in flight then fail (NOSCRIPT),
+  // and they are sent again, in their first order, once the script is
+  // loaded and none is in flight any more; appends made meanwhile wait
+  // their turn behind them. (Retrying each as its failure arrives would let
+  // later appends overtake it: a room's order would break.)
+  async #appendScript<T>(
+    keys: string[],
+    args: (string | Buffer)[],
+  ): Promise<T> {
+    const seq = ++this.#appendSeq;
+    let waited = false;
+    for (;;) {
+      if (!waited && this.#reload !== undefined) {
+        await this.#waitReload(seq);
+      }
+      waited = false;
+      this.#inFlight.add(seq);
+      let result: T;
+      try {
+        result = await this.#pub.sendCommand<T>([
+          "EVALSHA",
+          this.#scripts.append,
+          String(keys.length),
+          ...keys,
+          ...args,
+        ]);
+      } catch (error) {
+        if (!String(error).includes("NOSCRIPT")) {
+          this.#settle(seq);
+          throw error;
+        }
+        this.#startReload();
+        const turn = this.#waitReload(seq);
+        this.#settle(seq);
+        await turn;
+        waited = true;
+        continue;
+      }
+      this.#settle(seq);
+      return result;
+    }
+  }
+
+  #waitReload(seq: number): Promise<void> {
+    return new Promise((go) => this.#reload!.waiting.push({ seq, go }));
+  }
+
+  #startReload(): void {
+    if (this.#reload !== undefined) return;
+    const reload: Reload = { waiting: [], loaded: false };
+    this.#reload = reload;
+    const done = () => {
+      reload.loaded = true;
+      this.#release();
+    };
+    this.#pub.scriptLoad(APPEND).then((sha) => {
+      this.#scripts.append = sha;
+      done();
+    }, (error) => {
+      // They will fail again, and report it.
+      this.#options.onError(error);
+      done();
+    });
+  }
+
+  #settle(seq: number): void {
+    this.#inFlight.delete(seq);
+    this.#release();
+  }
+
+  #release(): void {
+    const reload = this.#reload;
+    if (reload === undefined || !reload.loaded || this.#inFlight.size > 0) {
+      return;
+    }
+    this.#reload = undefined;
+    reload.waiting.sort((a, b) => a.seq - b.seq);
+    for (const { go } of reload.waiting) go();
+  }
+
   appendRoom(room: string, bytes: Uint8Array): Promise<HistoryPosition> {
     const token = roomToken(room);
     return this.#append(
@@ -365,10 +455,7 @@ export class RedisHistory implements RoomHistory {
         `A frame of ${bytes.length} bytes is over maxBytes (${o.maxBytes})`,
       );
     }
-    const [epoch, position] = await this.#script<[string, string]>(
-      false,
-      "append",
-      APPEND,
+    const [epoch, position] = await this.#appendScript<[string, string]>(
       [`${this.#prefix}:meta`, key],
       [
         Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
