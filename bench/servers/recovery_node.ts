@@ -11,7 +11,9 @@ import { lines, listen } from "../../mod.ts";
 import { connectCluster, connectHistory } from "../../cluster.ts";
 
 const [url, nodeId, mode] = Deno.args as [string, string, string?];
-const quiet = (): void => {};
+const quiet = Deno.env.get("NODE_DEBUG")
+  ? (e: unknown) => console.error("node", nodeId, e)
+  : (): void => {};
 const history = mode === "nohistory" ? undefined : await connectHistory(
   url,
   url.startsWith("nats")

@@ -92,6 +92,12 @@ export function checkHistoryOptions(value: unknown): ClusterHistoryOptions {
   return options;
 }
 
+/**
+ * How long a resume waits for an engine that doesn't answer (restarting)
+ * before it fails; the client then tries again, within its window.
+ */
+const PATIENCE = 10_000;
+
 /** Receives a member's entries, in position order, once each. */
 export type EntrySink = (entry: HistoryEntry) => void;
 
@@ -415,7 +421,9 @@ export class ClusterRecovery {
       return { recovered: false, reason: "unknown_session" };
     }
     const sessions = this.#engine.sessions;
-    const record = await sessions.get(request.id);
+    // The engine may be restarting (a broker restart): its answers are
+    // waited for, within PATIENCE, rather than taken for a refusal.
+    const record = await this.#patient(() => sessions.get(request.id));
     if (record === undefined) {
       return { recovered: false, reason: "unknown_session" };
     }
@@ -428,7 +436,16 @@ export class ClusterRecovery {
       ...record,
       tokenHash: await hashToken(token),
     };
-    const claimed = await sessions.claim(request.id, presented, next);
+    let tried = false;
+    const claimed = await this.#patient(async () => {
+      if (tried) {
+        // An attempt that failed may have been applied all the same.
+        const now = await sessions.get(request.id);
+        if (now !== undefined && now.tokenHash === next.tokenHash) return now;
+      }
+      tried = true;
+      return await sessions.claim(request.id, presented, next);
+    });
     if (claimed === undefined) {
       return { recovered: false, reason: "bad_token" };
     }
@@ -469,12 +486,14 @@ export class ClusterRecovery {
         ready.push(this.#subscribe(member, room));
       }
       await Promise.all(ready);
-      const result = await this.#engine.replay({
-        epoch: request.epoch,
-        after: request.position,
-        rooms: claimed.rooms,
-        inbox: { session: member.id, since: claimed.since },
-      });
+      const result = await this.#patient(() =>
+        this.#engine.replay({
+          epoch: request.epoch,
+          after: request.position,
+          rooms: claimed.rooms,
+          inbox: { session: member.id, since: claimed.since },
+        })
+      );
       if (!result.ok) {
         this.#forget(member);
         await sessions.delete(member.id);
@@ -495,6 +514,20 @@ export class ClusterRecovery {
     } catch (error) {
       this.#forget(member);
       throw error;
+    }
+  }
+
+  // Runs an engine operation again, with backoff, while it fails, for at
+  // most PATIENCE ms.
+  async #patient<T>(operation: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + PATIENCE;
+    for (let wait = 50;; wait = Math.min(wait * 2, 1000)) {
+      try {
+        return await operation();
+      } catch (error) {
+        if (this.#closed || Date.now() + wait > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
     }
   }
 

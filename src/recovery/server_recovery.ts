@@ -564,8 +564,11 @@ export class ServerRecovery<Data, In, Out> {
         this.#hooks(entry),
       );
     } catch (error) {
+      // The engine didn't answer: no answer either (not a refusal, which
+      // would start a fresh session); the client tries again.
       this.#report(error);
-      return await this.#refuse(conn, webSocket, "unknown_session");
+      closeQuietly(conn);
+      return undefined;
     }
     if (!result.recovered) {
       const reason = result.reason as RecoveryRefusal;

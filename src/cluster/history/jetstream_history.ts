@@ -69,6 +69,7 @@ import {
   type SessionRecord,
   type SessionRecords,
 } from "./history.ts";
+import { OrderedAppends } from "./_ordered_appends.ts";
 
 /** Options of {@linkcode JetStreamHistory.connect}. */
 export interface JetStreamHistoryOptions extends HistoryLimits {
@@ -93,6 +94,11 @@ export interface JetStreamHistoryOptions extends HistoryLimits {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const NANOS = 1_000_000;
+/**
+ * Milliseconds the stream remembers an append's message id: an append sent
+ * again within it is stored once (see #append).
+ */
+const DEDUPE_WINDOW = 30_000;
 /** Live entries held while the epoch is re-read, beyond which they drop. */
 const HELD_MAX = 65_536;
 
@@ -125,6 +131,20 @@ export class JetStreamHistory implements RoomHistory {
   #watching: Promise<void>;
   #advisories: Subscription;
   #closed = false;
+  // Message ids of appends: unique per connection (random prefix).
+  readonly #idPrefix = crypto.randomUUID().slice(0, 13) + "-";
+  #appendCount = 0;
+  readonly #appends = new OrderedAppends({
+    retryable: (error) =>
+      !this.#closed && !(error instanceof JetStreamError) &&
+      !(error instanceof RangeError),
+    // The stream may be gone (503: made again) or the server restarting.
+    recover: () =>
+      this.#verify().catch(() => {}).then(() =>
+        new Promise((resolve) => setTimeout(resolve, 50))
+      ),
+    giveUp: DEDUPE_WINDOW / 2,
+  });
 
   /**
    * Connects and makes (or checks) the streams.
@@ -186,9 +206,22 @@ export class JetStreamHistory implements RoomHistory {
   }
 
   async #watch(): Promise<void> {
+    let reconnected: (() => void) | undefined;
     for await (const status of this.#nc.status()) {
-      if (status.type === "reconnect") this.#verify().catch(this.#o.onError);
+      if (status.type === "disconnect" && reconnected === undefined) {
+        // Appends in flight now may be lost or stored: none made from now
+        // on goes ahead of them (they are sent again in their turn).
+        const { promise, resolve } = Promise.withResolvers<void>();
+        reconnected = resolve;
+        this.#appends.pause(promise);
+      }
+      if (status.type === "reconnect") {
+        reconnected?.();
+        reconnected = undefined;
+        this.#verify().catch(this.#o.onError);
+      }
     }
+    reconnected?.();
   }
 
   /** A JetStream API request; the parsed answer. */
@@ -219,6 +252,7 @@ export class JetStreamHistory implements RoomHistory {
         max_age: o.maxAge * NANOS,
         max_msgs_per_subject: o.maxMessages + 1,
         max_msg_size: -1,
+        duplicate_window: Math.min(DEDUPE_WINDOW, o.maxAge) * NANOS,
         allow_direct: true,
         republish: { src: `${o.prefix}.hs.>`, dest: `${o.prefix}.hl.>` },
       });
@@ -286,12 +320,23 @@ export class JetStreamHistory implements RoomHistory {
   }
 
   appendRoom(room: string, bytes: Uint8Array): Promise<HistoryPosition> {
-    return this.publish(`${this.#o.prefix}.hs.r.${roomToken(room)}`, bytes);
+    return this.#append(`${this.#o.prefix}.hs.r.${roomToken(room)}`, bytes);
   }
 
   appendDirect(session: number, bytes: Uint8Array): Promise<HistoryPosition> {
     assertSessionId(session);
-    return this.publish(`${this.#o.prefix}.hs.d.${session}`, bytes);
+    return this.#append(`${this.#o.prefix}.hs.d.${session}`, bytes);
+  }
+
+  // An append that got no answer (the server restarting, the connection
+  // down) is sent again, in its turn (_ordered_appends.ts), with the same
+  // Nats-Msg-Id: if the first one was stored after all, the stream keeps
+  // it once (its duplicate window).
+  #append(subject: string, bytes: Uint8Array): Promise<HistoryPosition> {
+    const id = `${this.#idPrefix}${++this.#appendCount}`;
+    return this.#appends.run(() =>
+      this.publish(subject, bytes, undefined, id, false)
+    );
   }
 
   /** Publishes into a stream and waits for its ack; makes the streams again if they are gone. */
@@ -299,13 +344,18 @@ export class JetStreamHistory implements RoomHistory {
     subject: string,
     bytes: Uint8Array,
     expectedLast?: number,
+    messageId?: string,
+    again = true,
   ): Promise<HistoryPosition> {
     if (this.#closed) throw new Error("The history is closed");
     const send = async () => {
       let h;
-      if (expectedLast !== undefined) {
+      if (expectedLast !== undefined || messageId !== undefined) {
         h = headers();
-        h.set("Nats-Expected-Last-Subject-Sequence", String(expectedLast));
+        if (expectedLast !== undefined) {
+          h.set("Nats-Expected-Last-Subject-Sequence", String(expectedLast));
+        }
+        if (messageId !== undefined) h.set("Nats-Msg-Id", messageId);
       }
       const msg = await this.#nc.request(subject, bytes, {
         timeout: this.#o.timeout,
@@ -321,7 +371,8 @@ export class JetStreamHistory implements RoomHistory {
       ack = await send();
     } catch (error) {
       // No stream listens (lost with the server's store, or deleted).
-      if (!/503|no responders/i.test(String(error))) throw error;
+      // (An append is sent again by #appends, in its turn: not here.)
+      if (!again || !/503|no responders/i.test(String(error))) throw error;
       await this.#verify();
       ack = await send();
     }

@@ -62,13 +62,13 @@ import {
   type SessionRecords,
 } from "./history.ts";
 
-type Listener = (message: Buffer, channel: Buffer) => void;
+import { OrderedAppends } from "./_ordered_appends.ts";
 
-// Appends waiting for the append script to be loaded again (#appendScript).
-interface Reload {
-  readonly waiting: { seq: number; go: () => void }[];
-  loaded: boolean;
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
+
+type Listener = (message: Buffer, channel: Buffer) => void;
 
 /** Options of {@linkcode RedisHistory.connect}. */
 export interface RedisHistoryOptions extends HistoryLimits {
@@ -121,13 +121,23 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // KEYS: meta, stream. ARGV: frame, maxLen, maxBytes, maxAge, channel,
 // epoch candidate, idleTtl.
 const APPEND = LIB + `
-local meta, key = KEYS[1], KEYS[2]
+local meta, key, writer = KEYS[1], KEYS[2], KEYS[3]
 local m = redis.call('HMGET', meta, 'epoch', 'last')
 local epoch = m[1]
 if not epoch then
   epoch = ARGV[6]
   redis.call('HSET', meta, 'epoch', epoch)
 end
+-- Each connection numbers its appends: one sent again after a dropped
+-- connection is applied once, and never ahead of an earlier one.
+local n = tonumber(ARGV[8])
+local done = redis.call('GET', writer)
+if done then
+  done = tonumber(done)
+  if n <= done then return {epoch, '0'} end
+  if n > done + 1 then return redis.error_reply('ORDER expected ' .. fmt(done + 1)) end
+end
+redis.call('SET', writer, ARGV[8], 'PX', 3600000)
 local last = tonumber(m[2] or '0')
 local pos = now * 1024
 if pos <= last then pos = last + 1 end
@@ -245,9 +255,24 @@ export class RedisHistory implements RoomHistory {
   #sub: RedisClient;
   #prefix: string;
   #options: Required<RedisHistoryOptions>;
-  #appendSeq = 0;
-  readonly #inFlight = new Set<number>();
-  #reload: Reload | undefined;
+  // This connection's appends, numbered (see APPEND), under its own key.
+  #appended = 0;
+  #writer = "";
+  readonly #appends = new OrderedAppends({
+    // A dropped connection, a restarted server (NOSCRIPT), an append
+    // ahead of one sent again (ORDER): sent again. Not a script's error.
+    retryable: (error) =>
+      !this.#closed && !(error instanceof RangeError) &&
+      !(error instanceof TypeError) && !/^ERR/.test(errorText(error)),
+    recover: async () => {
+      try {
+        this.#scripts.append = await this.#pub.scriptLoad(APPEND);
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    giveUp: 10_000,
+  });
   #scripts: { append: string; replay: string; claim: string };
   #listeners = new Map<
     string,
@@ -311,6 +336,7 @@ export class RedisHistory implements RoomHistory {
     this.#sub = sub;
     this.#options = options;
     this.#prefix = `{${options.prefix}}`;
+    this.#writer = `${this.#prefix}:w:${crypto.randomUUID()}`;
     this.#scripts = scripts;
     this.sessions = new RedisRecords(
       pub,
@@ -344,85 +370,18 @@ export class RedisHistory implements RoomHistory {
     }
   }
 
-  // Appends keep the order they were made in, also when a restarted
-  // server forgot the script: the appends in flight then fail (NOSCRIPT),
-  // and they are sent again, in their first order, once the script is
-  // loaded and none is in flight any more; appends made meanwhile wait
-  // their turn behind them. (Retrying each as its failure arrives would let
-  // later appends overtake it: a room's order would break.)
-  async #appendScript<T>(
-    keys: string[],
-    args: (string | Buffer)[],
-  ): Promise<T> {
-    const seq = ++this.#appendSeq;
-    let waited = false;
-    for (;;) {
-      if (!waited && this.#reload !== undefined) {
-        await this.#waitReload(seq);
-      }
-      waited = false;
-      this.#inFlight.add(seq);
-      let result: T;
-      try {
-        result = await this.#pub.sendCommand<T>([
-          "EVALSHA",
-          this.#scripts.append,
-          String(keys.length),
-          ...keys,
-          ...args,
-        ]);
-      } catch (error) {
-        if (!String(error).includes("NOSCRIPT")) {
-          this.#settle(seq);
-          throw error;
-        }
-        this.#startReload();
-        const turn = this.#waitReload(seq);
-        this.#settle(seq);
-        await turn;
-        waited = true;
-        continue;
-      }
-      this.#settle(seq);
-      return result;
-    }
-  }
-
-  #waitReload(seq: number): Promise<void> {
-    return new Promise((go) => this.#reload!.waiting.push({ seq, go }));
-  }
-
-  #startReload(): void {
-    if (this.#reload !== undefined) return;
-    const reload: Reload = { waiting: [], loaded: false };
-    this.#reload = reload;
-    const done = () => {
-      reload.loaded = true;
-      this.#release();
-    };
-    this.#pub.scriptLoad(APPEND).then((sha) => {
-      this.#scripts.append = sha;
-      done();
-    }, (error) => {
-      // They will fail again, and report it.
-      this.#options.onError(error);
-      done();
-    });
-  }
-
-  #settle(seq: number): void {
-    this.#inFlight.delete(seq);
-    this.#release();
-  }
-
-  #release(): void {
-    const reload = this.#reload;
-    if (reload === undefined || !reload.loaded || this.#inFlight.size > 0) {
-      return;
-    }
-    this.#reload = undefined;
-    reload.waiting.sort((a, b) => a.seq - b.seq);
-    for (const { go } of reload.waiting) go();
+  // Appends keep their order when a restarted server forgot the script
+  // (see _ordered_appends.ts).
+  #appendScript<T>(keys: string[], args: (string | Buffer)[]): Promise<T> {
+    return this.#appends.run(() =>
+      this.#pub.sendCommand<T>([
+        "EVALSHA",
+        this.#scripts.append,
+        String(keys.length),
+        ...keys,
+        ...args,
+      ])
+    );
   }
 
   appendRoom(room: string, bytes: Uint8Array): Promise<HistoryPosition> {
@@ -455,8 +414,9 @@ export class RedisHistory implements RoomHistory {
         `A frame of ${bytes.length} bytes is over maxBytes (${o.maxBytes})`,
       );
     }
+    const n = ++this.#appended;
     const [epoch, position] = await this.#appendScript<[string, string]>(
-      [`${this.#prefix}:meta`, key],
+      [`${this.#prefix}:meta`, key, this.#writer],
       [
         Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
         String(o.maxMessages),
@@ -465,6 +425,7 @@ export class RedisHistory implements RoomHistory {
         channel,
         randomEpoch(),
         String(o.idleTtl),
+        String(n),
       ],
     );
     this.#stats.appended++;
