@@ -77,6 +77,13 @@ export interface ChatClusterNode extends ChatCluster {
 
 type Entry = PresenceEntry<ChatPresence>;
 
+// One line each: a broker outage reports every reconnection attempt.
+function reportError(error: unknown): void {
+  console.error(
+    `chat cluster: ${error instanceof Error ? error.message : error}`,
+  );
+}
+
 // Room history on the cluster's broker, for recovery across nodes: as long
 // as the recovery window, 1000 lines a room.
 async function chatHistory(
@@ -87,7 +94,12 @@ async function chatHistory(
   if (window <= 0 || url === undefined || options.broker !== undefined) {
     return undefined;
   }
-  const bounds = { maxMessages: 1000, maxAge: window, window };
+  const bounds = {
+    maxMessages: 1000,
+    maxAge: window,
+    window,
+    onError: reportError,
+  };
   try {
     return await connectHistory(
       url,
@@ -196,11 +208,7 @@ export async function chatCluster(
         }
       },
     },
-    // One line each: a broker outage reports every reconnection attempt.
-    onError: (error) =>
-      console.error(
-        `chat cluster: ${error instanceof Error ? error.message : error}`,
-      ),
+    onError: reportError,
   };
   const history = await chatHistory(options);
   const cluster = options.broker !== undefined

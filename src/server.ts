@@ -16,6 +16,7 @@ import { serverMeter, type ServerMeterSource } from "./_meters.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
+import type { RecoveryBackplane } from "./recovery/backplane.ts";
 import { sendFrames } from "./_fan_out.ts";
 import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
 import type { Listener } from "./transport/transport.ts";
@@ -502,6 +503,12 @@ export class Server<
     );
     this.addr = this.#listener.addr as Addr;
     this.sessions = options.sessions ?? new SessionManager();
+    // Servers sharing this manager resume across the cluster too (the
+    // frames in its engine are in this server's codec).
+    const backplane = options.cluster?.recovery;
+    if (backplane !== undefined) {
+      clusterRecoveryOf.set(this.sessions, { backplane, codec });
+    }
     const cluster = options.cluster;
     if (cluster !== undefined) {
       if (
@@ -737,6 +744,10 @@ export class Server<
   ): ServerRecovery<Data, In, Out> | undefined {
     const options = this.#options;
     const backplane = options.cluster?.recovery;
+    // A server sharing the manager of a server whose cluster has history.
+    const shared = options.sessions === undefined
+      ? undefined
+      : clusterRecoveryOf.get(options.sessions);
     if (options.recovery === undefined) {
       if (backplane !== undefined) {
         throw new TypeError(
@@ -746,16 +757,17 @@ export class Server<
       return undefined;
     }
     const window = options.recovery.window ?? DEFAULT_RECOVERY_WINDOW;
-    if (backplane !== undefined && window > backplane.window) {
+    const limit = (backplane ?? shared?.backplane)?.window;
+    if (limit !== undefined && window > limit) {
       throw new RangeError(
-        `recovery.window (${window} ms) is longer than the cluster history's record window (${backplane.window} ms)`,
+        `recovery.window (${window} ms) is longer than the cluster history's record window (${limit} ms)`,
       );
     }
     return new ServerRecovery(
       options.recovery,
       () => this.sessions.nextId(),
       (error, session) => this.#report(error, session),
-      backplane === undefined ? undefined : { backplane, codec },
+      backplane === undefined ? shared : { backplane, codec },
     );
   }
 
@@ -930,6 +942,16 @@ export class Server<
     });
   }
 }
+
+// The cluster recovery of a manager whose server's cluster has history,
+// for the other servers sharing that manager (e.g. a WebSocket server next
+// to the TCP one, as the chat has).
+// deno-lint-ignore no-explicit-any
+const clusterRecoveryOf = new WeakMap<SessionManager<any, any, any>, {
+  readonly backplane: RecoveryBackplane;
+  // deno-lint-ignore no-explicit-any
+  readonly codec: Codec<any, any>;
+}>();
 
 /**
  * Starts a server: binds at once (so `server.addr` is ready when this

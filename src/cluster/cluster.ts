@@ -280,13 +280,17 @@ export class Cluster<Meta = unknown, Data = any>
 
   /**
    * Re-reads `meta` for a local session in each of its rooms and
-   * replicates what changed (e.g. after a rename).
+   * replicates what changed (e.g. after a rename); with `history`, also
+   * rewrites the session's record, so a node that resumes it after this
+   * one died gets its data as it is now (otherwise as of at most a third
+   * of the record window ago).
    *
    * @param session A session of this node's server.
-   * @returns How many entries were updated.
+   * @returns How many presence entries were updated.
    */
   // deno-lint-ignore no-explicit-any
   update(session: Session<Data, any, any>): number {
+    this.#backplane?.touch(session.id);
     return this.#rooms?.update(session) ?? 0;
   }
 

@@ -122,6 +122,13 @@ export class ClusterBackplane implements RecoveryBackplane {
     return this.#sessions.has(id);
   }
 
+  /** A fed session's data changed: its record is rewritten. */
+  touch(id: number): void {
+    if (this.#sessions.has(id)) {
+      this.#recovery.rewrite(id).catch(this.#onError);
+    }
+  }
+
   /** A fed session joined a room (its record is rewritten). */
   join(id: number, room: string): void {
     this.#recovery.join(id, room).catch(this.#onError);

@@ -337,6 +337,12 @@ export class ClusterRecovery {
     this.#member(id).read = read;
   }
 
+  /** Rewrites a session's record now (its data changed). */
+  async rewrite(id: number): Promise<void> {
+    const member = this.#members.get(id);
+    if (member !== undefined) await this.#write(member);
+  }
+
   /** Whether a session of this node is registered here. */
   has(id: number): boolean {
     return this.#members.has(id);

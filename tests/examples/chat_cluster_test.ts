@@ -201,7 +201,11 @@ function clusterTest(kind: BrokerKind): void {
     name: `clustered chat over ${kind}: every command works across 3 nodes`,
     ignore: skipMessage(kind),
     async fn(t) {
-      await using broker = await BrokerServer.start(kind);
+      // nats-server with JetStream: the chat keeps its room history there.
+      await using broker = await BrokerServer.start(
+        kind,
+        kind === "nats" ? { data: {} } : {},
+      );
       const nodes: Node[] = [];
       const clients: LineClient[] = [];
       const errors: string[] = [];
