@@ -36,6 +36,7 @@ import type {
   SessionRecord,
 } from "./history/history.ts";
 import { assertSessionId, roomToken } from "./history/history.ts";
+import { newToken, sameToken } from "../recovery/_tokens.ts";
 
 /**
  * The `history` option of a cluster node's recovery: the engine that keeps
@@ -364,7 +365,7 @@ export class ClusterRecovery {
     const next = newToken();
     const nextHash = await hashToken(next);
     const renewal = member.writes.then(async () => {
-      if (member.gone || !sameText(presented, member.tokenHash)) {
+      if (member.gone || !sameToken(presented, member.tokenHash)) {
         return undefined;
       }
       const record = { ...this.#record(member), tokenHash: nextHash };
@@ -434,7 +435,7 @@ export class ClusterRecovery {
       return { recovered: false, reason: "unknown_session" };
     }
     const presented = await hashToken(request.token);
-    if (!sameText(presented, record.tokenHash)) {
+    if (!sameToken(presented, record.tokenHash)) {
       return { recovered: false, reason: "bad_token" };
     }
     const token = newToken();
@@ -759,14 +760,6 @@ export class ClusterRecovery {
   }
 }
 
-/** 144 random bits, base64url (24 characters). */
-function newToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(18));
-  let text = "";
-  for (const byte of bytes) text += String.fromCharCode(byte);
-  return btoa(text).replaceAll("+", "-").replaceAll("/", "_");
-}
-
 /** SHA-256 of a token, hex: what the engine keeps instead of the token. */
 export async function hashToken(token: string): Promise<string> {
   const digest = await crypto.subtle.digest(
@@ -778,12 +771,4 @@ export async function hashToken(token: string): Promise<string> {
     hex += byte.toString(16).padStart(2, "0");
   }
   return hex;
-}
-
-// Compares in time independent of where the first difference is.
-function sameText(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
 }

@@ -24,16 +24,14 @@ import {
   type WithParts,
 } from "../session/_internals.ts";
 import type { Codec } from "../codec/codec.ts";
-import { transcode } from "../_transcode.ts";
 import type { BackplaneSession, RecoveryBackplane } from "./backplane.ts";
 import {
-  positionRecord,
   positionWords,
   readPosition,
   readSent,
-  webSocketPositionRecord,
   type WirePosition,
 } from "./_cluster_wire.ts";
+import { PositionedFrames } from "./_positioned_frames.ts";
 import { closeQuietly, type Connection } from "../transport/connection.ts";
 import {
   DEFAULT_RECOVERY_HELLO_TIMEOUT,
@@ -44,7 +42,6 @@ import {
 } from "../defaults.ts";
 import {
   type Hello,
-  MAGIC,
   parseHello,
   preamble,
   readPreamble,
@@ -54,6 +51,8 @@ import {
   writeAll,
 } from "./_preamble.ts";
 import { ResumableConn } from "./resumable_conn.ts";
+import { PendingConn } from "./_pending_conn.ts";
+import { newToken, sameToken } from "./_tokens.ts";
 import { MessageLog } from "./_message_log.ts";
 import type { RecoveryMeter, RecoveryRefusal } from "../_meters.ts";
 
@@ -177,11 +176,7 @@ export class ServerRecovery<Data, In, Out> {
   readonly #report: (error: unknown, session?: Session<Data, In, Out>) => void;
   readonly #entries = new Map<number, Entry<Data, In, Out>>();
   readonly #cluster: ClusterRecoveryLink | undefined;
-  // The latest entry's bytes as sent (its position record, then its frame
-  // in each codec met): built once per entry, shared by every member.
-  #framedPosition = -1;
-  // deno-lint-ignore no-explicit-any
-  readonly #framed = new Map<Codec<any, any>, Uint8Array | undefined>();
+  readonly #frames: PositionedFrames | undefined;
   /** The counters the metrics read (issue 18). */
   readonly meter: RecoveryMeter;
 
@@ -192,6 +187,7 @@ export class ServerRecovery<Data, In, Out> {
     cluster?: ClusterRecoveryLink,
   ) {
     this.#cluster = cluster;
+    this.#frames = cluster && new PositionedFrames(cluster.codec);
     this.#options = options;
     this.#window = options.window ?? DEFAULT_RECOVERY_WINDOW;
     this.#maxMessages = options.maxMessages ?? DEFAULT_RECOVERY_MAX_MESSAGES;
@@ -413,9 +409,7 @@ export class ServerRecovery<Data, In, Out> {
     };
   }
 
-  // An entry from the backplane: its position record and its frame, queued
-  // as one message (so a replay from the log sends both again, and the
-  // client takes the position only with the message).
+  // An entry from the backplane (see _positioned_frames.ts).
   #deliver(entry: Entry<Data, In, Out>, position: number, frame: Uint8Array) {
     const session = entry.session;
     if (session === undefined) {
@@ -423,25 +417,12 @@ export class ServerRecovery<Data, In, Out> {
       return;
     }
     if (session.state !== "open") return;
-    if (position !== this.#framedPosition) {
-      this.#framedPosition = position;
-      this.#framed.clear();
-    }
-    const codec = session.codec;
-    let bytes = this.#framed.get(codec);
-    if (bytes === undefined && !this.#framed.has(codec)) {
-      const own = this.#cluster!.codec;
-      const body = codec === own ? frame : transcode(own, codec, frame);
-      if (body !== undefined) {
-        const record = entry.webSocket
-          ? webSocketPositionRecord(position)
-          : positionRecord(position);
-        bytes = new Uint8Array(record.length + body.length);
-        bytes.set(record);
-        bytes.set(body, record.length);
-      }
-      this.#framed.set(codec, bytes);
-    }
+    const bytes = this.#frames!.for(
+      position,
+      frame,
+      session.codec,
+      entry.webSocket,
+    );
     if (bytes !== undefined) sendShared(session, bytes, 0, bytes.length, 1);
   }
 
@@ -676,99 +657,8 @@ export class ServerRecovery<Data, In, Out> {
   }
 }
 
-function startsLikeMagic(bytes: Uint8Array): boolean {
-  const n = Math.min(bytes.length, MAGIC.length);
-  for (let i = 0; i < n; i++) if (bytes[i] !== MAGIC[i]) return false;
-  return n > 0;
-}
-
 function asksForRecovery(target: string): boolean {
   const query = target.indexOf("?");
   return query !== -1 &&
     new URLSearchParams(target.slice(query + 1)).get(WEBSOCKET_PARAM) === "1";
-}
-
-/** 144 random bits, base64url (24 characters). */
-export function newToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(18));
-  let text = "";
-  for (const byte of bytes) text += String.fromCharCode(byte);
-  return btoa(text).replaceAll("+", "-").replaceAll("/", "_");
-}
-
-// Compares in time independent of where the first difference is.
-function sameToken(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
-
-// A connection whose first read was started by the sniffing and is still
-// pending: its result is the first thing read().
-class PendingConn {
-  readonly #conn: Deno.Conn;
-  #pending: Promise<number | null> | undefined;
-  readonly #buffer: Uint8Array;
-  #left: Uint8Array | undefined;
-
-  constructor(
-    conn: Deno.Conn,
-    pending: Promise<number | null>,
-    buffer: Uint8Array,
-  ) {
-    this.#conn = conn;
-    this.#pending = pending;
-    this.#buffer = buffer;
-  }
-
-  get remoteAddr(): Deno.Addr {
-    return this.#conn.remoteAddr;
-  }
-
-  get localAddr(): Deno.Addr {
-    return this.#conn.localAddr;
-  }
-
-  setNoDelay(noDelay = true): void {
-    if ("setNoDelay" in this.#conn) {
-      (this.#conn as Deno.TcpConn).setNoDelay(noDelay);
-    }
-  }
-
-  async read(buffer: Uint8Array): Promise<number | null> {
-    const pending = this.#pending;
-    if (pending !== undefined) {
-      this.#pending = undefined;
-      const n = await pending;
-      if (n === null) return null;
-      this.#left = this.#buffer.subarray(0, n);
-      // A recovery client's hello that came after helloTimeout (a loaded
-      // client or network): never let the codec take it for a message. The
-      // client is refused and dials again.
-      if (startsLikeMagic(this.#left)) {
-        throw new Deno.errors.InvalidData("A late recovery hello");
-      }
-    }
-    const left = this.#left;
-    if (left !== undefined) {
-      const n = Math.min(buffer.length, left.length);
-      buffer.set(left.subarray(0, n));
-      this.#left = n === left.length ? undefined : left.subarray(n);
-      return n;
-    }
-    return await this.#conn.read(buffer);
-  }
-
-  write(chunk: Uint8Array): Promise<number> {
-    return this.#conn.write(chunk);
-  }
-
-  closeWrite(): Promise<void> {
-    return this.#conn.closeWrite();
-  }
-
-  close(): void {
-    this.#conn.close();
-  }
 }
