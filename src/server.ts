@@ -16,7 +16,6 @@ import { serverMeter, type ServerMeterSource } from "./_meters.ts";
 import { validateListenOptions } from "./_validate_options.ts";
 import { ErrorLog } from "./_error_log.ts";
 import type { ClusterBridge } from "./cluster_bridge.ts";
-import type { RecoveryBackplane } from "./recovery/backplane.ts";
 import { sendFrames } from "./_fan_out.ts";
 import type { WebSocketListenOptions } from "./websocket/websocket_listen.ts";
 import type { Listener } from "./transport/transport.ts";
@@ -28,15 +27,14 @@ import {
 } from "./transport/connection.ts";
 import { openSession } from "./transport/open_session.ts";
 import type { WebSocketServerStats } from "./transport/stats.ts";
-import {
-  DEFAULT_RECOVERY_WINDOW,
-  DEFAULT_SHUTDOWN_TIMEOUT,
-} from "./defaults.ts";
+import { DEFAULT_SHUTDOWN_TIMEOUT } from "./defaults.ts";
 // Recovery (issue 17): opt-in, see src/recovery/.
 import {
   type RecoveryOpened,
   type RecoveryOptions,
-  ServerRecovery,
+  type ServerRecovery,
+  serverRecovery,
+  shareClusterRecovery,
 } from "./recovery/server_recovery.ts";
 
 /**
@@ -496,19 +494,20 @@ export class Server<
       "listen()",
     );
     // Checked before binding: a recovery option that can't apply throws.
-    this.#recovery = this.#makeRecovery(codec);
+    this.#recovery = serverRecovery(
+      options,
+      codec,
+      () => this.sessions.nextId(),
+      (error, session) => this.#report(error, session),
+    );
     this.#listener = transport.listen(
       options,
       (error) => this.#report(error, undefined),
     );
     this.addr = this.#listener.addr as Addr;
     this.sessions = options.sessions ?? new SessionManager();
-    // Servers sharing this manager resume across the cluster too (the
-    // frames in its engine are in this server's codec).
-    const backplane = options.cluster?.recovery;
-    if (backplane !== undefined) {
-      clusterRecoveryOf.set(this.sessions, { backplane, codec });
-    }
+    // Servers sharing this manager resume across the cluster too.
+    shareClusterRecovery(this.sessions, options.cluster, codec);
     const cluster = options.cluster;
     if (cluster !== undefined) {
       if (
@@ -737,40 +736,6 @@ export class Server<
     closeQuietly(conn);
   }
 
-  // Recovery (issue 17): local, or across the cluster when the cluster
-  // offers it (its engine's record window must cover the server's).
-  #makeRecovery(
-    codec: Codec<In, Out>,
-  ): ServerRecovery<Data, In, Out> | undefined {
-    const options = this.#options;
-    const backplane = options.cluster?.recovery;
-    // A server sharing the manager of a server whose cluster has history.
-    const shared = options.sessions === undefined
-      ? undefined
-      : clusterRecoveryOf.get(options.sessions);
-    if (options.recovery === undefined) {
-      if (backplane !== undefined) {
-        throw new TypeError(
-          "cluster has history, which needs the recovery option (recovery: {}) to mean anything",
-        );
-      }
-      return undefined;
-    }
-    const window = options.recovery.window ?? DEFAULT_RECOVERY_WINDOW;
-    const limit = (backplane ?? shared?.backplane)?.window;
-    if (limit !== undefined && window > limit) {
-      throw new RangeError(
-        `recovery.window (${window} ms) is longer than the cluster history's record window (${limit} ms)`,
-      );
-    }
-    return new ServerRecovery(
-      options.recovery,
-      () => this.sessions.nextId(),
-      (error, session) => this.#report(error, session),
-      backplane === undefined ? shared : { backplane, codec },
-    );
-  }
-
   #open(conn: Deno.Conn, ip: string | undefined): void {
     const opened = this.#listener.open(conn);
     if (this.#recovery !== undefined) {
@@ -942,16 +907,6 @@ export class Server<
     });
   }
 }
-
-// The cluster recovery of a manager whose server's cluster has history,
-// for the other servers sharing that manager (e.g. a WebSocket server next
-// to the TCP one, as the chat has).
-// deno-lint-ignore no-explicit-any
-const clusterRecoveryOf = new WeakMap<SessionManager<any, any, any>, {
-  readonly backplane: RecoveryBackplane;
-  // deno-lint-ignore no-explicit-any
-  readonly codec: Codec<any, any>;
-}>();
 
 /**
  * Starts a server: binds at once (so `server.addr` is ready when this

@@ -662,3 +662,68 @@ function asksForRecovery(target: string): boolean {
   return query !== -1 &&
     new URLSearchParams(target.slice(query + 1)).get(WEBSOCKET_PARAM) === "1";
 }
+
+// The cluster recovery of a manager whose server's cluster has history, for
+// the other servers sharing that manager (e.g. a WebSocket server next to
+// the TCP one, as the chat has): the frames in its engine are in that
+// server's codec.
+const sharedLinks = new WeakMap<object, ClusterRecoveryLink>();
+
+/**
+ * Called by a server with a cluster once its manager is known: servers
+ * sharing the manager resume across the cluster too.
+ */
+export function shareClusterRecovery(
+  sessions: object,
+  cluster: { readonly recovery?: RecoveryBackplane | undefined } | undefined,
+  // deno-lint-ignore no-explicit-any
+  codec: Codec<any, any>,
+): void {
+  const backplane = cluster?.recovery;
+  if (backplane !== undefined) sharedLinks.set(sessions, { backplane, codec });
+}
+
+/**
+ * A server's recovery, local or across its cluster (the cluster's, or the
+ * one of a server it shares its manager with).
+ *
+ * @throws {TypeError} When the cluster has history and `recovery` is unset.
+ * @throws {RangeError} When `recovery.window` is longer than the history's
+ * record window.
+ */
+export function serverRecovery<Data, In, Out>(
+  options: {
+    readonly recovery?: RecoveryOptions<Data, In, Out> | undefined;
+    readonly cluster?:
+      | { readonly recovery?: RecoveryBackplane | undefined }
+      | undefined;
+    readonly sessions?: object | undefined;
+  },
+  // deno-lint-ignore no-explicit-any
+  codec: Codec<any, any>,
+  nextId: () => number,
+  report: (error: unknown, session?: Session<Data, In, Out>) => void,
+): ServerRecovery<Data, In, Out> | undefined {
+  const backplane = options.cluster?.recovery;
+  if (options.recovery === undefined) {
+    if (backplane !== undefined) {
+      throw new TypeError(
+        "cluster has history, which needs the recovery option (recovery: {}) to mean anything",
+      );
+    }
+    return undefined;
+  }
+  const link = backplane !== undefined
+    ? { backplane, codec }
+    : options.sessions === undefined
+    ? undefined
+    : sharedLinks.get(options.sessions);
+  const window = options.recovery.window ?? DEFAULT_RECOVERY_WINDOW;
+  const limit = link?.backplane.window;
+  if (limit !== undefined && window > limit) {
+    throw new RangeError(
+      `recovery.window (${window} ms) is longer than the cluster history's record window (${limit} ms)`,
+    );
+  }
+  return new ServerRecovery(options.recovery, nextId, report, link);
+}
