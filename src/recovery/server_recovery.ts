@@ -18,6 +18,7 @@ import { CloseReason } from "../close_reason.ts";
 import {
   messagesIn,
   observe,
+  queueReplayed,
   resume,
   sendShared,
   suspend,
@@ -335,7 +336,7 @@ export class ServerRecovery<Data, In, Out> {
     entry.early = undefined;
     if (early !== undefined) {
       for (const [position, frame] of early) {
-        this.#deliver(entry, position, frame);
+        this.#deliver(entry, position, frame, true);
       }
     }
     this.meter.resumed++;
@@ -409,8 +410,14 @@ export class ServerRecovery<Data, In, Out> {
     };
   }
 
-  // An entry from the backplane (see _positioned_frames.ts).
-  #deliver(entry: Entry<Data, In, Out>, position: number, frame: Uint8Array) {
+  // An entry from the backplane (see _positioned_frames.ts). What was
+  // replayed (given before the session existed) goes past its budget.
+  #deliver(
+    entry: Entry<Data, In, Out>,
+    position: number,
+    frame: Uint8Array,
+    replayed = false,
+  ): void {
     const session = entry.session;
     if (session === undefined) {
       (entry.early ??= []).push([position, frame]);
@@ -423,7 +430,9 @@ export class ServerRecovery<Data, In, Out> {
       session.codec,
       entry.webSocket,
     );
-    if (bytes !== undefined) sendShared(session, bytes, 0, bytes.length, 1);
+    if (bytes === undefined) return;
+    if (replayed) queueReplayed(session, bytes);
+    else sendShared(session, bytes, 0, bytes.length, 1);
   }
 
   #end(id: number, entry: Entry<Data, In, Out>): void {

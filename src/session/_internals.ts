@@ -33,6 +33,12 @@ export interface SessionParts {
       end: number,
       frames: number,
     ): boolean;
+    queueReplayed(
+      base: Uint8Array,
+      start: number,
+      end: number,
+      frames: number,
+    ): boolean;
   };
   readonly reader: {
     prelude: Uint8Array | undefined;
@@ -113,6 +119,19 @@ export function sendShared(
   frames = 1,
 ): boolean {
   return session[parts].writer.sendShared(base, start, end, frames);
+}
+
+/**
+ * Queues a replayed message from a cluster's history past the session's
+ * budget (paced, never a reason to cut the peer; issue 17).
+ *
+ * @returns Whether the session is open to take it.
+ */
+export function queueReplayed(
+  session: WithParts,
+  bytes: Uint8Array,
+): boolean {
+  return session[parts].writer.queueReplayed(bytes, 0, bytes.length, 1);
 }
 
 /**

@@ -209,6 +209,25 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   }
 
   /**
+   * Queues and logs `base[start, end)` like {@linkcode sendShared}, past the
+   * budget: what a cluster's history replays to a session resumed on this
+   * node (issue 17). Like {@linkcode replay}, it is bounded elsewhere (the
+   * history's own bounds) and paced by the flush passes: never a reason to
+   * cut the peer.
+   */
+  queueReplayed(
+    base: Uint8Array,
+    start: number,
+    end: number,
+    frames: number,
+  ): boolean {
+    if (this.#life.state !== "open") return false;
+    this.#queue.pushShared(base, start, end, frames, true);
+    this.#queued();
+    return true;
+  }
+
+  /**
    * A resumed connection (issue 17): forgets what is queued and not yet
    * handed to a write (the log holds it), and queues the log from message
    * `from` on instead, by reference. The replay bypasses the budget (the

@@ -30,7 +30,11 @@ interface Node {
 
 // A chat-like node: "join R", "say R text" (to the room, not back to the
 // sender), "tell ID text" (send-by-id), "nick N" (data).
-function node(hub: MemoryBrokerHub, history: RoomHistory): Node {
+function node(
+  hub: MemoryBrokerHub,
+  history: RoomHistory,
+  outboundBudget?: number,
+): Node {
   const cluster = new Cluster({ broker: hub.connect(), history });
   const server = listen<{ nick?: string }, string, string>({
     hostname: "127.0.0.1",
@@ -38,6 +42,7 @@ function node(hub: MemoryBrokerHub, history: RoomHistory): Node {
     codec: lines(),
     cluster,
     recovery: { window: 30_000 },
+    ...(outboundBudget !== undefined && { outboundBudget }),
     data: () => ({}),
     onMessage(session, line) {
       const [verb, target, ...rest] = line.split(" ");
@@ -271,5 +276,41 @@ Deno.test("listen() refuses a cluster with history but no recovery option", asyn
     );
   } finally {
     await cluster.close();
+  }
+});
+
+Deno.test("a replay larger than the budget on another node is paced, not cut", async () => {
+  const { MemoryHistoryStore } = await import(
+    "../../src/cluster/history/memory_history.ts"
+  );
+  const store = new MemoryHistoryStore(LIMITS);
+  const hub = new MemoryBrokerHub();
+  const a = node(hub, store.connect(), 8192);
+  const b = node(hub, store.connect(), 8192);
+  const ann = await RawRecoveryClient.open(a.port);
+  try {
+    ann.start();
+    await ann.send("join lobby");
+    await delay(50);
+    await ann.drop();
+    await stop(a);
+    // 300 lines of 200 bytes (60 KB) while she is away: 7 budgets' worth.
+    const body = "x".repeat(190);
+    for (let i = 0; i < 300; i++) {
+      b.server.sessions.broadcast(`${i} ${body}`, { room: "lobby" });
+    }
+    await delay(100);
+    assert.match(await ann.resume(b.port), /^ok 1 /);
+    ann.start();
+    await until(() => ann.lines.length >= 300, 10_000, "the whole replay");
+    assert.deepEqual(
+      ann.texts().map((line) => Number(line.split(" ")[0])),
+      Array.from({ length: 300 }, (_, i) => i),
+    );
+    assert.equal(b.server.sessions.size, 1, "not cut");
+  } finally {
+    await ann.drop();
+    await stop(a);
+    await stop(b);
   }
 });
