@@ -206,9 +206,22 @@ export function validateListenOptions(options: object): void {
   const transport = transportOf(o);
   if (transport === "unix") string(o, "path", true);
   checkAll(o, LISTEN_OPTIONS, transport, "listen()");
+  noDropWithRecovery(o);
   // A WebSocket server's codec is wrapped in an adapter that has a
   // heartbeat (ping/pong frames).
   sessionRelations(o, transport === "websocket");
+}
+
+// Recovery promises every message once; "drop" would refuse some without
+// the peer ever learning of the gap.
+function noDropWithRecovery(o: Record<string, unknown>): void {
+  if (
+    o.overflow === "drop" && o.recovery !== undefined && o.recovery !== false
+  ) {
+    throw new TypeError(
+      'overflow: "drop" can\'t be used with recovery: a dropped message would be a gap its peer never learns of (use "close")',
+    );
+  }
 }
 
 /**
@@ -241,6 +254,7 @@ export function validateConnectOptions(options: object): void {
   // Foreign keys first: `{ url }` without a transport is told that url is
   // for "websocket", rather than that a port is missing.
   checkAll(o, CONNECT_OPTIONS, transport, "connect()");
+  noDropWithRecovery(o);
   if (transport === "websocket") {
     const url = o.url;
     if (typeof url !== "string" && !(url instanceof URL)) {

@@ -275,3 +275,21 @@ Deno.test("a large replay is paced through a small budget, and the peer is not c
     await client.close();
   }
 });
+
+Deno.test('recovery refuses overflow: "drop" (a dropped message would be a silent gap)', async () => {
+  assert.throws(
+    () => testServer({ recovery: {}, overflow: "drop" }),
+    (error: Error) =>
+      error instanceof TypeError && /"drop".*recovery/.test(error.message),
+  );
+  await assert.rejects(
+    connect({
+      hostname: "127.0.0.1",
+      port: 1,
+      recovery: true,
+      overflow: "drop",
+    }),
+    (error: Error) =>
+      error instanceof TypeError && /"drop".*recovery/.test(error.message),
+  );
+});
