@@ -122,6 +122,9 @@ for (const engine of ENGINES) {
         await delay(150);
 
         await t.step("each broadcast once, with a position", async () => {
+          // A node without members of the lobby receives none of it.
+          const strangerHistory = await fixture.connect();
+          const stranger = node(hub, strangerHistory);
           await ann.send("say lobby one");
           await bob.send("say lobby two");
           await plain.write(new TextEncoder().encode("say lobby three\n"));
@@ -136,6 +139,8 @@ for (const engine of ENGINES) {
           }
           // Plain clients get no record: their bytes are unchanged.
           assert.ok(plainLines.every((line) => !line.includes("pos")));
+          assert.equal(strangerHistory.stats().received, 0);
+          await stop(stranger);
         });
 
         await t.step("send-by-id from another node, once", async () => {
