@@ -79,7 +79,8 @@ for (const engine of ENGINES) {
       await using fixture = await engine.start(LIMITS);
       const hub = new MemoryBrokerHub();
       const a = node(hub, await fixture.connect());
-      const b = node(hub, await fixture.connect());
+      const bHistory = await fixture.connect();
+      const b = node(hub, bHistory);
       const clients: RawRecoveryClient[] = [];
       try {
         await t.step("a new session gets its position and epoch", async () => {
@@ -237,6 +238,28 @@ for (const engine of ENGINES) {
                 "fail unknown_session",
               );
               bare.conn.close();
+            } finally {
+              await stop(c);
+            }
+          },
+        );
+        await t.step(
+          "the stream lost (broker restarted without data): a fresh session, nothing of the gap",
+          async () => {
+            await bob.drop();
+            await fixture.lose();
+            // Node b's engine connection is back before anything closes.
+            for (let i = 0; i < 100; i++) {
+              if (await bHistory.head().then(() => true, () => false)) break;
+              await delay(50);
+            }
+            const c = node(hub, await fixture.connect());
+            try {
+              const answer = await bob.resume(c.port);
+              // The record went with the stream, or its epoch is not the
+              // stream's any more: either way nothing is replayed.
+              assert.match(answer, /^fail (epoch|unknown_session)$/);
+              bob.conn.close();
             } finally {
               await stop(c);
             }
