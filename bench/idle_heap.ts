@@ -263,7 +263,10 @@ if (Deno.args.includes("--retained")) {
   const nodeFields = s.snapshot.meta.node_fields.length;
   const selfAt = s.snapshot.meta.node_fields.indexOf("self_size");
   const n = s.nodes.length / nodeFields;
-  const byPart = new Map<string, { count: number; self: number; kept: number }>();
+  const byPart = new Map<
+    string,
+    { count: number; self: number; kept: number }
+  >();
   for (let i = 0; i < n; i++) {
     const k = key(s, i, nodeFields);
     if (!k.startsWith("object ")) continue;

@@ -38,7 +38,6 @@ import { lengthPrefixed, listen } from "../mod.ts";
 // deno-lint-ignore no-explicit-any
 const gc = (globalThis as any).gc as (() => void) | undefined;
 
-
 interface Memory {
   rss: number;
   heap: number;

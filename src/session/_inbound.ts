@@ -73,7 +73,8 @@ export class Inbound<
   readonly #heartbeat: Heartbeat<In> | undefined;
   readonly #symmetricHeartbeat: boolean;
   #phase: Phase;
-  readonly #backlog: In[] = [];
+  // Made on first use: most messages go straight to onMessage.
+  #backlog: In[] | undefined;
   #messageBucket: TokenBucket | undefined;
   #byteBucket: TokenBucket | undefined;
   #pause:
@@ -163,7 +164,7 @@ export class Inbound<
         this.#phase = "busy";
         this.handlerBusy = this.#authenticate(message);
       } else {
-        this.#backlog.push(message);
+        (this.#backlog ??= []).push(message);
       }
       return;
     }
@@ -175,7 +176,7 @@ export class Inbound<
         if (this.#overRate()) return;
         // Throttled: this message and the rest of the read wait their turn.
         this.#phase = "throttled";
-        this.#backlog.push(message);
+        (this.#backlog ??= []).push(message);
         this.handlerBusy = this.#drainBacklog(this.#sleep(wait), true);
         return;
       }
@@ -202,7 +203,7 @@ export class Inbound<
    */
   awaitingReplies(): boolean {
     return this.#requests !== undefined && this.#requests.size > 0 &&
-      this.#backlog.length < MAX_BACKLOG_WHILE_AWAITING;
+      (this.#backlog?.length ?? 0) < MAX_BACKLOG_WHILE_AWAITING;
   }
 
   /** Whether the codec correlates requests and replies. */
@@ -229,7 +230,7 @@ export class Inbound<
 
   closing(reason: string): void {
     this.#phase = "closed";
-    this.#backlog.length = 0;
+    if (this.#backlog !== undefined) this.#backlog.length = 0;
     clearTimeout(this.#authTimer);
     this.#requests?.reject(new SessionClosedError(reason));
     this.#resume();
@@ -338,9 +339,13 @@ export class Inbound<
       this.#life.report(error);
     }
     const bucket = this.#messageBucket;
+    // None yet: nothing arrived meanwhile (and nothing can before the
+    // phase is "ready" again, below, without an await in between).
     const backlog = this.#backlog;
     let first = prepaid;
-    while (this.#phase !== "closed" && backlog.length > 0) {
+    while (
+      this.#phase !== "closed" && backlog !== undefined && backlog.length > 0
+    ) {
       if (bucket !== undefined && !first) {
         const wait = bucket.take(1, performance.now());
         if (wait > 0) {

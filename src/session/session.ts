@@ -9,7 +9,7 @@
 //   _liveness.ts   idle, frame and heartbeat timeouts
 // The server, client and manager reach a session only through
 // _internals.ts.
-import type { Codec } from "../codec/codec.ts";
+import type { Codec, DecoderLink } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
 import { SessionClosedError } from "../errors.ts";
 import { Lifecycle, type LifecycleParts } from "./_lifecycle.ts";
@@ -377,13 +377,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.codec = options.codec;
     const life = new Lifecycle(this, conn, options);
     const writer = new Writer(conn, options, life);
-    // What the decoder sends (pongs, close frames) are control frames, not
-    // messages: a resumable session's log leaves them out (issue 17).
-    const link = {
-      owner: this,
-      sendFrame: (frame: Uint8Array) => writer.sendFrame(frame),
-      close: (reason?: string) => this.close(reason),
-    };
+    const link = new SessionLink(this, writer);
     // Runs the codec's decoder(): user code that may throw.
     const decoder = options.codec.decoder(link);
     const inbound = new Inbound(this, options, life, writer);
@@ -721,3 +715,30 @@ export class Session<Data = unknown, In = unknown, Out = In>
 }
 
 const NO_ROOMS: ReadonlySet<string> = new Set();
+
+/**
+ * What a session's decoder sends through. What it sends (pongs, close
+ * frames) are control frames, not messages: a resumable session's log
+ * leaves them out (issue 17). Methods, not closures: a quiet session holds
+ * its link for life (issue 19 §4).
+ */
+class SessionLink implements DecoderLink {
+  readonly owner: { close(reason?: string): Promise<void> };
+  readonly #writer: { sendFrame(frame: Uint8Array): boolean };
+
+  constructor(
+    owner: { close(reason?: string): Promise<void> },
+    writer: { sendFrame(frame: Uint8Array): boolean },
+  ) {
+    this.owner = owner;
+    this.#writer = writer;
+  }
+
+  sendFrame(frame: Uint8Array): boolean {
+    return this.#writer.sendFrame(frame);
+  }
+
+  close(reason?: string): Promise<void> {
+    return this.owner.close(reason);
+  }
+}
