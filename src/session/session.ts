@@ -354,8 +354,6 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   readonly #life: Lifecycle<Session<Data, In, Out>>;
   readonly #writer: Writer<Out>;
-  readonly #reader: Reader<In>;
-  readonly #inbound: Inbound<Session<Data, In, Out>, Data, In>;
 
   /**
    * Wraps `conn`. From now on the session is the only code that writes to
@@ -418,10 +416,20 @@ export class Session<Data = unknown, In = unknown, Out = In>
     life.bind(own);
     this.#life = life;
     this.#writer = writer;
-    this.#reader = reader;
-    this.#inbound = inbound;
     this[parts] = own;
     reader.start();
+  }
+
+  // The reader and the inbound pipeline, as the parts hold them: only cold
+  // paths use them, so the session keeps no fields of its own for them.
+  get #parts(): {
+    readonly reader: Reader<In>;
+    readonly inbound: Inbound<Session<Data, In, Out>, Data, In>;
+  } {
+    return this[parts] as unknown as {
+      readonly reader: Reader<In>;
+      readonly inbound: Inbound<Session<Data, In, Out>, Data, In>;
+    };
   }
 
   /** Resolves, never rejects, with the close reason once fully closed. */
@@ -446,7 +454,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   /** When the last frame arrived (or the connection opened), epoch ms. */
   get lastSeen(): number {
-    return this.#reader.lastSeen;
+    return this.#parts.reader.lastSeen;
   }
 
   /** Outbound bytes waiting in memory, including the write in flight. */
@@ -473,12 +481,12 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   /** Frames decoded from the peer. */
   get framesIn(): number {
-    return this.#inbound.framesIn;
+    return this.#parts.inbound.framesIn;
   }
 
   /** Bytes read from the peer. */
   get bytesIn(): number {
-    return this.#reader.bytesIn;
+    return this.#parts.reader.bytesIn;
   }
 
   /** Frames accepted by `send` / `sendFrame`. */
@@ -643,7 +651,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     }
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const requests = this.#inbound.requests();
+    const requests = this.#parts.inbound.requests();
     const { id, reply } = requests.add(
       options.timeout ?? DEFAULT_REQUEST_TIMEOUT,
       signal,
