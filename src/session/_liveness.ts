@@ -32,6 +32,8 @@ export interface WatchedWriter {
   readonly queuedBytes: number;
   readonly flow: Flow;
   sendFrame(frame: Uint8Array): boolean;
+  /** Gives back a queue that holds nothing (see Writer.releaseQueue). */
+  releaseQueue(): void;
 }
 
 /** What a tick reads from the inbound pipeline. */
@@ -152,7 +154,12 @@ export class Liveness extends LivenessTracker {
     this.#seenWritten = written;
     this.#pingBytes = 0;
     const verdict = this.tick(elapsed, signals);
-    if (verdict === undefined) return;
+    if (verdict === undefined) {
+      // Quiet since the last tick or not, a session with nothing queued
+      // holds no queue until it sends again (issue 19 §4).
+      if (!signals.queued) writer.releaseQueue();
+      return;
+    }
     if (verdict !== "ping") {
       this.#life.close(verdict, undefined);
       return;

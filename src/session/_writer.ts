@@ -9,7 +9,12 @@
 // closure, one state check.
 import type { Codec } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
-import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
+import {
+  COPY_BELOW,
+  giveQueue,
+  OutboundQueue,
+  takeQueue,
+} from "./_outbound_queue.ts";
 import { type FlushItem, scheduleFlush } from "./_flush_scheduler.ts";
 import {
   bounded,
@@ -35,6 +40,10 @@ export interface WriterOptions<Out> {
   highWaterMark?: number;
   drainTimeout?: number;
 }
+
+// Held by every session with nothing to write instead of a queue of its
+// own; never changed (whatever would change a queue takes one first).
+const IDLE_QUEUE = new OutboundQueue();
 
 /** A writer's codec and limits, worked out once per options object. */
 interface WriterSettings<Out> {
@@ -91,7 +100,14 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   readonly flow: Flow;
   readonly #conn: Deno.Conn;
   readonly #life: Life;
-  readonly #queue = new OutboundQueue();
+  // What waits to be written. A session gone quiet gives it back (see
+  // releaseQueue) and holds the shared, empty IDLE_QUEUE instead: every
+  // read works on that as on an empty queue, and whatever would change it
+  // takes a queue first (#own()).
+  #queue: OutboundQueue = IDLE_QUEUE;
+  // Frames and bytes counted by queues given back.
+  #framesBefore = 0;
+  #bytesBefore = 0;
   // Codec and limits, shared by the sessions with the same options.
   readonly #settings: WriterSettings<Out>;
   #flushScheduled = false;
@@ -111,7 +127,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
 
   set log(log: OutboundLog | undefined) {
     this.#log = log;
-    this.#queue.log = log;
+    this.#own().log = log;
   }
 
   #log: OutboundLog | undefined;
@@ -150,12 +166,33 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
 
   /** Frames accepted. */
   get framesOut(): number {
-    return this.#queue.frames;
+    return this.#framesBefore + this.#queue.frames;
   }
 
   /** Bytes written to the peer. */
   get bytesOut(): number {
-    return this.#queue.writtenBytes;
+    return this.#bytesBefore + this.#queue.writtenBytes;
+  }
+
+  // The session's own queue, taken now if it holds the shared IDLE_QUEUE:
+  // one predictable branch on the send paths.
+  #own(): OutboundQueue {
+    const queue = this.#queue;
+    return queue !== IDLE_QUEUE ? queue : (this.#queue = takeQueue());
+  }
+
+  /**
+   * Gives the queue back when it holds nothing (liveness calls this on its
+   * ticks while nothing is queued): a quiet session then holds no queue,
+   * and takes one again when it next sends. Its counts carry over.
+   */
+  releaseQueue(): void {
+    const queue = this.#queue;
+    if (queue === IDLE_QUEUE || !queue.empty || this.#flushScheduled) return;
+    this.#framesBefore += queue.frames;
+    this.#bytesBefore += queue.writtenBytes;
+    this.#queue = IDLE_QUEUE;
+    giveQueue(queue);
   }
 
   /** Frames refused by the `"drop"` overflow policy. */
@@ -177,7 +214,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   send(message: Out): boolean {
     if (this.#life.state !== "open") return false;
     const codec = this.#settings.codec;
-    const queue = this.#queue;
+    const queue = this.#own();
     if (codec.encodeInto !== undefined) {
       // Fast path: encode straight into the outbound chunk, no allocation.
       const start = queue.privateFill;
@@ -222,8 +259,9 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
     if (this.#life.state !== "open") return false;
     const size = frame.byteLength;
     if (!this.admit(size)) return false;
-    if (size < COPY_BELOW) this.#queue.pushPrivate(frame);
-    else this.#queue.pushShared(frame, 0, size);
+    const queue = this.#own();
+    if (size < COPY_BELOW) queue.pushPrivate(frame);
+    else queue.pushShared(frame, 0, size);
     this.#queued();
     return true;
   }
@@ -241,7 +279,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
     if (this.#life.state !== "open") return false;
     if (!this.admit(end - start, frames)) return false;
     // Logged by the queue, once per range (see OutboundQueue.log).
-    this.#queue.pushShared(base, start, end, frames, true);
+    this.#own().pushShared(base, start, end, frames, true);
     this.#queued();
     return true;
   }
@@ -258,7 +296,8 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   replay(from: number): boolean {
     const log = this.#log;
     if (log === undefined) return false;
-    const queue = this.#queue;
+    // A resumable session's queue holds its log: it is never given back.
+    const queue = this.#own();
     queue.sealForLog();
     if (!log.canReplayFrom(from)) return false;
     queue.discardPending();
@@ -320,7 +359,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
 
   goodbye(frame: Uint8Array): void {
     if (this.#queue.dropped) return;
-    this.#queue.pushPrivate(frame);
+    this.#own().pushPrivate(frame);
     this.#queued();
   }
 
@@ -342,7 +381,8 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   }
 
   drop(): void {
-    this.#queue.drop();
+    // Dropped for good: a closed session keeps a queue that says so.
+    this.#own().drop();
   }
 
   // A frame was queued: join the next flush pass, and hold the producer back

@@ -183,3 +183,32 @@ Deno.test("a session's liveness watch is one object (its own tracker), and lastS
   assert.ok(Math.abs(pair.session.lastSeen - Date.now()) < 5000);
   assert.equal(Number.isInteger(pair.session.lastSeen), true);
 });
+
+Deno.test("a session that gave its queue back while quiet sends on, its counts carried over", async () => {
+  // Issue 19 §4: liveness ticks give back the outbound queue of a session
+  // with nothing queued; the next send takes one again.
+  // A short frame timeout: liveness ticks every 50 ms, and a silent peer
+  // breaks no rule (no frame is half-sent).
+  await using pair = await watchedPair(() => {}, { frameTimeout: 200 });
+  const read = async (bytes: number): Promise<string> => {
+    const buffer = new Uint8Array(64);
+    let got = "";
+    while (got.length < bytes) {
+      const n = await within(pair.peer.read(buffer), 2000, "a line");
+      if (n === null) break;
+      got += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    return got;
+  };
+  for (let round = 1; round <= 3; round++) {
+    assert.equal(pair.session.send(`line ${round}`), true);
+    assert.equal(await pair.session.flush({ timeout: 2000 }), true);
+    assert.equal(await read(7), `line ${round}\n`);
+    // A few ticks with nothing queued: the queue is given back.
+    await delay(120);
+    assert.equal(pair.session.framesOut, round);
+    assert.equal(pair.session.bytesOut, 7 * round);
+    assert.equal(pair.session.queuedBytes, 0);
+  }
+  assert.equal(pair.session.state, "open");
+});
