@@ -1,6 +1,7 @@
 // Issue 19 §4: where an idle session's bytes go. A diagnostic, not a bench
 // row: it splits the per-connection cost of N quiet loopback connections
-// into V8 heap (JS objects, measured after forced GCs), external memory
+// into V8 heap (JS objects, measured after forced GCs, the last one
+// memory-reducing: see measure()), external memory
 // (ArrayBuffer backing stores) and the rest of RSS (Deno's native side:
 // resource table, tokio registration, each pending read op's future, and
 // the allocator's overhead), for a ladder of servers from "accept and hold"
@@ -39,6 +40,8 @@ import { lengthPrefixed, listen } from "../mod.ts";
 const gc = (globalThis as any).gc as (() => void) | undefined;
 
 interface Memory {
+  /** RSS before any forced GC. */
+  rawRss: number;
   rss: number;
   heap: number;
   heapTotal: number;
@@ -46,9 +49,18 @@ interface Memory {
 }
 
 function measure(): Memory {
+  const rawRss = Deno.memoryUsage().rss;
   for (let i = 0; i < 4; i++) gc?.();
+  // A memory-reducing GC also shrinks the young generation and gives its
+  // pages back (plain gc() leaves it at the size the burst grew it to).
+  (gc as ((options: object) => void) | undefined)?.({
+    type: "major",
+    execution: "sync",
+    flavor: "last-resort",
+  });
   const m = Deno.memoryUsage();
   return {
+    rawRss,
     rss: m.rss,
     heap: m.heapUsed,
     heapTotal: m.heapTotal,
@@ -260,15 +272,16 @@ async function driver() {
     await stdin.write(new TextEncoder().encode("measure\n"));
     const { before, after } = JSON.parse(await nextLine());
     const per = (key: keyof Memory) => (after[key] - before[key]) / n / 1024;
+    const raw = per("rawRss");
     const rss = per("rss"), heap = per("heap"), external = per("external");
     const heapTotal = per("heapTotal");
     // The slope over the last two thirds: what one more session costs, once
     // V8's young generation has grown (a one-off of tens of MB).
     const slope = (after.rss - atThird!.rss) / (n - third) / 1024;
     rows.push(
-      `| ${variant} | ${rss.toFixed(2)} | ${heap.toFixed(2)} | ${
-        (heapTotal - heap).toFixed(2)
-      } | ${external.toFixed(2)} | ${
+      `| ${variant} | ${raw.toFixed(2)} | ${rss.toFixed(2)} | ${
+        heap.toFixed(2)
+      } | ${(heapTotal - heap).toFixed(2)} | ${external.toFixed(2)} | ${
         (rss - heapTotal - external).toFixed(2)
       } | ${slope.toFixed(2)} |`,
     );
@@ -280,10 +293,11 @@ async function driver() {
     await out.cancel().catch(() => {});
   }
   console.log(
-    `| variant (N=${n}) | RSS KB/conn | V8 heap used | V8 heap unused | ` +
-      `external | rest (native) | RSS slope, last 2/3 |`,
+    `| variant (N=${n}) | RSS KB/conn, no GC | RSS KB/conn after GC | ` +
+      `V8 heap used | V8 heap unused | external | rest (native) | ` +
+      `RSS slope after GC, last 2/3 |`,
   );
-  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
   for (const row of rows) console.log(row);
 }
 

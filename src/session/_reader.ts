@@ -157,7 +157,7 @@ export class Reader<In> implements ClosingReader {
           buffer.set(prelude);
           n = prelude.byteLength;
         } else {
-          issued = Math.round(performance.now());
+          issued = Date.now() - EPOCH;
           n = await (this.#reading = this.#conn.read(buffer));
         }
         this.#reading = undefined;
@@ -177,9 +177,10 @@ export class Reader<In> implements ClosingReader {
         life.close(CloseReason.Eof, undefined);
         return;
       }
-      // Whole milliseconds (see #lastSeen): the waiting loop's frame holds
-      // both times while the next read is pending.
-      const now = Math.round(performance.now());
+      // Since EPOCH (see #lastSeen): the waiting loop's frame holds both
+      // times while the next read is pending. Date.now(), not
+      // performance.now(): half the cost here, once per read.
+      const now = Date.now() - EPOCH;
       if (now - issued >= QUICK_READ_MS) quickReads = 0;
       else if (quickReads < QUICK_READS && ++quickReads === QUICK_READS) {
         if (!inContext) producerContext.enterWith(this.#flow);
