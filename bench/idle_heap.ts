@@ -218,7 +218,7 @@ function retainedSizes(s: Snapshot): Float64Array {
   for (let v = 0; v < n; v++) retained[v] = s.nodes[v * nodeFields + selfAt]!;
   for (let k = 0; k < post - 1; k++) {
     const v = byOrder[k]!;
-    if (v !== 0) retained[idom[v]!] += retained[v]!;
+    if (v !== 0) retained[idom[v]!] = retained[idom[v]!]! + retained[v]!;
   }
   return retained;
 }
