@@ -161,6 +161,11 @@ export interface ServerSpec {
   modes?: Mode[];
   /** Unless named in --servers, run only in these workloads. */
   onlyFor?: string[];
+  /**
+   * Runs a forced, memory-reducing GC on SIGUSR2 (bench/servers/
+   * _idle_gc.ts): the idle rows then also read RSS after one.
+   */
+  gcOnSignal?: boolean;
 }
 
 export const deno = Deno.execPath();
@@ -170,6 +175,8 @@ const denoServer =
     "run",
     "--quiet",
     "--allow-net=127.0.0.1",
+    // Only exposes gc() (issue 19 §4's idle rows call it on SIGUSR2).
+    "--v8-flags=--expose-gc",
     ...harness.serverFlags,
     `${here}servers/${file}`,
     mode,
@@ -181,6 +188,7 @@ export const SERVERS: Record<string, ServerSpec> = {
     name: "microsocket",
     label: "microsocket",
     argv: denoServer("microsocket.ts"),
+    gcOnSignal: true,
     modes: ["fanout", "chat", "echo"],
   },
   // Issue 18: the same server with its metrics scraped every 250 ms. By
@@ -189,12 +197,14 @@ export const SERVERS: Record<string, ServerSpec> = {
     name: "microsocket_metrics",
     label: "microsocket + metrics",
     argv: denoServer("microsocket.ts", "metrics"),
+    gcOnSignal: true,
     onlyFor: ["fanout100", "fanout1000"],
   },
   floor: {
     name: "floor",
     label: "raw Deno floor",
     argv: denoServer("floor.ts"),
+    gcOnSignal: true,
     modes: ["fanout", "chat", "echo"],
   },
   // A diagnostic, not run by default: the floor writing through a
@@ -203,6 +213,7 @@ export const SERVERS: Record<string, ServerSpec> = {
     name: "floor_stream",
     label: "floor via stream writer",
     argv: denoServer("floor.ts", "stream"),
+    gcOnSignal: true,
   },
   // The floor flushing from one pass per event-loop turn: the design the
   // waves call for (issue 9 §2). By default it runs only in the waves.
@@ -210,6 +221,7 @@ export const SERVERS: Record<string, ServerSpec> = {
     name: "floor_turn",
     label: "floor, flush per turn",
     argv: denoServer("floor.ts", "turn"),
+    gcOnSignal: true,
     modes: ["fanout", "chat", "echo"],
     onlyFor: ["waves"],
   },
@@ -220,12 +232,14 @@ export const SERVERS: Record<string, ServerSpec> = {
     name: "floor_small",
     label: "floor, 16 B reads",
     argv: denoServer("floor.ts", "small"),
+    gcOnSignal: true,
     onlyFor: ["idle", "idle10000"],
   },
   microsocket_hb: {
     name: "microsocket_hb",
     label: "microsocket, heartbeat",
     argv: denoServer("microsocket.ts", "heartbeat"),
+    gcOnSignal: true,
     onlyFor: ["idle", "idle10000"],
   },
   naive: {
@@ -236,7 +250,13 @@ export const SERVERS: Record<string, ServerSpec> = {
   node: {
     name: "node",
     label: "Node net",
-    argv: (mode) => ["node", `${here}servers/node_net.mjs`, mode],
+    argv: (mode) => [
+      "node",
+      "--expose-gc",
+      `${here}servers/node_net.mjs`,
+      mode,
+    ],
+    gcOnSignal: true,
   },
   // Issue 19 §1: Bun.listen (uSockets), what a user would pick instead of
   // us; `bun` from the npm package (npm install -g bun), skipped without it.
@@ -334,6 +354,9 @@ export interface RunResult extends Json {
   serverCpu?: number;
   rssBaseline?: number;
   rssCheckpoint?: number;
+  /** Idle rows: RSS after a forced, memory-reducing GC (issue 19 §4). */
+  rssBaselineGc?: number;
+  rssCheckpointGc?: number;
   rssPeak?: number;
   rssEnd?: number;
   /** Waves: server RSS at the end of each wave. */
@@ -349,6 +372,18 @@ export function status(text: string, final: boolean): void {
       encoder.encode(`\r\x1b[2K${text}${final ? "\n" : ""}`),
     );
   } else if (final) console.log(text);
+}
+
+// Asks the server for a forced, memory-reducing GC (SIGUSR2, see
+// bench/servers/_idle_gc.ts) and reads its RSS once it has settled.
+async function rssAfterGc(server: RunningServer): Promise<number> {
+  try {
+    Deno.kill(server.pid, "SIGUSR2");
+  } catch {
+    return NaN;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  return rssBytes(server.pid);
 }
 
 /** Starts a server, runs the load generator against it once, stops both. */
@@ -369,6 +404,10 @@ export async function runOnce(
   const started = performance.now();
   await new Promise((resolve) => setTimeout(resolve, 100));
   result.rssBaseline = rssBytes(server.pid);
+  // Issue 19 §4: the idle rows also read RSS after a forced GC, from a
+  // baseline taken the same way.
+  const gcReadings = config.workload === "idle" && spec.gcOnSignal === true;
+  if (gcReadings) result.rssBaselineGc = await rssAfterGc(server);
   let rssPeak = result.rssBaseline;
   let cpuStart = NaN;
   let wallStart = NaN;
@@ -406,6 +445,9 @@ export async function runOnce(
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
         result.rssCheckpoint = rssBytes(server.pid);
+        if (event.name === "ready" && gcReadings) {
+          result.rssCheckpointGc = await rssAfterGc(server);
+        }
         rssPeak = result.rssCheckpoint;
         cpuStart = cpuSeconds(server.pid);
         machineStart = machineJiffies();

@@ -362,6 +362,20 @@ export function perSession(r: RunResult): number {
   return (r.rssCheckpoint - r.rssBaseline) / connections;
 }
 
+/**
+ * Idle rows (issue 19 §4): RSS growth per session between two readings
+ * each taken right after a forced, memory-reducing GC, which gives back
+ * what V8's young generation grew to during the accept burst.
+ */
+export function perSessionAfterGc(r: RunResult): number {
+  const connections = Number(r.connections ?? 0);
+  if (
+    !connections || r.rssCheckpointGc === undefined ||
+    r.rssBaselineGc === undefined
+  ) return NaN;
+  return (r.rssCheckpointGc - r.rssBaselineGc) / connections;
+}
+
 /** Server RSS growth over the measured run (peak minus the checkpoint). */
 export function rssGrowth(r: RunResult): number {
   return Number(r.rssPeak) - Number(r.rssCheckpoint);

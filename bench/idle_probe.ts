@@ -1,6 +1,7 @@
 // Issue 19 §4: where an idle session's bytes go. A diagnostic, not a bench
 // row: it splits the per-connection cost of N quiet loopback connections
-// into V8 heap (JS objects, measured after forced GCs), external memory
+// into V8 heap (JS objects, measured after forced GCs, the last one
+// memory-reducing: see measure()), external memory
 // (ArrayBuffer backing stores) and the rest of RSS (Deno's native side:
 // resource table, tokio registration, each pending read op's future, and
 // the allocator's overhead), for a ladder of servers from "accept and hold"
@@ -17,8 +18,15 @@
 //   micro     microsocket, lengthPrefixed echo, defaults (bench "microsocket")
 //   micro_hb  the same with a 30 s heartbeat (bench "microsocket_hb")
 //   micro_nagle  micro without setNoDelay(true)
-// Each connection makes one echo round trip (a 4-byte length + 8 bytes) and
-// then stays silent, like the bench's idle rows. --snapshot writes a heap
+//   ws_read16 WebSocket by hand on Deno.listen: the opening handshake, then
+//             one pending conn.read() into a 16-byte buffer (the WebSocket
+//             floor: what our transport does, minus the session)
+//   ws_native Deno.serve + Deno.upgradeWebSocket
+//   ws_hb     microsocket, listen({ transport: "websocket" }), lines, with a
+//             30 s heartbeat (bench/servers/ws_microsocket.ts heartbeat)
+// Each connection makes one echo round trip (a 4-byte length + 8 bytes), or
+// for ws_* its opening handshake, and then stays silent, like the bench's
+// idle rows. --snapshot writes a heap
 // snapshot of each server once its connections are idle (two sizes, diffed,
 // give the objects each session holds). --v8 passes V8 flags to the servers:
 // with --max-semi-space-size=1 the young generation cannot grow, which
@@ -31,11 +39,9 @@ import { lengthPrefixed, listen } from "../mod.ts";
 // deno-lint-ignore no-explicit-any
 const gc = (globalThis as any).gc as (() => void) | undefined;
 
-const role = Deno.args[0];
-if (role === "server") await server(Deno.args[1]!, Deno.args[2]);
-else await driver();
-
 interface Memory {
+  /** RSS before any forced GC. */
+  rawRss: number;
   rss: number;
   heap: number;
   heapTotal: number;
@@ -43,9 +49,18 @@ interface Memory {
 }
 
 function measure(): Memory {
+  const rawRss = Deno.memoryUsage().rss;
   for (let i = 0; i < 4; i++) gc?.();
+  // A memory-reducing GC also shrinks the young generation and gives its
+  // pages back (plain gc() leaves it at the size the burst grew it to).
+  (gc as ((options: object) => void) | undefined)?.({
+    type: "major",
+    execution: "sync",
+    flavor: "last-resort",
+  });
   const m = Deno.memoryUsage();
   return {
+    rawRss,
     rss: m.rss,
     heap: m.heapUsed,
     heapTotal: m.heapTotal,
@@ -56,7 +71,32 @@ function measure(): Memory {
 async function server(variant: string, snapshot: string | undefined) {
   const held: unknown[] = [];
   let port: number;
-  if (variant.startsWith("micro")) {
+  if (variant === "ws_hb") {
+    const s = listen({
+      transport: "websocket",
+      hostname: "127.0.0.1",
+      port: 0,
+      heartbeatInterval: 30_000,
+      onMessage: (session, line): void => void session.send(line),
+    });
+    port = s.addr.port;
+  } else if (variant === "ws_native") {
+    const s = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      (request) => {
+        const { socket, response } = Deno.upgradeWebSocket(request);
+        socket.onmessage = (event) => socket.send(event.data);
+        return response;
+      },
+    );
+    port = s.addr.port;
+  } else if (variant === "ws_read16") {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    port = (listener.addr as Deno.NetAddr).port;
+    (async () => {
+      for await (const conn of listener) void wsByHand(conn);
+    })();
+  } else if (variant.startsWith("micro")) {
     const heartbeat = variant === "micro_hb";
     const s = listen({
       hostname: "127.0.0.1",
@@ -110,6 +150,45 @@ async function server(variant: string, snapshot: string | undefined) {
   }
   Deno.exit(0);
 }
+
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+// The WebSocket floor: the opening handshake by hand, then one pending read
+// into a 16-byte buffer (frames are not parsed: the peer stays silent).
+async function wsByHand(conn: Deno.Conn): Promise<void> {
+  let head = "";
+  {
+    const buffer = new Uint8Array(1024);
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer).catch(() => null);
+      if (n === null) return conn.close();
+      head += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+  }
+  const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? "";
+  const digest = await crypto.subtle.digest(
+    "SHA-1",
+    new TextEncoder().encode(key + WS_GUID),
+  );
+  const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+  await conn.write(
+    new TextEncoder().encode(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+        `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    ),
+  );
+  const buffer = new Uint8Array(16);
+  while (true) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) return conn.close();
+  }
+}
+
+const HANDSHAKE = new TextEncoder().encode(
+  "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+    "Sec-WebSocket-Version: 13\r\n\r\n",
+);
 
 async function driver() {
   const args = Deno.args.filter((a) => !a.startsWith("--"));
@@ -165,6 +244,20 @@ async function driver() {
         Array.from({ length: Math.min(128, n - i) }, async () => {
           const conn = await Deno.connect({ hostname: "127.0.0.1", port });
           conns.push(conn);
+          if (variant.startsWith("ws_")) {
+            await conn.write(HANDSHAKE);
+            const buffer = new Uint8Array(1024);
+            let head = "";
+            while (!head.includes("\r\n\r\n")) {
+              const r = await conn.read(buffer);
+              if (r === null) throw new Error("Server closed");
+              head += new TextDecoder().decode(buffer.subarray(0, r));
+            }
+            if (!head.startsWith("HTTP/1.1 101")) {
+              throw new Error(`No upgrade: ${head.split("\r\n")[0]}`);
+            }
+            return;
+          }
           await conn.write(frame);
           const reply = new Uint8Array(64);
           let got = 0;
@@ -179,15 +272,16 @@ async function driver() {
     await stdin.write(new TextEncoder().encode("measure\n"));
     const { before, after } = JSON.parse(await nextLine());
     const per = (key: keyof Memory) => (after[key] - before[key]) / n / 1024;
+    const raw = per("rawRss");
     const rss = per("rss"), heap = per("heap"), external = per("external");
     const heapTotal = per("heapTotal");
     // The slope over the last two thirds: what one more session costs, once
     // V8's young generation has grown (a one-off of tens of MB).
     const slope = (after.rss - atThird!.rss) / (n - third) / 1024;
     rows.push(
-      `| ${variant} | ${rss.toFixed(2)} | ${heap.toFixed(2)} | ${
-        (heapTotal - heap).toFixed(2)
-      } | ${external.toFixed(2)} | ${
+      `| ${variant} | ${raw.toFixed(2)} | ${rss.toFixed(2)} | ${
+        heap.toFixed(2)
+      } | ${(heapTotal - heap).toFixed(2)} | ${external.toFixed(2)} | ${
         (rss - heapTotal - external).toFixed(2)
       } | ${slope.toFixed(2)} |`,
     );
@@ -199,9 +293,14 @@ async function driver() {
     await out.cancel().catch(() => {});
   }
   console.log(
-    `| variant (N=${n}) | RSS KB/conn | V8 heap used | V8 heap unused | ` +
-      `external | rest (native) | RSS slope, last 2/3 |`,
+    `| variant (N=${n}) | RSS KB/conn, no GC | RSS KB/conn after GC | ` +
+      `V8 heap used | V8 heap unused | external | rest (native) | ` +
+      `RSS slope after GC, last 2/3 |`,
   );
-  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
   for (const row of rows) console.log(row);
 }
+
+const role = Deno.args[0];
+if (role === "server") await server(Deno.args[1]!, Deno.args[2]);
+else await driver();

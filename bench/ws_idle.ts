@@ -3,13 +3,21 @@
 // handshake, then stays silent) against:
 //   - microsocket, listen({ transport: "websocket", heartbeatInterval: 30 s })
 //                                                  bench/servers/ws_microsocket.ts
+//   - the hand-written floor: Deno.listen, the handshake by hand, one pending
+//     16-byte read per connection                  bench/servers/ws_floor.ts
 //   - Deno.serve + Deno.upgradeWebSocket           bench/servers/ws_native.ts
 //   - Node + npm ws (when node and npm:ws are at hand)  bench/servers/ws_node.mjs
 // and prints the server's RSS growth ÷ connections (VmRSS from /proc, read
 // before the first connection and 0.5 s after the last handshake), like the
 // idle rows of `deno task bench`. The growth includes V8's young generation,
 // which grows with the allocation burst and which a million connections
-// would amortize. Clients are raw sockets in this process.
+// would amortize; so the Deno servers (run with --expose-gc) are also read
+// after a forced, memory-reducing GC (SIGUSR2, bench/servers/_idle_gc.ts),
+// before the first connection and once they are all idle: the second
+// column. Clients are raw sockets in this process.
+//
+// --v8-flags=... adds V8 flags to the Deno servers (e.g.
+// --v8-flags=--max-semi-space-size=1, a cap on the young generation).
 //
 //   deno run -A bench/ws_idle.ts [--n=10000] [--smoke]
 
@@ -18,16 +26,22 @@ const deno = Deno.execPath();
 const net = "--allow-net=127.0.0.1";
 
 let n = 10_000;
+// Always --expose-gc (it only exposes gc()), plus what --v8-flags adds.
+let v8Flags = "--v8-flags=--expose-gc";
 for (const arg of Deno.args) {
-  const [name, value = ""] = arg.replace(/^--/, "").split("=");
+  const [name, ...rest] = arg.replace(/^--/, "").split("=");
+  const value = rest.join("=");
   if (name === "smoke") n = 200;
   else if (name === "n") n = Number(value);
+  else if (name === "v8-flags") v8Flags += `,${value}`;
   else throw new Error(`unknown option ${arg}`);
 }
 
 interface Target {
   name: string;
   command: () => Promise<[string, string[]] | undefined>;
+  /** Runs a memory-reducing GC on SIGUSR2 (bench/servers/_idle_gc.ts). */
+  gcOnSignal?: boolean;
 }
 
 // npm:ws for Node, from Deno's npm cache; undefined when missing.
@@ -71,14 +85,33 @@ const TARGETS: Target[] = [
       Promise.resolve([deno, [
         "run",
         net,
+        v8Flags,
         `${here}servers/ws_microsocket.ts`,
         "heartbeat",
       ]]),
+    gcOnSignal: true,
+  },
+  {
+    name: "hand-written Deno floor, 16 B reads",
+    command: () =>
+      Promise.resolve([deno, [
+        "run",
+        net,
+        v8Flags,
+        `${here}servers/ws_floor.ts`,
+      ]]),
+    gcOnSignal: true,
   },
   {
     name: "Deno native ws",
     command: () =>
-      Promise.resolve([deno, ["run", net, `${here}servers/ws_native.ts`]]),
+      Promise.resolve([deno, [
+        "run",
+        net,
+        v8Flags,
+        `${here}servers/ws_native.ts`,
+      ]]),
+    gcOnSignal: true,
   },
   {
     name: "Node ws",
@@ -132,9 +165,22 @@ async function open(port: number): Promise<Deno.TcpConn> {
   }
 }
 
-async function measure(
-  target: Target,
-): Promise<{ perConnection: number; acceptMs: number } | string> {
+// Asks a server for a forced, memory-reducing GC and reads its RSS once it
+// has settled; NaN for a server without the hook.
+async function rssAfterGc(target: Target, pid: number): Promise<number> {
+  if (!target.gcOnSignal) return NaN;
+  Deno.kill(pid, "SIGUSR2");
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  return rssBytes(pid);
+}
+
+interface Measured {
+  perConnection: number;
+  perConnectionAfterGc: number;
+  acceptMs: number;
+}
+
+async function measure(target: Target): Promise<Measured | string> {
   const command = await target.command();
   if (command === undefined) return "skipped (not installed)";
   const [cmd, args] = command;
@@ -160,6 +206,7 @@ async function measure(
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     const baseline = rssBytes(server.pid);
+    const baselineGc = await rssAfterGc(target, server.pid);
     const started = performance.now();
     let next = 0;
     // 128 handshakes at a time, like the TCP idle rows.
@@ -171,7 +218,13 @@ async function measure(
     }));
     const acceptMs = performance.now() - started;
     await new Promise((resolve) => setTimeout(resolve, 500));
-    return { perConnection: (rssBytes(server.pid) - baseline) / n, acceptMs };
+    const perConnection = (rssBytes(server.pid) - baseline) / n;
+    const afterGc = await rssAfterGc(target, server.pid);
+    return {
+      perConnection,
+      perConnectionAfterGc: (afterGc - baselineGc) / n,
+      acceptMs,
+    };
   } finally {
     for (const conn of conns) {
       try {
@@ -188,25 +241,28 @@ async function measure(
 }
 
 console.log(
-  `| server | RSS per connection (${n} idle WebSocket connections) | handshakes done in |`,
+  `| server | RSS per connection (${n} idle WebSocket connections) | ` +
+    `the same, after a forced GC | handshakes done in |`,
 );
-console.log("|---|---:|---:|");
+console.log("|---|---:|---:|---:|");
 let failed = false;
 for (const target of TARGETS) {
   try {
     const result = await measure(target);
     if (typeof result === "string") {
-      console.log(`| ${target.name} | ${result} | |`);
+      console.log(`| ${target.name} | ${result} | | |`);
     } else {
+      const kb = (bytes: number): string =>
+        Number.isNaN(bytes) ? "–" : `${(bytes / 1024).toFixed(1)} KB`;
       console.log(
-        `| ${target.name} | ${(result.perConnection / 1024).toFixed(1)} KB | ${
-          Math.round(result.acceptMs)
-        } ms |`,
+        `| ${target.name} | ${kb(result.perConnection)} | ${
+          kb(result.perConnectionAfterGc)
+        } | ${Math.round(result.acceptMs)} ms |`,
       );
     }
   } catch (error) {
     failed = true;
-    console.log(`| ${target.name} | error: ${String(error)} | |`);
+    console.log(`| ${target.name} | error: ${String(error)} | | |`);
   }
 }
 if (failed) Deno.exit(1);

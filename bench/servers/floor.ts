@@ -19,6 +19,8 @@
 // echo:   every 4-byte big-endian length-prefixed frame is sent back.
 // Prints "listening <port>" once ready.
 
+import "./_idle_gc.ts";
+
 const mode = Deno.args[0];
 if (mode !== "fanout" && mode !== "chat" && mode !== "echo") {
   console.error("usage: floor.ts fanout|chat|echo");

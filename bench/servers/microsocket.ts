@@ -22,6 +22,7 @@ import {
   prometheusMetrics,
   type Server,
 } from "../../mod.ts";
+import "./_idle_gc.ts";
 
 const mode = Deno.args[0];
 const heartbeat = Deno.args[1] === "heartbeat";

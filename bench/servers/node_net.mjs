@@ -16,6 +16,11 @@ if (mode !== "fanout" && mode !== "echo") {
 const sockets = new Set();
 /** Calls made, reported on SIGTERM. */
 const counters = { reads: 0, writes: 0 };
+// Issue 19 §4: the idle rows' forced GC (see _idle_gc.ts); node runs with
+// --expose-gc.
+process.on("SIGUSR2", () => {
+  globalThis.gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
+});
 process.on("SIGTERM", () => {
   console.log(`stats ${JSON.stringify(counters)}`);
   process.exit(0);

@@ -6,6 +6,7 @@
 // "heartbeat" pings quiet clients every 30 s (bench/ws_idle.ts).
 // Prints "listening <port>" once ready.
 import { listen } from "../../mod.ts";
+import "./_idle_gc.ts";
 
 const server = listen({
   transport: "websocket",

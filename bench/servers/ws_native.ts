@@ -4,6 +4,8 @@
 //
 // Usage: deno run --allow-net=127.0.0.1 bench/servers/ws_native.ts
 // Prints "listening <port>" once ready.
+import "./_idle_gc.ts";
+
 const sockets = new Set<WebSocket>();
 
 const server = Deno.serve(

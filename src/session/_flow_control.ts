@@ -95,7 +95,9 @@ export class Flow {
   keepWaiting(): void {
     if (this.#held || !this.owner.isOpen()) return;
     this.#held = true;
-    this.#since = performance.now();
+    // Whole milliseconds: a fraction would make this field a boxed heap
+    // number in every session from then on (issue 19 §4).
+    this.#since = Math.round(performance.now());
     if (this.owner.drainTimeout > 0) watch(this);
   }
 

@@ -100,14 +100,29 @@ export interface LifecycleParts {
   liveness: { stop(): void } | undefined;
 }
 
+/**
+ * What closing records, made when it begins: a quiet session never needs
+ * these fields (issue 19 §4).
+ */
+class Ending {
+  readonly reason: string;
+  readonly error: unknown;
+  /** What close() returns, once the steps that start it have run. */
+  finished: Promise<void> | undefined;
+  inOnClose = false;
+  fullyClosed = false;
+
+  constructor(reason: string, error: unknown) {
+    this.reason = reason;
+    this.error = error;
+  }
+}
+
 /** One session's lifecycle; see the file comment. */
 export class Lifecycle<S extends { readonly id: number }> implements Life {
   state: SessionState = "open";
   /** The manager holding the session (rooms, broadcast from it). */
   host: SessionHost | undefined;
-  #closeReason: string | undefined;
-  #closeError: unknown;
-
   readonly #session: S;
   readonly #conn: Deno.Conn;
   readonly #options: LifecycleOptions<S>;
@@ -115,13 +130,14 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
   // its resolvers are a few hundred bytes that a quiet session would hold
   // for life.
   #closed: PromiseWithResolvers<string> | undefined;
-  #closedPromise: Promise<string> | undefined;
-  #fullyClosed = false;
+  #ending: Ending | undefined;
   #parts: LifecycleParts | undefined;
-  // One observer (the server's) is held as is; more, in an exactly sized array.
-  #observers: SessionObserver | SessionObserver[] | undefined;
-  #finished: Promise<void> | undefined;
-  #inOnClose = false;
+  // The first observer (the server's), the second (its manager's), then an
+  // exactly sized array of the rest: two fields rather than an array (and
+  // its elements) that every session would hold for life.
+  #first: SessionObserver | undefined;
+  #second: SessionObserver | undefined;
+  #more: SessionObserver[] | undefined;
 
   constructor(session: S, conn: Deno.Conn, options: LifecycleOptions<S>) {
     this.#session = session;
@@ -131,25 +147,23 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
 
   /** Resolves, never rejects, with the close reason once fully closed. */
   get closed(): Promise<string> {
-    if (this.#closedPromise === undefined) {
-      if (this.#fullyClosed) {
-        this.#closedPromise = Promise.resolve(this.#closeReason!);
-      } else {
-        this.#closed = Promise.withResolvers<string>();
-        this.#closedPromise = this.#closed.promise;
-      }
+    let closed = this.#closed;
+    if (closed === undefined) {
+      closed = this.#closed = Promise.withResolvers<string>();
+      const ending = this.#ending;
+      if (ending?.fullyClosed) closed.resolve(ending.reason);
     }
-    return this.#closedPromise;
+    return closed.promise;
   }
 
   /** The close reason, once closing has begun. */
   get closeReason(): string | undefined {
-    return this.#closeReason;
+    return this.#ending?.reason;
   }
 
   /** The error behind the close, if any. */
   get closeError(): unknown {
-    return this.#closeError;
+    return this.#ending?.error;
   }
 
   /** Gives the lifecycle the parts it stops; called once, at construction. */
@@ -159,24 +173,17 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
 
   /** Adds an observer; it is called at most once per event. */
   observe(observer: SessionObserver): void {
-    // Copied rather than pushed: an array that grew by push keeps room for
-    // 17, and every session holds its observers for life. The loops below
-    // re-read the field, so an observer added meanwhile is still called.
-    const observers = this.#observers;
-    this.#observers = observers === undefined
-      ? observer
-      : Array.isArray(observers)
-      ? observers.concat(observer)
-      : [observers, observer];
+    // The rest copied rather than pushed: an array that grew by push keeps
+    // room for 17, and every session holds its observers for life. The
+    // loops below re-read the fields, so an observer added meanwhile is
+    // still called.
+    if (this.#first === undefined) this.#first = observer;
+    else if (this.#second === undefined) this.#second = observer;
+    else this.#more = this.#more?.concat(observer) ?? [observer];
   }
 
   #observer(i: number): SessionObserver | undefined {
-    const observers = this.#observers;
-    return Array.isArray(observers)
-      ? observers[i]
-      : i === 0
-      ? observers
-      : undefined;
+    return i === 0 ? this.#first : i === 1 ? this.#second : this.#more?.[i - 2];
   }
 
   /** The session is open for business: the observers hear of it. */
@@ -191,17 +198,19 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
    * inside `onClose`, one already resolved).
    */
   close(reason: string, error: unknown, timeout?: number): Promise<void> {
+    let ending = this.#ending;
     // onClose awaiting close() must not wait for itself.
-    if (this.#inOnClose) return Promise.resolve();
-    if (this.#finished === undefined) {
+    if (ending?.inOnClose) return Promise.resolve();
+    if (ending === undefined) {
       const { writer, inbound, reader, liveness } = this.#parts!;
       // A framing's goodbye (a WebSocket close frame) goes after what is
       // queued, whatever the budget says.
       const goodbye = reader.decoder.closeFrame?.(reason, error);
       if (goodbye !== undefined) writer.goodbye(goodbye);
+      // A close from inside the goodbye began closing already.
+      if (this.#ending !== undefined) return this.close(reason, error, timeout);
       this.state = "closing";
-      this.#closeReason = reason;
-      this.#closeError = error;
+      ending = this.#ending = new Ending(reason, error);
       inbound.closing(reason);
       writer.closing();
       liveness?.stop();
@@ -211,13 +220,17 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
       // Whatever context the close came from (a producer cutting a slow
       // consumer, say), onClose runs in none: a closing session produces for
       // nobody.
-      this.#finished = producerContext.exit(() =>
+      ending.finished = producerContext.exit(() =>
         this.#finish(
+          ending!,
           timeout ?? this.#options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
         )
       );
     }
-    return this.#finished;
+    // A close() made while the steps above still run (from an observer)
+    // waits for the same end.
+    return ending.finished ??
+      Promise.resolve().then(() => this.#ending!.finished);
   }
 
   /** Hands `error` to `onError`, or to the console when there is none. */
@@ -238,7 +251,7 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
     }
   }
 
-  async #finish(timeout: number): Promise<void> {
+  async #finish(end: Ending, timeout: number): Promise<void> {
     const deadline = performance.now() + timeout;
     const { writer, reader } = this.#parts!;
     const written = writer.queuedBytes > 0
@@ -266,24 +279,23 @@ export class Lifecycle<S extends { readonly id: number }> implements Life {
     await reader.reading?.catch(ignore);
     await writer.writing?.catch(ignore);
     await ending;
-    const reason = this.#closeReason!;
+    const reason = end.reason;
     for (let i = 0, o; (o = this.#observer(i)) !== undefined; i++) {
       o.closed?.(this.#session, reason);
     }
     const onClose = this.#options.onClose;
     if (onClose !== undefined) {
-      this.#inOnClose = true;
+      end.inOnClose = true;
       try {
         await onClose(this.#session, reason);
       } catch (error) {
         this.report(error);
       } finally {
-        this.#inOnClose = false;
+        end.inOnClose = false;
       }
     }
-    this.#fullyClosed = true;
+    end.fullyClosed = true;
     this.#closed?.resolve(reason);
-    this.#closed = undefined;
   }
 }
 

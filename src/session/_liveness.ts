@@ -32,6 +32,8 @@ export interface WatchedWriter {
   readonly queuedBytes: number;
   readonly flow: Flow;
   sendFrame(frame: Uint8Array): boolean;
+  /** Gives back a queue that holds nothing (see Writer.releaseQueue). */
+  releaseQueue(): void;
 }
 
 /** What a tick reads from the inbound pipeline. */
@@ -40,9 +42,11 @@ export interface WatchedInbound {
   pingSent(): void;
 }
 
-/** One session's liveness watch; see the file comment. */
-export class Liveness {
-  readonly #tracker: LivenessTracker;
+/**
+ * One session's liveness watch; see the file comment. It is its own
+ * tracker (one object per session, not two).
+ */
+export class Liveness extends LivenessTracker {
   readonly #clock: LivenessClock;
   readonly #life: Life;
   readonly #writer: WatchedWriter;
@@ -76,7 +80,7 @@ export class Liveness {
     if (shared === undefined) return undefined;
     const clock = livenessClock(shared.tick);
     const liveness = new Liveness(
-      new LivenessTracker(shared.settings),
+      shared.settings,
       clock,
       life,
       writer,
@@ -89,7 +93,7 @@ export class Liveness {
   }
 
   private constructor(
-    tracker: LivenessTracker,
+    settings: LivenessSettings,
     clock: LivenessClock,
     life: Life,
     writer: WatchedWriter,
@@ -97,7 +101,7 @@ export class Liveness {
     decoder: Decoder<unknown>,
     ping: Uint8Array | undefined,
   ) {
-    this.#tracker = tracker;
+    super(settings);
     this.#clock = clock;
     this.#life = life;
     this.#writer = writer;
@@ -108,7 +112,7 @@ export class Liveness {
 
   /** A read completed at least one frame. */
   frameEnded(): void {
-    this.#tracker.frameCompleted();
+    this.frameCompleted();
     this.#framesEnded++;
   }
 
@@ -128,7 +132,7 @@ export class Liveness {
    * Called by the shared clock. `elapsed` is already capped, so a stalled
    * event loop never counts against the peer.
    */
-  tick(elapsed: number): void {
+  onTick(elapsed: number): void {
     if (this.#life.state !== "open") return;
     const writer = this.#writer;
     if (this.suspended) {
@@ -149,8 +153,13 @@ export class Liveness {
     this.#seenEnded = this.#framesEnded;
     this.#seenWritten = written;
     this.#pingBytes = 0;
-    const verdict = this.#tracker.tick(elapsed, signals);
-    if (verdict === undefined) return;
+    const verdict = this.tick(elapsed, signals);
+    if (verdict === undefined) {
+      // Quiet since the last tick or not, a session with nothing queued
+      // holds no queue until it sends again (issue 19 §4).
+      if (!signals.queued) writer.releaseQueue();
+      return;
+    }
     if (verdict !== "ping") {
       this.#life.close(verdict, undefined);
       return;

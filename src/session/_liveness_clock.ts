@@ -8,11 +8,19 @@ export interface Watched {
   /**
    * Called once per tick.
    *
-   * @param elapsed Milliseconds since this item was added or last ticked,
-   * capped so that a stalled event loop (time spent on other work) never
-   * counts as more than one and a half ticks against anyone.
+   * @param elapsed Whole milliseconds since this item was added or last
+   * ticked, capped so that a stalled event loop (time spent on other work)
+   * never counts as more than one and a half ticks against anyone.
    */
-  tick(elapsed: number): void;
+  onTick(elapsed: number): void;
+}
+
+// Whole milliseconds: what sessions add up stays a small integer, stored in
+// place, where a fraction would make every session's counters boxed heap
+// numbers (issue 19 §4). Rounding the clock, not each difference, keeps the
+// sum of a session's ticks exact to the millisecond.
+function now(): number {
+  return Math.round(performance.now());
 }
 
 /** A shared ticker; see {@linkcode livenessClock}. */
@@ -34,10 +42,10 @@ export class LivenessClock {
 
   /** Starts watching `item`. */
   add(item: Watched): void {
-    const now = performance.now();
-    this.#added.set(item, now);
+    const at = now();
+    this.#added.set(item, at);
     if (this.#timer === undefined) {
-      this.#lastTick = now;
+      this.#lastTick = at;
       this.#timer = setInterval(() => this.#tick(), this.#interval);
     }
   }
@@ -55,17 +63,17 @@ export class LivenessClock {
   }
 
   #tick(): void {
-    const now = performance.now();
-    const cap = this.#interval * 1.5;
-    const elapsed = Math.min(now - this.#lastTick, cap);
-    this.#lastTick = now;
-    for (const item of this.#watched) item.tick(elapsed);
+    const at = now();
+    const cap = Math.round(this.#interval * 1.5);
+    const elapsed = Math.min(at - this.#lastTick, cap);
+    this.#lastTick = at;
+    for (const item of this.#watched) item.onTick(elapsed);
     // Live iteration: an item deleted by another's tick is skipped; one
     // added meanwhile is ticked with what little time it has.
     for (const [item, since] of this.#added) {
       this.#added.delete(item);
       this.#watched.add(item);
-      item.tick(Math.min(now - since, cap));
+      item.onTick(Math.min(at - since, cap));
     }
   }
 }

@@ -102,6 +102,34 @@ export class OutboundQueue {
   }
 
   /**
+   * Whether it holds nothing at all: no bytes, no write in flight, no open
+   * chunk or range, no waiter, no log. Only then may `reset()` recycle it.
+   */
+  get empty(): boolean {
+    return this.#queued === 0 && this.#inFlight === undefined &&
+      this.#tail === undefined && this.#sharedBase === undefined &&
+      this.#head === this.#entries.length && this.#pooled.length === 0 &&
+      this.#waiters === undefined && !this.#dropped && this.log === undefined;
+  }
+
+  /**
+   * Makes an `empty` queue as good as new (its counters at zero), for
+   * another session or a later wake-up; its arrays are kept.
+   */
+  reset(): void {
+    this.#entries.length = 0;
+    this.#head = 0;
+    this.#chunkSize = CHUNK_MIN;
+    this.#sharedStart = 0;
+    this.#sharedEnd = 0;
+    this.#sharedFrames = 0;
+    this.#sharedLogged = false;
+    this.#enqueuedTotal = 0;
+    this.#writtenTotal = 0;
+    this.#frames = 0;
+  }
+
+  /**
    * The open private chunk, for encoding a frame straight into it at
    * `privateFill` (no allocation); `commitPrivate()` then counts it.
    */
@@ -396,4 +424,21 @@ export class OutboundQueue {
     }
     this.#tailFill = 0;
   }
+}
+
+// Queues given back by sessions gone quiet (see Writer), handed to the next
+// session that sends: a quiet session holds no queue, and waking one up
+// allocates none while any is free. Bounded.
+const freeQueues: OutboundQueue[] = [];
+const FREE_QUEUES_MAX = 1024;
+
+/** A queue with nothing in it: a recycled one, or a new one. */
+export function takeQueue(): OutboundQueue {
+  return freeQueues.pop() ?? new OutboundQueue();
+}
+
+/** Recycles a queue that is `empty`; the caller must not use it any more. */
+export function giveQueue(queue: OutboundQueue): void {
+  queue.reset();
+  if (freeQueues.length < FREE_QUEUES_MAX) freeQueues.push(queue);
 }

@@ -9,7 +9,12 @@
 // closure, one state check.
 import type { Codec } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
-import { COPY_BELOW, OutboundQueue } from "./_outbound_queue.ts";
+import {
+  COPY_BELOW,
+  giveQueue,
+  OutboundQueue,
+  takeQueue,
+} from "./_outbound_queue.ts";
 import { type FlushItem, scheduleFlush } from "./_flush_scheduler.ts";
 import {
   bounded,
@@ -36,6 +41,55 @@ export interface WriterOptions<Out> {
   drainTimeout?: number;
 }
 
+// Held by every session with nothing to write instead of a queue of its
+// own; never changed (whatever would change a queue takes one first).
+const IDLE_QUEUE = new OutboundQueue();
+
+/** A writer's codec and limits, worked out once per options object. */
+interface WriterSettings<Out> {
+  readonly codec: Codec<unknown, Out>;
+  readonly budget: number;
+  readonly highWaterMark: number;
+  /** A frame of any size is taken while no more than this is queued. */
+  readonly admitAnyBelow: number;
+  readonly overflow: OverflowPolicy | undefined;
+  readonly drainTimeout: number;
+}
+
+// One settings object for every session made with the same options (a
+// server passes one options object to all its sessions): six fields fewer
+// in each of a million quiet sessions (issue 19 §4). Checked by value, so
+// options changed between two sessions still count.
+// deno-lint-ignore no-explicit-any
+const settingsByOptions = new WeakMap<object, WriterSettings<any>>();
+
+function writerSettings<Out>(options: WriterOptions<Out>): WriterSettings<Out> {
+  const codec = options.codec;
+  const budget = options.outboundBudget ?? DEFAULT_OUTBOUND_BUDGET;
+  const highWaterMark = options.highWaterMark ??
+    Math.max(1, Math.floor(budget / DEFAULT_HIGH_WATER_MARK_DIVISOR));
+  const overflow = options.overflow;
+  const drainTimeout = options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
+  const cached = settingsByOptions.get(options);
+  if (
+    cached !== undefined && cached.codec === codec &&
+    cached.budget === budget && cached.highWaterMark === highWaterMark &&
+    cached.overflow === overflow && cached.drainTimeout === drainTimeout
+  ) {
+    return cached;
+  }
+  const settings: WriterSettings<Out> = Object.freeze({
+    codec,
+    budget,
+    highWaterMark,
+    admitAnyBelow: Math.min(highWaterMark, budget),
+    overflow,
+    drainTimeout,
+  });
+  settingsByOptions.set(options, settings);
+  return settings;
+}
+
 /**
  * One session's outbound side; see the file comment. It is its own Flow's
  * owner and its own flush-pass item, so an idle session carries no closures
@@ -44,17 +98,18 @@ export interface WriterOptions<Out> {
 export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   /** This session's side of flow control. */
   readonly flow: Flow;
-  /** How long it may hold producers back, in milliseconds; 0: forever. */
-  readonly drainTimeout: number;
   readonly #conn: Deno.Conn;
   readonly #life: Life;
-  readonly #codec: Codec<unknown, Out>;
-  readonly #queue = new OutboundQueue();
-  readonly #budget: number;
-  readonly #highWaterMark: number;
-  // A frame of any size is taken while no more than this is queued.
-  readonly #admitAnyBelow: number;
-  readonly #overflow: OverflowPolicy | undefined;
+  // What waits to be written. A session gone quiet gives it back (see
+  // releaseQueue) and holds the shared, empty IDLE_QUEUE instead: every
+  // read works on that as on an empty queue, and whatever would change it
+  // takes a queue first (#own()).
+  #queue: OutboundQueue = IDLE_QUEUE;
+  // Frames and bytes counted by queues given back.
+  #framesBefore = 0;
+  #bytesBefore = 0;
+  // Codec and limits, shared by the sessions with the same options.
+  readonly #settings: WriterSettings<Out>;
   #flushScheduled = false;
   #framesDropped = 0;
   #writes = 0;
@@ -72,7 +127,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
 
   set log(log: OutboundLog | undefined) {
     this.#log = log;
-    this.#queue.log = log;
+    this.#own().log = log;
   }
 
   #log: OutboundLog | undefined;
@@ -80,14 +135,13 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   constructor(conn: Deno.Conn, options: WriterOptions<Out>, life: Life) {
     this.#conn = conn;
     this.#life = life;
-    this.#codec = options.codec;
-    this.#budget = options.outboundBudget ?? DEFAULT_OUTBOUND_BUDGET;
-    this.#highWaterMark = options.highWaterMark ??
-      Math.max(1, Math.floor(this.#budget / DEFAULT_HIGH_WATER_MARK_DIVISOR));
-    this.#admitAnyBelow = Math.min(this.#highWaterMark, this.#budget);
-    this.#overflow = options.overflow;
-    this.drainTimeout = options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
+    this.#settings = writerSettings(options);
     this.flow = new Flow(this);
+  }
+
+  /** How long it may hold producers back, in milliseconds; 0: forever. */
+  get drainTimeout(): number {
+    return this.#settings.drainTimeout;
   }
 
   /** Whether the session is still open (flow control asks). */
@@ -107,17 +161,38 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
 
   /** Whether more than `highWaterMark` bytes are queued. */
   get backpressure(): boolean {
-    return this.#queue.queuedBytes > this.#highWaterMark;
+    return this.#queue.queuedBytes > this.#settings.highWaterMark;
   }
 
   /** Frames accepted. */
   get framesOut(): number {
-    return this.#queue.frames;
+    return this.#framesBefore + this.#queue.frames;
   }
 
   /** Bytes written to the peer. */
   get bytesOut(): number {
-    return this.#queue.writtenBytes;
+    return this.#bytesBefore + this.#queue.writtenBytes;
+  }
+
+  // The session's own queue, taken now if it holds the shared IDLE_QUEUE:
+  // one predictable branch on the send paths.
+  #own(): OutboundQueue {
+    const queue = this.#queue;
+    return queue !== IDLE_QUEUE ? queue : (this.#queue = takeQueue());
+  }
+
+  /**
+   * Gives the queue back when it holds nothing (liveness calls this on its
+   * ticks while nothing is queued): a quiet session then holds no queue,
+   * and takes one again when it next sends. Its counts carry over.
+   */
+  releaseQueue(): void {
+    const queue = this.#queue;
+    if (queue === IDLE_QUEUE || !queue.empty || this.#flushScheduled) return;
+    this.#framesBefore += queue.frames;
+    this.#bytesBefore += queue.writtenBytes;
+    this.#queue = IDLE_QUEUE;
+    giveQueue(queue);
   }
 
   /** Frames refused by the `"drop"` overflow policy. */
@@ -138,8 +213,8 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   /** Encodes and queues `message`; see `Session.send`. */
   send(message: Out): boolean {
     if (this.#life.state !== "open") return false;
-    const codec = this.#codec;
-    const queue = this.#queue;
+    const codec = this.#settings.codec;
+    const queue = this.#own();
     if (codec.encodeInto !== undefined) {
       // Fast path: encode straight into the outbound chunk, no allocation.
       const start = queue.privateFill;
@@ -184,8 +259,9 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
     if (this.#life.state !== "open") return false;
     const size = frame.byteLength;
     if (!this.admit(size)) return false;
-    if (size < COPY_BELOW) this.#queue.pushPrivate(frame);
-    else this.#queue.pushShared(frame, 0, size);
+    const queue = this.#own();
+    if (size < COPY_BELOW) queue.pushPrivate(frame);
+    else queue.pushShared(frame, 0, size);
     this.#queued();
     return true;
   }
@@ -203,7 +279,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
     if (this.#life.state !== "open") return false;
     if (!this.admit(end - start, frames)) return false;
     // Logged by the queue, once per range (see OutboundQueue.log).
-    this.#queue.pushShared(base, start, end, frames, true);
+    this.#own().pushShared(base, start, end, frames, true);
     this.#queued();
     return true;
   }
@@ -239,7 +315,8 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   replay(from: number): boolean {
     const log = this.#log;
     if (log === undefined) return false;
-    const queue = this.#queue;
+    // A resumable session's queue holds its log: it is never given back.
+    const queue = this.#own();
     queue.sealForLog();
     if (!log.canReplayFrom(from)) return false;
     queue.discardPending();
@@ -264,11 +341,12 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
    */
   admit(size: number, frames = 1): boolean {
     const queued = this.#queue.queuedBytes;
-    if (queued + size <= this.#budget || queued <= this.#admitAnyBelow) {
+    const settings = this.#settings;
+    if (queued + size <= settings.budget || queued <= settings.admitAnyBelow) {
       return true;
     }
     this.#framesDropped += frames;
-    if (this.#overflow !== "drop") this.flow.keepWaiting();
+    if (settings.overflow !== "drop") this.flow.keepWaiting();
     return false;
   }
 
@@ -300,7 +378,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
 
   goodbye(frame: Uint8Array): void {
     if (this.#queue.dropped) return;
-    this.#queue.pushPrivate(frame);
+    this.#own().pushPrivate(frame);
     this.#queued();
   }
 
@@ -322,7 +400,8 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   }
 
   drop(): void {
-    this.#queue.drop();
+    // Dropped for good: a closed session keeps a queue that says so.
+    this.#own().drop();
   }
 
   // A frame was queued: join the next flush pass, and hold the producer back
@@ -332,7 +411,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
       this.#flushScheduled = true;
       scheduleFlush(this);
     }
-    if (this.#queue.queuedBytes > this.#highWaterMark) {
+    if (this.#queue.queuedBytes > this.#settings.highWaterMark) {
       const producer = producerContext.getStore();
       if (producer !== undefined) this.flow.hold(producer);
     }
@@ -376,7 +455,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
       }
       return 0;
     }
-    if (queue.queuedBytes <= this.#highWaterMark / 2) {
+    if (queue.queuedBytes <= this.#settings.highWaterMark / 2) {
       if (this.flow.holding) this.flow.release();
       if (this.#drainWaiters !== undefined) this.#wakeDrainWaiters(true);
     }

@@ -9,7 +9,7 @@
 //   _liveness.ts   idle, frame and heartbeat timeouts
 // The server, client and manager reach a session only through
 // _internals.ts.
-import type { Codec } from "../codec/codec.ts";
+import type { Codec, DecoderLink } from "../codec/codec.ts";
 import { CloseReason } from "../close_reason.ts";
 import { SessionClosedError } from "../errors.ts";
 import { Lifecycle, type LifecycleParts } from "./_lifecycle.ts";
@@ -354,8 +354,6 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   readonly #life: Lifecycle<Session<Data, In, Out>>;
   readonly #writer: Writer<Out>;
-  readonly #reader: Reader<In>;
-  readonly #inbound: Inbound<Session<Data, In, Out>, Data, In>;
 
   /**
    * Wraps `conn`. From now on the session is the only code that writes to
@@ -377,13 +375,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     this.codec = options.codec;
     const life = new Lifecycle(this, conn, options);
     const writer = new Writer(conn, options, life);
-    // What the decoder sends (pongs, close frames) are control frames, not
-    // messages: a resumable session's log leaves them out (issue 17).
-    const link = {
-      owner: this,
-      sendFrame: (frame: Uint8Array) => writer.sendFrame(frame),
-      close: (reason?: string) => this.close(reason),
-    };
+    const link = new SessionLink(this, writer);
     // Runs the codec's decoder(): user code that may throw.
     const decoder = options.codec.decoder(link);
     const inbound = new Inbound(this, options, life, writer);
@@ -424,10 +416,20 @@ export class Session<Data = unknown, In = unknown, Out = In>
     life.bind(own);
     this.#life = life;
     this.#writer = writer;
-    this.#reader = reader;
-    this.#inbound = inbound;
     this[parts] = own;
     reader.start();
+  }
+
+  // The reader and the inbound pipeline, as the parts hold them: only cold
+  // paths use them, so the session keeps no fields of its own for them.
+  get #parts(): {
+    readonly reader: Reader<In>;
+    readonly inbound: Inbound<Session<Data, In, Out>, Data, In>;
+  } {
+    return this[parts] as unknown as {
+      readonly reader: Reader<In>;
+      readonly inbound: Inbound<Session<Data, In, Out>, Data, In>;
+    };
   }
 
   /** Resolves, never rejects, with the close reason once fully closed. */
@@ -452,7 +454,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   /** When the last frame arrived (or the connection opened), epoch ms. */
   get lastSeen(): number {
-    return this.#reader.lastSeen;
+    return this.#parts.reader.lastSeen;
   }
 
   /** Outbound bytes waiting in memory, including the write in flight. */
@@ -479,12 +481,12 @@ export class Session<Data = unknown, In = unknown, Out = In>
 
   /** Frames decoded from the peer. */
   get framesIn(): number {
-    return this.#inbound.framesIn;
+    return this.#parts.inbound.framesIn;
   }
 
   /** Bytes read from the peer. */
   get bytesIn(): number {
-    return this.#reader.bytesIn;
+    return this.#parts.reader.bytesIn;
   }
 
   /** Frames accepted by `send` / `sendFrame`. */
@@ -649,7 +651,7 @@ export class Session<Data = unknown, In = unknown, Out = In>
     }
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const requests = this.#inbound.requests();
+    const requests = this.#parts.inbound.requests();
     const { id, reply } = requests.add(
       options.timeout ?? DEFAULT_REQUEST_TIMEOUT,
       signal,
@@ -721,3 +723,30 @@ export class Session<Data = unknown, In = unknown, Out = In>
 }
 
 const NO_ROOMS: ReadonlySet<string> = new Set();
+
+/**
+ * What a session's decoder sends through. What it sends (pongs, close
+ * frames) are control frames, not messages: a resumable session's log
+ * leaves them out (issue 17). Methods, not closures: a quiet session holds
+ * its link for life (issue 19 §4).
+ */
+class SessionLink implements DecoderLink {
+  readonly owner: { close(reason?: string): Promise<void> };
+  readonly #writer: { sendFrame(frame: Uint8Array): boolean };
+
+  constructor(
+    owner: { close(reason?: string): Promise<void> },
+    writer: { sendFrame(frame: Uint8Array): boolean },
+  ) {
+    this.owner = owner;
+    this.#writer = writer;
+  }
+
+  sendFrame(frame: Uint8Array): boolean {
+    return this.#writer.sendFrame(frame);
+  }
+
+  close(reason?: string): Promise<void> {
+    return this.owner.close(reason);
+  }
+}

@@ -8,6 +8,7 @@ import { dial } from "../_server.ts";
 import { delay, until, utf8, within, writeAll } from "../_util.ts";
 import { parts } from "../../src/session/_internals.ts";
 import { producerContext } from "../../src/session/_flow_control.ts";
+import { LivenessTracker } from "../../src/session/_liveness_tracker.ts";
 import type { SessionOptions } from "../../src/session/session.ts";
 import {
   QUICK_READS,
@@ -144,4 +145,70 @@ Deno.test("a quiet session's handlers act on its behalf across awaits, in onOpen
   await pair.peer.closeWrite();
   await within(until(() => seen.includes("last")), 2000, "the last line");
   assert.deepEqual(seen, ["open", "one", "last"]);
+});
+
+Deno.test("a session's decoder link holds no closures of its own", async () => {
+  // Issue 19 §4: a quiet session holds its link for life; two closures and
+  // their context were ~170 bytes of it.
+  let sent = 0;
+  await using pair = await watchedPair(() => {});
+  const link = pair.session[parts].link;
+  for (const key of Reflect.ownKeys(link)) {
+    const value = (link as unknown as Record<PropertyKey, unknown>)[key];
+    assert.notEqual(typeof value, "function", `own ${String(key)}`);
+  }
+  assert.equal(link.owner, pair.session);
+  // It still works as a link: a frame goes out, close() closes.
+  assert.equal(link.sendFrame(utf8("hi\n")), true);
+  const buffer = new Uint8Array(16);
+  while (sent < 3) {
+    const n = await within(pair.peer.read(buffer), 2000, "the frame");
+    if (n === null) break;
+    sent += n;
+  }
+  assert.equal(sent, 3);
+  await link.close();
+  assert.equal(await pair.session.closed, "closed");
+});
+
+Deno.test("a session's liveness watch is one object (its own tracker), and lastSeen stays epoch milliseconds", async () => {
+  // Issue 19 §4: the watch is its own tracker (one object per session, not
+  // two); lastSeen, now kept as a small integer, reads as before.
+  await using pair = await watchedPair(() => {}, { heartbeatInterval: 30 });
+  const liveness = pair.session[parts].liveness;
+  assert.ok(liveness instanceof LivenessTracker);
+  await delay(80);
+  assert.equal(pair.session.state, "open");
+  // lastSeen is still epoch milliseconds.
+  assert.ok(Math.abs(pair.session.lastSeen - Date.now()) < 5000);
+  assert.equal(Number.isInteger(pair.session.lastSeen), true);
+});
+
+Deno.test("a session that gave its queue back while quiet sends on, its counts carried over", async () => {
+  // Issue 19 §4: liveness ticks give back the outbound queue of a session
+  // with nothing queued; the next send takes one again.
+  // A short frame timeout: liveness ticks every 50 ms, and a silent peer
+  // breaks no rule (no frame is half-sent).
+  await using pair = await watchedPair(() => {}, { frameTimeout: 200 });
+  const read = async (bytes: number): Promise<string> => {
+    const buffer = new Uint8Array(64);
+    let got = "";
+    while (got.length < bytes) {
+      const n = await within(pair.peer.read(buffer), 2000, "a line");
+      if (n === null) break;
+      got += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    return got;
+  };
+  for (let round = 1; round <= 3; round++) {
+    assert.equal(pair.session.send(`line ${round}`), true);
+    assert.equal(await pair.session.flush({ timeout: 2000 }), true);
+    assert.equal(await read(7), `line ${round}\n`);
+    // A few ticks with nothing queued: the queue is given back.
+    await delay(120);
+    assert.equal(pair.session.framesOut, round);
+    assert.equal(pair.session.bytesOut, 7 * round);
+    assert.equal(pair.session.queuedBytes, 0);
+  }
+  assert.equal(pair.session.state, "open");
 });

@@ -86,10 +86,10 @@ Deno.test("LivenessClock charges an item added just before a tick only the time 
   const clock = new LivenessClock(100);
   const early: number[] = [];
   const late: number[] = [];
-  const first = { tick: (elapsed: number) => void early.push(elapsed) };
+  const first = { onTick: (elapsed: number) => void early.push(elapsed) };
   clock.add(first);
   await new Promise((resolve) => setTimeout(resolve, 60));
-  const second = { tick: (elapsed: number) => void late.push(elapsed) };
+  const second = { onTick: (elapsed: number) => void late.push(elapsed) };
   clock.add(second);
   await new Promise((resolve) => setTimeout(resolve, 150));
   clock.delete(first);
