@@ -298,7 +298,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
     frames: number,
   ): boolean {
     if (this.#life.state !== "open") return false;
-    this.#queue.pushShared(base, start, end, frames, true);
+    this.#own().pushShared(base, start, end, frames, true);
     this.#queued();
     return true;
   }
