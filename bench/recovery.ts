@@ -47,6 +47,12 @@ interface Run {
   writes: number;
   /** The main (JavaScript) thread's share of `cpu`. */
   main: number;
+  /**
+   * Nanoseconds per delivery of the broadcast calls alone (the queueing on
+   * every member; no I/O), in the median burst of 32: what a preemption
+   * by another process can't skew.
+   */
+  fanOut: number;
 }
 
 // Nanoseconds the main thread (the JavaScript one: server and receivers)
@@ -118,10 +124,14 @@ async function run(recovery: boolean, messages: number): Promise<Run> {
   const started = performance.now();
   const cpuBefore = process.cpuUsage();
   const mainBefore = mainThreadNs();
+  const bursts: number[] = [];
   for (let sent = 0; sent < messages;) {
-    for (let i = 0; i < 32 && sent < messages; i++, sent++) {
+    const burstStart = performance.now();
+    let i = 0;
+    for (; i < 32 && sent < messages; i++, sent++) {
       server.sessions.broadcast(LINE, { room: "room" });
     }
+    if (i === 32) bursts.push(performance.now() - burstStart);
     await server.sessions.drained({ room: "room" });
   }
   await Promise.all(readers);
@@ -138,6 +148,8 @@ async function run(recovery: boolean, messages: number): Promise<Run> {
     cpu: (used.user + used.system) / 1000 / (messages * N / 1e6),
     writes,
     main: main / (messages * N / 1e6),
+    // ns per delivery, median burst (1e6 ns per ms / 32 N deliveries).
+    fanOut: median(bursts) * 1e6 / (32 * N),
   };
 }
 
@@ -159,9 +171,9 @@ if (args.only === "on" || args.only === "off") {
       runs.map((r) =>
         `${(r.rate / 1e6).toFixed(2)} M/s, ${
           r.cpu.toFixed(0)
-        } CPU ms/M (main thread ${r.main.toFixed(0)}), ${
-          r.writes.toFixed(0)
-        } writes/receiver`
+        } CPU ms/M (main thread ${r.main.toFixed(0)}, fan-out ${
+          r.fanOut.toFixed(1)
+        } ns/delivery), ${r.writes.toFixed(0)} writes/receiver`
       ).join("; ")
     }`,
   );
@@ -170,6 +182,7 @@ if (args.only === "on" || args.only === "off") {
       rate: median(runs.map((r) => r.rate)),
       cpu: median(runs.map((r) => r.cpu)),
       main: median(runs.map((r) => r.main)),
+      fanOut: median(runs.map((r) => r.fanOut)),
     }),
   );
   Deno.exit(0);
@@ -179,6 +192,7 @@ interface Side {
   rate: number;
   cpu: number;
   main: number;
+  fanOut: number;
   /** GC pause ms (whole process), and how many of them were major. */
   gc: number;
   majors: number;
@@ -214,7 +228,7 @@ async function sideOnce(recovery: boolean): Promise<Side> {
     stderr: "inherit",
   }).output();
   if (!success) throw new Error("A bench process failed");
-  let result: { rate: number; cpu: number; main: number } | undefined;
+  let result: Omit<Side, "gc" | "majors"> | undefined;
   let gc = 0;
   let majors = 0;
   for (const line of new TextDecoder().decode(stdout).split("\n")) {
@@ -240,6 +254,7 @@ console.log(
 );
 const cpuRatios: number[] = [];
 const mainRatios: number[] = [];
+const fanOutRatios: number[] = [];
 const rateRatios: number[] = [];
 const sides = { off: [] as Side[], on: [] as Side[] };
 for (let i = 0; i < PAIRS; i++) {
@@ -254,13 +269,16 @@ for (let i = 0; i < PAIRS; i++) {
   sides.on.push(got.on!);
   cpuRatios.push(got.on!.cpu / got.off!.cpu);
   mainRatios.push(got.on!.main / got.off!.main);
+  fanOutRatios.push(got.on!.fanOut / got.off!.fanOut);
   rateRatios.push(got.on!.rate / got.off!.rate);
   console.log(
     `pair ${i + 1}: off ${got.off!.cpu.toFixed(0)} CPU ms/M (${
       (got.off!.rate / 1e6).toFixed(2)
-    } M/s, GC ${got.off!.gc.toFixed(0)} ms, ${got.off!.majors} major); on ${
-      got.on!.cpu.toFixed(0)
-    } CPU ms/M (${(got.on!.rate / 1e6).toFixed(2)} M/s, GC ${
+    } M/s, fan-out ${got.off!.fanOut.toFixed(1)} ns/delivery, GC ${
+      got.off!.gc.toFixed(0)
+    } ms, ${got.off!.majors} major); on ${got.on!.cpu.toFixed(0)} CPU ms/M (${
+      (got.on!.rate / 1e6).toFixed(2)
+    } M/s, fan-out ${got.on!.fanOut.toFixed(1)} ns/delivery, GC ${
       got.on!.gc.toFixed(0)
     } ms, ${got.on!.majors} major)`,
   );
@@ -278,6 +296,13 @@ console.log(
 );
 console.log(`CPU on/off per pair (lower is better): ${spread(cpuRatios)}`);
 console.log(`main thread CPU on/off per pair: ${spread(mainRatios)}`);
+console.log(
+  `fan-out ns per delivery: off median ${
+    list(sides.off, "fanOut").toFixed(1)
+  }, on median ${list(sides.on, "fanOut").toFixed(1)}; on/off per pair: ${
+    spread(fanOutRatios)
+  }`,
+);
 console.log(`throughput on/off per pair: ${spread(rateRatios)}`);
 console.log(
   `GC pause ms per process (whole process): off median ${
