@@ -196,12 +196,12 @@ export class OutboundQueue {
    */
   nextWrite(): Uint8Array | undefined {
     if (this.#inFlight !== undefined || this.#dropped) return undefined;
-    if (this.#unlogged.length > 0) this.#record();
     const base = this.#sharedBase;
     if (base !== undefined && this.#head === this.#entries.length) {
       // A broadcast receiver's usual turn: one shared range and nothing
       // else, written as it is, without a trip through the entry list.
       this.#sharedBase = undefined;
+      if (this.#unlogged.length > 0) this.#record();
       if (this.#sharedLogged) {
         // Recorded as sealForLog() would (a resumable session's log).
         this.log?.record(
@@ -216,6 +216,8 @@ export class OutboundQueue {
       return write;
     }
     this.#sealOpen();
+    // Whatever a write takes is in the log before it goes out.
+    if (this.#unlogged.length > 0) this.#record();
     const entries = this.#entries;
     let head = this.#head;
     if (head === entries.length) return undefined;
