@@ -183,6 +183,8 @@ if (args.only === "on" || args.only === "off") {
       cpu: median(runs.map((r) => r.cpu)),
       main: median(runs.map((r) => r.main)),
       fanOut: median(runs.map((r) => r.fanOut)),
+      // The whole process's main-thread ms (GC's share is of this).
+      life: mainThreadNs() / 1e6,
     }),
   );
   Deno.exit(0);
@@ -193,6 +195,8 @@ interface Side {
   cpu: number;
   main: number;
   fanOut: number;
+  /** Main-thread ms of the whole process. */
+  life: number;
   /** GC pause ms (whole process), and how many of them were major. */
   gc: number;
   majors: number;
@@ -236,11 +240,15 @@ async function sideOnce(recovery: boolean): Promise<Side> {
     // "... ms: Scavenge 9.1 (10.0) -> 8.2 (11.0) MB, pooled: 0.0 MB,
     // 1.23 / 0.00 ms ..." (the pause, then time spent outside it).
     const pause =
-      /: (Scavenge|Mark-Compact|Minor Mark-Sweep|Mark-Sweep)\b.*? MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/
+      /: (Scavenge|Minor Mark-Sweep|(?:Incremental )?Mark-(?:Compact|Sweep))\b.*? MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/
         .exec(line);
     if (pause !== null) {
-      gc += Number(pause[2]);
-      if (pause[1] === "Mark-Compact" || pause[1] === "Mark-Sweep") majors++;
+      // A major GC's incremental marking steps ran on the main thread too.
+      const steps = /\(\+ ([\d.]+) ms in \d+ steps/.exec(line);
+      gc += Number(pause[2]) + Number(steps?.[1] ?? 0);
+      if (pause[1]!.includes("Mark-") && pause[1] !== "Minor Mark-Sweep") {
+        majors++;
+      }
     }
   }
   if (result === undefined) {
@@ -284,6 +292,8 @@ for (let i = 0; i < PAIRS; i++) {
   );
 }
 const list = (xs: Side[], key: keyof Side) => median(xs.map((x) => x[key]));
+const share = (xs: Side[]) =>
+  `${(median(xs.map((x) => x.gc / x.life)) * 100).toFixed(1)}%`;
 console.log(
   `CPU ms per million deliveries: off median ${
     list(sides.off, "cpu").toFixed(0)
@@ -307,7 +317,9 @@ console.log(`throughput on/off per pair: ${spread(rateRatios)}`);
 console.log(
   `GC pause ms per process (whole process): off median ${
     list(sides.off, "gc").toFixed(0)
-  }, on median ${list(sides.on, "gc").toFixed(0)}; major GCs off ${
-    list(sides.off, "majors")
-  }, on ${list(sides.on, "majors")}`,
+  } (${share(sides.off)} of its main thread), on median ${
+    list(sides.on, "gc").toFixed(0)
+  } (${share(sides.on)}); major GCs off ${list(sides.off, "majors")}, on ${
+    list(sides.on, "majors")
+  }`,
 );
