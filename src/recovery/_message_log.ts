@@ -7,8 +7,10 @@
 // points at the same `Uint8Array`, as its outbound queue does. Only private
 // frames (`send()` encodes into a pooled chunk that is reused once written)
 // are copied, into blocks of BLOCK bytes (one allocation per block, not per
-// message). Entries are kept in a ring of parallel arrays: recording a
-// message allocates nothing once the ring has grown.
+// message). Entries are kept in a ring of two plain arrays (the bases, and
+// four small integers per entry), on the JavaScript heap: recording a
+// message allocates nothing once the ring has grown, and a session's log
+// costs two small arrays, not five typed arrays with their own buffers.
 //
 // It is fed by the outbound queue once per shared range, not once per
 // message: a pass's broadcasts to one member are one range of one segment
@@ -27,14 +29,19 @@ import type { OutboundLog } from "../session/_outbound_log.ts";
 /** Private frames are copied into blocks of this many bytes. */
 const BLOCK = 16384;
 /**
- * The ring is allocated with the first message, this large, and doubles up
- * to the message bound (a busy member's log rarely grows past it: one
- * entry per flush pass).
+ * The ring is allocated with the first message, this large, and doubles
+ * while needed (at most to the message bound). A busy member needs few
+ * entries (one per flush pass, hundreds of messages each); one that gets a
+ * message per pass grows to as many as it keeps.
  */
-const RING_MIN = 64;
-
-const EMPTY_INT = new Int32Array(0);
-const EMPTY_BYTES = new Uint8Array(0);
+const RING_MIN = 8;
+// Per entry in #ranges: start, end, messages, and 1 when its messages can
+// be found in frameEnds.
+const START = 0;
+const END = 1;
+const FRAMES = 2;
+const SPLIT = 3;
+const STRIDE = 4;
 
 /** What a log is bounded by. */
 export interface MessageLogLimits {
@@ -48,13 +55,12 @@ export interface MessageLogLimits {
 export class MessageLog implements OutboundLog {
   readonly #maxMessages: number;
   readonly #maxBytes: number;
-  // The ring: entry i (0 = oldest) is at (#head + i) & #mask.
+  // The ring: entry i (0 = oldest) is slot (#head + i) & #mask, its bytes
+  // #bases[slot] and its numbers #ranges[slot * STRIDE + START...]. Only
+  // small integers go in #ranges, so V8 keeps it an array of them (no
+  // boxed numbers).
   #bases: (Uint8Array | undefined)[] = [];
-  #starts = EMPTY_INT;
-  #ends = EMPTY_INT;
-  #frames = EMPTY_INT;
-  // 1: the entry's messages can be found in frameEnds.
-  #split = EMPTY_BYTES;
+  #ranges: number[] = [];
   // -1: nothing allocated yet.
   #mask = -1;
   #head = 0;
@@ -106,10 +112,12 @@ export class MessageLog implements OutboundLog {
     if (this.#entries > this.#mask) this.#grow();
     const at = (this.#head + this.#entries) & this.#mask;
     this.#bases[at] = base;
-    this.#starts[at] = start;
-    this.#ends[at] = end;
-    this.#frames[at] = frames;
-    this.#split[at] = split;
+    const ranges = this.#ranges;
+    const i = at * STRIDE;
+    ranges[i + START] = start;
+    ranges[i + END] = end;
+    ranges[i + FRAMES] = frames;
+    ranges[i + SPLIT] = split;
     this.#entries++;
     this.#total += frames;
     this.#held += frames;
@@ -163,6 +171,7 @@ export class MessageLog implements OutboundLog {
   ): boolean {
     if (!this.canReplayFrom(from)) return false;
     const mask = this.#mask;
+    const ranges = this.#ranges;
     let i = this.#foundIndex;
     if (i < this.#entries && this.#foundSkip > 0) {
       // Resuming inside a range: from the message's first byte on.
@@ -170,8 +179,8 @@ export class MessageLog implements OutboundLog {
       push(
         this.#bases[at]!,
         this.#foundOffset,
-        this.#ends[at]!,
-        this.#frames[at]! - this.#foundSkip,
+        ranges[at * STRIDE + END]!,
+        ranges[at * STRIDE + FRAMES]! - this.#foundSkip,
       );
       i++;
     }
@@ -179,9 +188,9 @@ export class MessageLog implements OutboundLog {
       const at = (this.#head + i) & mask;
       push(
         this.#bases[at]!,
-        this.#starts[at]!,
-        this.#ends[at]!,
-        this.#frames[at]!,
+        ranges[at * STRIDE + START]!,
+        ranges[at * STRIDE + END]!,
+        ranges[at * STRIDE + FRAMES]!,
       );
     }
     return true;
@@ -190,10 +199,7 @@ export class MessageLog implements OutboundLog {
   /** Forgets everything (the session ended). */
   clear(): void {
     this.#bases = [];
-    this.#starts = EMPTY_INT;
-    this.#ends = EMPTY_INT;
-    this.#frames = EMPTY_INT;
-    this.#split = EMPTY_BYTES;
+    this.#ranges = [];
     this.#mask = -1;
     this.#head = 0;
     this.#entries = 0;
@@ -213,6 +219,7 @@ export class MessageLog implements OutboundLog {
   #find(position: number): boolean {
     let at = this.#total;
     const mask = this.#mask;
+    const ranges = this.#ranges;
     this.#foundSkip = 0;
     for (let i = this.#entries; i > 0; i--) {
       if (at === position) {
@@ -220,15 +227,14 @@ export class MessageLog implements OutboundLog {
         return true;
       }
       const entry = (this.#head + i - 1) & mask;
-      const frames = this.#frames[entry]!;
-      at -= frames;
+      at -= ranges[entry * STRIDE + FRAMES]!;
       if (at < position) {
-        if (this.#split[entry] !== 1) return false;
+        if (ranges[entry * STRIDE + SPLIT] !== 1) return false;
         const skip = position - at;
         const ends = frameEnds.get(this.#bases[entry]!);
         if (ends === undefined) return false;
         // The first frame end after the entry's start ends its first message.
-        const start = this.#starts[entry]!;
+        const start = ranges[entry * STRIDE + START]!;
         let lo = 0;
         let hi = ends.length;
         while (lo < hi) {
@@ -250,13 +256,17 @@ export class MessageLog implements OutboundLog {
 
   #trim(): void {
     const mask = this.#mask;
+    const ranges = this.#ranges;
     while (
       this.#entries > 0 &&
       (this.#held > this.#maxMessages || this.#bytes > this.#maxBytes)
     ) {
       const at = this.#head;
-      this.#held -= this.#frames[at]!;
-      this.#bytes -= this.#ends[at]! - this.#starts[at]!;
+      const i = at * STRIDE;
+      this.#held -= ranges[i + FRAMES]!;
+      this.#bytes -= ranges[i + END]! - ranges[i + START]!;
+      // Let go of the bytes at once (the segment may be held by nothing
+      // else).
       this.#bases[at] = undefined;
       this.#head = (at + 1) & mask;
       this.#entries--;
@@ -266,24 +276,19 @@ export class MessageLog implements OutboundLog {
   #grow(): void {
     const size = this.#mask + 1;
     const next = Math.max(RING_MIN, size * 2);
-    const bases: (Uint8Array | undefined)[] = new Array(next);
-    const starts = new Int32Array(next);
-    const ends = new Int32Array(next);
-    const frames = new Int32Array(next);
-    const split = new Uint8Array(next);
+    // Filled, not holey: V8 keeps packed arrays of one kind.
+    const bases: (Uint8Array | undefined)[] = new Array(next).fill(undefined);
+    const ranges: number[] = new Array(next * STRIDE).fill(0);
+    const old = this.#ranges;
     for (let i = 0; i < this.#entries; i++) {
       const at = (this.#head + i) & this.#mask;
       bases[i] = this.#bases[at];
-      starts[i] = this.#starts[at]!;
-      ends[i] = this.#ends[at]!;
-      frames[i] = this.#frames[at]!;
-      split[i] = this.#split[at]!;
+      for (let k = 0; k < STRIDE; k++) {
+        ranges[i * STRIDE + k] = old[at * STRIDE + k]!;
+      }
     }
     this.#bases = bases;
-    this.#starts = starts;
-    this.#ends = ends;
-    this.#frames = frames;
-    this.#split = split;
+    this.#ranges = ranges;
     this.#mask = next - 1;
     this.#head = 0;
   }

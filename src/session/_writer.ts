@@ -221,7 +221,12 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
       const end = codec.encodeInto(message, queue.privateChunk(), start);
       if (end >= 0) {
         if (!this.admit(end - start)) return false;
-        this.#log?.recordCopy(queue.privateChunk(), start, end);
+        const log = this.#log;
+        if (log !== undefined) {
+          // The shared ranges queued before it go in the log first.
+          queue.sealForLog();
+          log.recordCopy(queue.privateChunk(), start, end);
+        }
         queue.commitPrivate(end);
         this.#queued();
         return true;
@@ -229,8 +234,13 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
     }
     const frame = codec.encode(message);
     if (!this.admit(frame.byteLength)) return false;
-    // A frame encode() made is ours: the log keeps it as it is.
-    this.#log?.record(frame, 0, frame.byteLength);
+    const log = this.#log;
+    if (log !== undefined) {
+      // After the shared ranges queued before it; a frame encode() made is
+      // ours: the log keeps it as it is.
+      queue.sealForLog();
+      log.record(frame, 0, frame.byteLength);
+    }
     queue.pushPrivate(frame);
     this.#queued();
     return true;
@@ -244,6 +254,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
     const log = this.#log;
     if (log === undefined) return this.sendFrame(frame);
     if (!this.sendFrame(frame)) return false;
+    this.#queue.sealForLog();
     const size = frame.byteLength;
     // The caller may reuse a small frame's bytes (see pushPrivate).
     if (size < COPY_BELOW) log.recordCopy(frame, 0, size);

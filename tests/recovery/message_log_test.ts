@@ -111,3 +111,28 @@ Deno.test("MessageLog: frames that aren't a segment's can't be split: a position
   assert.deepEqual(replayed(copied, 0), ["a\nb\nc\n", 3]);
   return new Promise<void>((resolve) => setTimeout(resolve, 0));
 });
+
+Deno.test("MessageLog: the ring grows while it wraps around; replay still gives every message in order", () => {
+  const log = new MessageLog({ maxMessages: 20, maxBytes: 1 << 20 });
+  const encode = (line: string) => new TextEncoder().encode(line);
+  // Entries of six messages each that can't be split, the first of them
+  // trimmed early: the ring's head moves before it has to grow.
+  for (let n = 0; n < 4; n++) {
+    const frame = encode("x\n".repeat(6));
+    log.record(frame, 0, frame.length, 6);
+  }
+  assert.equal(log.first, 6);
+  const singles: string[] = [];
+  for (let n = 0; n < 15; n++) {
+    singles.push(`${n}\n`);
+    const own = encode(`${n}\n`);
+    log.recordCopy(own, 0, own.length);
+  }
+  assert.equal(log.total, 39);
+  assert.ok(log.total - log.first <= 20);
+  for (let from = log.total - 15; from <= log.total; from++) {
+    const rest = singles.slice(from - (log.total - 15));
+    assert.deepEqual(replayed(log, from), [rest.join(""), rest.length]);
+  }
+  assert.equal(replayed(log, log.first - 1), false, "trimmed");
+});

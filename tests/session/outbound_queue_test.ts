@@ -105,3 +105,29 @@ Deno.test("OutboundQueue encodes straight into its private chunk", () => {
   assert.equal(queue.queuedBytes, 3);
   assert.deepEqual(drain(queue).data, [9, 8, 7]);
 });
+
+Deno.test("OutboundQueue: every logged range a write takes is in the log before the write is handed out", () => {
+  const queue = new OutboundQueue();
+  const recorded: string[] = [];
+  queue.log = {
+    record: (base, start, end, frames = 1) =>
+      void recorded.push(`${base[0]}:${start}-${end}x${frames}`),
+    recordCopy: () => {},
+    canReplayFrom: () => false,
+    replay: () => false,
+  };
+  const a = bytes(1, 1, 1, 1);
+  const b = bytes(2, 2, 2, 2);
+  queue.pushShared(a, 0, 2, 1, true);
+  queue.pushShared(a, 2, 4, 1, true); // one range of two
+  queue.pushShared(b, 0, 4, 1, true); // another segment: the first is sealed
+  assert.deepEqual(recorded, [], "recorded off the per-delivery path");
+  const write = queue.nextWrite();
+  assert.ok(write !== undefined);
+  assert.deepEqual(recorded, ["1:0-4x2", "2:0-4x1"]);
+  queue.completed();
+  // The usual broadcast turn: one range, recorded as it is handed out.
+  queue.pushShared(b, 0, 2, 1, true);
+  queue.nextWrite();
+  assert.deepEqual(recorded, ["1:0-4x2", "2:0-4x1", "2:0-2x1"]);
+});
