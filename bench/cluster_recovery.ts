@@ -4,7 +4,7 @@
 //
 //   deno run -A bench/cluster_recovery.ts [--receivers=200] [--messages=4000]
 //                                         [--recover=1000] [--brokers=nats,redis]
-//                                         [--smoke]
+//                                         [--smoke] [--node-flags="--cpu-prof …"]
 //
 // 1. A room of `receivers` members, half on each node; a plain sender on
 //    node 1 writes `messages` 64-byte lines, at most 256 ahead of the
@@ -33,6 +33,7 @@ interface Options {
   messages: number;
   recover: number;
   brokers: ("nats" | "redis")[];
+  nodeFlags: string[];
 }
 
 function parseOptions(args: string[]): Options {
@@ -41,11 +42,14 @@ function parseOptions(args: string[]): Options {
     messages: 4000,
     recover: 1000,
     brokers: ["nats", "redis"],
+    nodeFlags: [],
   };
   for (const arg of args) {
     const [key = "", value = ""] = arg.replace(/^--/, "").split("=");
     if (key === "smoke") {
       Object.assign(options, { receivers: 20, messages: 300, recover: 50 });
+    } else if (key === "node-flags") {
+      options.nodeFlags = arg.slice(arg.indexOf("=") + 1).split(" ");
     } else if (key === "brokers") {
       options.brokers = value.split(",") as Options["brokers"];
     } else if (key in options) {
@@ -60,11 +64,15 @@ interface Node {
   port: number;
 }
 
+// Extra deno flags for the nodes (--node-flags), e.g. a CPU profile.
+let nodeFlags: string[] = [];
+
 async function spawnNode(url: string, id: number, history: boolean) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
+      ...nodeFlags,
       NODE,
       url,
       String(id),
@@ -413,6 +421,7 @@ async function recoverMany(
 
 async function main(): Promise<void> {
   const options = parseOptions(Deno.args);
+  nodeFlags = options.nodeFlags;
   const costs: CostRow[] = [];
   const recovers: RecoverRow[] = [];
   for (const kind of options.brokers) {

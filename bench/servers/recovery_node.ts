@@ -44,7 +44,9 @@ const server = listen({
   port: 0,
   codec: lines(),
   cluster,
-  recovery: { window: 60_000 },
+  // Its clients all speak recovery, and arrive in bursts (a dead node's):
+  // a busy node may read a hello later than the default 20 ms.
+  recovery: { window: 60_000, helloTimeout: 2000 },
   onError: quiet,
   onMessage(session, line: string) {
     const [verb, room, ...rest] = line.split(" ");

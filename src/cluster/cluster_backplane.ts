@@ -24,6 +24,10 @@ export class ClusterBackplane implements RecoveryBackplane {
   readonly #engine: RoomHistory;
   readonly #onError: (error: unknown) => void;
   readonly #sessions = new Map<number, BackplaneSession>();
+  // The latest entry given, unwrapped (see #give).
+  #entry: HistoryEntry | undefined;
+  #frame: Uint8Array | undefined;
+  #except = -1;
 
   constructor(engine: RoomHistory, onError: (error: unknown) => void) {
     this.#engine = engine;
@@ -161,17 +165,25 @@ export class ClusterBackplane implements RecoveryBackplane {
     this.#recovery.close();
   }
 
+  // An entry is given to each member of its room in turn: it is unwrapped
+  // once (its frame and the session it leaves out), not once per member.
   #give(id: number, session: BackplaneSession, entry: HistoryEntry): void {
-    const bytes = entry.bytes;
-    if (bytes.length === 0) return;
-    if (bytes[0] === 1) {
-      if (bytes.length < 9) return;
-      const view = new DataView(bytes.buffer, bytes.byteOffset + 1, 8);
-      if (Number(view.getBigUint64(0)) === id) return;
-      session.deliver(entry.position, bytes.subarray(9));
-      return;
+    if (entry !== this.#entry) {
+      this.#entry = entry;
+      const bytes = entry.bytes;
+      this.#except = -1;
+      this.#frame = undefined;
+      if (bytes[0] === 1 && bytes.length >= 9) {
+        const view = new DataView(bytes.buffer, bytes.byteOffset + 1, 8);
+        this.#except = Number(view.getBigUint64(0));
+        this.#frame = bytes.subarray(9);
+      } else if (bytes[0] === 0) {
+        this.#frame = bytes.subarray(1);
+      }
     }
-    session.deliver(entry.position, bytes.subarray(1));
+    const frame = this.#frame;
+    if (frame === undefined || this.#except === id) return;
+    session.deliver(entry.position, frame);
   }
 
   #lost(id: number): void {

@@ -2,10 +2,20 @@
 // client (issue 17): its position record, then its frame, queued as one
 // message (so a replay from the session's log sends both again, and the
 // client takes the position only with the message). Built once per entry
-// and per codec met, and shared by every member, as a broadcast's frame is.
+// and per codec met, into a shared segment (_shared_segment.ts), and shared
+// by every member as a broadcast's frame is: a turn's entries sit side by
+// side there and leave each member in one write range.
 import type { Codec } from "../codec/codec.ts";
 import { transcode } from "../_transcode.ts";
 import { positionRecord, webSocketPositionRecord } from "./_cluster_wire.ts";
+import { SegmentWriter } from "../_shared_segment.ts";
+
+/** Where an entry's bytes are: `base[start, end)`. */
+export interface PositionedFrame {
+  readonly base: Uint8Array;
+  readonly start: number;
+  readonly end: number;
+}
 
 /** Package-internal: see the file comment. */
 export class PositionedFrames {
@@ -13,7 +23,8 @@ export class PositionedFrames {
   readonly #codec: Codec<any, any>;
   #position = -1;
   // deno-lint-ignore no-explicit-any
-  readonly #byCodec = new Map<Codec<any, any>, Uint8Array | undefined>();
+  readonly #byCodec = new Map<Codec<any, any>, PositionedFrame | undefined>();
+  readonly #writer = new SegmentWriter();
 
   /** @param codec The codec the entries' frames are in. */
   // deno-lint-ignore no-explicit-any
@@ -31,24 +42,28 @@ export class PositionedFrames {
     // deno-lint-ignore no-explicit-any
     codec: Codec<any, any>,
     webSocket: boolean,
-  ): Uint8Array | undefined {
+  ): PositionedFrame | undefined {
     if (position !== this.#position) {
       this.#position = position;
       this.#byCodec.clear();
     }
-    let bytes = this.#byCodec.get(codec);
-    if (bytes !== undefined || this.#byCodec.has(codec)) return bytes;
+    const known = this.#byCodec.get(codec);
+    if (known !== undefined || this.#byCodec.has(codec)) return known;
+    let framed: PositionedFrame | undefined;
     const own = this.#codec;
     const body = codec === own ? frame : transcode(own, codec, frame);
     if (body !== undefined) {
       const record = webSocket
         ? webSocketPositionRecord(position)
         : positionRecord(position);
-      bytes = new Uint8Array(record.length + body.length);
+      const bytes = new Uint8Array(record.length + body.length);
       bytes.set(record);
       bytes.set(body, record.length);
+      const writer = this.#writer;
+      writer.copy(bytes, 1);
+      framed = { base: writer.base, start: writer.start, end: writer.end };
     }
-    this.#byCodec.set(codec, bytes);
-    return bytes;
+    this.#byCodec.set(codec, framed);
+    return framed;
   }
 }

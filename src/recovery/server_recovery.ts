@@ -431,8 +431,8 @@ export class ServerRecovery<Data, In, Out> {
       entry.webSocket,
     );
     if (bytes === undefined) return;
-    if (replayed) queueReplayed(session, bytes);
-    else sendShared(session, bytes, 0, bytes.length, 1);
+    if (replayed) queueReplayed(session, bytes.base, bytes.start, bytes.end);
+    else sendShared(session, bytes.base, bytes.start, bytes.end, 1);
   }
 
   #end(id: number, entry: Entry<Data, In, Out>): void {

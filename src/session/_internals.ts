@@ -129,9 +129,11 @@ export function sendShared(
  */
 export function queueReplayed(
   session: WithParts,
-  bytes: Uint8Array,
+  base: Uint8Array,
+  start: number,
+  end: number,
 ): boolean {
-  return session[parts].writer.queueReplayed(bytes, 0, bytes.length, 1);
+  return session[parts].writer.queueReplayed(base, start, end, 1);
 }
 
 /**

@@ -255,6 +255,14 @@ export class RedisHistory implements RoomHistory {
   #sub: RedisClient;
   #prefix: string;
   #options: Required<RedisHistoryOptions>;
+  // An epoch for the script to take if the history has none (it was
+  // lost): unique per append without 96 random bits each time.
+  readonly #epochPrefix = randomEpoch();
+  #epochs = 0;
+  #nextEpoch(): string {
+    return `${this.#epochPrefix}${(++this.#epochs).toString(36)}`;
+  }
+
   // This connection's appends, numbered (see APPEND), under its own key.
   #appended = 0;
   #writer = "";
@@ -423,7 +431,7 @@ export class RedisHistory implements RoomHistory {
         String(o.maxBytes),
         String(o.maxAge),
         channel,
-        randomEpoch(),
+        this.#nextEpoch(),
         String(o.idleTtl),
         String(n),
       ],
