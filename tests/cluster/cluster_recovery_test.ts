@@ -37,14 +37,22 @@ class Checker {
   readonly errors: string[] = [];
   position = 0;
   received = 0;
+  readonly trace: string[] = [];
   readonly sink: EntrySink = (entry: HistoryEntry) => {
     const [channel, seq] = text.decode(entry.bytes).split("|");
+    if (Deno.env.get("DEBUG_CR")) {
+      this.trace.push(`${entry.position}:${channel}|${seq}`);
+    }
     const expected = this.next.get(channel!) ?? 1;
     if (Number(seq) !== expected) {
       this.errors.push(
         `${channel}: got ${seq}, expected ${expected} (${
           Number(seq) < expected ? "duplicate" : "gap"
-        })`,
+        })${
+          Deno.env.get("DEBUG_CR")
+            ? ` at position ${entry.position} after ${this.position}, message ${this.received}`
+            : ""
+        }`,
       );
     }
     if (entry.position <= this.position) {
@@ -146,6 +154,13 @@ for (const engine of ENGINES) {
         await nodes[0]!.engine.close();
         const dead = clients[0]!;
         const before = dead.map((c) => c.checker.received);
+        if (Deno.env.get("DEBUG_CR")) {
+          console.log(
+            dead.map((c) =>
+              `${c.id}: ${c.checker.received} @${c.checker.position}`
+            ).join(", "),
+          );
+        }
         // Its sessions come back on nodes 2 and 3 while the others talk.
         await delay(20);
         const results = await Promise.all(
@@ -180,6 +195,13 @@ for (const engine of ENGINES) {
         );
         await delay(50);
         for (const client of all) {
+          if (Deno.env.get("DEBUG_CR") && client.checker.errors.length > 0) {
+            console.log(
+              client.id,
+              client.rooms,
+              client.checker.trace.join(" "),
+            );
+          }
           assert.deepEqual(client.checker.errors, [], `client ${client.id}`);
           assert.equal(
             client.checker.received,

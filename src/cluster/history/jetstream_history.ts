@@ -99,6 +99,8 @@ const NANOS = 1_000_000;
  * again within it is stored once (see #append).
  */
 const DEDUPE_WINDOW = 30_000;
+/** How long a live entry after a gap waits for the positions before it. */
+const REORDER_MS = 25;
 /** Live entries held while the epoch is re-read, beyond which they drop. */
 const HELD_MAX = 65_536;
 
@@ -131,6 +133,14 @@ export class JetStreamHistory implements RoomHistory {
   #watching: Promise<void>;
   #advisories: Subscription;
   #closed = false;
+  // Live entries waiting for the positions before them (#inOrder).
+  readonly #waiting: {
+    entry: LiveEntry;
+    handlers: Set<LiveHandler>;
+    since: number;
+  }[] = [];
+  #lastOut = 0;
+  #reorderTimer: ReturnType<typeof setTimeout> | undefined;
   // Message ids of appends: unique per connection (random prefix).
   readonly #idPrefix = crypto.randomUUID().slice(0, 13) + "-";
   #appendCount = 0;
@@ -302,6 +312,7 @@ export class JetStreamHistory implements RoomHistory {
     this.#verifying ??= (async () => {
       try {
         const state = await this.#info();
+        if (state.created !== this.#epoch) this.#newSequence();
         this.#epoch = state.created;
         await this.#ensureSessions();
       } finally {
@@ -450,13 +461,7 @@ export class JetStreamHistory implements RoomHistory {
         bytes: msg.data,
       };
       this.#stats.received++;
-      for (const handler of handlers) {
-        try {
-          handler(entry);
-        } catch (error) {
-          this.#o.onError(error);
-        }
-      }
+      this.#inOrder(entry, handlers);
     };
     if (this.#verifying === undefined) deliver();
     else if (this.#held.length < HELD_MAX) this.#held.push(deliver);
@@ -465,8 +470,75 @@ export class JetStreamHistory implements RoomHistory {
       );}
   }
 
+  // Live entries leave in position order. The stream republishes the
+  // appends of different connections concurrently, so two of them can reach
+  // a node in the wrong order (seen here: 72 before 70); a member given 72
+  // would take 70 for a duplicate. An entry that follows the last one given
+  // (no position between) goes at once; one after a gap waits, up to
+  // REORDER_MS, for the positions before it (a gap is usually another
+  // room's, which never comes here).
+  #inOrder(entry: LiveEntry, handlers: Set<LiveHandler>): void {
+    const waiting = this.#waiting;
+    if (
+      waiting.length === 0 &&
+      (this.#lastOut === 0 || entry.position === this.#lastOut + 1)
+    ) {
+      this.#lastOut = entry.position;
+      this.#hand(entry, handlers);
+      return;
+    }
+    let at = waiting.length;
+    while (at > 0 && waiting[at - 1]!.entry.position > entry.position) at--;
+    waiting.splice(at, 0, { entry, handlers, since: performance.now() });
+    this.#release();
+  }
+
+  #release(): void {
+    const waiting = this.#waiting;
+    const now = performance.now();
+    while (waiting.length > 0) {
+      const first = waiting[0]!;
+      if (
+        first.entry.position !== this.#lastOut + 1 &&
+        now - first.since < REORDER_MS
+      ) break;
+      waiting.shift();
+      if (first.entry.position > this.#lastOut) {
+        this.#lastOut = first.entry.position;
+      }
+      this.#hand(first.entry, first.handlers);
+    }
+    clearTimeout(this.#reorderTimer);
+    this.#reorderTimer = undefined;
+    if (waiting.length > 0 && !this.#closed) {
+      const wait = REORDER_MS - (now - waiting[0]!.since);
+      this.#reorderTimer = setTimeout(() => this.#release(), Math.max(0, wait));
+    }
+  }
+
+  // A new stream (a new epoch) numbers from 1 again.
+  #newSequence(): void {
+    if (this.#lastOut === 0 && this.#waiting.length === 0) return;
+    this.#lastOut = 0;
+    const waiting = this.#waiting.splice(0);
+    clearTimeout(this.#reorderTimer);
+    this.#reorderTimer = undefined;
+    for (const { entry, handlers } of waiting) this.#hand(entry, handlers);
+  }
+
+  #hand(entry: LiveEntry, handlers: Set<LiveHandler>): void {
+    for (const handler of handlers) {
+      try {
+        handler(entry);
+      } catch (error) {
+        this.#o.onError(error);
+      }
+    }
+  }
+
   async head(): Promise<HistoryPosition> {
     const state = await this.#info();
+    if (state.created !== this.#epoch) this.#newSequence();
     this.#epoch = state.created;
     return { epoch: state.created, position: state.last };
   }
@@ -596,6 +668,8 @@ export class JetStreamHistory implements RoomHistory {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#reorderTimer);
+    this.#waiting.length = 0;
     this.#subs.clear();
     this.#advisories.unsubscribe();
     await this.#verifying?.catch(() => {});
