@@ -442,4 +442,24 @@ export const EXTRA_BENCHES: {
       "on the same 2 cores as the broker and the load generator; what one " +
       "broadcast costs in broker messages.",
   },
+  {
+    id: "recovery",
+    script: "recovery.ts",
+    title: "Recovery on vs off (one process)",
+    about: "From `bench/recovery.ts` (method at the top of that file): " +
+      "fan-out to N=1,000 members of one room with recovery on and off, " +
+      "each side in a fresh process, pairs alternating; CPU for the same " +
+      "work (steadier than throughput on a shared machine). Target (issue " +
+      "17): on ≤ 10% slower.",
+  },
+  {
+    id: "clusterrecovery",
+    script: "cluster_recovery.ts",
+    title: "Recovery across a cluster (JetStream, Redis Streams)",
+    about: "From `bench/cluster_recovery.ts` (method at the top of that " +
+      "file; `bench/cluster_results.md` has the discussion): 2 nodes, 200 " +
+      "receivers in one room, history off vs on: broker messages and CPU " +
+      "per room message, nodes' CPU, history bytes per message, and the " +
+      "time for 1,000 clients of a killed node to resume on the other.",
+  },
 ];

@@ -16,7 +16,7 @@
 // time each process spent (V8's --trace-gc, whole process).
 //
 //   deno run -A bench/recovery.ts [--n=1000] [--messages=10000] [--pairs=7]
-//                                 [--repeat=2] [--flags=<v8 flags>]
+//                                 [--repeat=2] [--flags=<v8 flags>] [--smoke]
 //   deno run -A bench/recovery.ts --only=on|off ...   one side, this process
 //                                                     (e.g. under --cpu-prof)
 import process from "node:process";
@@ -31,11 +31,13 @@ const args = Object.fromEntries(
       : [arg.slice(0, at).replace(/^--/, ""), arg.slice(at + 1)];
   }),
 );
-const N = Number(args.n ?? 1000);
-const MESSAGES = Number(args.messages ?? 10000);
-const PAIRS = Number(args.pairs ?? 7);
+// --smoke (deno task bench --smoke): a quick run that shows it works.
+const SMOKE = args.smoke === "true";
+const N = Number(args.n ?? (SMOKE ? 100 : 1000));
+const MESSAGES = Number(args.messages ?? (SMOKE ? 1000 : 10000));
+const PAIRS = Number(args.pairs ?? (SMOKE ? 1 : 7));
 // Measured runs per process, after one warm-up run.
-const REPEAT = Number(args.repeat ?? 2);
+const REPEAT = Number(args.repeat ?? (SMOKE ? 1 : 2));
 const LINE = "x".repeat(63);
 
 interface Run {

@@ -14,7 +14,8 @@
 //       (floor_small and microsocket_hb, issue 19's idle yardsticks, run only
 //       in the idle workloads unless named)
 //   --workloads=fanout100,fanout1000,echo,idle,slow,flood,waves,fanout10000,
-//       idle10000,sweep,capacity,websocket,wsidle,cluster
+//       idle10000,sweep,capacity,websocket,deflate,wsidle,cluster,recovery,
+//       clusterrecovery
 //   --repeat=N        runs per throughput cell, best kept (default 3; smoke 1)
 //   --window=N        fan-out messages in flight per receiver (default 32)
 //   --batch=N         fan-out messages per sender write (default 1)
@@ -98,6 +99,8 @@ function parseOptions(args: string[]): Options {
       "deflate",
       "wsidle",
       "cluster",
+      "recovery",
+      "clusterrecovery",
     ],
     repeat: 0,
     window: undefined,
