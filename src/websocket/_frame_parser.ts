@@ -751,10 +751,27 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       this.#sink.onClose(code, reason);
     } else {
       this.#state = HEADER;
+      if (
+        this.#messageOpcode === 0 &&
+        (this.#storage ?? this.#scratch ?? this.#stream) !== undefined
+      ) {
+        this.#quiet();
+      }
       if (this.#opcode === OP_PING) this.#sink.onPing(payload.slice());
       else this.#sink.onPong(payload.slice());
     }
     return pos;
+  }
+
+  // A ping or pong between messages (a heartbeat's pong, most often) says
+  // the peer may now be quiet for long: what was kept for the next message
+  // in pieces is given back (a gateway holds a million quiet sessions;
+  // issue 19 §4). At most once per control frame, never per message.
+  #quiet(): void {
+    this.#storage = undefined;
+    this.#stream = undefined;
+    // Even when it holds this frame's payload: the caller's view keeps it.
+    this.#scratch = undefined;
   }
 
   // Drops whatever a message in progress held: the parser is done.
