@@ -45,6 +45,9 @@ const PARTS = [
   "TcpConn",
   "Connection",
   "WebSocketConnection",
+  "WebSocketDecoder",
+  "FrameParser",
+  "UpgradeRequest",
 ];
 
 async function load(path: string): Promise<Snapshot> {

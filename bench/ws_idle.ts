@@ -18,14 +18,20 @@
 //
 // --v8-flags=... adds V8 flags to the Deno servers (e.g.
 // --v8-flags=--max-semi-space-size=1, a cap on the young generation).
+// --runs=3 measures every server 3 times, alternating (round 1 runs each
+// server once, then round 2...), and prints the median of each column;
+// --only=microsocket,floor keeps the servers whose name contains one of
+// the words.
 //
-//   deno run -A bench/ws_idle.ts [--n=10000] [--smoke]
+//   deno run -A bench/ws_idle.ts [--n=10000] [--runs=1] [--only=...] [--smoke]
 
 const here = new URL(".", import.meta.url).pathname;
 const deno = Deno.execPath();
 const net = "--allow-net=127.0.0.1";
 
 let n = 10_000;
+let runs = 1;
+let only: string[] | undefined;
 // Always --expose-gc (it only exposes gc()), plus what --v8-flags adds.
 let v8Flags = "--v8-flags=--expose-gc";
 for (const arg of Deno.args) {
@@ -34,6 +40,8 @@ for (const arg of Deno.args) {
   if (name === "smoke") n = 200;
   else if (name === "n") n = Number(value);
   else if (name === "v8-flags") v8Flags += `,${value}`;
+  else if (name === "runs") runs = Number(value);
+  else if (name === "only") only = value.split(",");
   else throw new Error(`unknown option ${arg}`);
 }
 
@@ -240,29 +248,60 @@ async function measure(target: Target): Promise<Measured | string> {
   }
 }
 
+const targets = only === undefined
+  ? TARGETS
+  : TARGETS.filter((t) => only!.some((word) => t.name.includes(word)));
+const results = new Map<Target, Measured[]>();
+const skipped = new Map<Target, string>();
+let failed = false;
+for (let round = 0; round < runs; round++) {
+  for (const target of targets) {
+    if (skipped.has(target)) continue;
+    try {
+      const result = await measure(target);
+      if (typeof result === "string") skipped.set(target, result);
+      else results.set(target, [...results.get(target) ?? [], result]);
+    } catch (error) {
+      failed = true;
+      skipped.set(target, `error: ${String(error)}`);
+    }
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = values.toSorted((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+const of = runs === 1 ? "" : `, median of ${runs} alternating runs`;
 console.log(
-  `| server | RSS per connection (${n} idle WebSocket connections) | ` +
+  `| server | RSS per connection (${n} idle WebSocket connections${of}) | ` +
     `the same, after a forced GC | handshakes done in |`,
 );
 console.log("|---|---:|---:|---:|");
-let failed = false;
-for (const target of TARGETS) {
-  try {
-    const result = await measure(target);
-    if (typeof result === "string") {
-      console.log(`| ${target.name} | ${result} | | |`);
-    } else {
-      const kb = (bytes: number): string =>
-        Number.isNaN(bytes) ? "–" : `${(bytes / 1024).toFixed(1)} KB`;
-      console.log(
-        `| ${target.name} | ${kb(result.perConnection)} | ${
-          kb(result.perConnectionAfterGc)
-        } | ${Math.round(result.acceptMs)} ms |`,
-      );
-    }
-  } catch (error) {
-    failed = true;
-    console.log(`| ${target.name} | error: ${String(error)} | | |`);
+for (const target of targets) {
+  const done = results.get(target);
+  if (done === undefined) {
+    console.log(`| ${target.name} | ${skipped.get(target)} | | |`);
+    continue;
+  }
+  const kb = (bytes: number): string =>
+    Number.isNaN(bytes) ? "–" : `${(bytes / 1024).toFixed(1)} KB`;
+  console.log(
+    `| ${target.name} | ${kb(median(done.map((r) => r.perConnection)))} | ${
+      kb(median(done.map((r) => r.perConnectionAfterGc)))
+    } | ${Math.round(median(done.map((r) => r.acceptMs)))} ms |`,
+  );
+  if (runs > 1) {
+    console.error(
+      `${target.name}: ${
+        done.map((r) =>
+          `${(r.perConnection / 1024).toFixed(1)}/${
+            (r.perConnectionAfterGc / 1024).toFixed(1)
+          }`
+        ).join(" ")
+      } KB`,
+    );
   }
 }
 if (failed) Deno.exit(1);

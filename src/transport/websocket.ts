@@ -7,7 +7,10 @@
 // client.
 import type { Codec } from "../codec/codec.ts";
 import type { WebSocketListenOptions } from "../websocket/websocket_listen.ts";
-import type { WebSocketRequest } from "../websocket/websocket_request.ts";
+import {
+  upgradeRequest,
+  type WebSocketRequest,
+} from "../websocket/websocket_request.ts";
 import { webSocketCodec } from "../websocket/websocket_codec.ts";
 import { adaptCodec, compressedAdapter } from "../websocket/_adapt.ts";
 import type {
@@ -100,12 +103,7 @@ export class WebSocketListener implements Listener {
           // Kept for the session's life: an empty one is ~0.2 KB for nothing.
           prelude: prelude.byteLength === 0 ? undefined : prelude,
           adapt: deflate === undefined ? undefined : compressing(deflate),
-          request: {
-            target: request.target,
-            path: request.path,
-            headers: request.headers,
-            protocol,
-          },
+          request: upgradeRequest(request, protocol),
         };
       },
     );

@@ -6,7 +6,12 @@
 import type { Decoder, DecoderLink, Heartbeat } from "../codec/codec.ts";
 import { MessageTooBigError } from "../errors.ts";
 import { CloseReason } from "../close_reason.ts";
-import { FrameParser, type WebSocketMessage } from "./_frame_parser.ts";
+import {
+  FrameParser,
+  type FrameParserOptions,
+  type FrameSink,
+  type WebSocketMessage,
+} from "./_frame_parser.ts";
 import { encodeCloseFrame, encodeFrame, Opcode } from "./_frame_writer.ts";
 import { type DeflateParams, inflateMessage } from "./_deflate.ts";
 import { WebSocketCloseError } from "./_errors.ts";
@@ -32,48 +37,53 @@ export interface DecoderSettings<In, Out> {
   innerBeat: Heartbeat<In> | undefined;
   innerPong: Uint8Array | undefined;
   deflate: DeflateParams | undefined;
+  /**
+   * What the parsers are made with (role, limit, inflation): one object
+   * for the adapter, so that every session's parser shares one config.
+   */
+  parser: FrameParserOptions;
+}
+
+/**
+ * The settings of an adapter's decoders, made once per adapter.
+ *
+ * @param settings Everything but the parser's options, made from them.
+ * @returns The settings.
+ */
+export function decoderSettings<In, Out>(
+  settings: Omit<DecoderSettings<In, Out>, "parser">,
+): DecoderSettings<In, Out> {
+  const { maxMessageBytes, limitOption, deflate } = settings;
+  return Object.freeze({
+    ...settings,
+    parser: {
+      role: settings.role,
+      maxMessageBytes,
+      limitOption,
+      ...(deflate === undefined ? {} : {
+        inflate: (payload: Uint8Array): Uint8Array =>
+          inflateMessage(payload, maxMessageBytes, limitOption),
+      }),
+    },
+  });
 }
 
 // One connection's decoder: the frame parser, the mapping, pongs, and the
-// close handshake.
-export class WebSocketDecoder<In, Out> implements Decoder<In> {
+// close handshake. It is its parser's sink, and holds no closures unless
+// interceptMessages() or an inner heartbeat asks for one: a million quiet
+// sessions each hold one (issue 19 §4).
+export class WebSocketDecoder<In, Out> implements Decoder<In>, FrameSink {
   readonly #parser: FrameParser;
   readonly #link: DecoderLink | undefined;
   readonly #settings: DecoderSettings<In, Out>;
   readonly #frames: Decoder<In> | undefined;
   #emit: (message: In) => void = ignore;
-  readonly #onPlain = (message: WebSocketMessage): void => {
-    const frames = this.#frames;
-    if (frames === undefined) {
-      this.#settings.mapping.decode(message, this.#onInner);
-      return;
-    }
-    if (typeof message === "string") throw unsupported("text", "this codec");
-    frames.decode(message, this.#onInner);
-    if (frames.buffered !== 0) {
-      throw new WebSocketCloseError(
-        "A binary message must hold whole frames",
-        1007,
-        { closeReason: "partial frame in binary message" },
-      );
-    }
-  };
-  // What each whole message goes to: #onPlain, unless interceptMessages()
-  // put a function in front of it (made then: a decoder without an
-  // interceptor holds nothing more and runs no check of its own).
-  #onMessage: (message: WebSocketMessage) => void = this.#onPlain;
-  readonly #onInner = (message: In): void => {
-    const beat = this.#settings.innerBeat;
-    if (beat !== undefined) {
-      if (beat.isPing(message)) {
-        const pong = this.#settings.innerPong;
-        if (pong !== undefined) this.#link?.sendFrame(pong);
-        return;
-      }
-      if (beat.isPong(message)) return;
-    }
-    this.#emit(message);
-  };
+  // For an inner codec with a heartbeat, what the mapping emits to: it
+  // answers and drops the codec's pings (made on the first message; else
+  // the mapping emits straight to the session).
+  #onInner: ((message: In) => void) | undefined;
+  // Shown every whole message first, when interceptMessages() set it.
+  #intercept: ((message: WebSocketMessage) => boolean) | undefined;
   #window = 0;
   #controls = 0;
   // The connection's close code as the peer ended it: its close frame's
@@ -99,32 +109,7 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
     const framesOf = (settings.mapping as Partial<FramesMapping<In, Out>>)
       .frames;
     this.#frames = framesOf?.decoder();
-    this.#parser = new FrameParser({
-      role: settings.role,
-      maxMessageBytes: settings.maxMessageBytes,
-      limitOption: settings.limitOption,
-      onPing: (payload) => {
-        this.#control();
-        this.#link?.sendFrame(
-          encodeFrame(Opcode.pong, payload, true, settings.mask),
-        );
-      },
-      onPong: () => this.#control(),
-      ...(settings.deflate === undefined ? {} : {
-        inflate: (payload: Uint8Array) =>
-          inflateMessage(
-            payload,
-            settings.maxMessageBytes,
-            settings.limitOption,
-          ),
-      }),
-      onClose: (code, reason) => {
-        this.#peerCode = code;
-        this.#peerReason = reason;
-        this.#peerFrame = true;
-        void this.#link?.close(CloseReason.Eof);
-      },
-    });
+    this.#parser = new FrameParser(settings.parser, this);
   }
 
   get buffered(): number {
@@ -148,15 +133,71 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
    * src/recovery/_positions.ts).
    */
   interceptMessages(intercept: (message: WebSocketMessage) => boolean): void {
-    const plain = this.#onPlain;
-    this.#onMessage = (message) => {
-      if (!intercept(message)) plain(message);
-    };
+    this.#intercept = intercept;
   }
 
   decode(chunk: Uint8Array, emit: (message: In) => void): void {
     this.#emit = emit;
-    this.#parser.decode(chunk, this.#onMessage);
+    this.#parser.feed(chunk);
+  }
+
+  /** Each whole message the parser read (the FrameSink side). */
+  onMessage(message: WebSocketMessage): void {
+    const intercept = this.#intercept;
+    if (intercept !== undefined && intercept(message)) return;
+    const onInner = this.#settings.innerBeat === undefined
+      ? this.#emit
+      : (this.#onInner ??= this.#innerBeatFilter());
+    const frames = this.#frames;
+    if (frames === undefined) {
+      this.#settings.mapping.decode(message, onInner);
+      return;
+    }
+    if (typeof message === "string") throw unsupported("text", "this codec");
+    frames.decode(message, onInner);
+    if (frames.buffered !== 0) {
+      throw new WebSocketCloseError(
+        "A binary message must hold whole frames",
+        1007,
+        { closeReason: "partial frame in binary message" },
+      );
+    }
+  }
+
+  /** A ping the parser read: answered with a pong. */
+  onPing(payload: Uint8Array): void {
+    this.#control();
+    this.#link?.sendFrame(
+      encodeFrame(Opcode.pong, payload, true, this.#settings.mask),
+    );
+  }
+
+  /** A pong the parser read. */
+  onPong(): void {
+    this.#control();
+  }
+
+  /** The peer's close frame. */
+  onClose(code: number, reason: string): void {
+    this.#peerCode = code;
+    this.#peerReason = reason;
+    this.#peerFrame = true;
+    void this.#link?.close(CloseReason.Eof);
+  }
+
+  // For an inner codec with a heartbeat: its pings are answered, its pongs
+  // dropped, anything else emitted. Made once per decoder, on first use.
+  #innerBeatFilter(): (message: In) => void {
+    return (message: In): void => {
+      const beat = this.#settings.innerBeat!;
+      if (beat.isPing(message)) {
+        const pong = this.#settings.innerPong;
+        if (pong !== undefined) this.#link?.sendFrame(pong);
+        return;
+      }
+      if (beat.isPong(message)) return;
+      this.#emit(message);
+    };
   }
 
   /**
@@ -174,7 +215,7 @@ export class WebSocketDecoder<In, Out> implements Decoder<In> {
       throw new MessageTooBigError(size, maxMessageBytes, limitOption);
     }
     this.#emit = emit;
-    this.#onMessage(message);
+    this.onMessage(message);
   }
 
   /**

@@ -88,6 +88,108 @@ export interface FrameParserOptions {
   inflate?: (payload: Uint8Array) => Uint8Array;
 }
 
+/**
+ * Where a parser made with one reports: each whole message and each control
+ * frame, as {@linkcode FrameParserOptions}'s callbacks would be told. A
+ * WebSocket session's decoder is its own parser's sink, so a parser costs a
+ * session no closures (issue 19 §4: a million quiet sessions).
+ *
+ * @example A sink that counts
+ * ```ts
+ * import { FrameParser, type FrameSink } from "./_frame_parser.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const seen: string[] = [];
+ * const sink: FrameSink = {
+ *   onMessage: (message) => void seen.push(String(message)),
+ *   onPing: () => void seen.push("ping"),
+ *   onPong: () => void seen.push("pong"),
+ *   onClose: (code) => void seen.push(`close ${code}`),
+ * };
+ * const parser = new FrameParser({ role: "client" }, sink);
+ * parser.feed(new Uint8Array([0x81, 0x02, 0x68, 0x69, 0x89, 0x00]));
+ * assert.deepEqual(seen, ["hi", "ping"]);
+ * ```
+ */
+export interface FrameSink {
+  /** Receives each whole data message, as `decode()`'s `emit` would. */
+  onMessage(message: WebSocketMessage): void;
+  /** As {@linkcode FrameParserOptions.onPing}. */
+  onPing(payload: Uint8Array): void;
+  /** As {@linkcode FrameParserOptions.onPong}. */
+  onPong(payload: Uint8Array): void;
+  /** As {@linkcode FrameParserOptions.onClose}. */
+  onClose(code: number, reason: string): void;
+}
+
+// What a parser reads from its options, once per options object: every
+// session of a server shares one (issue 19 §4).
+interface ParserConfig {
+  readonly expectMask: boolean;
+  readonly max: number;
+  readonly limitOption: string;
+  readonly inflate: ((payload: Uint8Array) => Uint8Array) | undefined;
+}
+
+// Checked by value, so options changed between two parsers still count.
+const configs = new WeakMap<FrameParserOptions, ParserConfig>();
+
+function configOf(options: FrameParserOptions): ParserConfig {
+  const expectMask = (options.role ?? "server") === "server";
+  const max = sizeLimit(
+    "maxMessageBytes",
+    options.maxMessageBytes,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
+  const limitOption = options.limitOption ?? "maxMessageBytes";
+  const inflate = options.inflate;
+  const cached = configs.get(options);
+  if (
+    cached !== undefined && cached.expectMask === expectMask &&
+    cached.max === max && cached.limitOption === limitOption &&
+    cached.inflate === inflate
+  ) {
+    return cached;
+  }
+  const config = Object.freeze({ expectMask, max, limitOption, inflate });
+  configs.set(options, config);
+  return config;
+}
+
+// The sink of a parser made with callbacks: `decode()` gives it `emit`.
+class CallbackSink implements FrameSink {
+  emit: (message: WebSocketMessage) => void = ignore;
+  readonly #onPing: ((payload: Uint8Array) => void) | undefined;
+  readonly #onPong: ((payload: Uint8Array) => void) | undefined;
+  readonly #onClose: ((code: number, reason: string) => void) | undefined;
+
+  constructor(options: FrameParserOptions) {
+    this.#onPing = options.onPing;
+    this.#onPong = options.onPong;
+    this.#onClose = options.onClose;
+  }
+
+  onMessage(message: WebSocketMessage): void {
+    this.emit(message);
+  }
+
+  onPing(payload: Uint8Array): void {
+    this.#onPing?.(payload);
+  }
+
+  onPong(payload: Uint8Array): void {
+    this.#onPong?.(payload);
+  }
+
+  onClose(code: number, reason: string): void {
+    this.#onClose?.(code, reason);
+  }
+}
+
+function ignore(): void {}
+
 // Where the parser is within the byte stream.
 const HEADER = 0; // collecting a frame header (2 to 14 bytes)
 const DATA = 1; // collecting a text, binary or continuation payload
@@ -103,6 +205,12 @@ const OP_PONG = 10;
 
 const MAX_HEADER = 14;
 const MAX_CONTROL = 125;
+// The scratch that holds a header or a control payload split across chunks
+// (made on the first split: most frames arrive whole).
+const SCRATCH = MAX_HEADER + MAX_CONTROL;
+// Holds a frame's masking key for applyMask: the parser keeps the key in
+// two small integers, and decoding is synchronous, so one serves them all.
+const maskKey = new Uint8Array(4);
 // First allocation for a payload that arrives in pieces; storage up to this
 // size is kept for the next message (text only needs it transiently).
 const INITIAL_STORAGE = 16384;
@@ -183,24 +291,23 @@ export function isValidCloseCode(code: number): boolean {
  * ```
  */
 export class FrameParser implements Decoder<WebSocketMessage> {
-  readonly #expectMask: boolean;
-  readonly #max: number;
-  readonly #limitOption: string;
-  readonly #onPing: ((payload: Uint8Array) => void) | undefined;
-  readonly #onPong: ((payload: Uint8Array) => void) | undefined;
-  readonly #onClose: ((code: number, reason: string) => void) | undefined;
-  readonly #inflate: ((payload: Uint8Array) => Uint8Array) | undefined;
+  // Shared by every parser made with the same options.
+  readonly #config: ParserConfig;
+  readonly #sink: FrameSink;
 
   #state = HEADER;
   #error: unknown = undefined;
 
-  // One small buffer holds a header split across chunks, the masking key
-  // and a control payload split across chunks.
-  readonly #head: Uint8Array;
-  readonly #key: Uint8Array;
-  readonly #control: Uint8Array;
+  // A header split across chunks at [0, MAX_HEADER), a control payload
+  // split across chunks after it; made on the first split (an idle session
+  // holds none).
+  #scratch: Uint8Array | undefined;
   #headFilled = 0;
   #controlFilled = 0;
+  // The frame's masking key, as two 16-bit halves (small integers: no
+  // buffer of its own per connection).
+  #keyHigh = 0;
+  #keyLow = 0;
 
   // The frame being read.
   #opcode = 0;
@@ -222,28 +329,17 @@ export class FrameParser implements Decoder<WebSocketMessage> {
   /**
    * Creates a parser with empty state, for one connection.
    *
-   * @param options Role, limit and control callbacks.
+   * @param options Role, limit and control callbacks. Parsers made with
+   * the same options object (unchanged) share what they read from it.
+   * @param sink Where messages and control frames go instead: the
+   * callbacks of `options` are not used, and the parser is fed with
+   * {@linkcode FrameParser.feed}.
    * @throws {RangeError} When `maxMessageBytes` is not an integer from 0 to
    * 2^53 - 1.
    */
-  constructor(options: FrameParserOptions = {}) {
-    this.#expectMask = (options.role ?? "server") === "server";
-    this.#max = sizeLimit(
-      "maxMessageBytes",
-      options.maxMessageBytes,
-      DEFAULT_MAX_MESSAGE_BYTES,
-      0,
-      Number.MAX_SAFE_INTEGER,
-    );
-    this.#limitOption = options.limitOption ?? "maxMessageBytes";
-    this.#onPing = options.onPing;
-    this.#onPong = options.onPong;
-    this.#onClose = options.onClose;
-    this.#inflate = options.inflate;
-    const scratch = new ArrayBuffer(MAX_HEADER + 4 + MAX_CONTROL);
-    this.#head = new Uint8Array(scratch, 0, MAX_HEADER);
-    this.#key = new Uint8Array(scratch, MAX_HEADER, 4);
-    this.#control = new Uint8Array(scratch, MAX_HEADER + 4, MAX_CONTROL);
+  constructor(options: FrameParserOptions = {}, sink?: FrameSink) {
+    this.#config = configOf(options);
+    this.#sink = sink ?? new CallbackSink(options);
   }
 
   /**
@@ -276,9 +372,27 @@ export class FrameParser implements Decoder<WebSocketMessage> {
    * `maxMessageBytes` (1009).
    */
   decode(chunk: Uint8Array, emit: (message: WebSocketMessage) => void): void {
+    const sink = this.#sink;
+    if (!(sink instanceof CallbackSink)) {
+      throw new TypeError("A parser made with a sink is fed with feed()");
+    }
+    sink.emit = emit;
+    this.feed(chunk);
+  }
+
+  /**
+   * Consumes `chunk` as {@linkcode FrameParser.decode} does, for a parser
+   * made with a {@linkcode FrameSink}: each whole message goes to the
+   * sink's `onMessage`.
+   *
+   * @param chunk Bytes just read. Only valid during the call; modified.
+   * @throws {WebSocketProtocolError} As `decode()`.
+   * @throws {MessageTooBigError} As `decode()`.
+   */
+  feed(chunk: Uint8Array): void {
     if (this.#error !== undefined) throw this.#error;
     try {
-      this.#decode(chunk, emit);
+      this.#decode(chunk);
     } catch (error) {
       this.#error = error;
       this.#release();
@@ -308,7 +422,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     }
   }
 
-  #decode(chunk: Uint8Array, emit: (message: WebSocketMessage) => void): void {
+  #decode(chunk: Uint8Array): void {
     const end = chunk.length;
     let pos = 0;
     for (;;) {
@@ -318,7 +432,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
         pos = this.#readHeader(chunk, pos, end);
         if (this.#state === HEADER) return; // the header is still incomplete
       } else if (state === DATA) {
-        pos = this.#readData(chunk, pos, end, emit);
+        pos = this.#readData(chunk, pos, end);
         if (this.#state === DATA) return;
       } else if (state === CONTROL) {
         pos = this.#readControl(chunk, pos, end);
@@ -337,11 +451,11 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       // RSV1 marks a compressed message (RFC 7692 section 6): only with
       // the extension, and only on a data message's first frame.
       if (
-        (b0 & 0x70) !== 0x40 || this.#inflate === undefined ||
+        (b0 & 0x70) !== 0x40 || this.#config.inflate === undefined ||
         opcode === OP_CONTINUATION || opcode >= OP_CLOSE
       ) {
         throw protocolError(
-          this.#inflate === undefined || (b0 & 0x30) !== 0
+          this.#config.inflate === undefined || (b0 & 0x30) !== 0
             ? "Reserved bits set without a negotiated extension"
             : "Compressed bit set on a control or continuation frame",
           "reserved bits set",
@@ -381,7 +495,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       throw reservedOpcode(opcode);
     }
     const masked = (b1 & 0x80) !== 0;
-    if (masked !== this.#expectMask) {
+    if (masked !== this.#config.expectMask) {
       throw masked
         ? protocolError("Masked frame from a server", "masked server frame")
         : protocolError(
@@ -403,14 +517,14 @@ export class FrameParser implements Decoder<WebSocketMessage> {
         return pos + size;
       }
     }
-    const head = this.#head;
+    const head = this.#scratch ??= new Uint8Array(SCRATCH);
     while (this.#headFilled < 2 && pos < end) {
       head[this.#headFilled++] = chunk[pos++]!;
     }
     if (this.#headFilled < 2) return pos;
     const size = this.#check(head[0]!, head[1]!);
     const take = Math.min(size - this.#headFilled, end - pos);
-    head.set(chunk.subarray(pos, pos + take), this.#headFilled);
+    for (let i = 0; i < take; i++) head[this.#headFilled + i] = chunk[pos + i]!;
     this.#headFilled += take;
     pos += take;
     if (this.#headFilled < size) return pos;
@@ -448,19 +562,16 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       if (high >= 0x200000) {
         throw new MessageTooBigError(
           BigInt(this.#announced) + (BigInt(high) << 32n) + BigInt(low),
-          this.#max,
-          this.#limitOption,
+          this.#config.max,
+          this.#config.limitOption,
         );
       }
       p += 8;
     }
     const masked = (b1 & 0x80) !== 0;
     if (masked) {
-      const key = this.#key;
-      key[0] = bytes[p]!;
-      key[1] = bytes[p + 1]!;
-      key[2] = bytes[p + 2]!;
-      key[3] = bytes[p + 3]!;
+      this.#keyHigh = (bytes[p]! << 8) | bytes[p + 1]!;
+      this.#keyLow = (bytes[p + 2]! << 8) | bytes[p + 3]!;
     }
     if (opcode >= OP_CLOSE) {
       this.#opcode = opcode;
@@ -471,8 +582,9 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       return;
     }
     const announced = this.#announced + length;
-    if (announced > this.#max) {
-      throw new MessageTooBigError(announced, this.#max, this.#limitOption);
+    const config = this.#config;
+    if (announced > config.max) {
+      throw new MessageTooBigError(announced, config.max, config.limitOption);
     }
     this.#announced = announced;
     if (opcode !== OP_CONTINUATION) {
@@ -487,12 +599,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     this.#state = DATA;
   }
 
-  #readData(
-    chunk: Uint8Array,
-    pos: number,
-    end: number,
-    emit: (message: WebSocketMessage) => void,
-  ): number {
+  #readData(chunk: Uint8Array, pos: number, end: number): number {
     const remaining = this.#remaining;
     const take = Math.min(remaining, end - pos);
     if (
@@ -501,21 +608,21 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     ) {
       // Fast path: a one-frame message, whole in this chunk.
       const payload = chunk.subarray(pos, pos + take);
-      if (this.#masked) applyMask(payload, this.#key, 0, 0);
+      if (this.#masked) this.#unmask(payload, 0);
       const text = this.#opcode === OP_TEXT;
       if (this.#compressed) {
-        const inflated = this.#inflate!(payload);
+        const inflated = this.#config.inflate!(payload);
         this.#endMessage();
-        emit(text ? decodeText(inflated) : inflated);
+        this.#sink.onMessage(text ? decodeText(inflated) : inflated);
         return pos + take;
       }
       this.#endMessage();
-      emit(text ? decodeText(payload) : payload.slice());
+      this.#sink.onMessage(text ? decodeText(payload) : payload.slice());
       return pos + take;
     }
     if (take > 0) {
       const piece = chunk.subarray(pos, pos + take);
-      if (this.#masked) applyMask(piece, this.#key, 0, this.#phase);
+      if (this.#masked) this.#unmask(piece, this.#phase);
       if (this.#messageOpcode === OP_TEXT && !this.#compressed) {
         // Validate as the bytes arrive, so bad text fails at once.
         this.#stream ??= new TextDecoder("utf-8", { fatal: true });
@@ -541,7 +648,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     let message: WebSocketMessage;
     if (this.#compressed) {
       // Inflated into fresh bytes: the storage is kept for the next one.
-      const inflated = this.#inflate!(
+      const inflated = this.#config.inflate!(
         storage === undefined ? new Uint8Array(0) : storage.subarray(0, size),
       );
       message = this.#messageOpcode === OP_TEXT
@@ -573,8 +680,18 @@ export class FrameParser implements Decoder<WebSocketMessage> {
       if (storage.length > KEEP_STORAGE) this.#storage = undefined;
     }
     this.#endMessage();
-    emit(message);
+    this.#sink.onMessage(message);
     return pos;
+  }
+
+  // Unmasks `bytes`, which start `phase` bytes into the frame's payload.
+  #unmask(bytes: Uint8Array, phase: number): void {
+    const key = maskKey;
+    key[0] = this.#keyHigh >> 8;
+    key[1] = this.#keyHigh;
+    key[2] = this.#keyLow >> 8;
+    key[3] = this.#keyLow;
+    applyMask(bytes, key, 0, phase);
   }
 
   // Appends an (unmasked) piece of the open message's payload. Storage grows
@@ -584,7 +701,7 @@ export class FrameParser implements Decoder<WebSocketMessage> {
     const needed = this.#filled + piece.length;
     let storage = this.#storage;
     if (storage === undefined || needed > storage.length) {
-      const cap = this.#fin ? this.#announced : this.#max;
+      const cap = this.#fin ? this.#announced : this.#config.max;
       const grown = new Uint8Array(
         Math.min(
           cap,
@@ -609,33 +726,58 @@ export class FrameParser implements Decoder<WebSocketMessage> {
 
   #readControl(chunk: Uint8Array, pos: number, end: number): number {
     const length = this.#controlLength;
-    const take = Math.min(length - this.#controlFilled, end - pos);
-    if (take > 0) {
-      this.#control.set(chunk.subarray(pos, pos + take), this.#controlFilled);
+    let payload: Uint8Array;
+    if (this.#controlFilled === 0 && end - pos >= length) {
+      // Fast path: the whole payload is in this chunk (unmasked in place).
+      payload = chunk.subarray(pos, pos + length);
+      pos += length;
+    } else {
+      const scratch = this.#scratch ??= new Uint8Array(SCRATCH);
+      const take = Math.min(length - this.#controlFilled, end - pos);
+      const at = MAX_HEADER + this.#controlFilled;
+      for (let i = 0; i < take; i++) scratch[at + i] = chunk[pos + i]!;
       this.#controlFilled += take;
       pos += take;
+      if (this.#controlFilled < length) return pos;
+      payload = scratch.subarray(MAX_HEADER, MAX_HEADER + length);
     }
-    if (this.#controlFilled < length) return pos;
     this.#controlFilled = 0;
     this.#frameHeader = 0;
-    const payload = this.#control.subarray(0, length);
-    if (this.#masked) applyMask(payload, this.#key, 0, 0);
+    if (this.#masked) this.#unmask(payload, 0);
     if (this.#opcode === OP_CLOSE) {
       const [code, reason] = parseClosePayload(payload);
       this.#state = CLOSED;
       this.#release();
-      this.#onClose?.(code, reason);
+      this.#sink.onClose(code, reason);
     } else {
       this.#state = HEADER;
-      if (this.#opcode === OP_PING) this.#onPing?.(payload.slice());
-      else this.#onPong?.(payload.slice());
+      if (
+        this.#messageOpcode === 0 &&
+        (this.#storage ?? this.#scratch ?? this.#stream) !== undefined
+      ) {
+        this.#quiet();
+      }
+      if (this.#opcode === OP_PING) this.#sink.onPing(payload.slice());
+      else this.#sink.onPong(payload.slice());
     }
     return pos;
+  }
+
+  // A ping or pong between messages (a heartbeat's pong, most often) says
+  // the peer may now be quiet for long: what was kept for the next message
+  // in pieces is given back (a gateway holds a million quiet sessions;
+  // issue 19 §4). At most once per control frame, never per message.
+  #quiet(): void {
+    this.#storage = undefined;
+    this.#stream = undefined;
+    // Even when it holds this frame's payload: the caller's view keeps it.
+    this.#scratch = undefined;
   }
 
   // Drops whatever a message in progress held: the parser is done.
   #release(): void {
     this.#storage = undefined;
+    this.#scratch = undefined;
     this.#stream = undefined;
     this.#filled = 0;
     this.#headFilled = 0;

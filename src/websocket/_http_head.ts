@@ -69,6 +69,36 @@ export interface HttpRequestHead {
    * `Sec-WebSocket-Key` no longer validates.
    */
   readonly headers: ReadonlyMap<string, string>;
+  /**
+   * The head as it arrived, one character per byte (start line to the
+   * final empty line), when a {@linkcode RequestHeadParser} made it:
+   * {@linkcode requestHeaderFields} gives its `headers` again, for a
+   * holder that keeps this one string rather than the map.
+   */
+  readonly text?: string;
+}
+
+/**
+ * The header fields of a request head's text, as its
+ * {@linkcode HttpRequestHead.headers}: parsed again from the text a
+ * {@linkcode RequestHeadParser} kept (it was valid then, so this does not
+ * throw for it).
+ *
+ * @param text {@linkcode HttpRequestHead.text}.
+ * @returns The header fields by lower-case name.
+ * @throws {HttpHeadError} 400 when the text is not a valid head.
+ *
+ * @example
+ * ```ts
+ * import { requestHeaderFields } from "./_http_head.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const fields = requestHeaderFields("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+ * assert.equal(fields.get("host"), "a");
+ * ```
+ */
+export function requestHeaderFields(text: string): Map<string, string> {
+  return parseFields(splitLines(text));
 }
 
 /**
@@ -308,6 +338,7 @@ export class RequestHeadParser extends HttpHeadParser<HttpRequestHead> {
       path: query < 0 ? target : target.slice(0, query),
       version,
       headers: parseFields(lines),
+      text,
     };
   }
 }

@@ -25,7 +25,7 @@ import { adapterRecipe, rememberAdapter } from "./_adapt.ts";
 import { kindOf } from "../codec/_kind.ts";
 import { deflateMessage, type DeflateParams } from "./_deflate.ts";
 import { builtInPlan, type Plan, type WebSocketMapping } from "./_mappings.ts";
-import { decoderOf, WebSocketDecoder } from "./_decoder.ts";
+import { decoderOf, decoderSettings, WebSocketDecoder } from "./_decoder.ts";
 
 export type { WebSocketMapping } from "./_mappings.ts";
 export { WebSocketCloseError } from "./_errors.ts";
@@ -238,6 +238,18 @@ function buildAdapter<In, Out>(
     isPong: () => false,
   };
 
+  // One settings object for every session of the adapter (issue 19 §4).
+  const settings = decoderSettings({
+    role,
+    mask,
+    maxMessageBytes,
+    limitOption,
+    maxPings,
+    mapping,
+    innerBeat,
+    innerPong,
+    deflate,
+  });
   const codec: Codec<In, Out> = {
     name: `webSocket(${inner.name})`,
     heartbeat,
@@ -248,17 +260,7 @@ function buildAdapter<In, Out>(
       : { correlation: inner.correlation }),
     encode,
     decoder(link?: DecoderLink): Decoder<In> {
-      return new WebSocketDecoder(link, {
-        role,
-        mask,
-        maxMessageBytes,
-        limitOption,
-        maxPings,
-        mapping,
-        innerBeat,
-        innerPong,
-        deflate,
-      });
+      return new WebSocketDecoder(link, settings);
     },
   };
   if (encodeInto !== undefined && deflate === undefined) {

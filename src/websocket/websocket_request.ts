@@ -4,6 +4,7 @@
 // session keeps that connection, and webSocketRequest() reads it back.
 import type { DecoderLink } from "../codec/codec.ts";
 import { connectionOf, parts, type WithParts } from "../session/_internals.ts";
+import { type HttpRequestHead, requestHeaderFields } from "./_http_head.ts";
 
 /**
  * The upgrade request a WebSocket session was opened with; see
@@ -71,4 +72,63 @@ export function webSocketRequest(
     | { readonly request?: WebSocketRequest }
     | undefined;
   return connection?.request;
+}
+
+// The upgrade request as a session keeps it for its whole life: the head's
+// text and the target, and the header map made from the text on the first
+// read of `headers` (a million quiet sessions each hold one string, not a
+// map of strings: issue 19 §4). Read-only, like the interface.
+class UpgradeRequest implements WebSocketRequest {
+  readonly target: string;
+  // The target itself when it has no query (no string of its own).
+  readonly path: string;
+  readonly protocol: string | undefined;
+  #text: string | undefined;
+  #headers: ReadonlyMap<string, string> | undefined;
+
+  constructor(head: HttpRequestHead, protocol: string | undefined) {
+    this.target = head.target;
+    this.path = head.path;
+    this.protocol = protocol;
+    if (head.text === undefined) this.#headers = head.headers;
+    else this.#text = head.text;
+  }
+
+  get headers(): ReadonlyMap<string, string> {
+    if (this.#headers === undefined) {
+      // Valid when it arrived: parsing it again does not throw.
+      this.#headers = requestHeaderFields(this.#text!);
+      this.#text = undefined;
+    }
+    return this.#headers;
+  }
+}
+
+/**
+ * The request `webSocketRequest()` gives for a connection upgraded with
+ * `head`, kept compact while no one reads its headers. Package-internal.
+ *
+ * @param head The upgrade request's head, as the handshake parsed it.
+ * @param protocol The subprotocol chosen, if any.
+ * @returns The request.
+ *
+ * @example
+ * ```ts
+ * import { upgradeRequest } from "./websocket_request.ts";
+ * import { RequestHeadParser } from "./_http_head.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const parser = new RequestHeadParser();
+ * parser.push(new TextEncoder().encode("GET /ws?a=1 HTTP/1.1\r\nHost: h\r\n\r\n"));
+ * const request = upgradeRequest(parser.head!, undefined);
+ * assert.equal(request.path, "/ws");
+ * assert.equal(request.headers.get("host"), "h");
+ * assert.equal(request.headers, request.headers);
+ * ```
+ */
+export function upgradeRequest(
+  head: HttpRequestHead,
+  protocol: string | undefined,
+): WebSocketRequest {
+  return new UpgradeRequest(head, protocol);
 }
