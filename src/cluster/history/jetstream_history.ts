@@ -140,6 +140,8 @@ export class JetStreamHistory implements RoomHistory {
     since: number;
   }[] = [];
   #lastOut = 0;
+  // The connection dropped since the epoch was last read.
+  #stale = false;
   #reorderTimer: ReturnType<typeof setTimeout> | undefined;
   // Message ids of appends: unique per connection (random prefix).
   readonly #idPrefix = crypto.randomUUID().slice(0, 13) + "-";
@@ -218,6 +220,7 @@ export class JetStreamHistory implements RoomHistory {
   async #watch(): Promise<void> {
     let reconnected: (() => void) | undefined;
     for await (const status of this.#nc.status()) {
+      if (status.type === "disconnect") this.#stale = true;
       if (status.type === "disconnect" && reconnected === undefined) {
         // Appends in flight now may be lost or stored: none made from now
         // on goes ahead of them (they are sent again in their turn).
@@ -226,9 +229,11 @@ export class JetStreamHistory implements RoomHistory {
         this.#appends.pause(promise);
       }
       if (status.type === "reconnect") {
-        reconnected?.();
+        // Held appends go once the epoch is known again: the answer to
+        // one must name the stream that stored it.
+        const release = reconnected;
         reconnected = undefined;
-        this.#verify().catch(this.#o.onError);
+        this.#verify().catch(this.#o.onError).finally(() => release?.());
       }
     }
     reconnected?.();
@@ -314,6 +319,7 @@ export class JetStreamHistory implements RoomHistory {
         const state = await this.#info();
         if (state.created !== this.#epoch) this.#newSequence();
         this.#epoch = state.created;
+        this.#stale = false;
         await this.#ensureSessions();
       } finally {
         this.#verifying = undefined;
@@ -394,6 +400,12 @@ export class JetStreamHistory implements RoomHistory {
       );
     }
     if (!subject.startsWith(`${this.#o.prefix}.ss.`)) this.#stats.appended++;
+    // Stored since the connection dropped, or while the epoch is being
+    // re-read: the answer names the stream as it is now.
+    if (this.#stale) await this.#verify().catch(() => {});
+    else if (this.#verifying !== undefined) {
+      await this.#verifying.catch(() => {});
+    }
     return { epoch: this.#epoch, position: ack.seq };
   }
 
