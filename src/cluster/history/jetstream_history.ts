@@ -142,6 +142,18 @@ export class JetStreamHistory implements RoomHistory {
   #lastOut = 0;
   // The connection dropped since the epoch was last read.
   #stale = false;
+  // Appends wait for their ack on one subscription of ours, not through
+  // nc.request(), which makes an error object and a timer per request (a
+  // seventh of an appending node's time): one sweep times them out.
+  readonly #ackPrefix: string;
+  readonly #acks: Subscription;
+  #ackCount = 0;
+  readonly #pendingAcks = new Map<number, {
+    resolve: (msg: Msg) => void;
+    reject: (error: Error) => void;
+    deadline: number;
+  }>();
+  #ackSweep: ReturnType<typeof setInterval> | undefined;
   #reorderTimer: ReturnType<typeof setTimeout> | undefined;
   // Message ids of appends: unique per connection (random prefix).
   readonly #idPrefix = crypto.randomUUID().slice(0, 13) + "-";
@@ -213,6 +225,20 @@ export class JetStreamHistory implements RoomHistory {
     // Our own stream's deletion or creation (by anyone): read the epoch again.
     this.#advisories = nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.*.${o.stream}`, {
       callback: () => void this.#verify().catch(o.onError),
+    });
+    // Appends' acks, on one subscription (see #request).
+    this.#ackPrefix = `_INBOX.${crypto.randomUUID().replaceAll("-", "")}.`;
+    this.#acks = nc.subscribe(`${this.#ackPrefix}*`, {
+      callback: (error, msg) => {
+        if (error !== null) return;
+        const id = Number(msg.subject.slice(this.#ackPrefix.length));
+        const pending = this.#pendingAcks.get(id);
+        if (pending === undefined) return;
+        this.#pendingAcks.delete(id);
+        const code = msg.headers?.code ?? 0;
+        if (code === 503) pending.reject(new Error("503 no responders"));
+        else pending.resolve(msg);
+      },
     });
     this.#watching = this.#watch();
   }
@@ -345,6 +371,46 @@ export class JetStreamHistory implements RoomHistory {
     return this.#append(`${this.#o.prefix}.hs.d.${session}`, bytes);
   }
 
+  // A request answered on our ack subscription; see #pendingAcks.
+  #request(
+    subject: string,
+    bytes: Uint8Array,
+    h: ReturnType<typeof headers> | undefined,
+  ): Promise<Msg> {
+    if (this.#closed) return Promise.reject(new Error("The history is closed"));
+    const id = ++this.#ackCount;
+    const { promise, resolve, reject } = Promise.withResolvers<Msg>();
+    this.#pendingAcks.set(id, {
+      resolve,
+      reject,
+      deadline: performance.now() + this.#o.timeout,
+    });
+    this.#ackSweep ??= setInterval(() => this.#sweepAcks(), 100);
+    try {
+      this.#nc.publish(subject, bytes, {
+        reply: `${this.#ackPrefix}${id}`,
+        ...(h === undefined ? {} : { headers: h }),
+      });
+    } catch (error) {
+      this.#pendingAcks.delete(id);
+      reject(error as Error);
+    }
+    return promise;
+  }
+
+  #sweepAcks(): void {
+    const now = performance.now();
+    for (const [id, pending] of this.#pendingAcks) {
+      if (pending.deadline > now) continue;
+      this.#pendingAcks.delete(id);
+      pending.reject(new Error("TIMEOUT: no JetStream ack"));
+    }
+    if (this.#pendingAcks.size === 0) {
+      clearInterval(this.#ackSweep);
+      this.#ackSweep = undefined;
+    }
+  }
+
   // An append that got no answer (the server restarting, the connection
   // down) is sent again, in its turn (_ordered_appends.ts), with the same
   // Nats-Msg-Id: if the first one was stored after all, the stream keeps
@@ -374,10 +440,12 @@ export class JetStreamHistory implements RoomHistory {
         }
         if (messageId !== undefined) h.set("Nats-Msg-Id", messageId);
       }
-      const msg = await this.#nc.request(subject, bytes, {
-        timeout: this.#o.timeout,
-        ...(h === undefined ? {} : { headers: h }),
-      });
+      const msg = messageId !== undefined
+        ? await this.#request(subject, bytes, h)
+        : await this.#nc.request(subject, bytes, {
+          timeout: this.#o.timeout,
+          ...(h === undefined ? {} : { headers: h }),
+        });
       return JSON.parse(decoder.decode(msg.data)) as {
         seq?: number;
         error?: { code: number; err_code?: number; description?: string };
@@ -684,6 +752,13 @@ export class JetStreamHistory implements RoomHistory {
     this.#waiting.length = 0;
     this.#subs.clear();
     this.#advisories.unsubscribe();
+    this.#acks.unsubscribe();
+    clearInterval(this.#ackSweep);
+    this.#ackSweep = undefined;
+    for (const pending of this.#pendingAcks.values()) {
+      pending.reject(new Error("The history is closed"));
+    }
+    this.#pendingAcks.clear();
     await this.#verifying?.catch(() => {});
     await this.#nc.close().catch(this.#o.onError);
     await this.#watching.catch(() => {});
