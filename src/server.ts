@@ -780,6 +780,7 @@ export class Server<
         this.#release(ip);
         if (outcome !== undefined && outcome.kind !== "resumed") {
           closeQuietly(outcome.connection.conn);
+          if (outcome.kind !== "plain") recovery.abandon(outcome.id, true);
         }
         closeQuietly(conn);
         return;

@@ -176,6 +176,8 @@ export class ServerRecovery<Data, In, Out> {
   readonly #nextId: () => number;
   readonly #report: (error: unknown, session?: Session<Data, In, Out>) => void;
   readonly #entries = new Map<number, Entry<Data, In, Out>>();
+  // Answered for, not yet made into a session by the server (abandon()).
+  readonly #unbound = new Map<number, Entry<Data, In, Out>>();
   readonly #cluster: ClusterRecoveryLink | undefined;
   readonly #frames: PositionedFrames | undefined;
   /** The counters the metrics read (issue 18). */
@@ -343,11 +345,17 @@ export class ServerRecovery<Data, In, Out> {
     this.#call(this.#options.onResume, session);
   }
 
-  /** The server could not make the session `open()` answered for. */
-  abandon(id: number): void {
-    const entry = this.#entries.get(id);
-    if (entry !== undefined && entry.session !== undefined) return;
-    this.#entries.delete(id);
+  /**
+   * The server could not make the session `open()` answered for; with
+   * `keep` (it is shutting down), its cluster record stays, so its client
+   * resumes on another node.
+   */
+  abandon(id: number, keep = false): void {
+    const entry = this.#unbound.get(id);
+    this.#unbound.delete(id);
+    if (entry === undefined || !entry.clustered) return;
+    entry.lost ||= keep;
+    this.#end(id, entry);
   }
 
   #entry(
@@ -384,6 +392,7 @@ export class ServerRecovery<Data, In, Out> {
     entry: Entry<Data, In, Out>,
     id: number,
   ): Connection {
+    this.#unbound.set(id, entry);
     return {
       ...connection,
       conn: entry.conn as unknown as Deno.Conn,
@@ -595,6 +604,7 @@ export class ServerRecovery<Data, In, Out> {
 
   #bind(entry: Entry<Data, In, Out>, id: number, bound: WithParts): void {
     const session = bound as Session<Data, In, Out>;
+    this.#unbound.delete(id);
     entry.session = session;
     this.#entries.set(id, entry);
     observe(session, {
