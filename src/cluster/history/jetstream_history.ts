@@ -70,6 +70,7 @@ import {
   type SessionRecords,
 } from "./history.ts";
 import { OrderedAppends } from "./_ordered_appends.ts";
+import { PositionOrder } from "./_position_order.ts";
 
 /** Options of {@linkcode JetStreamHistory.connect}. */
 export interface JetStreamHistoryOptions extends HistoryLimits {
@@ -133,13 +134,10 @@ export class JetStreamHistory implements RoomHistory {
   #watching: Promise<void>;
   #advisories: Subscription;
   #closed = false;
-  // Live entries waiting for the positions before them (#inOrder).
-  readonly #waiting: {
-    entry: LiveEntry;
-    handlers: Set<LiveHandler>;
-    since: number;
-  }[] = [];
-  #lastOut = 0;
+  // Live entries leave in position order (see _position_order.ts).
+  readonly #order = new PositionOrder<
+    { entry: LiveEntry; handlers: Set<LiveHandler> }
+  >(REORDER_MS, ({ entry, handlers }) => this.#hand(entry, handlers));
   // The connection dropped since the epoch was last read.
   #stale = false;
   // Appends wait for their ack on one subscription of ours, not through
@@ -154,7 +152,6 @@ export class JetStreamHistory implements RoomHistory {
     deadline: number;
   }>();
   #ackSweep: ReturnType<typeof setInterval> | undefined;
-  #reorderTimer: ReturnType<typeof setTimeout> | undefined;
   // Message ids of appends: unique per connection (random prefix).
   readonly #idPrefix = crypto.randomUUID().slice(0, 13) + "-";
   #appendCount = 0;
@@ -343,7 +340,7 @@ export class JetStreamHistory implements RoomHistory {
     this.#verifying ??= (async () => {
       try {
         const state = await this.#info();
-        if (state.created !== this.#epoch) this.#newSequence();
+        if (state.created !== this.#epoch) this.#order.reset();
         this.#epoch = state.created;
         this.#stale = false;
         await this.#ensureSessions();
@@ -541,69 +538,13 @@ export class JetStreamHistory implements RoomHistory {
         bytes: msg.data,
       };
       this.#stats.received++;
-      this.#inOrder(entry, handlers);
+      this.#order.push(entry.position, { entry, handlers });
     };
     if (this.#verifying === undefined) deliver();
     else if (this.#held.length < HELD_MAX) this.#held.push(deliver);
     else {this.#o.onError(
         new Error("Live history entry dropped while the epoch was re-read"),
       );}
-  }
-
-  // Live entries leave in position order. The stream republishes the
-  // appends of different connections concurrently, so two of them can reach
-  // a node in the wrong order (seen here: 72 before 70); a member given 72
-  // would take 70 for a duplicate. An entry that follows the last one given
-  // (no position between) goes at once; one after a gap waits, up to
-  // REORDER_MS, for the positions before it (a gap is usually another
-  // room's, which never comes here).
-  #inOrder(entry: LiveEntry, handlers: Set<LiveHandler>): void {
-    const waiting = this.#waiting;
-    if (
-      waiting.length === 0 &&
-      (this.#lastOut === 0 || entry.position === this.#lastOut + 1)
-    ) {
-      this.#lastOut = entry.position;
-      this.#hand(entry, handlers);
-      return;
-    }
-    let at = waiting.length;
-    while (at > 0 && waiting[at - 1]!.entry.position > entry.position) at--;
-    waiting.splice(at, 0, { entry, handlers, since: performance.now() });
-    this.#release();
-  }
-
-  #release(): void {
-    const waiting = this.#waiting;
-    const now = performance.now();
-    while (waiting.length > 0) {
-      const first = waiting[0]!;
-      if (
-        first.entry.position !== this.#lastOut + 1 &&
-        now - first.since < REORDER_MS
-      ) break;
-      waiting.shift();
-      if (first.entry.position > this.#lastOut) {
-        this.#lastOut = first.entry.position;
-      }
-      this.#hand(first.entry, first.handlers);
-    }
-    clearTimeout(this.#reorderTimer);
-    this.#reorderTimer = undefined;
-    if (waiting.length > 0 && !this.#closed) {
-      const wait = REORDER_MS - (now - waiting[0]!.since);
-      this.#reorderTimer = setTimeout(() => this.#release(), Math.max(0, wait));
-    }
-  }
-
-  // A new stream (a new epoch) numbers from 1 again.
-  #newSequence(): void {
-    if (this.#lastOut === 0 && this.#waiting.length === 0) return;
-    this.#lastOut = 0;
-    const waiting = this.#waiting.splice(0);
-    clearTimeout(this.#reorderTimer);
-    this.#reorderTimer = undefined;
-    for (const { entry, handlers } of waiting) this.#hand(entry, handlers);
   }
 
   #hand(entry: LiveEntry, handlers: Set<LiveHandler>): void {
@@ -618,7 +559,7 @@ export class JetStreamHistory implements RoomHistory {
 
   async head(): Promise<HistoryPosition> {
     const state = await this.#info();
-    if (state.created !== this.#epoch) this.#newSequence();
+    if (state.created !== this.#epoch) this.#order.reset();
     this.#epoch = state.created;
     return { epoch: state.created, position: state.last };
   }
@@ -748,8 +689,7 @@ export class JetStreamHistory implements RoomHistory {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#reorderTimer);
-    this.#waiting.length = 0;
+    this.#order.close();
     this.#subs.clear();
     this.#advisories.unsubscribe();
     this.#acks.unsubscribe();
