@@ -9,12 +9,18 @@ import type { Session } from "./session/session.ts";
 import { sendShared } from "./session/_internals.ts";
 import type { SegmentWriter } from "./_shared_segment.ts";
 import { transcode } from "./_transcode.ts";
+import { SharedRun } from "./session/_shared_run.ts";
 
 /**
  * Queues `message` on every target but `exceptId` that `filter` accepts.
  * It is encoded lazily, once into `writer` for the first codec met (usually
  * the only one; `writer.codec` then names it), once more for each other
  * codec.
+ *
+ * Without a filter, the receivers' queues follow the broadcast's run
+ * (src/session/_shared_run.ts): the channel's next broadcast with the same
+ * exception, in the same turn, then only extends the run, whatever the
+ * number of receivers.
  *
  * @returns How many sessions accepted it.
  * @throws {TypeError} When a codec cannot encode the message.
@@ -31,6 +37,23 @@ export function fanOut<Data, In, Out>(
   let base: Uint8Array | undefined;
   let start = 0;
   let end = 0;
+  const last = writer.run;
+  if (last !== undefined) {
+    writer.run = undefined;
+    if (last.open && filter === undefined && last.exceptId === exceptId) {
+      codec = last.codec;
+      writer.write(codec!, message);
+      base = writer.base;
+      start = writer.start;
+      end = writer.end;
+      if (last.extend(base, start, end)) {
+        writer.run = last;
+        return last.followers;
+      }
+    }
+    last.close();
+  }
+  let run: SharedRun | undefined;
   let others: Map<Codec<In, Out>, Uint8Array> | undefined;
   let accepted = 0;
   for (const session of targets) {
@@ -44,9 +67,14 @@ export function fanOut<Data, In, Out>(
       end = writer.end;
     }
     if (session.codec === codec) {
-      if (sendShared(session, base, start, end)) accepted++;
+      if (run === undefined && filter === undefined) {
+        run = new SharedRun(base, end, codec, exceptId);
+      }
+      if (sendShared(session, base, start, end, 1, run)) accepted++;
+      else run?.close();
       continue;
     }
+    run?.close();
     others ??= new Map();
     let frame = others.get(session.codec);
     if (frame === undefined) {
@@ -54,6 +82,10 @@ export function fanOut<Data, In, Out>(
       others.set(session.codec, frame);
     }
     if (sendShared(session, frame, 0, frame.byteLength)) accepted++;
+  }
+  // A run worth keeping: open, and followed by everyone who got the frame.
+  if (run !== undefined && run.open && run.followers === accepted) {
+    writer.run = run;
   }
   return accepted;
 }
@@ -77,6 +109,8 @@ export function fanOutFrames<Data, In, Out>(
   count: number,
   filter?: (session: Session<Data, In, Out>) => boolean,
 ): number {
+  // Frames of their own: the channel's run can't take them.
+  writer.endRun();
   writer.copy(frames, count);
   const { base, start, end } = writer;
   let accepted = 0;

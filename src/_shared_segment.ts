@@ -19,6 +19,7 @@
 import type { Codec } from "./codec/codec.ts";
 import { atNextPassEnd, atPassEnd } from "./session/_flush_scheduler.ts";
 import { resumableSessions } from "./session/_outbound_log.ts";
+import type { SharedRun } from "./session/_shared_run.ts";
 
 /** Segments hold at least this much... */
 const SEGMENT_MIN = 1024;
@@ -80,6 +81,20 @@ export class SegmentWriter {
    */
   // deno-lint-ignore no-explicit-any
   codec: Codec<any, any> | undefined;
+
+  /**
+   * The run of the channel's latest broadcast, which the next one may
+   * extend instead of visiting every receiver (src/session/_shared_run.ts).
+   */
+  run: SharedRun | undefined;
+
+  /** Ends the channel's run: its receivers changed. */
+  endRun(): void {
+    const run = this.run;
+    if (run === undefined) return;
+    run.close();
+    this.run = undefined;
+  }
 
   /**
    * Encodes `message` with `codec`; the frame is then

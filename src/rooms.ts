@@ -239,6 +239,9 @@ export class LocalRooms<Data = unknown, In = unknown, Out = In>
     const members = entry.members;
     if (members.has(session)) return false;
     members.add(session);
+    // A broadcast run (src/session/_shared_run.ts) is for the members it
+    // started with: one joining or leaving ends it.
+    entry.writer?.endRun();
     let rooms = this.#roomsOf.get(session);
     if (rooms === undefined) {
       rooms = new Set();
@@ -256,9 +259,10 @@ export class LocalRooms<Data = unknown, In = unknown, Out = In>
    * @returns `false` when it was not a member.
    */
   leave(session: Session<Data, In, Out>, room: string): boolean {
-    const members = this.#rooms.get(room)?.members;
-    if (members === undefined || !members.delete(session)) return false;
-    if (members.size === 0) this.#rooms.delete(room);
+    const entry = this.#rooms.get(room);
+    if (entry === undefined || !entry.members.delete(session)) return false;
+    entry.writer?.endRun();
+    if (entry.members.size === 0) this.#rooms.delete(room);
     const rooms = this.#roomsOf.get(session)!;
     rooms.delete(room);
     if (rooms.size === 0) this.#roomsOf.delete(session);
@@ -277,9 +281,10 @@ export class LocalRooms<Data = unknown, In = unknown, Out = In>
     if (rooms === undefined) return;
     this.#roomsOf.delete(session);
     for (const room of rooms) {
-      const members = this.#rooms.get(room)!.members;
-      members.delete(session);
-      if (members.size === 0) this.#rooms.delete(room);
+      const entry = this.#rooms.get(room)!;
+      entry.members.delete(session);
+      entry.writer?.endRun();
+      if (entry.members.size === 0) this.#rooms.delete(room);
     }
   }
 

@@ -238,6 +238,8 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
       return false;
     }
     this.#sessions.set(session.id, session);
+    // The next broadcast to everyone reaches this one too.
+    this.#everyone.endRun();
     observe(session, this.#observer);
     attach(session, this);
     return true;
@@ -465,6 +467,7 @@ export class SessionManager<Data = unknown, In = unknown, Out = In>
   #remove(session: Session<Data, In, Out>): void {
     if (this.#sessions.get(session.id) === session) {
       this.#sessions.delete(session.id);
+      this.#everyone.endRun();
     }
     this.#rooms.leaveAll(session);
   }

@@ -17,6 +17,7 @@ import type { SessionHost, SessionObserver } from "./_lifecycle.ts";
 import type { Decoder, DecoderLink } from "../codec/codec.ts";
 import { type OutboundLog, resumableSessions } from "./_outbound_log.ts";
 import { LatencyHistogram } from "./_latency_histogram.ts";
+import type { SharedRun } from "./_shared_run.ts";
 
 /** The key of a session's parts; see the file comment. */
 export const parts: unique symbol = Symbol("microsocket.session.parts");
@@ -32,6 +33,7 @@ export interface SessionParts {
       start: number,
       end: number,
       frames: number,
+      run?: SharedRun,
     ): boolean;
     queueReplayed(
       base: Uint8Array,
@@ -107,7 +109,8 @@ export function attach(
 /**
  * Queues `base[start, end)` by reference (a broadcast's shared frame, or
  * `frames` frames back to back from another node), under the session's
- * budget. The hot path of every broadcast: one call into the writer.
+ * budget. The hot path of every broadcast: one call into the writer. With
+ * `run`, the session's queue follows the run when it can (_shared_run.ts).
  *
  * @returns Whether it was accepted.
  */
@@ -117,8 +120,9 @@ export function sendShared(
   start: number,
   end: number,
   frames = 1,
+  run?: SharedRun,
 ): boolean {
-  return session[parts].writer.sendShared(base, start, end, frames);
+  return session[parts].writer.sendShared(base, start, end, frames, run);
 }
 
 /**

@@ -14,6 +14,7 @@
 // makes at most one write per flush pass.
 import { giveChunk, takeChunk } from "./_chunk_pool.ts";
 import type { OutboundLog } from "./_outbound_log.ts";
+import type { SharedRun } from "./_shared_run.ts";
 
 /**
  * Frames smaller than this are copied into the private chunk; larger ones
@@ -68,6 +69,13 @@ export class OutboundQueue {
   log: OutboundLog | undefined;
   // Sealed logged ranges not recorded yet: base, start, end, frames.
   #unlogged: (Uint8Array | number)[] = [];
+  // The run the open shared range follows (_shared_run.ts): the frames it
+  // gained since the last #settle() are this queue's too. Every method
+  // that reads or changes the queue settles first; one that changes it
+  // leaves the run.
+  #run: SharedRun | undefined;
+  // run.frames when last settled.
+  #runFrames = 0;
   // The write handed out by nextWrite() and not yet completed, and the
   // pooled buffer behind it (a gathered or private chunk), if any.
   #inFlight: Uint8Array | undefined;
@@ -82,11 +90,13 @@ export class OutboundQueue {
 
   /** Bytes queued or being written. */
   get queuedBytes(): number {
+    if (this.#run !== undefined) this.#settle();
     return this.#queued;
   }
 
   /** Frames accepted. */
   get frames(): number {
+    if (this.#run !== undefined) this.#settle();
     return this.#frames;
   }
 
@@ -97,6 +107,7 @@ export class OutboundQueue {
 
   /** Whether bytes are queued that no write has taken yet. */
   get hasPending(): boolean {
+    if (this.#run !== undefined) this.#settle();
     return this.#queued > (this.#inFlight?.byteLength ?? 0);
   }
 
@@ -115,6 +126,7 @@ export class OutboundQueue {
    * chunk or range, no waiter, no log. Only then may `reset()` recycle it.
    */
   get empty(): boolean {
+    if (this.#run !== undefined) return false;
     return this.#queued === 0 && this.#inFlight === undefined &&
       this.#tail === undefined && this.#sharedBase === undefined &&
       this.#head === this.#entries.length && this.#pooled.length === 0 &&
@@ -143,6 +155,7 @@ export class OutboundQueue {
    * `privateFill` (no allocation); `commitPrivate()` then counts it.
    */
   privateChunk(): Uint8Array {
+    if (this.#run !== undefined) this.#leaveRun();
     if (this.#sharedBase !== undefined) this.#sealShared();
     return this.#tail ?? this.#openTail(0);
   }
@@ -164,6 +177,7 @@ export class OutboundQueue {
    * caller may reuse its bytes), large ones are kept by reference.
    */
   pushPrivate(frame: Uint8Array): void {
+    if (this.#run !== undefined) this.#leaveRun();
     const size = frame.byteLength;
     if (size < COPY_BELOW) {
       if (this.#sharedBase !== undefined) this.#sealShared();
@@ -192,6 +206,7 @@ export class OutboundQueue {
     frames = 1,
     logged = false,
   ): void {
+    if (this.#run !== undefined) this.#leaveRun();
     if (
       this.#sharedBase === base && this.#sharedEnd === start &&
       this.#sharedLogged === logged
@@ -214,6 +229,7 @@ export class OutboundQueue {
    * private frame is logged, before a replay).
    */
   sealForLog(): void {
+    if (this.#run !== undefined) this.#leaveRun();
     if (this.#sharedBase !== undefined) this.#sealShared();
     if (this.#unlogged.length > 0) this.#record();
   }
@@ -224,6 +240,7 @@ export class OutboundQueue {
    */
   nextWrite(): Uint8Array | undefined {
     if (this.#inFlight !== undefined || this.#dropped) return undefined;
+    if (this.#run !== undefined) this.#leaveRun();
     const base = this.#sharedBase;
     if (base !== undefined && this.#head === this.#entries.length) {
       // A broadcast receiver's usual turn: one shared range and nothing
@@ -315,6 +332,7 @@ export class OutboundQueue {
    * the queue is dropped first.
    */
   flushed(): Promise<boolean> {
+    if (this.#run !== undefined) this.#settle();
     if (this.#writtenTotal >= this.#enqueuedTotal) return Promise.resolve(true);
     if (this.#dropped) return Promise.resolve(false);
     const { promise, resolve } = Promise.withResolvers<boolean>();
@@ -328,6 +346,7 @@ export class OutboundQueue {
    */
   discardPending(): void {
     if (this.#dropped) return;
+    if (this.#run !== undefined) this.#leaveRun();
     this.sealForLog();
     for (const buffer of this.#pooled) giveChunk(buffer);
     this.#pooled = [];
@@ -346,6 +365,7 @@ export class OutboundQueue {
   /** Forgets everything queued; waiting `flushed()` calls get `false`. */
   drop(): void {
     if (this.#dropped) return;
+    if (this.#run !== undefined) this.#leaveRun();
     this.#dropped = true;
     this.#entries = [];
     this.#head = 0;
@@ -359,6 +379,51 @@ export class OutboundQueue {
     if (waiters !== undefined) {
       for (const waiter of waiters) waiter.resolve(false);
     }
+  }
+
+  /**
+   * Follows `run` (_shared_run.ts): its later frames are this queue's too,
+   * until the queue is changed any other way. Only a queue whose open
+   * shared range is the run's latest frame, and that keeps no log, can.
+   *
+   * @returns Whether it follows it now.
+   */
+  follow(run: SharedRun): boolean {
+    if (
+      this.#sharedBase !== run.base || this.#sharedEnd !== run.end ||
+      this.log !== undefined || this.#run !== undefined
+    ) return false;
+    this.#run = run;
+    this.#runFrames = run.frames;
+    return true;
+  }
+
+  /**
+   * Leaves the run it follows, if any (its session is closing): what the
+   * run added so far stays queued.
+   */
+  leaveRun(): void {
+    if (this.#run !== undefined) this.#leaveRun();
+  }
+
+  // Takes in the frames the run gained since the last look.
+  #settle(): void {
+    const run = this.#run!;
+    const grown = run.end - this.#sharedEnd;
+    if (grown === 0) return;
+    const frames = run.frames - this.#runFrames;
+    this.#runFrames = run.frames;
+    this.#sharedEnd = run.end;
+    this.#sharedFrames += frames;
+    this.#count(grown, frames);
+  }
+
+  // Settles, then stops following: the run can't grow for its followers
+  // alike any more, so it ends.
+  #leaveRun(): void {
+    this.#settle();
+    this.#run!.close();
+    this.#run = undefined;
   }
 
   #count(size: number, frames = 1): void {

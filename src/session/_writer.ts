@@ -26,6 +26,7 @@ import {
 import type { ClosingWriter, Life } from "./_lifecycle.ts";
 import type { OverflowPolicy } from "./options.ts";
 import type { OutboundLog } from "./_outbound_log.ts";
+import type { SharedRun } from "./_shared_run.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HIGH_WATER_MARK_DIVISOR,
@@ -279,19 +280,32 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
 
   /**
    * Queues `base[start, end)` by reference (a broadcast's shared frame, or
-   * `frames` frames back to back from another node).
+   * `frames` frames back to back from another node). With `run` (that
+   * frame's), the queue follows it when it can, and the run learns how much
+   * room this session has left; otherwise the run is closed.
    */
   sendShared(
     base: Uint8Array,
     start: number,
     end: number,
     frames: number,
+    run?: SharedRun,
   ): boolean {
     if (this.#life.state !== "open") return false;
     if (!this.admit(end - start, frames)) return false;
+    const queue = this.#own();
     // Logged by the queue, once per range (see OutboundQueue.log).
-    this.#own().pushShared(base, start, end, frames, true);
+    queue.pushShared(base, start, end, frames, true);
     this.#queued();
+    if (run !== undefined) {
+      if (queue.follow(run)) {
+        const settings = this.#settings;
+        run.join(
+          Math.min(settings.budget, settings.highWaterMark) -
+            queue.queuedBytes,
+        );
+      } else run.close();
+    }
     return true;
   }
 
@@ -394,6 +408,8 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   }
 
   closing(): void {
+    // A broadcast run must not grow a closing session's queue.
+    this.#queue.leaveRun();
     this.flow.end();
     this.#wakeDrainWaiters(false);
   }

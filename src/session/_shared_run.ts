@@ -1,0 +1,95 @@
+// Package-internal: a turn's broadcasts to the same receivers, queued on
+// each receiver once (issue 19 §1).
+//
+// A broadcast queues its frame on every receiver: a loop over the members,
+// a call into each one's writer. When one read of a sender's socket holds
+// fifteen lines, that loop ran fifteen times per member before the flush
+// pass wrote each member's fifteen frames as one range. A run makes the
+// fourteen later ones O(1): the first broadcast queues its frame on every
+// member as usual, and each member's queue then *follows* the run (its open
+// shared range ends where the run ends). The next broadcast to the same
+// receivers, encoded right after in the same segment, only moves the run's
+// end; each follower reads how far its range grew the next time anyone
+// looks at its queue (OutboundQueue settles it first).
+//
+// A run stays extendable only while nothing could make one of its members
+// differ from the others:
+// - every receiver of the first broadcast followed it (same codec, no log
+//   of a resumable session, none refused it);
+// - no follower did anything else with its queue (a private frame, another
+//   range, a write handed out): that follower leaves, and the run ends;
+// - the channel's membership is unchanged (the manager and the rooms end
+//   their channel's run on every join, leave and close);
+// - the later broadcast has the same exception and no filter, and its frame
+//   starts where the run ends;
+// - it fits every follower: the run grows by at most the smallest room any
+//   follower had below its budget and its high-water mark when it joined,
+//   so the budget and flow control never need to look at a member; a
+//   broadcast that doesn't fit takes the loop, which does.
+// Otherwise the broadcast takes the loop over the members, and starts the
+// next run.
+import type { Codec } from "../codec/codec.ts";
+
+/** A turn's broadcasts followed by many queues; see the file comment. */
+export class SharedRun {
+  /** The segment the run's frames are in. */
+  readonly base: Uint8Array;
+  /** Where the run ends in `base` (its followers' ranges end here too). */
+  end: number;
+  /** Frames added since it started (followers count theirs from here). */
+  frames = 0;
+  /** The codec of its frames. */
+  // deno-lint-ignore no-explicit-any
+  readonly codec: Codec<any, any>;
+  /** The session id its broadcasts leave out (-1: none). */
+  readonly exceptId: number;
+  /** Queues that follow it. */
+  followers = 0;
+  /** Whether it may still grow. */
+  open = true;
+  // Bytes it may still grow by without any follower reaching its budget or
+  // high-water mark.
+  #room = Number.POSITIVE_INFINITY;
+
+  constructor(
+    base: Uint8Array,
+    end: number,
+    // deno-lint-ignore no-explicit-any
+    codec: Codec<any, any>,
+    exceptId: number,
+  ) {
+    this.base = base;
+    this.end = end;
+    this.codec = codec;
+    this.exceptId = exceptId;
+  }
+
+  /** A queue follows it, with `room` bytes left before its limits. */
+  join(room: number): void {
+    this.followers++;
+    if (room < this.#room) this.#room = room;
+  }
+
+  /**
+   * Adds the frame `base[start, end)` for every follower, when the run is
+   * open, the frame continues it and fits them all.
+   *
+   * @returns Whether it was added (otherwise nothing changed).
+   */
+  extend(base: Uint8Array, start: number, end: number): boolean {
+    const size = end - start;
+    if (
+      !this.open || base !== this.base || start !== this.end ||
+      size > this.#room
+    ) return false;
+    this.#room -= size;
+    this.end = end;
+    this.frames++;
+    return true;
+  }
+
+  /** No more frames: a follower left, or the receivers changed. */
+  close(): void {
+    this.open = false;
+  }
+}

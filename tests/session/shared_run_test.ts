@@ -1,0 +1,196 @@
+// A turn's broadcasts to the same receivers are queued on each receiver
+// once (src/session/_shared_run.ts): the later ones only extend the run.
+// These tests change the receivers, their queues and their budgets between
+// broadcasts of one turn, and check that every peer gets exactly what it
+// would have got message by message, in order.
+import assert from "node:assert/strict";
+import type { Session } from "../../mod.ts";
+import { fanOut } from "../../src/_fan_out.ts";
+import { SegmentWriter } from "../../src/_shared_segment.ts";
+import { dial, testServer } from "../_server.ts";
+import { delay, LineReader, until } from "../_util.ts";
+
+type S = Session<unknown, string, string>;
+type Peer = { conn: Deno.TcpConn; lines: LineReader };
+
+// A lines server with `count` raw peers, its sessions in the peers' order.
+async function setup(
+  count: number,
+  options: { outboundBudget?: number; overflow?: "drop" } = {},
+) {
+  const server = testServer({ ...options });
+  const peers: Peer[] = [];
+  for (let i = 0; i < count; i++) {
+    const conn = await dial(server);
+    peers.push({ conn, lines: new LineReader(conn) });
+    await until(() => server.sessions.size === i + 1);
+  }
+  const sessions = [...server.sessions] as S[];
+  return {
+    server,
+    peers,
+    sessions,
+    async [Symbol.asyncDispose]() {
+      for (const peer of peers) peer.conn.close();
+      await server.close();
+    },
+  };
+}
+
+async function readLines(peer: Peer, count: number): Promise<string[]> {
+  const got: string[] = [];
+  for (let i = 0; i < count; i++) got.push((await peer.lines.next())!);
+  return got;
+}
+
+// Nothing more arrives within a short while (the reader's read stays
+// pending: call it last).
+async function nothingMore(peer: Peer): Promise<void> {
+  await assert.rejects(peer.lines.next(150), /reading a line/);
+}
+
+Deno.test("broadcast run: a private frame between broadcasts of one turn keeps its place", async () => {
+  await using t = await setup(3);
+  const [a, b, c] = t.sessions as [S, S, S];
+  const manager = t.server.sessions;
+  assert.equal(manager.broadcast("1"), 3);
+  assert.equal(manager.broadcast("2"), 3);
+  b.send("private to b");
+  assert.equal(manager.broadcast("3"), 3);
+  a.send("private to a");
+  assert.equal(manager.broadcast("4"), 3);
+  assert.deepEqual(await readLines(t.peers[0]!, 5), [
+    "1",
+    "2",
+    "3",
+    "private to a",
+    "4",
+  ]);
+  assert.deepEqual(await readLines(t.peers[1]!, 5), [
+    "1",
+    "2",
+    "private to b",
+    "3",
+    "4",
+  ]);
+  assert.deepEqual(await readLines(t.peers[2]!, 4), ["1", "2", "3", "4"]);
+  assert.equal(c.framesOut, 4);
+  assert.equal(b.framesOut, 5);
+});
+
+Deno.test("broadcast run: a member joining or leaving mid-turn gets exactly the broadcasts made while it was in", async () => {
+  await using t = await setup(3);
+  const [a, b, c] = t.sessions as [S, S, S];
+  const manager = t.server.sessions;
+  manager.join(a, "room");
+  manager.join(b, "room");
+  assert.equal(manager.broadcast("r1", { room: "room" }), 2);
+  assert.equal(manager.broadcast("r2", { room: "room" }), 2);
+  manager.join(c, "room");
+  assert.equal(manager.broadcast("r3", { room: "room" }), 3);
+  assert.equal(manager.broadcast("r4", { room: "room" }), 3);
+  manager.leave(a, "room");
+  assert.equal(manager.broadcast("r5", { room: "room" }), 2);
+  assert.deepEqual(await readLines(t.peers[0]!, 4), ["r1", "r2", "r3", "r4"]);
+  assert.deepEqual(await readLines(t.peers[1]!, 5), [
+    "r1",
+    "r2",
+    "r3",
+    "r4",
+    "r5",
+  ]);
+  assert.deepEqual(await readLines(t.peers[2]!, 3), ["r3", "r4", "r5"]);
+  await nothingMore(t.peers[0]!);
+});
+
+Deno.test("broadcast run: another exception or a filter mid-turn reaches the right members", async () => {
+  await using t = await setup(3);
+  const [a, b] = t.sessions as [S, S, S];
+  const manager = t.server.sessions;
+  assert.equal(manager.broadcast("x1", { except: a }), 2);
+  assert.equal(manager.broadcast("x2", { except: a }), 2);
+  assert.equal(manager.broadcast("x3", { except: b }), 2);
+  assert.equal(manager.broadcast("x4", { filter: (s) => s === a }), 1);
+  assert.equal(manager.broadcast("x5"), 3);
+  assert.equal(manager.broadcast("x6"), 3);
+  assert.deepEqual(await readLines(t.peers[0]!, 4), ["x3", "x4", "x5", "x6"]);
+  assert.deepEqual(await readLines(t.peers[1]!, 4), ["x1", "x2", "x5", "x6"]);
+  assert.deepEqual(await readLines(t.peers[2]!, 5), [
+    "x1",
+    "x2",
+    "x3",
+    "x5",
+    "x6",
+  ]);
+});
+
+Deno.test("broadcast run: a member closing mid-turn gets nothing more, the others everything", async () => {
+  await using t = await setup(3);
+  const [a] = t.sessions as [S, S, S];
+  const manager = t.server.sessions;
+  assert.equal(manager.broadcast("c1"), 3);
+  a.close("bye");
+  assert.equal(manager.broadcast("c2"), 2);
+  assert.equal(manager.broadcast("c3"), 2);
+  assert.deepEqual(await readLines(t.peers[0]!, 1), ["c1"]);
+  assert.equal(await t.peers[0]!.lines.next(), null);
+  for (const peer of t.peers.slice(1)) {
+    assert.deepEqual(await readLines(peer, 3), ["c1", "c2", "c3"]);
+  }
+});
+
+Deno.test("broadcast run: the budget refuses the same frames as message by message", async () => {
+  // 40-byte lines against a 1,000-byte budget with overflow "drop": the
+  // frames past the budget are refused whether or not a run carries them.
+  const line = (i: number) => `${String(i).padStart(3, "0")}${"x".repeat(36)}`;
+  await using t = await setup(2, { outboundBudget: 1000, overflow: "drop" });
+  const manager = t.server.sessions;
+  const accepted: number[] = [];
+  for (let i = 0; i < 60; i++) accepted.push(manager.broadcast(line(i)));
+  // 25 whole lines fit in 1,000 bytes; the rest are refused to both.
+  const expected = Array.from({ length: 60 }, (_, i) => i < 25 ? 2 : 0);
+  assert.deepEqual(accepted, expected);
+  for (const session of t.sessions) {
+    assert.equal(session.framesDropped, 35);
+  }
+  for (const peer of t.peers) {
+    assert.deepEqual(
+      await readLines(peer, 25),
+      Array.from({ length: 25 }, (_, i) => line(i)),
+    );
+  }
+  // After the drain, the next turn's broadcasts go out again, right after
+  // the 25 lines (nothing refused arrived).
+  assert.equal(manager.broadcast("after"), 2);
+  for (const peer of t.peers) assert.equal(await peer.lines.next(), "after");
+});
+
+Deno.test("broadcast run: a turn's later broadcasts don't visit the members again", async () => {
+  await using t = await setup(3);
+  let visits = 0;
+  const targets: Iterable<S> = {
+    *[Symbol.iterator]() {
+      for (const session of t.sessions) {
+        visits++;
+        yield session;
+      }
+    },
+  };
+  const writer = new SegmentWriter();
+  for (let i = 0; i < 10; i++) {
+    assert.equal(fanOut(targets, writer, `t${i}`, -1, undefined), 3);
+  }
+  // One loop over the three members, for the first broadcast only.
+  assert.equal(visits, 3);
+  for (const peer of t.peers) {
+    assert.deepEqual(
+      await readLines(peer, 10),
+      Array.from({ length: 10 }, (_, i) => `t${i}`),
+    );
+  }
+  // The next turn (after the flush pass wrote them) starts a new run.
+  await delay(20);
+  assert.equal(fanOut(targets, writer, "next", -1, undefined), 3);
+  assert.equal(visits, 6);
+  for (const peer of t.peers) assert.equal(await peer.lines.next(), "next");
+});
