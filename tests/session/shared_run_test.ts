@@ -8,7 +8,7 @@ import type { Session } from "../../mod.ts";
 import { fanOut } from "../../src/_fan_out.ts";
 import { SegmentWriter } from "../../src/_shared_segment.ts";
 import { dial, testServer } from "../_server.ts";
-import { delay, LineReader, until } from "../_util.ts";
+import { delay, LineReader, seededRandom, until } from "../_util.ts";
 
 type S = Session<unknown, string, string>;
 type Peer = { conn: Deno.TcpConn; lines: LineReader };
@@ -193,4 +193,76 @@ Deno.test("broadcast run: a turn's later broadcasts don't visit the members agai
   assert.equal(fanOut(targets, writer, "next", -1, undefined), 3);
   assert.equal(visits, 6);
   for (const peer of t.peers) assert.equal(await peer.lines.next(), "next");
+});
+
+Deno.test("broadcast run: random turns of broadcasts, private frames, joins and leaves deliver exactly the model's lines, in order", async () => {
+  const random = seededRandom(19);
+  const pick = <T>(items: readonly T[]): T =>
+    items[Math.floor(random() * items.length)]!;
+  await using t = await setup(5);
+  const manager = t.server.sessions;
+  const sessions = t.sessions;
+  const expected: string[][] = sessions.map(() => []);
+  const rooms = new Map<string, Set<number>>([["r1", new Set()], [
+    "r2",
+    new Set(),
+  ]]);
+  let serial = 0;
+  const deliver = (line: string, to: Iterable<number>) => {
+    for (const i of to) expected[i]!.push(line);
+  };
+  const all = sessions.map((_, i) => i);
+  for (let turn = 0; turn < 60; turn++) {
+    const ops = 1 + Math.floor(random() * 25);
+    for (let op = 0; op < ops; op++) {
+      const line = `m${serial++}`;
+      const roll = random();
+      const except = random() < 0.3 ? pick(all) : -1;
+      const exceptOption = except < 0 ? {} : { except: sessions[except]! };
+      if (roll < 0.45) {
+        manager.broadcast(line, exceptOption);
+        deliver(line, all.filter((i) => i !== except));
+      } else if (roll < 0.7) {
+        const room = pick(["r1", "r2"]);
+        manager.broadcast(line, { room, ...exceptOption });
+        deliver(line, [...rooms.get(room)!].filter((i) => i !== except));
+      } else if (roll < 0.78) {
+        const chosen = new Set(all.filter(() => random() < 0.5));
+        manager.broadcast(line, {
+          filter: (session) => chosen.has(sessions.indexOf(session)),
+        });
+        deliver(line, chosen);
+      } else if (roll < 0.88) {
+        const i = pick(all);
+        sessions[i]!.send(line);
+        deliver(line, [i]);
+      } else {
+        const i = pick(all);
+        const room = pick(["r1", "r2"]);
+        if (rooms.get(room)!.has(i)) {
+          manager.leave(sessions[i]!, room);
+          rooms.get(room)!.delete(i);
+        } else {
+          manager.join(sessions[i]!, room);
+          rooms.get(room)!.add(i);
+        }
+      }
+    }
+    // Sometimes the next ops share the turn (a microtask), sometimes a flush
+    // pass runs in between, sometimes the writes complete too.
+    const wait = random();
+    if (wait < 0.3) await Promise.resolve();
+    else if (wait < 0.7) await delay(0);
+    else await delay(5);
+  }
+  manager.broadcast("end");
+  for (let i = 0; i < sessions.length; i++) {
+    const got: string[] = [];
+    for (;;) {
+      const line = await t.peers[i]!.lines.next();
+      if (line === null || line === "end") break;
+      got.push(line);
+    }
+    assert.deepEqual(got, expected[i], `peer ${i}`);
+  }
 });
