@@ -216,7 +216,13 @@ Deno.test("broadcast run: random turns of broadcasts, private frames, joins and 
     const ops = 1 + Math.floor(random() * 25);
     for (let op = 0; op < ops; op++) {
       const line = `m${serial++}`;
-      const roll = random();
+      // Odd turns only broadcast to rooms and change their members, so
+      // that a room's run meets joins and leaves between its broadcasts.
+      const roll = turn % 2 === 0
+        ? random()
+        : random() < 0.7
+        ? 0.45 + random() * 0.25
+        : 0.9;
       const except = random() < 0.3 ? pick(all) : -1;
       const exceptOption = except < 0 ? {} : { except: sessions[except]! };
       if (roll < 0.45) {
