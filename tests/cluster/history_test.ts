@@ -151,6 +151,44 @@ for (const engine of ENGINES) {
 
   Deno.test({
     name: name(
+      "close() right after appends: each append already made is kept, none is rejected",
+    ),
+    ignore,
+    async fn() {
+      await using fixture = await engine.start(LIMITS);
+      const h = await fixture.connect();
+      const reader = await fixture.connect();
+      const start = await reader.head();
+      // A node shutting down: its last broadcasts are on their way when it
+      // closes the history (the clustered chat's shutdown did this).
+      const appends = Array.from(
+        { length: 20 },
+        (_, i) => h.appendRoom("last", frame(`l${i}`)),
+      );
+      await h.close();
+      const settled = await Promise.allSettled(appends);
+      assert.deepEqual(
+        settled.filter((s) => s.status === "rejected").map((s) =>
+          String(s.reason)
+        ),
+        [],
+      );
+      const got = entriesOf(
+        await reader.replay({
+          epoch: start.epoch,
+          after: start.position,
+          rooms: [{ room: "last", joined: 0 }],
+        }),
+      );
+      assert.deepEqual(
+        texts(got),
+        Array.from({ length: 20 }, (_, i) => `l${i}`),
+      );
+    },
+  });
+
+  Deno.test({
+    name: name(
       "count bound: a gap is reported exactly when an entry after the position is gone",
     ),
     ignore,

@@ -31,6 +31,10 @@ export class OrderedAppends {
   #seq = 0;
   readonly #inFlight = new Set<number>();
   #round: Round | undefined;
+  // Appends not settled yet (in flight, waiting, or being sent again), and
+  // who waits for none to be left.
+  #pending = 0;
+  #idle: (() => void)[] = [];
 
   constructor(options: OrderedAppendsOptions) {
     this.#options = options;
@@ -38,6 +42,28 @@ export class OrderedAppends {
 
   /** Sends `send()` in its turn; see the file comment. */
   async run<T>(send: () => Promise<T>): Promise<T> {
+    this.#pending++;
+    try {
+      return await this.#run(send);
+    } finally {
+      if (--this.#pending === 0 && this.#idle.length > 0) {
+        const idle = this.#idle;
+        this.#idle = [];
+        for (const resolve of idle) resolve();
+      }
+    }
+  }
+
+  /**
+   * Resolves once no append is left unsettled (an engine closing lets the
+   * appends already made finish first; it bounds the wait itself).
+   */
+  idle(): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  async #run<T>(send: () => Promise<T>): Promise<T> {
     const seq = ++this.#seq;
     let waited = false;
     let firstFailure = 0;

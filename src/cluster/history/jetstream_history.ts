@@ -100,6 +100,8 @@ const NANOS = 1_000_000;
  * again within it is stored once (see #append).
  */
 const DEDUPE_WINDOW = 30_000;
+/** The longest close() waits for the appends already made (ms). */
+const CLOSE_DRAIN = 2000;
 /** How long a live entry after a gap waits for the positions before it. */
 const REORDER_MS = 25;
 /** Live entries held while the epoch is re-read, beyond which they drop. */
@@ -152,6 +154,7 @@ export class JetStreamHistory implements RoomHistory {
     deadline: number;
   }>();
   #ackSweep: ReturnType<typeof setInterval> | undefined;
+  #closing: Promise<void> | undefined;
   // Message ids of appends: unique per connection (random prefix).
   readonly #idPrefix = crypto.randomUUID().slice(0, 13) + "-";
   #appendCount = 0;
@@ -686,8 +689,22 @@ export class JetStreamHistory implements RoomHistory {
     return { ...this.#stats };
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
+    // The appends already made get their answers first (a node closing
+    // right after its last broadcasts keeps them, as Redis does), within
+    // the request timeout and at most CLOSE_DRAIN ms.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#appends.idle(),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, Math.min(this.#o.timeout, CLOSE_DRAIN));
+      }),
+    ]);
+    clearTimeout(timer);
     this.#closed = true;
     this.#order.close();
     this.#subs.clear();
