@@ -58,6 +58,8 @@ export class SegmentWriter {
       return;
     }
     this.#idle = 0;
+    // The channel's run ends with its segment (its followers let go).
+    this.endRun();
     // Size the next segment for what this one held (rounded up to a power
     // of two, within bounds).
     let size = SEGMENT_MIN;

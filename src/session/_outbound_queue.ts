@@ -14,7 +14,7 @@
 // makes at most one write per flush pass.
 import { giveChunk, takeChunk } from "./_chunk_pool.ts";
 import type { OutboundLog } from "./_outbound_log.ts";
-import type { SharedRun } from "./_shared_run.ts";
+import type { RunFollower, RunSleeper, SharedRun } from "./_shared_run.ts";
 
 /**
  * Frames smaller than this are copied into the private chunk; larger ones
@@ -36,7 +36,7 @@ interface FlushWaiter {
 }
 
 /** One connection's outbound bytes; see the file comment. */
-export class OutboundQueue {
+export class OutboundQueue implements RunFollower {
   // Sealed entries, in order, from #head.
   #entries: Uint8Array[] = [];
   #head = 0;
@@ -72,7 +72,8 @@ export class OutboundQueue {
   // The run the open shared range follows (_shared_run.ts): the frames it
   // gained since the last #settle() are this queue's too. Every method
   // that reads or changes the queue settles first; one that changes it
-  // leaves the run.
+  // leaves the run (a write doesn't: the range starts again at the run's
+  // end, which may then be where it starts: an empty range).
   #run: SharedRun | undefined;
   // run.frames when last settled.
   #runFrames = 0;
@@ -240,7 +241,20 @@ export class OutboundQueue {
    */
   nextWrite(): Uint8Array | undefined {
     if (this.#inFlight !== undefined || this.#dropped) return undefined;
-    if (this.#run !== undefined) this.#leaveRun();
+    if (this.#run !== undefined) {
+      if (this.#head === this.#entries.length) {
+        // Following a run: write what it gave so far, and keep following.
+        this.#settle();
+        const start = this.#sharedStart;
+        const end = this.#sharedEnd;
+        if (start === end) return undefined;
+        this.#sharedStart = end;
+        const write = this.#sharedBase!.subarray(start, end);
+        this.#inFlight = write;
+        return write;
+      }
+      this.#leaveRun();
+    }
     const base = this.#sharedBase;
     if (base !== undefined && this.#head === this.#entries.length) {
       // A broadcast receiver's usual turn: one shared range and nothing
@@ -398,12 +412,32 @@ export class OutboundQueue {
     return true;
   }
 
+  /** Whether it follows a run. */
+  get following(): boolean {
+    return this.#run !== undefined;
+  }
+
   /**
-   * Leaves the run it follows, if any (its session is closing): what the
-   * run added so far stays queued.
+   * Leaves the run it follows, if any (its session is closing, or it is
+   * quiet): what the run added so far stays queued.
    */
   leaveRun(): void {
     if (this.#run !== undefined) this.#leaveRun();
+  }
+
+  /** The run ended (see RunFollower). */
+  runEnded(run: SharedRun): void {
+    if (this.#run !== run) return;
+    this.#settle();
+    this.#unfollow();
+  }
+
+  /**
+   * Has `sleeper` woken when the run it follows grows (it has nothing to
+   * write until then); nothing when it follows none.
+   */
+  sleep(sleeper: RunSleeper): void {
+    this.#run?.sleep(sleeper);
   }
 
   // Takes in the frames the run gained since the last look.
@@ -421,9 +455,16 @@ export class OutboundQueue {
   // Settles, then stops following: the run can't grow for its followers
   // alike any more, so it ends.
   #leaveRun(): void {
+    const run = this.#run!;
     this.#settle();
-    this.#run!.close();
+    this.#unfollow();
+    run.close();
+  }
+
+  #unfollow(): void {
     this.#run = undefined;
+    // A range emptied by a write is no range.
+    if (this.#sharedStart === this.#sharedEnd) this.#sharedBase = undefined;
   }
 
   #count(size: number, frames = 1): void {

@@ -26,7 +26,7 @@ import {
 import type { ClosingWriter, Life } from "./_lifecycle.ts";
 import type { OverflowPolicy } from "./options.ts";
 import type { OutboundLog } from "./_outbound_log.ts";
-import type { SharedRun } from "./_shared_run.ts";
+import type { RunSleeper, SharedRun } from "./_shared_run.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HIGH_WATER_MARK_DIVISOR,
@@ -96,7 +96,8 @@ function writerSettings<Out>(options: WriterOptions<Out>): WriterSettings<Out> {
  * owner and its own flush-pass item, so an idle session carries no closures
  * for either.
  */
-export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
+export class Writer<Out>
+  implements ClosingWriter, FlowOwner, FlushItem, RunSleeper {
   /** This session's side of flow control. */
   readonly flow: Flow;
   readonly #conn: Deno.Conn;
@@ -189,7 +190,10 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
    */
   releaseQueue(): void {
     const queue = this.#queue;
-    if (queue === IDLE_QUEUE || !queue.empty || this.#flushScheduled) return;
+    if (queue === IDLE_QUEUE || this.#flushScheduled) return;
+    // A quiet member of a broadcast run lets it go (it ends the run).
+    if (queue.following && !queue.hasPending) queue.leaveRun();
+    if (!queue.empty) return;
     this.#framesBefore += queue.frames;
     this.#bytesBefore += queue.writtenBytes;
     this.#queue = IDLE_QUEUE;
@@ -301,6 +305,7 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
       if (queue.follow(run)) {
         const settings = this.#settings;
         run.join(
+          queue,
           Math.min(settings.budget, settings.highWaterMark) -
             queue.queuedBytes,
         );
@@ -452,8 +457,18 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
   flushPass(): void {
     this.#flushScheduled = false;
     if (this.#life.state === "closed") return;
-    const chunk = this.#queue.nextWrite();
+    const queue = this.#queue;
+    const chunk = queue.nextWrite();
     if (chunk !== undefined) this.#writingNow = this.#write(chunk);
+    else if (!queue.writing) queue.sleep(this);
+  }
+
+  /** The broadcast run this session follows grew (see RunSleeper). */
+  wake(): void {
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      scheduleFlush(this);
+    }
   }
 
   async #write(chunk: Uint8Array): Promise<number> {
@@ -486,7 +501,8 @@ export class Writer<Out> implements ClosingWriter, FlowOwner, FlushItem {
       if (this.flow.holding) this.flow.release();
       if (this.#drainWaiters !== undefined) this.#wakeDrainWaiters(true);
     }
-    if (queue.hasPending && !this.#flushScheduled) {
+    if (!queue.hasPending) queue.sleep(this);
+    else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       scheduleFlush(this);
     }

@@ -165,7 +165,7 @@ Deno.test("broadcast run: the budget refuses the same frames as message by messa
   for (const peer of t.peers) assert.equal(await peer.lines.next(), "after");
 });
 
-Deno.test("broadcast run: a turn's later broadcasts don't visit the members again", async () => {
+Deno.test("broadcast run: later broadcasts, in this turn and the next ones, don't visit the members again", async () => {
   await using t = await setup(3);
   let visits = 0;
   const targets: Iterable<S> = {
@@ -188,11 +188,21 @@ Deno.test("broadcast run: a turn's later broadcasts don't visit the members agai
       Array.from({ length: 10 }, (_, i) => `t${i}`),
     );
   }
-  // The next turn (after the flush pass wrote them) starts a new run.
-  await delay(20);
-  assert.equal(fanOut(targets, writer, "next", -1, undefined), 3);
+  // Nor do later turns' (after the flush passes wrote them): the members
+  // keep following the run, asleep until it grows.
+  for (let turn = 0; turn < 3; turn++) {
+    await delay(10);
+    assert.equal(fanOut(targets, writer, `next${turn}`, -1, undefined), 3);
+    for (const peer of t.peers) {
+      assert.equal(await peer.lines.next(), `next${turn}`);
+    }
+  }
+  assert.equal(visits, 3);
+  // Until the receivers change (the manager and rooms end the run then).
+  writer.endRun();
+  assert.equal(fanOut(targets, writer, "again", -1, undefined), 3);
   assert.equal(visits, 6);
-  for (const peer of t.peers) assert.equal(await peer.lines.next(), "next");
+  for (const peer of t.peers) assert.equal(await peer.lines.next(), "again");
 });
 
 Deno.test("broadcast run: random turns of broadcasts, private frames, joins and leaves deliver exactly the model's lines, in order", async () => {
