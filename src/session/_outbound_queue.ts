@@ -253,10 +253,12 @@ export class OutboundQueue implements RunFollower {
         this.#inFlight = write;
         return write;
       }
-      this.#leaveRun();
-    }
-    const base = this.#sharedBase;
-    if (base !== undefined && this.#head === this.#entries.length) {
+      // Entries first (the range of the run before this one, when its
+      // segment filled up): the range stays open behind them, following.
+    } else if (
+      this.#sharedBase !== undefined && this.#head === this.#entries.length
+    ) {
+      const base = this.#sharedBase;
       // A broadcast receiver's usual turn: one shared range and nothing
       // else, written as it is, without a trip through the entry list.
       this.#sharedBase = undefined;
@@ -273,8 +275,9 @@ export class OutboundQueue implements RunFollower {
       const write = base.subarray(this.#sharedStart, this.#sharedEnd);
       this.#inFlight = write;
       return write;
+    } else {
+      this.#sealOpen();
     }
-    this.#sealOpen();
     // Whatever a write takes is in the log before it goes out.
     if (this.#unlogged.length > 0) this.#record();
     const entries = this.#entries;
