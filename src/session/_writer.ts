@@ -200,6 +200,11 @@ export class Writer<Out>
     giveQueue(queue);
   }
 
+  /** Whether it holds a queue of its own (a quiet session holds none). */
+  get holdsQueue(): boolean {
+    return this.#queue !== IDLE_QUEUE;
+  }
+
   /** Frames refused by the `"drop"` overflow policy. */
   get framesDropped(): number {
     return this.#framesDropped;

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { Session } from "../../mod.ts";
 import { fanOut } from "../../src/_fan_out.ts";
 import { SegmentWriter } from "../../src/_shared_segment.ts";
+import { parts } from "../../src/session/_internals.ts";
 import { dial, testServer } from "../_server.ts";
 import { delay, LineReader, seededRandom, until } from "../_util.ts";
 
@@ -16,7 +17,11 @@ type Peer = { conn: Deno.TcpConn; lines: LineReader };
 // A lines server with `count` raw peers, its sessions in the peers' order.
 async function setup(
   count: number,
-  options: { outboundBudget?: number; overflow?: "drop" } = {},
+  options: {
+    outboundBudget?: number;
+    overflow?: "drop";
+    frameTimeout?: number;
+  } = {},
 ) {
   const server = testServer({ ...options });
   const peers: Peer[] = [];
@@ -281,4 +286,23 @@ Deno.test("broadcast run: random turns of broadcasts, private frames, joins and 
     }
     assert.deepEqual(got, expected[i], `peer ${i}`);
   }
+});
+
+Deno.test("broadcast run: quiet followers let the run go and give their queues back; the next broadcast reaches everyone", async () => {
+  // Liveness ticks every 50 ms with this frame timeout; a tick gives back
+  // the queue of a session with nothing queued (issue 19 §4), which ends
+  // the run it follows.
+  await using t = await setup(3, { frameTimeout: 200 });
+  const manager = t.server.sessions;
+  const holdsQueue = (session: S): boolean =>
+    (session[parts].writer as unknown as { holdsQueue: boolean }).holdsQueue;
+  assert.equal(manager.broadcast("q1"), 3);
+  assert.equal(manager.broadcast("q2"), 3);
+  for (const peer of t.peers) {
+    assert.deepEqual(await readLines(peer, 2), ["q1", "q2"]);
+  }
+  assert.ok(t.sessions.every(holdsQueue), "followers hold their queues");
+  await until(() => !t.sessions.some(holdsQueue), 2000);
+  assert.equal(manager.broadcast("q3"), 3);
+  for (const peer of t.peers) assert.equal(await peer.lines.next(), "q3");
 });
