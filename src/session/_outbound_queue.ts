@@ -249,7 +249,7 @@ export class OutboundQueue implements RunFollower {
         const end = this.#sharedEnd;
         if (start === end) return undefined;
         this.#sharedStart = end;
-        const write = this.#sharedBase!.subarray(start, end);
+        const write = this.#run.view(start, end);
         this.#inFlight = write;
         return write;
       }

@@ -69,6 +69,11 @@ export class SharedRun {
   #room = Number.POSITIVE_INFINITY;
   #followers: RunFollower[] = [];
   #sleepers: RunSleeper[] = [];
+  // The last view handed to a follower's write: the followers that write in
+  // the same pass usually write the same range, and share one view of it
+  // instead of each allocating its own.
+  #view: Uint8Array | undefined;
+  #viewStart = 0;
 
   constructor(
     base: Uint8Array,
@@ -92,6 +97,17 @@ export class SharedRun {
   join(follower: RunFollower, room: number): void {
     this.#followers.push(follower);
     if (room < this.#room) this.#room = room;
+  }
+
+  /** A view of `base[start, end)` for a follower's write (see #view). */
+  view(start: number, end: number): Uint8Array {
+    const view = this.#view;
+    if (
+      view !== undefined && this.#viewStart === start &&
+      view.byteLength === end - start
+    ) return view;
+    this.#viewStart = start;
+    return this.#view = this.base.subarray(start, end);
   }
 
   /** `sleeper` has nothing to write until the run grows. */
