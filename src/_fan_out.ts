@@ -18,9 +18,10 @@ import { SharedRun } from "./session/_shared_run.ts";
  * codec.
  *
  * Without a filter, the receivers' queues follow the broadcast's run
- * (src/session/_shared_run.ts): the channel's next broadcast with the same
- * exception, in the same turn, then only extends the run, whatever the
- * number of receivers.
+ * (src/session/_shared_run.ts): the channel's next broadcasts with the same
+ * exception then only extend the run, whatever the number of receivers,
+ * until the run ends (the receivers change, one of them gets anything
+ * else, the segment fills up...).
  *
  * @returns How many sessions accepted it.
  * @throws {TypeError} When a codec cannot encode the message.
@@ -42,7 +43,13 @@ export function fanOut<Data, In, Out>(
     writer.run = undefined;
     if (last.open && filter === undefined && last.exceptId === exceptId) {
       codec = last.codec;
-      writer.write(codec!, message);
+      try {
+        writer.write(codec!, message);
+      } catch (error) {
+        // Not encodable: the run ends here (its followers let go of it).
+        last.close();
+        throw error;
+      }
       base = writer.base;
       start = writer.start;
       end = writer.end;

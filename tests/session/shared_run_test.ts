@@ -306,3 +306,17 @@ Deno.test("broadcast run: quiet followers let the run go and give their queues b
   assert.equal(manager.broadcast("q3"), 3);
   for (const peer of t.peers) assert.equal(await peer.lines.next(), "q3");
 });
+
+Deno.test("broadcast run: a message the codec can't encode throws and ends the run; the next broadcasts reach everyone", async () => {
+  await using t = await setup(2);
+  const manager = t.server.sessions;
+  assert.equal(manager.broadcast("e1"), 2);
+  assert.equal(manager.broadcast("e2"), 2);
+  // lines() refuses a message with a line break inside.
+  assert.throws(() => manager.broadcast("bad\nline"), TypeError);
+  assert.equal(manager.broadcast("e3"), 2);
+  assert.equal(manager.broadcast("e4"), 2);
+  for (const peer of t.peers) {
+    assert.deepEqual(await readLines(peer, 4), ["e1", "e2", "e3", "e4"]);
+  }
+});
