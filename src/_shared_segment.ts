@@ -89,6 +89,15 @@ export class SegmentWriter {
    * extend instead of visiting every receiver (src/session/_shared_run.ts).
    */
   run: SharedRun | undefined;
+  /**
+   * Runs in a row that ended without growing (the receivers got something
+   * else in between: broadcasts alternating between channels). Past a few,
+   * fanOut() starts a run only now and then: an unused run costs each
+   * receiver a little, and the run's end notes each follower again.
+   */
+  unusedRuns = 0;
+  /** Broadcasts made without a run while `unusedRuns` says so. */
+  withoutRun = 0;
 
   /** Ends the channel's run: its receivers changed. */
   endRun(): void {

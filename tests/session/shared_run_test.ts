@@ -320,3 +320,27 @@ Deno.test("broadcast run: a message the codec can't encode throws and ends the r
     assert.deepEqual(await readLines(peer, 4), ["e1", "e2", "e3", "e4"]);
   }
 });
+
+Deno.test("broadcast run: channels that alternate stop starting runs that go unused, and start again once one is used", async () => {
+  await using t = await setup(3);
+  const targets: Iterable<S> = t.sessions;
+  const a = new SegmentWriter();
+  const b = new SegmentWriter();
+  const sent: string[] = [];
+  const send = (writer: SegmentWriter, line: string) => {
+    assert.equal(fanOut(targets, writer, line, -1, undefined), 3);
+    sent.push(line);
+  };
+  // Alternating: each broadcast ends the other channel's run unused.
+  for (let i = 0; i < 12; i++) send(i % 2 === 0 ? a : b, `alt${i}`);
+  assert.ok(a.unusedRuns >= 4 && b.unusedRuns >= 4);
+  const started = [a.run, b.run].filter((run) => run !== undefined).length;
+  assert.ok(started <= 1, "no run started on every broadcast");
+  // One channel alone: within a probe period a run starts and is used.
+  for (let i = 0; i < 20; i++) send(a, `one${i}`);
+  assert.equal(a.unusedRuns, 0);
+  assert.ok(a.run?.open, "a run carries the channel again");
+  for (const peer of t.peers) {
+    assert.deepEqual(await readLines(peer, sent.length), sent);
+  }
+});
