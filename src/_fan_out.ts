@@ -11,11 +11,6 @@ import type { SegmentWriter } from "./_shared_segment.ts";
 import { transcode } from "./_transcode.ts";
 import { SharedRun } from "./session/_shared_run.ts";
 
-/** Runs in a row that may end unused before runs are only tried now and then. */
-const UNUSED_RUNS_MAX = 4;
-/** How often a channel whose runs go unused tries one (every Nth broadcast). */
-const RUN_PROBE = 16;
-
 /**
  * Queues `message` on every target but `exceptId` that `filter` accepts.
  * It is encoded lazily, once into `writer` for the first codec met (usually
@@ -60,19 +55,14 @@ export function fanOut<Data, In, Out>(
       end = writer.end;
       if (last.extend(base, start, end)) {
         writer.run = last;
-        writer.unusedRuns = 0;
+        writer.runUsed(true);
         return last.followers;
       }
     }
-    if (last.frames === 0) writer.unusedRuns++;
-    else writer.unusedRuns = 0;
+    writer.runUsed(last.frames > 0);
     last.close();
   }
-  // A channel whose runs keep ending unused tries one every RUN_PROBE
-  // broadcasts only (see SegmentWriter.unusedRuns).
-  const tryRun = filter === undefined &&
-    (writer.unusedRuns < UNUSED_RUNS_MAX ||
-      ++writer.withoutRun % RUN_PROBE === 0);
+  const tryRun = filter === undefined && writer.wantsRun();
   let run: SharedRun | undefined;
   let others: Map<Codec<In, Out>, Uint8Array> | undefined;
   let accepted = 0;

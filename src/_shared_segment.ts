@@ -27,6 +27,10 @@ const SEGMENT_MIN = 1024;
 const SEGMENT_MAX = 65536;
 /** Passes in a row without a frame after which a segment is let go. */
 const IDLE_PASSES = 64;
+/** Runs in a row that may end unused before runs are only tried now and then. */
+const UNUSED_RUNS_MAX = 4;
+/** How often a channel whose runs go unused tries one (every Nth broadcast). */
+const RUN_PROBE = 16;
 
 /**
  * Where each frame written into a segment ends, by segment: a resumable
@@ -89,15 +93,29 @@ export class SegmentWriter {
    * extend instead of visiting every receiver (src/session/_shared_run.ts).
    */
   run: SharedRun | undefined;
-  /**
-   * Runs in a row that ended without growing (the receivers got something
-   * else in between: broadcasts alternating between channels). Past a few,
-   * fanOut() starts a run only now and then: an unused run costs each
-   * receiver a little, and the run's end notes each follower again.
-   */
-  unusedRuns = 0;
-  /** Broadcasts made without a run while `unusedRuns` says so. */
-  withoutRun = 0;
+  // Runs in a row that ended without growing (the receivers got something
+  // else in between: broadcasts alternating between channels with the same
+  // members, join storms), and the broadcasts made without a run since.
+  // Past UNUSED_RUNS_MAX, a run is tried every RUN_PROBE broadcasts only:
+  // an unused run costs each receiver a follow and an unfollow.
+  #unusedRuns = 0;
+  #withoutRun = 0;
+
+  /** Runs in a row that ended without growing. */
+  get unusedRuns(): number {
+    return this.#unusedRuns;
+  }
+
+  /** Whether the next broadcast should start a run (see #unusedRuns). */
+  wantsRun(): boolean {
+    return this.#unusedRuns < UNUSED_RUNS_MAX ||
+      ++this.#withoutRun % RUN_PROBE === 0;
+  }
+
+  /** Notes how the channel's latest run did: it grew or not. */
+  runUsed(grew: boolean): void {
+    this.#unusedRuns = grew ? 0 : this.#unusedRuns + 1;
+  }
 
   /** Ends the channel's run: its receivers changed. */
   endRun(): void {

@@ -12,6 +12,7 @@
 import type {
   BackplaneOpened,
   BackplaneResumed,
+  BackplaneResumeRequest,
   BackplaneSession,
   RecoveryBackplane,
 } from "../recovery/backplane.ts";
@@ -76,12 +77,7 @@ export class ClusterBackplane implements RecoveryBackplane {
   }
 
   async resume(
-    request: {
-      readonly id: number;
-      readonly token: string;
-      readonly epoch: string;
-      readonly position: number;
-    },
+    request: BackplaneResumeRequest,
     session: BackplaneSession,
   ): Promise<BackplaneResumed> {
     const id = request.id;

@@ -62,6 +62,35 @@ export interface BackplaneOpened {
 }
 
 /**
+ * What a client presents to {@linkcode RecoveryBackplane.resume}: its
+ * session id, the token it was given, and where it is in the cluster's
+ * history.
+ *
+ * @example
+ * ```ts
+ * import type { BackplaneResumeRequest } from "@x/microsocket";
+ *
+ * const request: BackplaneResumeRequest = {
+ *   id: 7,
+ *   token: "t0k3n",
+ *   epoch: "e1",
+ *   position: 42,
+ * };
+ * console.log(request.position);
+ * ```
+ */
+export interface BackplaneResumeRequest {
+  /** The session's id. */
+  readonly id: number;
+  /** The token the client holds (spent by the resume). */
+  readonly token: string;
+  /** The history's epoch the position belongs to. */
+  readonly epoch: string;
+  /** The last position whose message the client got whole. */
+  readonly position: number;
+}
+
+/**
  * What {@linkcode RecoveryBackplane.resume} answers.
  *
  * @example
@@ -121,12 +150,7 @@ export interface RecoveryBackplane {
   renew(id: number, token: string): Promise<string | undefined>;
   /** Resumes, here, a session whose node died (or let it go). */
   resume(
-    request: {
-      readonly id: number;
-      readonly token: string;
-      readonly epoch: string;
-      readonly position: number;
-    },
+    request: BackplaneResumeRequest,
     session: BackplaneSession,
   ): Promise<BackplaneResumed>;
   /** Stops serving a session here; its record stays (it may resume elsewhere). */
